@@ -1,0 +1,216 @@
+"""Per-channel buffer with explicit gap, overlap and out-of-order policies.
+
+Policies (all in seconds at the API, samples inside):
+
+* contiguous: a record starting within half a sample of the expected time is appended;
+* out of order: a record that starts later than expected is held (sorted) while the held data
+  spans less than ``reorder_tolerance_s``, waiting for the missing record to arrive;
+* short gap: once it stops waiting, a gap up to ``max_interpolate_gap_s`` is filled by linear
+  interpolation between the neighbouring samples (counted, never zeros);
+* long gap: the buffer resets (its windows start afresh) and the caller raises a ``health`` alert;
+* overlap / duplicate: samples already held are dropped, the new tail (if any) is appended;
+* sample-rate change: the buffer resets (``health`` alert).
+
+>>> import numpy as np
+>>> from stream.records import Record
+>>> buf = ChannelBuffer(max_interpolate_gap_s=0.05, reorder_tolerance_s=0.0)
+>>> r = lambda t0, n: Record("XX", "A", "", "HHZ", t0, 100.0, np.ones(n), 0)
+>>> [e.kind for e in buf.push(r(0, 100))], buf.n_samples
+([], 100)
+>>> [e.kind for e in buf.push(r(1_020_000_000, 100))], buf.n_samples   # 2-sample gap
+(['interpolated'], 202)
+>>> [e.kind for e in buf.push(r(0, 100))]                               # duplicate
+['duplicate']
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.records import NS_PER_S, Record, sample_period_ns
+
+
+@dataclass(frozen=True, slots=True)
+class BufferEvent:
+    """Something the policy did: ``interpolated``, ``reset_gap``, ``reset_rate``, ``duplicate``,
+    ``overlap``, ``reordered``."""
+
+    kind: str
+    start_ns: int
+    duration_s: float = 0.0
+    detail: str = ""
+
+
+class ChannelBuffer:
+    """Contiguous samples of one SEED channel, trimmed from the front by the windower."""
+
+    def __init__(self, max_interpolate_gap_s: float, reorder_tolerance_s: float,
+                 max_buffer_s: float = 600.0) -> None:
+        self.max_interpolate_gap_s = max_interpolate_gap_s
+        self.reorder_tolerance_s = reorder_tolerance_s
+        self.max_buffer_s = max_buffer_s
+        self.rate_hz = 0.0
+        self.start_ns = 0
+        self.epoch = 0  # bumps on every reset so windowers restart
+        self.newest_arrival_ns = 0
+        self._data = np.empty(0, dtype=np.float64)
+        self._head = 0
+        self._n = 0
+        self._held: list[tuple[int, int, Record]] = []  # (start_ns, seq, record), sorted
+        self._seq = 0
+        self._arrivals: deque[tuple[int, int]] = deque()  # (end_ns, arrival_ns) per record
+
+    # ---- read side -------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    @property
+    def period_ns(self) -> float:
+        return sample_period_ns(self.rate_hz)
+
+    @property
+    def next_ns(self) -> int:
+        """Expected start time of the next record."""
+        return self.start_ns + round(self._n * self.period_ns)
+
+    @property
+    def end_ns(self) -> int:
+        """Time just after the last sample held."""
+        return self.next_ns
+
+    def samples(self) -> np.ndarray:
+        """View of the held samples (valid until the next push/trim)."""
+        return self._data[self._head:self._head + self._n]
+
+    def index_of(self, t_ns: int) -> int:
+        """Nearest sample index of time ``t_ns`` (may be outside the held range)."""
+        return round((t_ns - self.start_ns) / self.period_ns)
+
+    @property
+    def oldest_ns(self) -> int | None:
+        """Oldest sample time held or waiting to be put in order (None when empty)."""
+        times = ([self.start_ns] if self._n else []) + ([self._held[0][0]] if self._held else [])
+        return min(times) if times else None
+
+    def arrival_for(self, t_ns: int) -> int:
+        """Arrival time of the record that delivered the sample at ``t_ns``."""
+        for end_ns, arrival_ns in self._arrivals:
+            if end_ns >= t_ns:
+                return arrival_ns
+        return self.newest_arrival_ns
+
+    def trim_before(self, t_ns: int) -> None:
+        """Drop samples strictly older than ``t_ns`` (they can no longer be in a window)."""
+        k = min(max(0, self.index_of(t_ns)), self._n)
+        if k:
+            self._head += k
+            self._n -= k
+            self.start_ns += round(k * self.period_ns)
+        while self._arrivals and self._arrivals[0][0] < self.start_ns:
+            self._arrivals.popleft()
+
+    def flush(self) -> list[BufferEvent]:
+        """End of stream: stop waiting for missing records and apply the gap policy now."""
+        tolerance, self.reorder_tolerance_s = self.reorder_tolerance_s, 0.0
+        try:
+            return self._drain()
+        finally:
+            self.reorder_tolerance_s = tolerance
+
+    # ---- write side ------------------------------------------------------------------------
+    def push(self, rec: Record) -> list[BufferEvent]:
+        """Apply one record under the policies; returns what happened (may be empty)."""
+        self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+        if self._n == 0 and not self._held:
+            self._reset_to(rec)
+            return []
+        if rec.sampling_rate_hz != self.rate_hz:
+            event = BufferEvent("reset_rate", rec.start_ns,
+                                detail=f"{self.rate_hz:g} Hz -> {rec.sampling_rate_hz:g} Hz")
+            self._held.clear()
+            self._reset_to(rec)
+            return [event]
+        item = (rec.start_ns, self._seq, rec)
+        self._seq += 1
+        bisect.insort(self._held, item)
+        late = self._held[-1] is not item  # arrived after records that follow it in time
+        events = self._drain()
+        if late:
+            events.insert(0, BufferEvent("reordered", rec.start_ns))
+        return events
+
+    def _drain(self) -> list[BufferEvent]:
+        events: list[BufferEvent] = []
+        half = self.period_ns / 2
+        while self._held:
+            start_ns, _, rec = self._held[0]
+            delta_ns = start_ns - self.next_ns
+            if delta_ns < -half:  # starts before what we expect: duplicate or overlap
+                self._held.pop(0)
+                events.append(self._overlap(rec))
+                continue
+            if delta_ns <= half:  # contiguous
+                self._held.pop(0)
+                self._append(rec.data)
+                self._arrivals.append((rec.end_ns, rec.arrival_ns))
+                continue
+            # A gap. Wait for the missing record while the held data is young enough.
+            held_span_s = (self._held[-1][2].end_ns - self.next_ns) / NS_PER_S
+            if held_span_s < self.reorder_tolerance_s:
+                break
+            self._held.pop(0)
+            gap_s = delta_ns / NS_PER_S
+            if gap_s <= self.max_interpolate_gap_s:
+                self._interpolate(rec, delta_ns)
+                events.append(BufferEvent("interpolated", self.next_ns, gap_s))
+                self._append(rec.data)
+                self._arrivals.append((rec.end_ns, rec.arrival_ns))
+            else:
+                events.append(BufferEvent("reset_gap", self.next_ns, gap_s))
+                self._reset_to(rec)
+        return events
+
+    def _overlap(self, rec: Record) -> BufferEvent:
+        first_new = round((self.next_ns - rec.start_ns) / self.period_ns)
+        if first_new >= len(rec.data):
+            return BufferEvent("duplicate", rec.start_ns, len(rec.data) / self.rate_hz)
+        self._append(rec.data[first_new:])
+        self._arrivals.append((rec.end_ns, rec.arrival_ns))
+        return BufferEvent("overlap", rec.start_ns, first_new / self.rate_hz)
+
+    def _interpolate(self, rec: Record, delta_ns: int) -> None:
+        n_missing = round(delta_ns / self.period_ns)
+        last = self._data[self._head + self._n - 1] if self._n else rec.data[0]
+        fill = np.linspace(last, rec.data[0], n_missing + 2)[1:-1]
+        self._append(fill)
+
+    def _reset_to(self, rec: Record) -> None:
+        self.epoch += 1
+        self.rate_hz = rec.sampling_rate_hz
+        self.start_ns = rec.start_ns
+        self._head = 0
+        self._n = 0
+        self._arrivals.clear()
+        self._append(rec.data)
+        self._arrivals.append((rec.end_ns, rec.arrival_ns))
+
+    def _append(self, values: np.ndarray) -> None:
+        need = self._head + self._n + len(values)
+        if need > len(self._data):
+            if self._n + len(values) <= len(self._data) // 2:
+                self._data[:self._n] = self._data[self._head:self._head + self._n]
+            else:
+                grown = np.empty(max(2 * (self._n + len(values)), 1024), dtype=np.float64)
+                grown[:self._n] = self._data[self._head:self._head + self._n]
+                self._data = grown
+            self._head = 0
+        self._data[self._head + self._n:self._head + self._n + len(values)] = values
+        self._n += len(values)
+        cap = int(self.max_buffer_s * self.rate_hz)
+        if self._n > cap > 0:  # nobody trimmed (no detector uses this channel): bound memory
+            self.trim_before(self.start_ns + round((self._n - cap) * self.period_ns))

@@ -1,0 +1,209 @@
+"""Per-instrument windowing: aligns components by SEED channel code and cuts windows per detector.
+
+An *instrument* is ``NET.STA.LOC`` plus the band and instrument codes (``HH``, ``EH``, ``HN``):
+its channels ``HHZ``/``HHN``/``HHE`` (or ``HHZ``/``HH1``/``HH2``) make one multi-component stream.
+Each detector declares a ``WindowSpec``; windows advance by its stride over time, so every
+detector sees every stretch of data exactly once per stride, whatever the record boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from stream.buffer.channel import BufferEvent, ChannelBuffer
+from stream.config import BufferConfig
+from stream.records import NS_PER_S, Record, Window, seconds_to_samples
+
+#: SEED orientation codes mapped onto the component letters detectors ask for.
+COMPONENT_ALIASES = {"1": "N", "2": "E"}
+
+
+def component_of(channel: str) -> str:
+    code = channel[-1:].upper()
+    return COMPONENT_ALIASES.get(code, code)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What one detector consumes. ``rate_hz=None`` means the instrument's native rate."""
+
+    detector: str
+    components: tuple[str, ...]
+    window_s: float
+    stride_s: float
+    rate_hz: float | None = None
+    missing: str = "skip"
+
+    def samples(self, rate_hz: float) -> tuple[int, int]:
+        """(window, stride) in samples at ``rate_hz``."""
+        return seconds_to_samples(self.window_s, rate_hz), seconds_to_samples(self.stride_s, rate_hz)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    start_ns: int | None = None
+    epochs: tuple[int, ...] = ()
+    first: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent:
+    """A buffer policy event with the channel it happened on."""
+
+    sid: str
+    event: BufferEvent
+
+
+@dataclass
+class Instrument:
+    network: str
+    station: str
+    location: str
+    prefix: str
+    first_ns: int
+    buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
+    channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
+    cursors: dict[str, _Cursor] = field(default_factory=dict)
+
+
+class Windower:
+    """Records in, windows (and policy events) out. Synchronous and cheap: runs on the loop."""
+
+    def __init__(self, specs: list[WindowSpec], policy: BufferConfig) -> None:
+        if not specs:
+            raise ValueError("Windower needs at least one WindowSpec")
+        self.specs = specs
+        self.policy = policy
+        self.used_components = {c for s in specs for c in s.components}
+        self.instruments: dict[str, Instrument] = {}
+        self._missing_reported: set[tuple[str, str]] = set()
+
+    def accepts(self, rec: Record) -> bool:
+        """Whether any detector uses this channel (others are counted as ``unknown_channel``)."""
+        return len(rec.channel) == 3 and component_of(rec.channel) in self.used_components
+
+    def push(self, rec: Record) -> tuple[list[Window], list[ChannelEvent]]:
+        key = self.instrument_key(rec)
+        inst = self.instruments.get(key)
+        if inst is None:
+            inst = Instrument(rec.network, rec.station, rec.location, rec.channel[:2], rec.start_ns)
+            self.instruments[key] = inst
+        comp = component_of(rec.channel)
+        buf = inst.buffers.get(comp)
+        if buf is None:
+            buf = ChannelBuffer(self.policy.max_interpolate_gap_s, self.policy.reorder_tolerance_s,
+                                self.policy.max_buffer_s)
+            inst.buffers[comp] = buf
+            inst.channels[comp] = rec.channel
+        events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
+        return self._cut(inst, events), events
+
+    def flush(self) -> tuple[list[Window], list[ChannelEvent]]:
+        """End of stream: resolve held records and cut every window that is now complete."""
+        windows: list[Window] = []
+        events: list[ChannelEvent] = []
+        for inst in self.instruments.values():
+            for comp, buf in inst.buffers.items():
+                sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
+                events.extend(ChannelEvent(sid, e) for e in buf.flush())
+            windows.extend(self._cut(inst, events))
+        return windows, events
+
+    @staticmethod
+    def instrument_key(rec: Record) -> str:
+        return f"{rec.network}.{rec.station}.{rec.location}.{rec.channel[:2]}"
+
+    def needed_ns(self, key: str) -> int | None:
+        """Oldest sample time instrument ``key`` may still put in a window (None: nothing)."""
+        inst = self.instruments.get(key)
+        if inst is None:
+            return None
+        held = [t for b in inst.buffers.values() if (t := b.oldest_ns) is not None]
+        cursors = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
+        candidates = ([min(cursors)] if cursors else held) + held
+        return min(candidates) if candidates else None
+
+    # ---- cutting ---------------------------------------------------------------------------
+    def _cut(self, inst: Instrument, events: list[ChannelEvent]) -> list[Window]:
+        out: list[Window] = []
+        for spec in self.specs:
+            out.extend(self._cut_spec(inst, spec, events))
+        trim_to = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
+        if trim_to:
+            for comp, buf in inst.buffers.items():
+                buf.trim_before(min(trim_to))
+        return out
+
+    def _cut_spec(self, inst: Instrument, spec: WindowSpec,
+                  events: list[ChannelEvent]) -> list[Window]:
+        present = [(c, inst.buffers[c]) for c in spec.components
+                   if c in inst.buffers and inst.buffers[c].n_samples]
+        if not present:
+            return []
+        if len(present) < len(spec.components):
+            lacking = "".join(c for c in spec.components if c not in inst.buffers)
+            key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
+            buf = present[0][1]
+            waited = buf.end_ns - inst.first_ns > (
+                spec.window_s + self.policy.reorder_tolerance_s) * NS_PER_S
+            if not waited and key not in self._missing_reported:
+                return []  # the other components may still be on their way
+            if key not in self._missing_reported:
+                self._missing_reported.add(key)  # reported once per instrument and detector
+                events.append(ChannelEvent(f"{key[0]}{lacking}", BufferEvent(
+                    "missing_component", buf.start_ns,
+                    detail=f"{spec.detector}: no {lacking} ({spec.missing})")))
+            if spec.missing == "skip":
+                return []
+        cursor = inst.cursors.setdefault(spec.detector, _Cursor())
+        epochs = tuple(b.epoch for _, b in present)
+        if cursor.epochs != epochs or cursor.start_ns is None:
+            cursor.start_ns = max(b.start_ns for _, b in present)
+            cursor.epochs = epochs
+            cursor.first = True
+        rate_hz = spec.rate_hz or present[0][1].rate_hz
+        n_window, n_stride = spec.samples(rate_hz)
+        window_ns = round(n_window * NS_PER_S / rate_hz)
+        stride_ns = round(n_stride * NS_PER_S / rate_hz)
+        out: list[Window] = []
+        while all(b.end_ns >= cursor.start_ns + window_ns for _, b in present):
+            rows = {c: self._row(b, cursor.start_ns, n_window, rate_hz) for c, b in present}
+            if any(r is None for r in rows.values()):
+                break
+            data = np.zeros((len(spec.components), n_window), dtype=np.float32)
+            for i, c in enumerate(spec.components):
+                row = rows.get(c)
+                if row is not None:
+                    data[i] = row
+            end_ns = cursor.start_ns + window_ns
+            out.append(Window(
+                network=inst.network, station=inst.station, location=inst.location,
+                channels=tuple(inst.channels.get(c, "") if c in rows else "" for c in spec.components),
+                start_ns=cursor.start_ns, sampling_rate_hz=rate_hz, data=data,
+                newest_arrival_ns=max(b.arrival_for(end_ns) for _, b in present),
+                detector=spec.detector, first=cursor.first))
+            cursor.start_ns += stride_ns
+            cursor.first = False
+        return out
+
+    @staticmethod
+    def _row(buf: ChannelBuffer, start_ns: int, n_out: int, rate_hz: float) -> np.ndarray | None:
+        i0 = buf.index_of(start_ns)
+        if i0 < 0:
+            return None
+        samples = buf.samples()
+        if buf.rate_hz == rate_hz:
+            row = samples[i0:i0 + n_out]
+            return row if len(row) == n_out else None
+        ratio = Fraction(rate_hz / buf.rate_hz).limit_denominator(1000)
+        n_native = math.ceil(n_out * ratio.denominator / ratio.numerator)
+        native = samples[i0:i0 + n_native]
+        if len(native) < n_native - 1:
+            return None
+        resampled = resample_poly(native, ratio.numerator, ratio.denominator)
+        return resampled[:n_out] if len(resampled) >= n_out else None

@@ -1,0 +1,135 @@
+"""``geosentry`` command line: run, replay, demo, models; train/evaluate/export go to ``training``.
+
+SIGTERM/SIGINT stop reading, drain, flush the producer, commit offsets and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stream.config import Config, load_config
+from stream.errors import GeosentryError
+
+log = logging.getLogger("geosentry")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="geosentry", description=__doc__)
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the detection service")
+    run.add_argument("--source", action="append", default=[], metavar="URI",
+                     help="miniSEED file/dir, or kafka://HOST:PORT/TOPIC[?group=NAME]")
+    run.add_argument("--sink", action="append", default=[], metavar="URI",
+                     help="jsonl:- (default), jsonl:PATH or kafka://HOST:PORT/TOPIC")
+    run.add_argument("--config", help="TOML configuration file")
+    run.add_argument("--speed", type=float, help="replay pace: 1 = real time, 0 = max (default)")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+
+    rep = sub.add_parser("replay", help="publish archived miniSEED records into Kafka")
+    rep.add_argument("path")
+    rep.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
+    rep.add_argument("--speed", type=float, default=0.0)
+
+    demo = sub.add_parser("demo", help="replay ObsPy's bundled BW.UH* recordings, no network")
+    demo.add_argument("--sink", action="append", default=[], metavar="URI")
+
+    models = sub.add_parser("models", help="list or explain the models the service can load")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    ml = msub.add_parser("list")
+    ml.add_argument("--json", action="store_true")
+    ms = msub.add_parser("show")
+    ms.add_argument("name")
+
+    for name in ("train", "evaluate", "export"):
+        t = sub.add_parser(name, help=f"{name} models (training package)", add_help=False)
+        t.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+async def _serve(cfg: Config) -> int:
+    from stream.detectors.factory import build_detectors
+    from stream.metrics import Metrics
+    from stream.pipeline import Pipeline
+    from stream.sinks import open_sink
+    from stream.sources import open_source
+
+    if not cfg.sources:
+        raise GeosentryError("no --source given (a miniSEED path or kafka://HOST:PORT/TOPIC)")
+    metrics = Metrics()
+    if cfg.metrics_port:
+        metrics.serve(cfg.metrics_port)
+    pipeline = Pipeline(cfg, [open_source(s, cfg.speed) for s in cfg.sources],
+                        [open_sink(s) for s in cfg.sinks], build_detectors(cfg), metrics)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, pipeline.request_stop)
+    summary = await pipeline.run()
+    log.info("done: %d records, %d decode errors, %d windows, alerts %s", summary.records,
+             summary.decode_errors, summary.windows, dict(summary.alerts))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, sources=args.source, sinks=args.sink, speed=args.speed,
+                      metrics_port=args.metrics_port)
+    return asyncio.run(_serve(cfg))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from stream.replay import replay_to_kafka
+
+    n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed))
+    print(f"published {n} records to {args.to}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return asyncio.run(run_demo(args.sink or ["jsonl:-"]))
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from stream.catalog import describe, list_models
+
+    if args.models_command == "list":
+        entries = list_models()
+        if args.json:
+            print(json.dumps(entries, indent=2))
+        else:
+            for e in entries:
+                print(f"{e['name']:<22} {e['kind']:<10} {e['format']:<12} {e['path']}")
+        return 0
+    print(describe(args.name))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "evaluate", "export"):
+        from training.cli import main as training_main  # lazily: `run` never imports training
+
+        return int(training_main(argv) or 0)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
+                "models": _cmd_models}
+    try:
+        return handlers[args.command](args)
+    except GeosentryError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

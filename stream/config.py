@@ -1,0 +1,234 @@
+"""Configuration: TOML plus command-line flags, validated once at start-up into frozen dataclasses.
+
+Every error names the key and says why:
+
+>>> load_config_dict({"buffer": {"max_interpolate_gap_s": -1}})
+Traceback (most recent call last):
+...
+stream.errors.ConfigError: config key 'buffer.max_interpolate_gap_s': must be >= 0, got -1
+>>> load_config_dict({}).buffer.reorder_tolerance_s
+5.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError
+
+DETECTOR_TYPES = ("stalta", "model")
+MISSING_POLICIES = ("skip", "zeros")
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """Per-channel buffer policies (see README, "Windowing policies")."""
+
+    max_interpolate_gap_s: float = 0.1
+    reorder_tolerance_s: float = 5.0
+    max_buffer_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    device: str = "auto"
+    max_batch: int = 64
+    max_wait_s: float = 0.02
+    max_pending_windows: int = 20_000
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One detector. ``type = "stalta"`` (classic trigger) or ``"model"`` (exported TorchScript)."""
+
+    name: str
+    type: str
+    path: str = ""
+    components: tuple[str, ...] = ("Z",)
+    window_s: float | None = None  # stalta: 60 s; model: from its contract
+    stride_s: float | None = None  # stalta: 1 s; model: from its contract
+    sta_s: float = 0.5
+    lta_s: float = 10.0
+    trigger_on: float = 3.5
+    trigger_off: float = 1.0
+    bandpass_hz: tuple[float, float] | None = None
+    tail_s: float = 1.0
+    missing_components: str = "skip"
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CoincidenceConfig:
+    """Network detection: ``min_stations`` station triggers within ``window_s`` seconds."""
+
+    enabled: bool = True
+    min_stations: int = 3
+    window_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    sources: tuple[str, ...] = ()
+    sinks: tuple[str, ...] = ("jsonl:-",)
+    speed: float = 0.0
+    metrics_port: int = 0
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    detectors: tuple[DetectorConfig, ...] = ()
+    coincidence: CoincidenceConfig = field(default_factory=CoincidenceConfig)
+
+
+def _num(key: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+         integer: bool = False, strict_lo: bool = False) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer, got {value!r}")
+    if lo is not None and (value <= lo if strict_lo else value < lo):
+        raise ConfigError(key, f"must be {'>' if strict_lo else '>='} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(key, f"must be <= {hi}, got {value!r}")
+    return value
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _check_keys(prefix: str, table: dict[str, Any], cls: type) -> None:
+    known = {f.name for f in fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _buffer(raw: dict[str, Any]) -> BufferConfig:
+    _check_keys("buffer.", raw, BufferConfig)
+    cfg = BufferConfig(**raw)
+    _num("buffer.max_interpolate_gap_s", cfg.max_interpolate_gap_s, lo=0)
+    _num("buffer.reorder_tolerance_s", cfg.reorder_tolerance_s, lo=0)
+    _num("buffer.max_buffer_s", cfg.max_buffer_s, lo=0, strict_lo=True)
+    return cfg
+
+
+def _inference(raw: dict[str, Any]) -> InferenceConfig:
+    _check_keys("inference.", raw, InferenceConfig)
+    cfg = InferenceConfig(**raw)
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise ConfigError("inference.device", f"must be auto, cpu or cuda[:N], got {cfg.device!r}")
+    _num("inference.max_batch", cfg.max_batch, lo=1, integer=True)
+    _num("inference.max_wait_s", cfg.max_wait_s, lo=0)
+    _num("inference.max_pending_windows", cfg.max_pending_windows, lo=1, integer=True)
+    _num("inference.threads", cfg.threads, lo=0, integer=True)
+    return cfg
+
+
+def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
+    p = f"detectors[{i}]."
+    if not isinstance(raw, dict):
+        raise ConfigError(f"detectors[{i}]", "must be a table")
+    _check_keys(p, raw, DetectorConfig)
+    for key in ("name", "type"):
+        if not isinstance(raw.get(key), str) or not raw.get(key):
+            raise ConfigError(p + key, "is required (a non-empty string)")
+    values = dict(raw)
+    if "components" in values:
+        values["components"] = tuple(values["components"])
+    if values.get("bandpass_hz") is not None:
+        band = tuple(values["bandpass_hz"])
+        if len(band) != 2 or not 0 < band[0] < band[1]:
+            raise ConfigError(p + "bandpass_hz", f"must be [low, high] with 0 < low < high, got {band}")
+        values["bandpass_hz"] = band
+    if values.get("type") == "stalta":
+        values.setdefault("window_s", 60.0)
+        values.setdefault("stride_s", 1.0)
+    cfg = DetectorConfig(**values)
+    if cfg.type not in DETECTOR_TYPES:
+        raise ConfigError(p + "type", f"must be one of {DETECTOR_TYPES}, got {cfg.type!r}")
+    if cfg.type == "model" and not cfg.path:
+        raise ConfigError(p + "path", "is required for type = 'model' (a .pt file or builtin:NAME)")
+    if cfg.missing_components not in MISSING_POLICIES:
+        raise ConfigError(p + "missing_components", f"must be one of {MISSING_POLICIES}")
+    for key in ("window_s", "stride_s", "sta_s", "lta_s", "trigger_on"):
+        if getattr(cfg, key) is not None:
+            _num(p + key, getattr(cfg, key), lo=0, strict_lo=True)
+    if cfg.type == "model" and cfg.window_s is not None:
+        raise ConfigError(p + "window_s", "is fixed by the model's contract; set stride_s only")
+    _num(p + "trigger_off", cfg.trigger_off, lo=0)
+    _num(p + "tail_s", cfg.tail_s, lo=0)
+    if cfg.type == "stalta":
+        assert cfg.window_s is not None and cfg.stride_s is not None
+        if cfg.stride_s > cfg.window_s:
+            raise ConfigError(p + "stride_s", f"{cfg.stride_s} exceeds window_s {cfg.window_s}")
+        if cfg.lta_s + cfg.tail_s + cfg.stride_s > cfg.window_s:
+            raise ConfigError(p + "window_s", "must hold lta_s + stride_s + tail_s")
+        if cfg.sta_s >= cfg.lta_s:
+            raise ConfigError(p + "sta_s", "must be shorter than lta_s")
+    return cfg
+
+
+def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
+    """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
+    top = {"buffer", "inference", "detectors", "coincidence", "sources", "sinks", "speed",
+           "metrics_port"}
+    for key in raw:
+        if key not in top:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sorted(top))})")
+    detectors_raw = raw.get("detectors", [])
+    if not isinstance(detectors_raw, list):
+        raise ConfigError("detectors", "must be an array of tables ([[detectors]])")
+    detectors = tuple(_detector(i, d) for i, d in enumerate(detectors_raw))
+    names = [d.name for d in detectors]
+    if len(set(names)) != len(names):
+        raise ConfigError("detectors", f"detector names must be unique, got {names}")
+    coinc_raw = _section(raw, "coincidence")
+    _check_keys("coincidence.", coinc_raw, CoincidenceConfig)
+    coincidence = CoincidenceConfig(**coinc_raw)
+    _num("coincidence.min_stations", coincidence.min_stations, lo=1, integer=True)
+    _num("coincidence.window_s", coincidence.window_s, lo=0, strict_lo=True)
+    values: dict[str, Any] = {
+        "sources": tuple(raw.get("sources", ())), "sinks": tuple(raw.get("sinks", ("jsonl:-",))),
+        "speed": raw.get("speed", 0.0), "metrics_port": raw.get("metrics_port", 0),
+    }
+    values.update({k: (tuple(v) if isinstance(v, list) else v)
+                   for k, v in overrides.items() if v is not None and v != []})
+    _num("speed", values["speed"], lo=0)
+    _num("metrics_port", values["metrics_port"], lo=0, hi=65535, integer=True)
+    if not values["sinks"]:
+        raise ConfigError("sinks", "at least one sink is required")
+    return Config(buffer=_buffer(_section(raw, "buffer")),
+                  inference=_inference(_section(raw, "inference")),
+                  detectors=detectors, coincidence=coincidence, **values)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read TOML at ``path`` (or the built-in defaults) and apply flag overrides."""
+    if path is None:
+        return load_config_dict(default_config_dict(), **overrides)
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError("--config", f"file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    if "detectors" not in raw:
+        raw["detectors"] = default_config_dict()["detectors"]
+    return load_config_dict(raw, **overrides)
+
+
+def default_config_dict() -> dict[str, Any]:
+    """The embedded defaults: the classic STA/LTA trigger on vertical components.
+
+    Learned models (``builtin:picker`` ...) are added by ``stream.models.default_detectors``
+    when they ship with the package.
+    """
+    from stream.models import default_detector_tables
+
+    return {"detectors": default_detector_tables()}

@@ -1,0 +1,69 @@
+"""At-least-once bookkeeping: which input offsets are safe to commit.
+
+An input record is *done* when (a) no window that can still be cut needs its samples and
+(b) every window cut from them (and every health alert they raised) has had its alerts
+acknowledged by all sinks. The committable offset of a partition is the first record not done,
+so a restarted worker re-reads exactly what it may still need; duplicates that this causes carry
+the same deterministic alert ``id``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stream.records import SourceRef
+
+
+@dataclass(slots=True)
+class _Entry:
+    offset: int
+    inst: str | None
+    end_ns: int
+
+
+class DeliveryTracker:
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], deque[_Entry]] = {}
+        self._next: dict[tuple[str, int], int] = {}
+        self._inflight: dict[str, dict[int, int]] = {}
+        self._tokens = itertools.count()
+
+    def record(self, ref: SourceRef | None, inst: str | None, end_ns: int) -> None:
+        """Register an input record (``inst=None``: nothing retained, done at once)."""
+        if ref is None:
+            return
+        self._pending.setdefault((ref.source, ref.partition), deque()).append(
+            _Entry(ref.offset, inst, end_ns))
+
+    def begin(self, inst: str, start_ns: int) -> int:
+        """A window (or health alert) from ``inst`` starting at ``start_ns`` is in flight."""
+        token = next(self._tokens)
+        self._inflight.setdefault(inst, {})[token] = start_ns
+        return token
+
+    def end(self, inst: str, token: int) -> None:
+        self._inflight.get(inst, {}).pop(token, None)
+
+    def committable(self, needed_ns: Callable[[str], int | None]) -> dict[str, dict[int, int]]:
+        """``{source: {partition: next offset to read}}`` for partitions that moved forward."""
+        out: dict[str, dict[int, int]] = {}
+        for key, entries in self._pending.items():
+            moved = False
+            while entries and self._done(entries[0], needed_ns):
+                self._next[key] = entries.popleft().offset + 1
+                moved = True
+            if moved:
+                out.setdefault(key[0], {})[key[1]] = self._next[key]
+        return out
+
+    def _done(self, e: _Entry, needed_ns: Callable[[str], int | None]) -> bool:
+        if e.inst is None:
+            return True
+        needed = needed_ns(e.inst)
+        if needed is not None and needed <= e.end_ns:
+            return False
+        inflight = self._inflight.get(e.inst)
+        return not inflight or min(inflight.values()) > e.end_ns

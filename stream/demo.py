@@ -1,0 +1,73 @@
+"""``geosentry demo``: ObsPy's bundled BW.UH1-UH4 recordings through the default detectors.
+
+The recordings (2010-05-27 16:24-16:28 UTC) hold three local events that ObsPy's own
+coincidence-trigger tutorial finds; the demo streams them as real 512-byte miniSEED records,
+prints alerts as JSON lines and, on stderr, a summary checked against ObsPy's offline
+``coincidence_trigger`` on the same data.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from obspy.signal.trigger import coincidence_trigger
+
+from typing import Any
+
+from stream.config import default_config_dict, load_config_dict
+from stream.detectors.factory import build_detectors
+from stream.pipeline import Pipeline
+from stream.records import ns_to_iso
+from stream.sinks import open_sink
+from stream.sources.files import FileSource
+from stream.testing import demo_stream, mseed_records
+
+
+#: As in ObsPy's coincidence-trigger tutorial for these short-period stations.
+DEMO_BAND_HZ = (10.0, 20.0)
+
+
+def demo_config_dict() -> dict[str, Any]:
+    """The embedded default detectors, with the STA/LTA band of ObsPy's tutorial."""
+    raw = default_config_dict()
+    for table in raw["detectors"]:
+        if table["type"] == "stalta":
+            table["bandpass_hz"] = list(DEMO_BAND_HZ)
+    return raw
+
+
+def reference_events(min_stations: int = 3) -> list[str]:
+    """ObsPy's offline answer: coincidence of recursive STA/LTA over the whole traces."""
+    st = demo_stream()
+    st = st.copy()
+    for tr in st:
+        tr.data = tr.data.astype("float64")
+    st.filter("bandpass", freqmin=DEMO_BAND_HZ[0], freqmax=DEMO_BAND_HZ[1])
+    trig = coincidence_trigger("recstalta", 3.5, 1.0, st, min_stations, sta=0.5, lta=10.0)
+    return [str(t["time"]) for t in trig]
+
+
+async def run_demo(sinks: list[str], speed: float = 0.0) -> int:
+    cfg = load_config_dict(demo_config_dict(), sinks=sinks, speed=speed)
+    with tempfile.TemporaryDirectory(prefix="geosentry-demo-") as tmp:
+        for tr in demo_stream():
+            Path(tmp, f"{tr.id}.mseed").write_bytes(b"".join(mseed_records(tr)))
+        pipeline = Pipeline(cfg, [FileSource(tmp, speed)], [open_sink(s) for s in cfg.sinks],
+                            build_detectors(cfg), keep_alerts=True)
+        summary = await pipeline.run()
+    network = sorted((a for a in summary.delivered if a.station == "*"), key=lambda a: a.time_ns)
+    expected = reference_events(cfg.coincidence.min_stations)
+    out = sys.stderr
+    print(f"\ngeosentry demo: {summary.records} miniSEED records from 4 BW.UH* stations, "
+          f"{summary.windows} windows, detectors: {', '.join(d.name for d in cfg.detectors)}",
+          file=out)
+    print(f"alerts: {dict(summary.alerts)}", file=out)
+    print(f"network detections ({len(network)}; ObsPy offline coincidence_trigger finds "
+          f"{len(expected)}):", file=out)
+    for a in network:
+        print(f"  {ns_to_iso(a.time_ns)}  stations {','.join(a.details['stations'])}", file=out)
+    for t in expected:
+        print(f"  reference {t}", file=out)
+    return 0 if len(network) == len(expected) else 1

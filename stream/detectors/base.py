@@ -1,0 +1,42 @@
+"""The contract every detector meets, and the owned-stretch rule that makes windows tile time.
+
+A detector has a ``name``, a ``spec`` (``WindowSpec``: what windows it wants), a ``model``
+(``ModelRef`` named in its alerts) and ``process(windows) -> [(window, alerts)]``, which runs in
+the detector's own worker thread (never on the event loop), one batch at a time, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from stream.buffer.windows import WindowSpec
+from stream.records import Alert, ModelRef, Window, seconds_to_samples
+
+
+class Detector(Protocol):
+    name: str
+    spec: WindowSpec
+    model: ModelRef
+
+    def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]: ...
+
+
+def owned_range(w: Window, stride_s: float, tail_s: float, warmup_s: float = 0.0) -> tuple[int, int]:
+    """Sample range ``[lo, hi)`` of ``w`` whose events this window reports.
+
+    Consecutive windows of one stream own consecutive ``stride``-long stretches ending ``tail_s``
+    before each window's end; a stream's first window also owns everything after ``warmup_s``.
+
+    >>> import numpy as np
+    >>> from stream.records import Window
+    >>> w = Window("XX", "A", "", ("HHZ",), 0, 100.0, np.zeros((1, 1000)), 0, "d")
+    >>> owned_range(w, stride_s=2.0, tail_s=1.0)
+    (700, 900)
+    """
+    rate = w.sampling_rate_hz
+    n = w.data.shape[-1]
+    hi = max(0, n - seconds_to_samples(tail_s, rate))
+    lo = max(0, hi - seconds_to_samples(stride_s, rate))
+    if w.first:
+        lo = min(seconds_to_samples(warmup_s, rate), hi)
+    return lo, hi

@@ -1,0 +1,158 @@
+"""The model contract: the one JSON document that ``training`` writes and ``stream`` reads.
+
+A contract states everything the service needs to feed a model and read its output:
+
+>>> c = ModelContract.from_dict({
+...     "contract": "geosentry.model.v1", "name": "tiny", "version": "1", "kind": "picker",
+...     "format": "torchscript", "file": "tiny.pt", "sha256": "0" * 64,
+...     "sampling_rate_hz": 100.0, "components": ["Z", "N", "E"], "window_samples": 400,
+...     "stride_samples": 200, "labels": ["P", "S", "N"], "thresholds": {"P": 0.5, "S": 0.5}})
+>>> c.window_s, c.stride_s
+(4.0, 2.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ContractError
+
+CONTRACT_SCHEMA = "geosentry.model.v1"
+KINDS = ("picker", "detector", "anomaly", "generator")
+FORMATS = ("torchscript",)
+NORMALISATIONS = ("none", "std", "peak")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a window is normalised before the model sees it (per channel, after demeaning)."""
+
+    method: str = "std"
+    demean: bool = True
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.method not in NORMALISATIONS:
+            raise ContractError(f"normalisation.method {self.method!r} not in {NORMALISATIONS}")
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """Input/output contract of an exported model (see module docstring)."""
+
+    name: str
+    version: str
+    kind: str
+    format: str
+    file: str
+    sha256: str
+    sampling_rate_hz: float
+    components: tuple[str, ...]
+    window_samples: int
+    stride_samples: int
+    labels: tuple[str, ...]
+    thresholds: dict[str, float]
+    normalisation: Normalisation = field(default_factory=Normalisation)
+    output_step_samples: int = 1
+    domain: str = "seismic"
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    contract: str = CONTRACT_SCHEMA
+
+    @property
+    def window_s(self) -> float:
+        return self.window_samples / self.sampling_rate_hz
+
+    @property
+    def stride_s(self) -> float:
+        return self.stride_samples / self.sampling_rate_hz
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "ModelContract":
+        """Validate ``raw`` and build a contract; every problem names the key."""
+        if raw.get("contract") != CONTRACT_SCHEMA:
+            raise ContractError(f"contract: expected {CONTRACT_SCHEMA!r}, got {raw.get('contract')!r}")
+        required = ("name", "version", "kind", "format", "file", "sha256", "sampling_rate_hz",
+                    "components", "window_samples", "stride_samples", "labels", "thresholds")
+        missing = [k for k in required if k not in raw]
+        if missing:
+            raise ContractError(f"contract is missing keys: {', '.join(missing)}")
+        kind, fmt = raw["kind"], raw["format"]
+        if kind not in KINDS:
+            raise ContractError(f"kind: {kind!r} not in {KINDS}")
+        if fmt not in FORMATS:
+            raise ContractError(f"format: {fmt!r} not supported by this service (supports {FORMATS})")
+        rate = float(raw["sampling_rate_hz"])
+        if not 0.0 < rate <= 10_000.0:
+            raise ContractError(f"sampling_rate_hz: {rate} outside (0, 10000]")
+        comps = tuple(str(c) for c in raw["components"])
+        if not comps or len(set(comps)) != len(comps) or any(len(c) != 1 for c in comps):
+            raise ContractError(f"components: {comps!r} must be distinct one-letter codes")
+        window, stride = int(raw["window_samples"]), int(raw["stride_samples"])
+        if window < 2:
+            raise ContractError(f"window_samples: {window} < 2")
+        if not 0 < stride <= window:
+            raise ContractError(f"stride_samples: {stride} not in (0, window_samples={window}]")
+        labels = tuple(str(label) for label in raw["labels"])
+        if not labels:
+            raise ContractError("labels: empty")
+        thresholds = {str(k): float(v) for k, v in dict(raw["thresholds"]).items()}
+        unknown = set(thresholds) - set(labels) - {"anomaly"}
+        if unknown:
+            raise ContractError(f"thresholds: keys {sorted(unknown)} are not labels {labels}")
+        step = int(raw.get("output_step_samples", 1))
+        if step < 1 or window % step:
+            raise ContractError(f"output_step_samples: {step} must divide window_samples={window}")
+        sha = str(raw["sha256"])
+        if len(sha) != 64:
+            raise ContractError("sha256: must be 64 hex digits")
+        return cls(
+            name=str(raw["name"]), version=str(raw["version"]), kind=kind, format=fmt,
+            file=str(raw["file"]), sha256=sha, sampling_rate_hz=rate, components=comps,
+            window_samples=window, stride_samples=stride, labels=labels, thresholds=thresholds,
+            normalisation=Normalisation(**raw.get("normalisation", {})),
+            output_step_samples=step, domain=str(raw.get("domain", "seismic")),
+            training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
+            versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelContract":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ContractError(f"contract file not found: {path}") from exc
+        except json.JSONDecodeError as exc:
+            raise ContractError(f"{path}: not valid JSON ({exc})") from exc
+        try:
+            return cls.from_dict(raw)
+        except ContractError as exc:
+            raise ContractError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["components"] = list(self.components)
+        out["labels"] = list(self.labels)
+        return out
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def contract_path_for(model_path: str | Path) -> Path:
+    """``models/x.pt`` -> ``models/x.json`` (the sidecar travels with the weights)."""
+    return Path(model_path).with_suffix(".json")

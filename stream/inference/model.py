@@ -1,0 +1,137 @@
+"""TorchScript models behind their JSON contract: load, validate, normalise, run, score.
+
+Loading refuses, with a message naming the problem, a model whose file hash differs from the
+contract, whose kind the service cannot run, or whose output shape on a probe batch disagrees
+with the contract's labels, window and output step.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stream.buffer.windows import WindowSpec
+from stream.config import DetectorConfig
+from stream.detectors.base import owned_range
+from stream.errors import ContractError
+from stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from stream.inference.scoring import score_anomaly, score_detector, score_picker
+from stream.records import Alert, ModelRef, Window
+
+log = logging.getLogger(__name__)
+RUNNABLE_KINDS = ("picker", "detector", "anomaly")
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ContractError(f"inference.device = {requested!r} but no CUDA device is available")
+    return torch.device(requested)
+
+
+def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch marks TorchScript deprecated
+        module = torch.jit.load(str(path), map_location=device)
+    module.eval()
+    return module
+
+
+def load_contract(model_path: Path) -> ModelContract:
+    """Contract of ``model_path`` (the ``.json`` beside it), checked against the file's hash."""
+    if not model_path.exists():
+        raise ContractError(f"model file not found: {model_path}")
+    contract = ModelContract.load(contract_path_for(model_path))
+    if contract.file != model_path.name:
+        raise ContractError(f"{model_path}: contract names file {contract.file!r}")
+    actual = sha256_file(model_path)
+    if actual != contract.sha256:
+        raise ContractError(f"{model_path}: sha256 {actual[:12]}… does not match the contract's "
+                            f"{contract.sha256[:12]}… (model and contract are out of step)")
+    return contract
+
+
+class TorchScriptDetector:
+    """A picker, event detector or anomaly scorer exported by ``geosentry export``."""
+
+    def __init__(self, cfg: DetectorConfig, model_path: Path, device: torch.device) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.contract = c = load_contract(model_path)
+        if c.kind not in RUNNABLE_KINDS:
+            raise ContractError(f"{model_path}: kind {c.kind!r} is not run by the service "
+                                f"(runs {RUNNABLE_KINDS})")
+        self.device = device
+        self.module = load_torchscript(model_path, device)
+        self.thresholds = {**c.thresholds, **cfg.thresholds}
+        stride_s = c.stride_s if cfg.stride_s is None else cfg.stride_s
+        if stride_s > c.window_s:
+            raise ContractError(f"detector {cfg.name}: stride_s {stride_s} exceeds the model's "
+                                f"window of {c.window_s} s")
+        self.stride_s = stride_s
+        self.spec = WindowSpec(cfg.name, c.components, c.window_s, stride_s, c.sampling_rate_hz,
+                               cfg.missing_components)
+        self.model = ModelRef(c.name, c.version, c.sha256)
+        self._state: dict[str, dict[str, float]] = {}
+        self._probe()
+
+    def _probe(self) -> None:
+        c = self.contract
+        x = torch.zeros((2, len(c.components), c.window_samples), device=self.device)
+        with torch.inference_mode():
+            out = self.module(x)
+        if c.kind == "picker":
+            expected = (2, len(c.labels), c.window_samples)
+        elif c.kind == "detector":
+            expected = (2, len(c.labels), c.window_samples // c.output_step_samples)
+        else:
+            expected = (2, len(c.components), c.window_samples)
+        if tuple(out.shape) != expected:
+            raise ContractError(f"model {c.name}: output shape {tuple(out.shape)} on a probe batch "
+                                f"does not match the contract's {expected}")
+
+    def normalise(self, batch: np.ndarray) -> np.ndarray:
+        norm = self.contract.normalisation
+        x = batch.astype(np.float32, copy=True)
+        if norm.demean:
+            x -= x.mean(axis=-1, keepdims=True)
+        if norm.method == "std":
+            x /= x.std(axis=-1, keepdims=True) + norm.eps
+        elif norm.method == "peak":
+            x /= np.abs(x).max(axis=-1, keepdims=True) + norm.eps
+        return x
+
+    def infer(self, windows: list[Window]) -> np.ndarray:
+        x = self.normalise(np.stack([w.data for w in windows]))
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(x).to(self.device))
+        out_np = out.float().cpu().numpy()
+        if self.contract.kind == "anomaly":
+            return ((out_np - x) ** 2).mean(axis=(1, 2))
+        return out_np
+
+    def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
+        outputs = self.infer(windows)
+        c = self.contract
+        tail_s = (c.window_s - self.stride_s) / 2
+        results: list[tuple[Window, list[Alert]]] = []
+        for w, out in zip(windows, outputs):
+            key = w.station_key + "." + next((ch[:2] for ch in w.channels if ch), "")
+            state = self._state.setdefault(key, {})
+            if w.first:
+                state.clear()
+            lo, hi = owned_range(w, self.stride_s, tail_s)
+            if c.kind == "picker":
+                alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model, self.name)
+            elif c.kind == "detector":
+                alerts = score_detector(w, out[0], c.output_step_samples, self.thresholds,
+                                        lo, hi, state, self.model, self.name)
+            else:
+                alerts = score_anomaly(w, float(out), self.thresholds, state, self.model, self.name)
+            results.append((w, alerts))
+        return results

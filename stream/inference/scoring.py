@@ -1,0 +1,82 @@
+"""Model outputs -> alerts: picks from phase probabilities, detections from event probability,
+anomalies from reconstruction error. ``state`` is per instrument and persists across windows,
+so an event straddling two windows is reported once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from stream.records import Alert, ModelRef, Window, NS_PER_S
+
+MIN_PICK_SEPARATION_S = 0.5
+
+
+def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, model: ModelRef,
+           name: str, phase: str | None = None, **details: object) -> Alert:
+    channel = next((ch for ch in w.channels if ch), "")
+    return Alert(kind=kind, network=w.network, station=w.station, location=w.location,
+                 channel=channel, time_ns=t_ns, score=score, threshold=threshold, model=model,
+                 newest_arrival_ns=w.newest_arrival_ns, phase=phase,
+                 details={"detector": name, **details})
+
+
+def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
+                 thresholds: dict[str, float], lo: int, hi: int, state: dict[str, float],
+                 model: ModelRef, name: str) -> list[Alert]:
+    """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``."""
+    alerts: list[Alert] = []
+    distance = max(1, int(MIN_PICK_SEPARATION_S * w.sampling_rate_hz))
+    for i, label in enumerate(labels):
+        if label not in thresholds:
+            continue  # e.g. the noise class
+        thr = thresholds[label]
+        peaks, props = find_peaks(probs[i], height=thr, distance=distance)
+        for p, h in zip(peaks, props["peak_heights"]):
+            if not lo <= p < hi:
+                continue
+            t_ns = w.time_of(int(p))
+            last = state.get(label)
+            if last is not None and (t_ns - last) < MIN_PICK_SEPARATION_S * NS_PER_S:
+                continue  # the same peak seen from the previous window
+            state[label] = t_ns
+            alerts.append(_alert(w, "pick", t_ns, float(h), thr, model, name, phase=label))
+    return alerts
+
+
+def score_detector(w: Window, prob: np.ndarray, step_samples: int, thresholds: dict[str, float],
+                   lo: int, hi: int, state: dict[str, float], model: ModelRef,
+                   name: str) -> list[Alert]:
+    """A ``detection`` when the event probability rises through the threshold (re-armed below
+    half of it)."""
+    thr = thresholds.get("event", 0.5)
+    armed = state.get("armed", 1.0) > 0
+    alerts: list[Alert] = []
+    for k in range(lo // step_samples, min(len(prob), -(-hi // step_samples))):
+        value = float(prob[k])
+        if armed and value >= thr:
+            seg = prob[k:]
+            end = k + int(np.argmax(seg < thr / 2)) if (seg < thr / 2).any() else len(prob)
+            alerts.append(_alert(w, "detection", w.time_of(k * step_samples), value, thr, model,
+                                 name, peak=round(float(prob[k:end].max()), 4)))
+            armed = False
+        elif not armed and value < thr / 2:
+            armed = True
+    state["armed"] = 1.0 if armed else 0.0
+    return alerts
+
+
+def score_anomaly(w: Window, score: float, thresholds: dict[str, float], state: dict[str, float],
+                  model: ModelRef, name: str) -> list[Alert]:
+    """An ``anomaly`` when the reconstruction error first exceeds the threshold; re-armed when a
+    later window scores below it again."""
+    thr = thresholds.get("anomaly", float("inf"))
+    above = score > thr
+    was_above = state.get("above", 0.0) > 0
+    state["above"] = 1.0 if above else 0.0
+    if not above or was_above:
+        return []
+    window_s = w.data.shape[-1] / w.sampling_rate_hz
+    return [_alert(w, "anomaly", w.start_ns, score, thr, model, name, window_s=window_s,
+                   components="".join(ch[-1:] for ch in w.channels if ch))]

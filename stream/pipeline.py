@@ -1,0 +1,228 @@
+"""Wires the stages: sources -> decode -> windows -> inference -> alerts -> sinks.
+
+Start order: sinks, runners, sources. Stop order (SIGTERM, or every finite source exhausted):
+stop reading, flush windows of finished replays, drain the inference queues (every alert
+delivered), commit input offsets, stop sinks and sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert
+from stream.buffer.windows import ChannelEvent, Windower
+from stream.config import Config
+from stream.decode.mseed import decode_payload
+from stream.delivery import DeliveryTracker
+from stream.detectors.base import Detector
+from stream.errors import DecodeError
+from stream.inference.runner import BatchRunner
+from stream.metrics import Metrics
+from stream.records import NS_PER_S, Alert, RawRecord, Window
+from stream.sinks import Sink
+from stream.sources import Source
+
+log = logging.getLogger(__name__)
+COMMIT_INTERVAL_S = 1.0
+
+
+@dataclass
+class Summary:
+    records: int = 0
+    decode_errors: int = 0
+    windows: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    delivered: list[Alert] = field(default_factory=list)
+
+
+def _instrument(w: Window) -> str:
+    return f"{w.station_key}.{next(ch for ch in w.channels if ch)[:2]}"
+
+
+class _LogOnce:
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def __call__(self, key: tuple[str, str], msg: str, *args: object) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            log.warning(msg + " (further occurrences are only counted)", *args)
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, sources: list[Source], sinks: list[Sink],
+                 detectors: list[Detector], metrics: Metrics | None = None,
+                 keep_alerts: bool = False) -> None:
+        self.cfg = cfg
+        self.sources = sources
+        self.sinks = sinks
+        self.detectors = detectors
+        self.metrics = metrics or Metrics()
+        self.windower = Windower([d.spec for d in detectors], cfg.buffer)
+        self.tracker = DeliveryTracker()
+        self.coincidence = (Coincidence(cfg.coincidence.min_stations, cfg.coincidence.window_s)
+                            if cfg.coincidence.enabled else None)
+        self.summary = Summary()
+        self.keep_alerts = keep_alerts
+        self._log_once = _LogOnce()
+        self._stop = asyncio.Event()
+        self._runners: dict[str, BatchRunner] = {}
+
+    def request_stop(self) -> None:
+        """Stop reading; ``run`` then drains, commits and returns."""
+        self._stop.set()
+
+    async def run(self) -> Summary:
+        for sink in self.sinks:
+            await sink.start()
+        inf = self.cfg.inference
+        for det in self.detectors:
+            runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
+                                 inf.max_pending_windows)
+            runner.start()
+            self._runners[det.name] = runner
+        for src in self.sources:
+            await src.start()
+        committer = asyncio.create_task(self._commit_loop())
+        try:
+            ingest = [asyncio.create_task(self._ingest(s)) for s in self.sources]
+            stop_wait = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stop_wait, asyncio.gather(*ingest)],
+                               return_when=asyncio.FIRST_COMPLETED)
+            self._stop.set()
+            for src in self.sources:
+                src.stop_reading()
+            for result in await asyncio.gather(*ingest, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    log.error("source failed: %r", result)
+            stop_wait.cancel()
+            for runner in self._runners.values():
+                await runner.drain()
+            committer.cancel()
+            await self._commit()
+        finally:
+            committer.cancel()
+            for runner in self._runners.values():
+                await runner.stop()
+            for sink in self.sinks:
+                await sink.stop()
+            for src in self.sources:
+                await src.stop()
+        return self.summary
+
+    # ---- ingestion -------------------------------------------------------------------------
+    async def _ingest(self, src: Source) -> None:
+        async for raw in src.records():
+            await self._ingest_one(src.name, raw)
+            if self._stop.is_set():
+                return
+        if src.finite:
+            windows, events = self.windower.flush()
+            await self._handle_events(events, 0)
+            await self._enqueue(windows)
+
+    async def _ingest_one(self, source: str, raw: RawRecord) -> None:
+        m = self.metrics
+        m.records_in.labels(source=source).inc()
+        m.bytes_in.labels(source=source).inc(len(raw.payload))
+        self.summary.records += 1
+        try:
+            records = decode_payload(raw.payload, raw.arrival_ns, raw.ref)
+        except DecodeError as exc:
+            reason = str(exc).split(":")[-1].split("(")[0].strip()[:40] or "corrupt"
+            m.decode_errors.labels(reason=reason).inc()
+            self.summary.decode_errors += 1
+            self._log_once((exc.sid or raw.key or "?", reason), "decode error in %s (key %s, %s): %s",
+                           source, raw.key, raw.ref, exc)
+            self.tracker.record(raw.ref, None, 0)
+            return
+        for rec in records:
+            if not self.windower.accepts(rec):
+                m.records_rejected.labels(reason="unknown_channel").inc()
+                self._log_once((rec.sid, "unknown_channel"),
+                               "%s: channel not used by any detector", rec.sid)
+                self.tracker.record(rec.ref, None, 0)
+                continue
+            windows, events = self.windower.push(rec)
+            self.tracker.record(rec.ref, Windower.instrument_key(rec), rec.end_ns)
+            await self._handle_events(events, rec.arrival_ns)
+            await self._enqueue(windows)
+
+    async def _handle_events(self, events: list[ChannelEvent], arrival_ns: int) -> None:
+        m = self.metrics
+        health: list[Alert] = []
+        for ev in events:
+            kind = ev.event.kind
+            if kind == "interpolated":
+                m.gaps.labels(action="interpolated").inc()
+            elif kind == "reset_gap":
+                m.gaps.labels(action="reset").inc()
+            elif kind == "reordered":
+                m.reordered.inc()
+            elif kind == "missing_component":
+                m.windows_incomplete.labels(detector=ev.event.detail.split(":")[0],
+                                            action="reported").inc()
+            else:
+                m.records_rejected.labels(reason=kind.replace("reset_", "")).inc()
+            if kind in HEALTH_EVENTS:
+                self._log_once((ev.sid, kind), "%s: %s at %s (%s)", ev.sid, kind,
+                               ev.event.start_ns, ev.event.detail or f"{ev.event.duration_s:g} s")
+                health.append(health_alert(ev, arrival_ns))
+        if health:
+            insts = [f"{a.network}.{a.station}.{a.location}.{a.channel[:2]}" for a in health]
+            tokens = [self.tracker.begin(i, a.time_ns) for i, a in zip(insts, health)]
+            await self._send(health)
+            for inst, token in zip(insts, tokens):
+                self.tracker.end(inst, token)
+
+    async def _enqueue(self, windows: list[Window]) -> None:
+        for w in windows:
+            self.metrics.windows.labels(detector=w.detector).inc()
+            if any(ch == "" for ch in w.channels):
+                self.metrics.windows_incomplete.labels(detector=w.detector, action="zeros").inc()
+            self.summary.windows += 1
+            token = self.tracker.begin(_instrument(w), w.start_ns)
+            await self._runners[w.detector].put(w, token)
+
+    # ---- delivery --------------------------------------------------------------------------
+    async def _deliver(self, results: list[tuple[Window, list[Alert]]], tokens: list[int]) -> None:
+        alerts = [a for _, batch in results for a in batch]
+        if self.coincidence is not None and alerts:
+            alerts += self.coincidence.add(alerts)
+        if alerts:
+            await self._send(alerts)
+        for (w, _), token in zip(results, tokens):
+            self.tracker.end(_instrument(w), token)
+
+    async def _send(self, alerts: list[Alert]) -> None:
+        await asyncio.gather(*(sink.send(alerts) for sink in self.sinks))
+        for a in alerts:
+            for sink in self.sinks:
+                self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()
+            self.metrics.end_to_end.labels(kind=a.kind).observe(
+                max(0.0, (a.emitted_ns - a.newest_arrival_ns) / NS_PER_S))
+            self.summary.alerts[a.kind] += 1
+            if self.keep_alerts:
+                self.summary.delivered.append(a)
+
+    # ---- offsets ---------------------------------------------------------------------------
+    async def _commit(self) -> None:
+        offsets = self.tracker.committable(self.windower.needed_ns)
+        for src in self.sources:
+            if src.name in offsets:
+                await src.commit(offsets[src.name])
+            lag = getattr(src, "lag", None)
+            if lag is not None:
+                for partition, behind in (await lag()).items():
+                    self.metrics.consumer_lag.labels(topic=src.name, partition=str(partition)).set(behind)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            try:
+                await self._commit()
+            except Exception:  # commit trouble must not kill the service; next round retries
+                log.exception("offset commit failed")

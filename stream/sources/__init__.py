@@ -1,0 +1,46 @@
+"""Sources of raw records. Contract (bytewax-style, small):
+
+* ``await start()`` / ``await stop()`` (safe twice); ``stop_reading()`` ends ``records()`` soon
+  while keeping the connection for the final offset commit;
+* ``records()`` -> async iterator of ``RawRecord`` (ends for finite sources, e.g. file replay);
+* ``await commit({partition: next_offset})`` acknowledges processed input (no-op where the
+  source has no offsets);
+* ``finite``: ``True`` when the end of ``records()`` is the end of the data (flush windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from stream.records import RawRecord
+
+
+class Source(Protocol):
+    name: str
+    finite: bool
+
+    async def start(self) -> None: ...
+
+    def records(self) -> AsyncIterator[RawRecord]: ...
+
+    async def commit(self, offsets: dict[int, int]) -> None: ...
+
+    def stop_reading(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def open_source(uri: str, speed: float = 0.0) -> Source:
+    """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]``."""
+    if uri.startswith("kafka://"):
+        from stream.sources.kafka import KafkaSource
+
+        return KafkaSource(uri)
+    if uri.startswith("seedlink://"):
+        from stream.errors import ConfigError
+
+        raise ConfigError("--source", "seedlink:// sources are not available yet (SeedLink issue)")
+    from stream.sources.files import FileSource
+
+    return FileSource(uri, speed=speed)

@@ -1,0 +1,106 @@
+"""Readers, splitting, labels and augmentation (real-data tests skip without ../shared/data)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training_shared import require_shared
+from training.data import Augmenter, event_mask, normalise, pick_labels, read_iaga2002, station_split
+from training.data.phasenet import read_npz, station_of
+from training.data.synthetic import fallback_events
+from training.data.windows import downsample_mask
+
+IAGA = """ Format                 IAGA-2002                                    |
+ IAGA CODE              XYZ                                          |
+ Reported               HDZF                                         |
+ # a comment line                                                    |
+DATE       TIME         DOY     XYZH      XYZD      XYZZ      XYZF   |
+2014-04-07 00:00:00.000 097     20886.60     -7.09  47539.03  52460.14
+2014-04-07 00:00:01.000 097     99999.00     -7.08  47539.03  52460.11
+2014-04-07 00:00:02.000 097     20886.51     -7.09  47539.05  88888.00
+"""
+
+
+def test_iaga_reader_parses_and_masks_missing(tmp_path: Path) -> None:
+    path = tmp_path / "xyz20140407vsec.sec.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(IAGA)
+    rec = read_iaga2002(path)
+    assert rec.station == "XYZ" and rec.components == ("H", "D", "Z", "F")
+    assert rec.data.shape == (3, 4) and rec.sampling_interval_s == 1.0
+    assert np.isnan(rec.data[1, 0]) and np.isnan(rec.data[2, 3])
+    assert rec.channels("HDZ").shape == (3, 3)
+
+
+def test_normalise_matches_contract() -> None:
+    x = np.stack([np.arange(10.0) + 5, np.zeros(10)])
+    y = normalise(x, "std")
+    assert abs(y[0].mean()) < 1e-6 and abs(y[0].std() - 1) < 1e-5
+    assert np.all(y[1] == 0)
+    assert np.abs(normalise(x, "peak")).max() <= 1.0
+
+
+def test_labels() -> None:
+    y = pick_labels(400, 100, 250, sigma=10)
+    assert y.shape == (3, 400)
+    assert y[0].argmax() == 100 and y[1].argmax() == 250
+    assert np.all(y.sum(axis=0) <= 1.0 + 1e-6)
+    assert pick_labels(100, None, None)[2].min() == 1.0
+    m = event_mask(1000, 100, 200)
+    assert m[100] == 1 and m[340] == 1 and m[341] == 0
+    assert downsample_mask(m, 10).shape == (100,)
+
+
+def test_station_split_is_disjoint() -> None:
+    events = fallback_events(32, seed=1)
+    train, test = station_split(events, 0.25, seed=0)
+    assert {e.station_id for e in train}.isdisjoint({e.station_id for e in test})
+    assert len(train) + len(test) == 32 and 4 <= len(test) <= 12
+
+
+def test_augmenter_shapes_and_channel_drop() -> None:
+    rng = np.random.default_rng(0)
+    aug = Augmenter(p_drop_horizontals=1.0, noise_bank=[rng.standard_normal((3, 700))])
+    x = aug(rng.standard_normal((3, 500)).astype(np.float32), rng)
+    assert x.shape == (3, 500) and np.all(x[1:] == 0)
+    assert np.isfinite(x).all()
+
+
+def test_station_of() -> None:
+    assert station_of("NC_MTU_2014071807051236_02.npz") == ("NC", "MTU")
+
+
+def test_phasenet_reader_real_data() -> None:
+    folder = require_shared("phasenet/waveform_train")
+    f = sorted(folder.glob("*.npz"))[0]
+    ev = read_npz(f)
+    raw = np.load(f)["data"]
+    assert ev.data.shape == (3, 9001) and ev.itp == 3000
+    np.testing.assert_allclose(ev.data[0], raw[:, 2].astype(np.float32))  # Z first
+    np.testing.assert_allclose(ev.data[2], raw[:, 0].astype(np.float32))  # E last
+
+
+def test_iaga_reader_real_data() -> None:
+    folder = require_shared("geomag/intermagnet-1s-2014-04")
+    rec = read_iaga2002(folder / "bou20140407vsec.sec.gz")
+    assert rec.station == "BOU" and rec.components == ("H", "D", "Z", "F")
+    assert rec.data.shape == (86400, 4) and rec.sampling_interval_s == 1.0
+    mins = require_shared("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min")
+    assert read_iaga2002(mins).sampling_interval_s == 60.0
+
+
+def test_seisbench_reader_real_data() -> None:
+    folder = require_shared("reference/seisbench-dummydataset")
+    pytest.importorskip("h5py", reason="h5py not installed (needed for SeisBench hdf5)")
+    from training.data.seisbench import SeisBenchDataset
+
+    ds = SeisBenchDataset(folder)
+    assert len(ds) == 100
+    w = ds.waveform(0)
+    assert w.shape == (3, 1200) and np.isfinite(w).all()
+    assert ds.attrs["component_order"] == "ZNE"
+    ds.close()

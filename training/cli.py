@@ -1,0 +1,167 @@
+"""Command line for training, evaluating and exporting models.
+
+``geosentry train|evaluate|export ...`` (the service CLI) calls :func:`main` with argv minus the
+program name; ``python -m training ...`` does the same.
+
+    train {picker,detector,anomaly,anomaly-geomag,gan} [--epochs N] [--steps-per-epoch K]
+          [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
+    evaluate TASK [--run DIR] --out DIR [--seed S]
+    export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from training.paths import MODELS_DIR, REPO_ROOT
+
+TASK_NAMES = ("picker", "detector", "anomaly", "anomaly-geomag", "gan")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Defaults for one task and how to build it (``quick`` = tiny sizes for tests)."""
+
+    build: Callable[[int, bool], Any]
+    epochs: int
+    steps_per_epoch: int
+
+
+def _build(name: str) -> Callable[[int, bool], Any]:
+    def build(seed: int, quick: bool) -> Any:
+        from training.train import tasks  # lazy: keeps `--help` and the service CLI fast
+
+        return tasks.build_task(name, seed, quick)
+
+    return build
+
+
+SPECS: dict[str, TaskSpec] = {
+    "picker": TaskSpec(_build("picker"), 10, 200),
+    "detector": TaskSpec(_build("detector"), 10, 250),
+    "anomaly": TaskSpec(_build("anomaly"), 8, 300),
+    "anomaly-geomag": TaskSpec(_build("anomaly-geomag"), 8, 300),
+    "gan": TaskSpec(_build("gan"), 10, 400),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="geosentry", description="geosentry model training")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a model, evaluate it, export it")
+    t.add_argument("task", choices=TASK_NAMES)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--steps-per-epoch", type=int)
+    t.add_argument("--out", type=Path, help="run dir for checkpoints/history (default runs/TASK)")
+    t.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--export-dir", type=Path, default=MODELS_DIR)
+    t.add_argument("--no-export", action="store_true")
+    t.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
+    e = sub.add_parser("evaluate", help="evaluate a trained run (held-out stations)")
+    e.add_argument("task", choices=TASK_NAMES)
+    e.add_argument("--run", type=Path, help="run dir with checkpoint.pt (default runs/TASK)")
+    e.add_argument("--out", type=Path, required=True, help="where to write TASK.json / TASK.md")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quick", action="store_true")
+    x = sub.add_parser("export", help="export a trained run (or tiny-picker) as TorchScript + contract")
+    x.add_argument("task", choices=TASK_NAMES + ("tiny-picker",))
+    x.add_argument("--run", type=Path)
+    x.add_argument("--out", type=Path, default=MODELS_DIR)
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--quick", action="store_true")
+    x.add_argument("--window-samples", type=int, default=400, help="tiny-picker only")
+    x.add_argument("--stride-samples", type=int, default=200, help="tiny-picker only")
+    return p
+
+
+def _restore(task: Any, run: Path) -> None:
+    from training.train.loop import checkpoint_path
+
+    ckpt = checkpoint_path(run)
+    if not ckpt.exists():
+        raise SystemExit(f"no checkpoint at {ckpt}: train first (geosentry train ...)")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    for k, m in task.modules().items():
+        m.load_state_dict(state["modules"][k])
+        m.eval()
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from training.evaluate.report import write_report
+    from training.train.loop import FitConfig, fit
+
+    spec = SPECS[a.task]
+    run = a.out or REPO_ROOT / "runs" / a.task
+    task = spec.build(a.seed, a.quick)
+    cfg = FitConfig(epochs=a.epochs or spec.epochs,
+                    steps_per_epoch=a.steps_per_epoch or spec.steps_per_epoch,
+                    seed=a.seed, out_dir=run, resume=a.resume)
+    t0 = time.perf_counter()
+    history = fit(task, cfg)
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    metrics = task.evaluate()
+    eval_s = time.perf_counter() - t1
+    write_report(metrics, run, a.task)
+    print(json.dumps(metrics, indent=2, default=str))
+    if not a.no_export:
+        argv = ["train", a.task, "--epochs", str(cfg.epochs), "--steps-per-epoch",
+                str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else [])
+        training = {"command": "python -m training " + " ".join(argv), "seed": a.seed,
+                    "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
+                    "train_seconds_this_invocation": round(train_s, 1),
+                    "eval_seconds": round(eval_s, 1),
+                    "final_epoch": history[-1] if history else {}, "threads": cfg.threads}
+        pt, js = task.export(a.export_dir, metrics, training)
+        print(f"exported {pt} and {js}")
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from training.evaluate.report import write_report
+
+    task = SPECS[a.task].build(a.seed, a.quick)
+    _restore(task, a.run or REPO_ROOT / "runs" / a.task)
+    metrics = task.evaluate()
+    js, md = write_report(metrics, a.out, a.task)
+    print(json.dumps(metrics, indent=2, default=str))
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    if a.task == "tiny-picker":
+        from training.export import export_tiny_picker
+
+        pt, js = export_tiny_picker(a.out, a.window_samples, a.stride_samples, seed=a.seed)
+    else:
+        run = a.run or REPO_ROOT / "runs" / a.task
+        task = SPECS[a.task].build(a.seed, a.quick)
+        _restore(task, run)
+        report = run / f"{a.task}.json"
+        metrics = json.loads(report.read_text()) if report.exists() else task.evaluate()
+        pt, js = task.export(a.out, metrics, {"exported_from": str(run), "seed": a.seed})
+    print(f"exported {pt} and {js}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` excludes the program name. Returns a process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    a = _parser().parse_args(argv)
+    return {"train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

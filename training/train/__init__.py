@@ -1,0 +1,7 @@
+"""Training: a generic resumable loop (:mod:`.loop`) and one task per shipped model."""
+
+from __future__ import annotations
+
+from training.train.loop import FitConfig, Task, fit
+
+__all__ = ["FitConfig", "Task", "fit"]

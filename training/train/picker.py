@@ -1,0 +1,127 @@
+"""Train, evaluate and export the CNN (U-Net) phase picker on PhaseNet events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.data.augment import Augmenter
+from training.data.windows import crop, normalise, pick_labels
+from training.evaluate.picks import best_threshold, make_pick_windows, pick_scores, extract_picks
+from training.evaluate.stalta import stalta_picks, tune_stalta_picker
+from training.export import export_model
+from training.models.cnn import PhasePicker
+from training.train.common import SeismicData, cosine_lr, predict
+
+SR = 100.0
+COMPONENTS = ("Z", "N", "E")
+LABELS = ("P", "S", "N")
+
+
+class PickerTask:
+    """Soft-label cross entropy on random crops (P anywhere in the window, 15 % arbitrary crops)."""
+
+    name = "picker"
+
+    def __init__(self, data: SeismicData, window: int = 3001, batch: int = 16, lr: float = 3e-3,
+                 sigma: float = 20.0, channels: tuple[int, ...] = (8, 16, 32, 48, 64),
+                 eval_per_event: int = 8, tune_per_event: int = 4) -> None:
+        self.data, self.window, self.batch, self.base_lr, self.sigma = data, window, batch, lr, sigma
+        self.model = PhasePicker(COMPONENTS, LABELS, SR, window, channels)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
+        self.aug = Augmenter(noise_bank=data.noise_bank)
+        self.eval_per_event, self.tune_per_event = eval_per_event, tune_per_event
+        self._val = self._windows(data.test, eval_per_event, seed=1234)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        n = self.window
+        for _ in range(self.batch):
+            ev = self.data.train[int(rng.integers(len(self.data.train)))]
+            length = ev.data.shape[1]
+            if rng.random() < 0.85:
+                off = ev.itp - int(rng.integers(20, n - 20))
+            else:
+                off = int(rng.integers(0, length - n + 1))
+            off = int(np.clip(off, 0, length - n))
+            x = normalise(self.aug(crop(ev.data, off, n), rng))
+            xs.append(x)
+            ys.append(pick_labels(n, ev.itp - off, ev.its - off, self.sigma))
+        return np.stack(xs), np.stack(ys)
+
+    def train_step(self, rng: np.random.Generator, progress: float) -> dict[str, float]:
+        x, y = self.sample(rng)
+        lr = cosine_lr(self.opt, self.base_lr, progress)
+        logits = self.model.logits(torch.from_numpy(x))
+        loss = -(torch.from_numpy(y) * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.item()), "lr": lr}
+
+    def _windows(self, events: list[Any], per_event: int,
+                 seed: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        wins = make_pick_windows([e.itp for e in events], [e.its for e in events],
+                                 events[0].data.shape[1], self.window, per_event, seed)
+        raw = np.stack([crop(events[w.event].data, w.offset, self.window) for w in wins])
+        return wins, raw, normalise(raw)
+
+    def validate(self) -> dict[str, float]:
+        """Held-out-station loss (monitoring only; nothing is selected on it)."""
+        wins, _, x = self._val
+        y = np.stack([pick_labels(self.window, w.p, w.s, self.sigma) for w in wins])
+        prob = torch.from_numpy(predict(self.model, x)).clamp_min(1e-7)
+        return {"loss": float(-(torch.from_numpy(y) * prob.log()).sum(1).mean().item())}
+
+    def evaluate(self) -> dict[str, Any]:
+        """Thresholds + STA/LTA tuned on training-station windows, scored on held-out stations."""
+        tr_w, tr_raw, tr_x = self._windows(self.data.train, self.tune_per_event, seed=99)
+        te_w, te_raw, te_x = self._val
+        tr_p, te_p = predict(self.model, tr_x), predict(self.model, te_x)
+        thresholds: dict[str, float] = {}
+        for k, phase in enumerate(("P", "S")):
+            truth = [getattr(w, phase.lower()) for w in tr_w]
+
+            def f1(thr: float, k: int = k, truth: list[Any] = truth) -> float:
+                preds = [extract_picks(p[k], thr) for p in tr_p]
+                return pick_scores(truth, preds, SR, (0.5,))["0.5s"]["f1"]  # type: ignore[index]
+
+            thresholds[phase] = round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
+        res: dict[str, Any] = {"thresholds": thresholds, "test_windows": len(te_w),
+                               "test_windows_per_event": self.eval_per_event}
+        three = np.array([self.data.test[w.event].three_component for w in te_w])
+        for k, phase in enumerate(("P", "S")):
+            truth = [getattr(w, phase.lower()) for w in te_w]
+            preds = [extract_picks(p[k], thresholds[phase]) for p in te_p]
+            res[phase] = pick_scores(truth, preds, SR)
+            res[f"{phase}_three_component"] = pick_scores(
+                [t for t, m in zip(truth, three) if m], [p for p, m in zip(preds, three) if m], SR)
+            res[f"{phase}_vertical_only"] = pick_scores(
+                [t for t, m in zip(truth, three) if not m], [p for p, m in zip(preds, three) if not m], SR)
+        params, train_f1 = tune_stalta_picker([r[0] for r in tr_raw], [w.p for w in tr_w], SR)
+        sl_preds = [stalta_picks(r[0], SR, params) for r in te_raw]
+        res["stalta_P"] = pick_scores([w.p for w in te_w], sl_preds, SR)
+        res["stalta_params"] = {**params.as_dict(), "train_P_f1_0.5s": round(train_f1, 4)}
+        res["P_f1_minus_stalta_0.5s"] = round(
+            res["P"]["0.5s"]["f1"] - res["stalta_P"]["0.5s"]["f1"], 4)
+        return res
+
+    def export(self, out_dir: str | Path, metrics: dict[str, Any], training: dict[str, Any],
+               name: str = "picker") -> tuple[Path, Path]:
+        thr = metrics.get("thresholds", {"P": 0.5, "S": 0.5})
+        return export_model(
+            self.model, name=name, kind="picker", sampling_rate_hz=SR, components=COMPONENTS,
+            window_samples=self.window, stride_samples=self.window // 2, labels=LABELS,
+            thresholds=thr, out_dir=out_dir, normalisation={"method": "std", "demean": True, "eps": 1e-8},
+            training={**training, **self.data.summary(), "label_sigma_samples": self.sigma,
+                      "params": sum(p.numel() for p in self.model.parameters())},
+            metrics=metrics)

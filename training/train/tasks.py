@@ -1,0 +1,42 @@
+"""Task registry: ``build_task(name, seed, quick)`` for the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_task(name: str, seed: int = 0, quick: bool = False) -> Any:
+    """Build a training task; ``quick`` shrinks model and data for smoke tests.
+
+    Seeds torch first so the initial weights depend only on ``seed``.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    if name in ("picker", "detector", "anomaly", "gan"):
+        from training.train.common import prepare_seismic
+
+        data = prepare_seismic(seed, limit=24 if quick else None)
+        if name == "picker":
+            from training.train.picker import PickerTask
+
+            if quick:
+                return PickerTask(data, window=400, batch=4, channels=(4, 8, 8),
+                                  eval_per_event=2, tune_per_event=1)
+            return PickerTask(data)
+        if name == "detector":
+            from training.train.detector import DetectorTask
+
+            return DetectorTask(data, quick=quick)
+        if name == "anomaly":
+            from training.train.anomaly import SeismicAnomalyTask
+
+            return SeismicAnomalyTask(data, quick=quick)
+        from training.train.gan import GanTask
+
+        return GanTask(data, quick=quick)
+    if name == "anomaly-geomag":
+        from training.train.anomaly import GeomagAnomalyTask
+
+        return GeomagAnomalyTask(seed=seed, quick=quick)
+    raise ValueError(f"unknown task {name!r}")
