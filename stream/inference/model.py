@@ -37,6 +37,7 @@ def pick_device(requested: str) -> torch.device:
 def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch marks TorchScript deprecated
+        warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path), map_location=device)
     module.eval()
     return module

@@ -1,0 +1,105 @@
+"""The service side of the model contract: an exported tiny model loads and runs; a model
+whose contract does not match is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stream.config import DetectorConfig, load_config_dict
+from stream.detectors.factory import build_detectors
+from stream.errors import ContractError
+from stream.inference.model import TorchScriptDetector
+from stream.pipeline import Pipeline
+from stream.records import Window
+from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+
+training_export = pytest.importorskip("training.export.exporter")
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    pt, _ = training_export.export_tiny_picker(tmp_path)
+    return pt
+
+
+def _cfg(**kw: object) -> DetectorConfig:
+    return DetectorConfig(name="picker", type="model", path="x", **kw)  # type: ignore[arg-type]
+
+
+def _edit_contract(pt: Path, **changes: object) -> None:
+    js = pt.with_suffix(".json")
+    raw = json.loads(js.read_text())
+    raw.update(changes)
+    js.write_text(json.dumps(raw))
+
+
+def test_exported_model_loads_and_matches_eager(tiny: Path) -> None:
+    from training.models.cnn import PhasePicker
+
+    det = TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+    assert det.spec.components == ("Z", "N", "E") and det.spec.window_s == 4.0
+    rng = np.random.default_rng(0)
+    windows = [Window("XX", f"S{i}", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
+                      rng.normal(size=(3, 400)).astype(np.float32), 0, "picker")
+               for i in range(5)]
+    torch.manual_seed(0)
+    eager = PhasePicker(components=("Z", "N", "E"), labels=("P", "S", "N"),
+                        sampling_rate_hz=100.0, window_samples=400, channels=(4, 8, 8),
+                        kernel=5).eval()
+    with torch.no_grad():
+        want = eager(torch.from_numpy(det.normalise(np.stack([w.data for w in windows])))).numpy()
+    np.testing.assert_allclose(det.infer(windows), want, atol=1e-5)
+
+
+def test_hash_mismatch_is_refused(tiny: Path) -> None:
+    _edit_contract(tiny, sha256="0" * 64)
+    with pytest.raises(ContractError, match="sha256 .* does not match"):
+        TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+
+
+def test_window_mismatch_is_refused(tiny: Path) -> None:
+    _edit_contract(tiny, labels=["P", "S"], thresholds={"P": 0.5})
+    with pytest.raises(ContractError, match="output shape"):
+        TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"format": "onnx"}, "format"),
+    ({"kind": "generator"}, "not run by the service"),
+    ({"stride_samples": 0}, "stride_samples"),
+    ({"components": ["Z", "Z", "E"]}, "components"),
+    ({"contract": "other.v9"}, "contract"),
+])
+def test_invalid_contracts_are_refused(tiny: Path, changes: dict, match: str) -> None:
+    _edit_contract(tiny, **changes)
+    with pytest.raises(ContractError, match=match):
+        TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+
+
+def test_missing_model_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="not found"):
+        TorchScriptDetector(_cfg(), tmp_path / "absent.pt", torch.device("cpu"))
+
+
+async def test_pipeline_runs_exported_model_micro_batched(tiny: Path) -> None:
+    traces = [synthetic_trace(f"XX.S{i}..HH{c}", 40, seed=10 * i + j, events_s=[20.0])
+              for i in range(4) for j, c in enumerate("ZNE")]
+    payloads = [p for tr in traces for p in mseed_records(tr)]
+    cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model", "path": str(tiny),
+                                           "thresholds": {"P": 0.0, "S": 0.0}}],
+                            "inference": {"max_batch": 8, "max_wait_s": 0.05}})
+    sink = MemorySink()
+    pipeline = Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg))
+    await pipeline.run()
+    contract = json.loads(tiny.with_suffix(".json").read_text())
+    picks = [a for a in sink.alerts if a.kind == "pick"]
+    assert picks and {a.station for a in picks} == {"S0", "S1", "S2", "S3"}
+    assert all(a.model.sha256 == contract["sha256"] for a in picks)
+    batches = pipeline.metrics.value("geosentry_inference_batch_size_count", detector="picker")
+    windows = pipeline.metrics.value("geosentry_windows_total", detector="picker")
+    assert 0 < batches < windows  # windows from several stations share batches

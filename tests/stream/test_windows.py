@@ -1,0 +1,168 @@
+"""Windowing policies on real miniSEED bytes: gaps, overlaps, duplicates, out-of-order,
+sample-rate change, missing components, channel aliases and resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import obspy
+
+from stream.buffer.windows import Windower, WindowSpec
+from stream.config import BufferConfig
+from stream.decode.mseed import decode_payload
+from stream.records import NS_PER_S, Record
+from stream.testing import mseed_records, synthetic_trace
+
+
+def _records(sid: str, seconds: float = 60.0, rate: float = 100.0, start: str = "2024-01-01",
+             seed: int = 0) -> list[Record]:
+    payloads = mseed_records(synthetic_trace(sid, seconds, rate, start=start, seed=seed))
+    return [r for i, p in enumerate(payloads) for r in decode_payload(p, arrival_ns=i)]
+
+
+def _windower(policy: BufferConfig | None = None, comps: tuple[str, ...] = ("Z",),
+              window_s: float = 10.0, stride_s: float = 5.0, rate: float | None = None,
+              missing: str = "skip") -> Windower:
+    spec = WindowSpec("d", comps, window_s, stride_s, rate, missing)
+    return Windower([spec], policy or BufferConfig(max_interpolate_gap_s=0.1,
+                                                  reorder_tolerance_s=0.0))
+
+
+def _run(w: Windower, records: list[Record]):  # type: ignore[no-untyped-def]
+    windows, events = [], []
+    for r in records:
+        ws, es = w.push(r)
+        windows += ws
+        events += [e.event.kind for e in es]
+    ws, es = w.flush()
+    return windows + ws, events + [e.event.kind for e in es]
+
+
+def test_contiguous_stream_tiles_windows_by_stride() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    windows, events = _run(_windower(), recs)
+    assert events == []
+    starts = [w.start_ns for w in windows]
+    assert np.all(np.diff(starts) == 5 * NS_PER_S)
+    assert len(windows) == 11  # (60 - 10) / 5 + 1
+    assert windows[0].first and not any(w.first for w in windows[1:])
+    np.testing.assert_array_equal(windows[0].data[0], np.concatenate([r.data for r in recs])[:1000])
+
+
+def _drop_samples(rec: Record, k: int) -> Record:
+    """Same record with its first ``k`` samples removed (a gap of k samples before it)."""
+    return Record(rec.network, rec.station, rec.location, rec.channel,
+                  rec.start_ns + k * NS_PER_S // 100, rec.sampling_rate_hz, rec.data[k:],
+                  rec.arrival_ns)
+
+
+def test_short_gap_is_interpolated_not_zero_filled() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    recs[3] = _drop_samples(recs[3], 5)  # 50 ms gap, under the 100 ms limit
+    windows, events = _run(_windower(), recs)
+    assert events == ["interpolated"]
+    assert len(windows) == 11
+    # the 5 missing samples are a straight line between their neighbours, not zeros
+    full = _records("XX.A..HHZ", 60)
+    i0 = sum(len(r.data) for r in full[:3])  # index of the first missing sample
+    w0 = np.concatenate([windows[0].data[0]] + [w.data[0][500:] for w in windows[1:]]
+                        ).astype(np.float64)
+    expected = np.linspace(full[2].data[-1], recs[3].data[0], 7)[1:-1]
+    np.testing.assert_allclose(w0[i0:i0 + 5], expected, rtol=1e-6)
+    np.testing.assert_array_equal(w0[i0 + 5:i0 + 50], recs[3].data[:45])
+
+
+def test_long_gap_resets_the_station() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    del recs[5]  # several seconds missing
+    windows, events = _run(_windower(), recs)
+    assert events == ["reset_gap"]
+    gap_start = recs[4].end_ns
+    # no window spans the gap, and windows restart (first=True) after it
+    assert not any(w.start_ns < gap_start < w.start_ns + 10 * NS_PER_S for w in windows)
+    assert sum(w.first for w in windows) == 2
+
+
+def test_duplicates_and_overlaps_are_dropped_and_counted() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    overlapping = Record("XX", "A", "", "HHZ", recs[2].start_ns, 100.0,
+                         np.concatenate([recs[2].data, recs[3].data[:10]]), 0)
+    stream = recs[:4] + [recs[2], overlapping] + recs[4:]
+    windows, events = _run(_windower(), stream)
+    assert events == ["duplicate", "duplicate"]
+    clean, _ = _run(_windower(), recs)
+    assert [w.start_ns for w in windows] == [w.start_ns for w in clean]
+    for a, b in zip(windows, clean):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_partial_overlap_keeps_only_new_samples() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    extended = Record("XX", "A", "", "HHZ", recs[2].start_ns, 100.0,
+                      np.concatenate([recs[2].data, recs[3].data]), 0)
+    stream = recs[:3] + [extended] + recs[3:]
+    windows, events = _run(_windower(), stream)
+    assert events[0] == "overlap" and events.count("duplicate") == 1
+    clean, _ = _run(_windower(), recs)
+    for a, b in zip(windows, clean):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_out_of_order_within_tolerance_is_reordered() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    swapped = recs[:3] + [recs[4], recs[3]] + recs[5:]
+    policy = BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=30.0)
+    windows, events = _run(_windower(policy), swapped)
+    assert events == ["reordered"]
+    clean, _ = _run(_windower(), recs)
+    assert len(windows) == len(clean)
+    for a, b in zip(windows, clean):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_out_of_order_beyond_tolerance_is_a_gap_then_a_late_duplicate() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    late = recs[:3] + recs[4:] + [recs[3]]
+    windows, events = _run(_windower(), late)  # tolerance 0
+    assert events == ["reset_gap", "duplicate"]
+
+
+def test_sample_rate_change_resets() -> None:
+    first = _records("XX.A..HHZ", 30, rate=100.0)
+    t_next = obspy.UTCDateTime(first[-1].end_ns / NS_PER_S + 0.01)
+    second = _records("XX.A..HHZ", 30, rate=50.0, start=str(t_next))
+    windows, events = _run(_windower(), first + second)
+    assert events == ["reset_rate"]
+    assert {w.sampling_rate_hz for w in windows} == {100.0, 50.0}
+
+
+def test_components_aligned_by_channel_code_z12() -> None:
+    recs = [r for cha, seed in (("HHZ", 0), ("HH1", 1), ("HH2", 2))
+            for r in _records(f"XX.A..{cha}", 30, seed=seed)]
+    recs.sort(key=lambda r: r.end_ns)
+    windows, _ = _run(_windower(comps=("Z", "N", "E")), recs)
+    assert windows and all(w.channels == ("HHZ", "HH1", "HH2") for w in windows)
+    z = np.concatenate([r.data for r in recs if r.channel == "HHZ"])
+    n = np.concatenate([r.data for r in recs if r.channel == "HH1"])
+    np.testing.assert_array_equal(windows[0].data[0], z[:1000])
+    np.testing.assert_array_equal(windows[0].data[1], n[:1000])
+
+
+def test_missing_component_skip_reports_once_and_emits_nothing() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    windows, events = _run(_windower(comps=("Z", "N", "E")), recs)
+    assert windows == [] and events == ["missing_component"]
+
+
+def test_missing_component_zeros_policy_marks_rows() -> None:
+    recs = _records("XX.A..HHZ", 60)
+    windows, events = _run(_windower(comps=("Z", "N", "E"), missing="zeros"), recs)
+    assert events == ["missing_component"]
+    assert windows and all(w.channels == ("HHZ", "", "") for w in windows)
+    assert all(not w.data[1:].any() and w.data[0].any() for w in windows)
+
+
+def test_resampled_to_model_rate() -> None:
+    recs = _records("XX.A..HHZ", 60, rate=200.0)
+    windows, _ = _run(_windower(rate=100.0), recs)
+    assert windows and all(w.data.shape == (1, 1000) and w.sampling_rate_hz == 100.0
+                           for w in windows)
