@@ -30,6 +30,11 @@ class DeliveryTracker:
         self._next: dict[tuple[str, int], int] = {}
         self._inflight: dict[str, dict[int, int]] = {}
         self._tokens = itertools.count()
+        self._finished: set[str] = set()
+
+    def finish(self, source: str) -> None:
+        """``source`` reached the end of its data: leftover samples will never form a window."""
+        self._finished.add(source)
 
     def record(self, ref: SourceRef | None, inst: str | None, end_ns: int) -> None:
         """Register an input record (``inst=None``: nothing retained, done at once)."""
@@ -52,17 +57,18 @@ class DeliveryTracker:
         out: dict[str, dict[int, int]] = {}
         for key, entries in self._pending.items():
             moved = False
-            while entries and self._done(entries[0], needed_ns):
+            finished = key[0] in self._finished
+            while entries and self._done(entries[0], needed_ns, finished):
                 self._next[key] = entries.popleft().offset + 1
                 moved = True
             if moved:
                 out.setdefault(key[0], {})[key[1]] = self._next[key]
         return out
 
-    def _done(self, e: _Entry, needed_ns: Callable[[str], int | None]) -> bool:
+    def _done(self, e: _Entry, needed_ns: Callable[[str], int | None], finished: bool) -> bool:
         if e.inst is None:
             return True
-        needed = needed_ns(e.inst)
+        needed = None if finished else needed_ns(e.inst)
         if needed is not None and needed <= e.end_ns:
             return False
         inflight = self._inflight.get(e.inst)

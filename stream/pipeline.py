@@ -123,6 +123,7 @@ class Pipeline:
             windows, events = self.windower.flush()
             await self._handle_events(events, 0)
             await self._enqueue(windows)
+            self.tracker.finish(src.name)
 
     async def _ingest_one(self, source: str, raw: RawRecord) -> None:
         m = self.metrics

@@ -22,7 +22,8 @@ DEFAULT_GROUP = "geosentry"
 
 
 class KafkaSource:
-    finite = False
+    """``?idle_exit_s=N`` ends the stream after N s without new records (replay/test use):
+    the topic is then treated as finished, so windows are flushed and every offset committed."""
 
     def __init__(self, uri: str, idle_exit_s: float | None = None) -> None:
         self.uri = parse_kafka(uri, "--source")
@@ -31,6 +32,7 @@ class KafkaSource:
             float(self.uri.params["idle_exit_s"]) if "idle_exit_s" in self.uri.params else None)
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
+        self.finite = False  # becomes True when the idle timeout says the data has ended
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -54,6 +56,7 @@ class KafkaSource:
             if not batch:
                 idle_s += 0.2
                 if self.idle_exit_s is not None and idle_s >= self.idle_exit_s:
+                    self.finite = True
                     return
                 continue
             idle_s = 0.0
