@@ -108,3 +108,21 @@ async def test_a_gap_raises_one_health_alert(demo_payloads: list[bytes]) -> None
     health = [a for a in sink.alerts if a.kind == "health"]
     assert [(a.station, a.details["event"]) for a in health] == [("UH1", "reset_gap")]
     assert metrics.value("geosentry_gaps_total", action="reset") == 1
+
+
+async def test_prometheus_endpoint_exports_the_counters(demo_payloads: list[bytes]) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics = Metrics()
+    metrics.serve(port, addr="127.0.0.1")
+    await _run(demo_payloads, metrics)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for name in ("geosentry_records_in_total", "geosentry_windows_total",
+                 "geosentry_inference_batch_seconds_bucket", "geosentry_alerts_total",
+                 "geosentry_alert_latency_seconds_bucket", "geosentry_queue_depth"):
+        assert name in body
+    assert f'geosentry_records_in_total{{source="memory"}} {float(len(demo_payloads))}' in body
