@@ -51,9 +51,6 @@ class Metrics:
                                        buckets=_LATENCY_BUCKETS_S, registry=r)
         self.alerts_out = Counter("geosentry_alerts", "Alerts delivered", ["kind", "sink"],
                                   registry=r)
-        self.alerts_failed = Counter("geosentry_alerts_failed",
-                                     "Alert deliveries that failed after retries", ["sink"],
-                                     registry=r)
         self.end_to_end = Histogram(
             "geosentry_alert_latency_seconds",
             "Alert emitted minus arrival of the newest sample it used", ["kind"],
@@ -62,11 +59,6 @@ class Metrics:
                                  ["stage"], registry=r)
         self.consumer_lag = Gauge("geosentry_consumer_lag", "Kafka consumer lag (records)",
                                   ["topic", "partition"], registry=r)
-        self.source_errors = Counter("geosentry_source_errors", "Source failures by kind",
-                                     ["source", "retriable"], registry=r)
-        self.windows_shed = Counter("geosentry_windows_shed",
-                                    "Windows dropped by the overload policy", ["detector"],
-                                    registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (0.0 when it was never touched)."""
