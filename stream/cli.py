@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from stream.config import Config, load_config
 from stream.errors import GeosentryError

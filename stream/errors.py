@@ -36,15 +36,3 @@ class ContractError(GeosentryError):
 
 class SourceError(GeosentryError):
     """A source failed (file missing, broker unreachable)."""
-
-
-class SinkError(GeosentryError):
-    """A sink failed to deliver an alert."""
-
-
-class TransientSourceError(SourceError):
-    retriable = True
-
-
-class TransientSinkError(SinkError):
-    retriable = True

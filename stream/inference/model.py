@@ -7,7 +7,6 @@ with the contract's labels, window and output step.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from stream.inference.contract import ModelContract, contract_path_for, sha256_f
 from stream.inference.scoring import score_anomaly, score_detector, score_picker
 from stream.records import Alert, ModelRef, Window
 
-log = logging.getLogger(__name__)
 RUNNABLE_KINDS = ("picker", "detector", "anomaly")
 
 

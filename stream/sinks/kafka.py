@@ -27,19 +27,21 @@ class KafkaSink:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        if self._producer is not None:
-            return
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.uri.bootstrap, enable_idempotence=True, acks="all",
-            linger_ms=5, request_timeout_ms=15_000)
-        backoff = 0.5
-        while True:
+        """Connect; while the broker is unreachable, retry with bounded backoff (logged once)."""
+        backoff, warned = 0.5, False
+        while self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.uri.bootstrap, enable_idempotence=True, acks="all",
+                linger_ms=5, request_timeout_ms=15_000)
             try:
-                await self._producer.start()
-                return
+                await producer.start()
+                self._producer = producer
             except KafkaError as exc:
-                log.warning("kafka sink %s: cannot connect (%s); retrying in %.1fs",
-                            self.uri.bootstrap, exc, backoff)
+                await producer.stop()
+                if not warned:
+                    log.warning("kafka sink %s: cannot connect (%s); retrying until it can",
+                                self.uri.bootstrap, exc)
+                    warned = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
