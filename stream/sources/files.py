@@ -61,12 +61,11 @@ class FileSource:
         loaded = await asyncio.to_thread(archive_records, self.path)
         started = time.monotonic()
         for offset, (due_s, payload) in enumerate(paced(loaded, self.speed)):
+            while not self._stopping and (delay := due_s - (time.monotonic() - started)) > 0:
+                await asyncio.sleep(min(delay, 0.5))  # short naps keep SIGTERM responsive
             if self._stopping:
                 return
-            delay = due_s - (time.monotonic() - started)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif offset % 256 == 0:
+            if offset % 256 == 0:
                 await asyncio.sleep(0)  # let the rest of the pipeline run
             yield RawRecord(payload, now_ns(), key=None, ref=None)
 
