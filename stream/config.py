@@ -19,7 +19,7 @@ from typing import Any
 
 from stream.errors import ConfigError
 
-DETECTOR_TYPES = ("stalta", "model")
+DETECTOR_TYPES = ("stalta", "model", "dbdt", "ssc", "artefacts")
 MISSING_POLICIES = ("skip", "zeros")
 
 
@@ -43,7 +43,8 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """One detector. ``type = "stalta"`` (classic trigger) or ``"model"`` (exported TorchScript)."""
+    """One detector: ``stalta`` (classic trigger), ``model`` (exported TorchScript), or the
+    geomagnetic ``dbdt``, ``ssc`` and ``artefacts`` (see ``stream/detectors/geomag.py``)."""
 
     name: str
     type: str

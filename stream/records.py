@@ -160,6 +160,8 @@ class Alert:
         """Deterministic from station, kind, phase, time and model, so consumers can dedupe."""
         basis = "|".join((self.network, self.station, self.location, self.kind, self.phase or "",
                           str(self.time_ns // 10_000_000), self.model.name, self.model.version))
+        if self.kind == "health":  # several health events can share a time: tell them apart
+            basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,13 +9,13 @@ True
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import numpy as np
 import obspy
 
+from stream.decode.mseed import encode_traces as mseed_records
 from stream.records import Alert, RawRecord, now_ns
 
 OBSPY_DATA = Path(obspy.__file__).resolve().parent / "signal" / "tests" / "data"
@@ -50,19 +50,6 @@ def synthetic_trace(sid: str, seconds: float, rate_hz: float = 100.0,
     header = {"network": net, "station": sta, "location": loc, "channel": cha,
               "sampling_rate": rate_hz, "starttime": obspy.UTCDateTime(start)}
     return obspy.Trace(np.round(noise).astype(np.int32), header=header)
-
-
-def mseed_records(traces: obspy.Trace | obspy.Stream, reclen: int = 512) -> list[bytes]:
-    """Real miniSEED 2 records (Steim2 for integers, FLOAT64 otherwise), one bytes per record."""
-    st = obspy.Stream([traces]) if isinstance(traces, obspy.Trace) else traces
-    out: list[bytes] = []
-    for tr in st:
-        buf = io.BytesIO()
-        encoding = "STEIM2" if tr.data.dtype == np.int32 else "FLOAT64"
-        tr.write(buf, format="MSEED", reclen=reclen, encoding=encoding)
-        raw = buf.getvalue()
-        out.extend(raw[i:i + reclen] for i in range(0, len(raw), reclen))
-    return out
 
 
 def synthetic_mseed(sid: str, n_samples: int = 1000, rate_hz: float = 100.0) -> bytes:

@@ -211,6 +211,6 @@ class ChannelBuffer:
             self._head = 0
         self._data[self._head + self._n:self._head + self._n + len(values)] = values
         self._n += len(values)
-        cap = int(self.max_buffer_s * self.rate_hz)
+        cap = max(int(self.max_buffer_s * self.rate_hz), len(values))
         if self._n > cap > 0:  # nobody trimmed (no detector uses this channel): bound memory
             self.trim_before(self.start_ns + round((self._n - cap) * self.period_ns))

@@ -80,6 +80,8 @@ class Windower:
         self.specs = specs
         self.policy = policy
         self.used_components = {c for s in specs for c in s.components}
+        #: never hold less than a few windows, whatever max_buffer_s says
+        self.max_hold_s = max(policy.max_buffer_s, 4 * max(s.window_s + s.stride_s for s in specs))
         self.instruments: dict[str, Instrument] = {}
         self._missing_reported: set[tuple[str, str]] = set()
 
@@ -97,7 +99,7 @@ class Windower:
         buf = inst.buffers.get(comp)
         if buf is None:
             buf = ChannelBuffer(self.policy.max_interpolate_gap_s, self.policy.reorder_tolerance_s,
-                                self.policy.max_buffer_s)
+                                self.max_hold_s)
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
         events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]

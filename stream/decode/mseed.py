@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 
 import numpy as np
+import obspy
 import pymseed
 
 from stream.errors import DecodeError
@@ -26,6 +28,15 @@ def _nslc(sourceid: str) -> tuple[str, str, str, str]:
     except Exception as exc:  # pymseed raises its own error types for malformed ids
         raise DecodeError(f"malformed source id {sourceid!r}") from exc
     return str(net), str(sta), str(loc), str(cha)
+
+
+def geomag_band_code(rate_hz: float) -> str:
+    """USGS/INTERMAGNET SEED band code of a geomagnetic sampling rate (10 Hz B, 1 s L, 1 min U,
+    1 h R, 1 d P)."""
+    for code, rate in (("B", 10.0), ("L", 1.0), ("U", 1 / 60), ("R", 1 / 3600), ("P", 1 / 86400)):
+        if rate_hz >= rate * 0.5:
+            return code
+    return "P"
 
 
 def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None) -> list[Record]:
@@ -44,6 +55,8 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
             rate = float(msr.samprate)
             if not (math.isfinite(rate) and 0.0 < rate <= MAX_RATE_HZ):
                 raise DecodeError(f"impossible sample rate {rate} Hz", sid)
+            if len(cha) == 1:  # USGS geomag element-only channel ("H", "U") -> SEED "LFH"
+                cha = f"{geomag_band_code(rate)}F{cha}"
             if msr.numsamples == 0:
                 continue  # empty / log records carry no samples
             if msr.sampletype not in ("i", "f", "d"):
@@ -80,3 +93,16 @@ def split_records(buffer: bytes) -> Iterator[tuple[bytes, int | None]]:
             nxt = (pos // 64 + 1) * 64
             yield bytes(buffer[pos:nxt]), None
             pos = nxt
+
+
+def encode_traces(traces: obspy.Trace | obspy.Stream, reclen: int = 512) -> list[bytes]:
+    """miniSEED 2 records, one ``bytes`` each: Steim2 for int32 samples, FLOAT64 otherwise."""
+    st = obspy.Stream([traces]) if isinstance(traces, obspy.Trace) else traces
+    out: list[bytes] = []
+    for tr in st:
+        buf = io.BytesIO()
+        encoding = "STEIM2" if tr.data.dtype == np.int32 else "FLOAT64"
+        tr.write(buf, format="MSEED", reclen=reclen, encoding=encoding)
+        raw = buf.getvalue()
+        out.extend(raw[i:i + reclen] for i in range(0, len(raw), reclen))
+    return out

@@ -6,13 +6,20 @@ import torch
 
 from stream.config import Config, DetectorConfig
 from stream.detectors.base import Detector
+from stream.detectors.geomag import ArtefactDetector, DbDtDetector, SscDetector
 from stream.detectors.stalta import StaLtaDetector
 from stream.models import resolve
+
+
+GEOMAG: dict[str, type[DbDtDetector] | type[SscDetector] | type[ArtefactDetector]] = {
+    "dbdt": DbDtDetector, "ssc": SscDetector, "artefacts": ArtefactDetector}
 
 
 def build_detector(cfg: DetectorConfig, device: torch.device) -> Detector:
     if cfg.type == "stalta":
         return StaLtaDetector(cfg)
+    if cfg.type in GEOMAG:
+        return GEOMAG[cfg.type](cfg)
     from stream.inference.model import TorchScriptDetector
 
     return TorchScriptDetector(cfg, resolve(cfg.path), device)

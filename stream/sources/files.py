@@ -1,4 +1,4 @@
-"""Replay miniSEED files or directories as a stream, ordered by record end time.
+"""Replay miniSEED (or IAGA-2002) files or directories as a stream, ordered by record end time.
 
 ``speed = 1`` releases each record when it would have arrived live (its last sample's time,
 relative to the first), ``speed = 10`` ten times faster, ``speed = 0`` as fast as possible.
@@ -11,11 +11,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from stream.decode.iaga import iaga_to_mseed, is_iaga
 from stream.decode.mseed import split_records
 from stream.errors import SourceError
 from stream.records import NS_PER_S, RawRecord, now_ns
 
-MSEED_SUFFIXES = {".mseed", ".miniseed", ".ms", ".msd", ".seed", ""}
 
 
 def list_files(path: Path) -> list[Path]:
@@ -27,11 +27,15 @@ def list_files(path: Path) -> list[Path]:
 
 
 def archive_records(path: str | Path) -> list[tuple[int, bytes]]:
-    """Every record under ``path`` as ``(end_ns, payload)``, sorted by end time (stable)."""
+    """Every record under ``path`` as ``(end_ns, payload)``, sorted by end time (stable).
+
+    IAGA-2002 files (``.sec``/``.min``, gzipped or not) are converted to miniSEED records on the
+    way in, so everything downstream sees one format."""
     out: list[tuple[int, bytes]] = []
     for f in list_files(Path(path)):
         last = 0
-        for payload, end_ns in split_records(f.read_bytes()):
+        raw = b"".join(iaga_to_mseed(f)) if is_iaga(f) else f.read_bytes()
+        for payload, end_ns in split_records(raw):
             last = end_ns if end_ns is not None else last
             out.append((last, payload))
     out.sort(key=lambda item: item[0])
