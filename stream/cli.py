@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the detection service")
     run.add_argument("--source", action="append", default=[], metavar="URI",
-                     help="miniSEED file/dir, or kafka://HOST:PORT/TOPIC[?group=NAME]")
+                     help="miniSEED file/dir, kafka://HOST:PORT/TOPIC[?group=NAME] or "
+                          "seedlink://HOST:PORT?streams=NET_STA[:SELECTORS],...")
     run.add_argument("--sink", action="append", default=[], metavar="URI",
                      help="jsonl:- (default), jsonl:PATH or kafka://HOST:PORT/TOPIC")
     run.add_argument("--config", help="TOML configuration file")
@@ -37,6 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("path")
     rep.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
     rep.add_argument("--speed", type=float, default=0.0)
+
+    sls = sub.add_parser("serve-seedlink", help="serve a miniSEED archive over SeedLink 3/4")
+    sls.add_argument("archive", help="miniSEED file or directory")
+    sls.add_argument("--port", type=int, default=18000, help="TCP port (0 = any free port)")
+    sls.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sls.add_argument("--speed", type=float, default=1.0,
+                     help="pace: 1 = original (default), 10 = ten times faster, 0 = at once")
+    sls.add_argument("--ring-records", type=int, help="keep only this many records per station")
+
+    ing = sub.add_parser("ingest", help="bridge SeedLink records into a Kafka topic")
+    ing.add_argument("source", metavar="seedlink://HOST:PORT?streams=...&state=PATH")
+    ing.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
 
     demo = sub.add_parser("demo", help="replay ObsPy's bundled BW.UH* recordings, no network")
     demo.add_argument("--sink", action="append", default=[], metavar="URI")
@@ -91,6 +104,41 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
+    from stream.seedlink.server import SeedLinkServer
+
+    async def serve() -> None:
+        server = SeedLinkServer(args.archive, args.host, args.port, args.speed, args.ring_records)
+        port = await server.start()
+        a = server.archive
+        print(f"serving {len(a.packets)} records of {len(a.by_station)} stations on "
+              f"{args.host}:{port} (speed {args.speed:g})", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from stream.seedlink.bridge import Bridge
+
+    async def ingest() -> int:
+        bridge = Bridge(args.source, args.to)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, bridge.request_stop)
+        return await bridge.run()
+
+    n = asyncio.run(ingest())
+    print(f"ingested {n} records into {args.to}", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
@@ -122,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
-                "models": _cmd_models}
+                "models": _cmd_models, "serve-seedlink": _cmd_serve_seedlink,
+                "ingest": _cmd_ingest}
     try:
         return handlers[args.command](args)
     except GeosentryError as exc:

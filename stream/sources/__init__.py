@@ -32,15 +32,16 @@ class Source(Protocol):
 
 
 def open_source(uri: str, speed: float = 0.0) -> Source:
-    """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]``."""
+    """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]`` or
+    ``seedlink://HOST:PORT?streams=NET_STA[:SELECTORS],...`` (see ``stream.sources.seedlink``)."""
     if uri.startswith("kafka://"):
         from stream.sources.kafka import KafkaSource
 
         return KafkaSource(uri)
     if uri.startswith("seedlink://"):
-        from stream.errors import ConfigError
+        from stream.sources.seedlink import SeedLinkSource
 
-        raise ConfigError("--source", "seedlink:// sources are not available yet (SeedLink issue)")
+        return SeedLinkSource(uri)
     from stream.sources.files import FileSource
 
     return FileSource(uri, speed=speed)

@@ -1,0 +1,227 @@
+"""SeedLink wire codec shared by the replay server: headers, selectors, times, INFO documents.
+
+Pure functions, no I/O. Protocol 3 packets are ``"SL"`` + 6 hex digits (24-bit sequence) + one
+512-byte miniSEED 2 record; INFO replies are XML carried as text in chained miniSEED "LOG"
+records behind ``"SLINFO *"`` (more follow) / ``"SLINFO  "`` (last) headers. Protocol 4 packets
+are ``"SE"`` + format + subformat + payload length (u32 LE) + 64-bit sequence (u64 LE) + station
+id length (u8) + station id + payload; INFO replies are one JSON packet (format ``J``).
+
+>>> v3_header(0x1A2B)
+b'SL001A2B'
+>>> len(v4_header("2", "D", 512, 7, "BW_UH1"))
+23
+>>> SelectorSet.parse(["SHZ"], v4=False).matches("", "SHZ", "D")
+True
+>>> SelectorSet.parse(["*_S_H_?"], v4=True).matches("", "SHZ", "D")
+True
+>>> parse_time_ns("2010,05,27,16,24,33") == parse_time_ns("2010-05-27T16:24:33Z")
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from xml.sax.saxutils import quoteattr
+
+import pymseed
+
+from stream.records import NS_PER_S, ns_to_iso
+
+V3_SEQ_MODULUS = 1 << 24
+_V4_HEADER = struct.Struct("<2sccIQB")
+SOFTWARE = "SeedLink v4.0 (geosentry-replay 0.1)"
+CAPABILITIES_V4 = ("SLPROTO:3.1", "SLPROTO:4.0", "CAP", "EXTREPLY", "NSWILDCARD", "BATCH",
+                   "MULTISTATION", "TIME", "INFO:ID", "INFO:CAPABILITIES", "INFO:STATIONS",
+                   "INFO:STREAMS")
+LEGACY_CAPABILITIES = ("dialup", "multistation", "window-extraction", "info:id",
+                       "info:capabilities", "info:stations", "info:streams")
+_V3_SELECTOR = re.compile(r"^([A-Z0-9?\-]{2})?([A-Z0-9?]{3})(\.[DECOTL?])?$")
+_V4_SELECTOR = re.compile(r"^([A-Z0-9_?*\-]+)(\.[A-Z0-9?*]{1,2})?(:[A-Z0-9]+)?$")
+
+
+class ProtocolError(ValueError):
+    """A command's arguments are invalid; ``code`` is the v4 error code."""
+
+    def __init__(self, message: str, code: str = "ARGUMENTS") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def v3_header(seq: int) -> bytes:
+    return b"SL%06X" % (seq % V3_SEQ_MODULUS)
+
+
+def v4_header(fmt: str, subformat: str, length: int, seq: int, station_id: str) -> bytes:
+    sid = station_id.encode("ascii")
+    return _V4_HEADER.pack(b"SE", fmt.encode(), subformat.encode(), length, seq, len(sid)) + sid
+
+
+def stream_id(location: str, channel: str) -> str:
+    """v4 stream id ``LOC_B_S_SS`` from SEED location/channel (``"" , "SHZ"`` -> ``_S_H_Z``)."""
+    return f"{location}_" + "_".join(channel) if len(channel) == 3 else f"{location}_{channel}"
+
+
+def _v3_to_v4(selector: str) -> str:
+    """``[LL]CCC[.T]`` -> ``LOC_B_S_SS[.2T]`` pattern (``--`` = empty location)."""
+    m = _V3_SELECTOR.match(selector)
+    if m is None:
+        raise ProtocolError(f"invalid selector {selector!r} (expected [LL]CCC[.T])")
+    loc, cha, typ = m.group(1), m.group(2), m.group(3)
+    loc_pat = "*" if loc is None else loc.replace("-", "")
+    return f"{loc_pat}_{'_'.join(cha)}" + (f".2{typ[1]}" if typ else "")
+
+
+@dataclass
+class SelectorSet:
+    """Positive and negative stream selectors of one station request (none = everything)."""
+
+    include: list[tuple[str, str]] = field(default_factory=list)
+    exclude: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, selectors: list[str], v4: bool) -> SelectorSet:
+        out = cls()
+        for raw in selectors:
+            out.add(raw, v4)
+        return out
+
+    def add(self, raw: str, v4: bool) -> None:
+        neg = raw.startswith("!")
+        text = raw[1:] if neg else raw
+        upper = text.upper()
+        if v4 and "_" in upper:
+            m = _V4_SELECTOR.match(upper)
+            if m is None:
+                raise ProtocolError(f"invalid selector {raw!r} (expected LOC_B_S_SS[.FS])")
+            stream_pat, fs = m.group(1), (m.group(2) or ".*")[1:]
+        else:
+            stream_pat, _, fs = _v3_to_v4(upper).partition(".")
+            fs = fs or "*"
+        (self.exclude if neg else self.include).append((stream_pat, fs))
+
+    def matches(self, location: str, channel: str, record_type: str) -> bool:
+        sid, fs = stream_id(location, channel), "2" + record_type
+
+        def hit(pats: list[tuple[str, str]]) -> bool:
+            return any(fnmatch.fnmatchcase(sid, s) and fnmatch.fnmatchcase(fs, f + "*")
+                       for s, f in pats)
+
+        return (not self.include or hit(self.include)) and not hit(self.exclude)
+
+
+def parse_time_ns(text: str) -> int:
+    """SeedLink time: v3 ``Y,M,D,h,m,s[,ns]`` or v4 ISO ``YYYY-MM-DDThh:mm:ss[.f]Z``."""
+    try:
+        if "," in text:
+            parts = [int(p) for p in text.split(",")]
+            if len(parts) not in (6, 7):
+                raise ValueError(text)
+            dt = datetime(*parts[:6], tzinfo=timezone.utc)
+            return int(dt.timestamp()) * NS_PER_S + (parts[6] if len(parts) == 7 else 0)
+        t = text.rstrip("Z")
+        whole, _, frac = t.partition(".")
+        dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+        return int(dt.timestamp()) * NS_PER_S + int((frac + "000000000")[:9] or 0)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid time {text!r}") from exc
+
+
+def parse_seq(text: str, v4: bool) -> int | None:
+    """Sequence argument of DATA/FETCH: decimal in v4 (-1 = next), hex in v3; None = next."""
+    try:
+        value = int(text, 10 if v4 else 16)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid sequence number {text!r}") from exc
+    return None if value < 0 else value
+
+
+def resolve_v3_seq(seq24: int, newest_seq: int) -> int:
+    """The largest 64-bit sequence <= newest+1 whose low 24 bits are ``seq24``."""
+    candidate = (newest_seq + 1) - ((newest_seq + 1 - seq24) % V3_SEQ_MODULUS)
+    return candidate if candidate >= 0 else seq24
+
+
+# ---- INFO documents -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StationInfo:
+    network: str
+    station: str
+    begin_seq: int
+    end_seq: int  # next sequence number (last available + 1)
+    streams: tuple[tuple[str, str, str, int, int], ...]  # loc, cha, type, begin_ns, end_ns
+
+    @property
+    def id(self) -> str:
+        return f"{self.network}_{self.station}"
+
+
+def _v3_time(t_ns: int) -> str:
+    return ns_to_iso(t_ns).replace("-", "/").replace("T", " ").rstrip("Z")[:-2]
+
+
+def info_xml(level: str, organization: str, stations: list[StationInfo]) -> str:
+    """Protocol 3 INFO document (ID, CAPABILITIES, STATIONS, STREAMS)."""
+    head = (f'<?xml version="1.0"?>\n<seedlink software={quoteattr(SOFTWARE)} '
+            f'organization={quoteattr(organization)}>\n')
+    body: list[str] = []
+    if level == "CAPABILITIES":
+        body = [f'<capability name="{c}"/>' for c in LEGACY_CAPABILITIES]
+    elif level in ("STATIONS", "STREAMS"):
+        for st in stations:
+            attrs = (f'name="{st.station}" network="{st.network}" description="" '
+                     f'begin_seq="{st.begin_seq % V3_SEQ_MODULUS:06X}" '
+                     f'end_seq="{st.end_seq % V3_SEQ_MODULUS:06X}"')
+            if level == "STATIONS":
+                body.append(f"<station {attrs}/>")
+                continue
+            body.append(f'<station {attrs} stream_check="enabled">')
+            body += [f'  <stream location="{loc}" seedname="{cha}" type="{typ}" '
+                     f'begin_time="{_v3_time(b)}" end_time="{_v3_time(e)}"/>'
+                     for loc, cha, typ, b, e in st.streams]
+            body.append("</station>")
+    return head + "\n".join(body) + ("\n" if body else "") + "</seedlink>\n"
+
+
+def info_json(level: str, organization: str, stations: list[StationInfo],
+              error: tuple[str, str] | None = None) -> bytes:
+    """Protocol 4 INFO document (JSON, FDSN SeedLink 4 schema)."""
+    doc: dict[str, object] = {"software": SOFTWARE, "organization": organization}
+    if error is not None:
+        doc["error"] = {"code": error[0], "message": error[1]}
+    elif level == "CAPABILITIES":
+        doc["capability"] = list(CAPABILITIES_V4)
+    elif level == "FORMATS":
+        doc["format"] = {"2": {"mimetype": "application/vnd.fdsn.mseed",
+                               "subformat": {"D": "data/generic"}}}
+    elif level in ("STATIONS", "STREAMS"):
+        doc["station"] = [
+            {"id": st.id, "description": "", "begin_seq": st.begin_seq, "end_seq": st.end_seq,
+             "backfill": 0,
+             **({"stream": [{"id": stream_id(loc, cha), "format": "2", "subformat": typ,
+                             "origin": "native", "begin_time": ns_to_iso(b),
+                             "end_time": ns_to_iso(e)}
+                            for loc, cha, typ, b, e in st.streams]} if level == "STREAMS" else {})}
+            for st in stations]
+    return json.dumps(doc).encode()
+
+
+def info_records_v3(xml: str) -> list[bytes]:
+    """The XML as chained 512-byte miniSEED 2 text records (``SL.INFO..LOG``)."""
+    msr = pymseed.MS3Record()
+    msr.reclen, msr.formatversion = 512, 2
+    msr.encoding = pymseed.DataEncoding.TEXT
+    msr.sourceid = pymseed.nslc2sourceid("SL", "INFO", "", "LOG")
+    msr.samprate = 0
+    msr.set_starttime_str(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    return list(msr.generate(xml.encode(), "t"))
+
+
+def info_packets_v3(xml: str) -> bytes:
+    records = info_records_v3(xml)
+    return b"".join((b"SLINFO *" if i < len(records) - 1 else b"SLINFO  ") + rec
+                    for i, rec in enumerate(records))

@@ -1,0 +1,267 @@
+"""SeedLink source: ``seedlink://HOST:PORT?streams=...&state=PATH&proto=auto``.
+
+Query parameters (all optional except ``streams``):
+
+* ``streams=NET_STA[:SELECTORS],NET_STA2[:SELECTORS]`` - stations (``*``/``?`` wildcards allowed)
+  with space- or ``+``-separated selectors (``SHZ`` / ``00BH?.D`` in protocol 3 syntax, or
+  ``*_B_H_?`` in protocol 4 syntax; the client converts between them);
+* ``state=PATH`` - libslink-compatible ``#V2`` state file (station, last sequence number),
+  written atomically when the pipeline commits; read at start to resume with no gap;
+* ``proto=auto|3|4`` (default ``auto``: protocol 4 when the server offers it);
+* ``dialup=1`` - FETCH mode: the source ends when the server has sent what it holds;
+* ``timeout_s`` (connect/handshake, 10), ``read_timeout_s`` (no byte for this long: reconnect,
+  60), ``keepalive_s`` (INFO ID heartbeat, 20), ``max_backoff_s`` (30), ``retries`` (consecutive
+  failed connections before the source fails; default unlimited), ``tls=1``, ``tls_noverify=1``.
+
+Delivery is at-least-once: each record's ``ref`` is ``(source, station partition, sequence)``,
+and ``commit`` persists the sequence numbers whose alerts were acknowledged. After a reconnect
+in the same process the client resumes after the last record it handed on (no duplicates);
+after a restart it resumes after the last committed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from seedlink_client import AsyncSeedLink, Protocol, SeedLinkError, SeedLinkPacket
+from seedlink_client import _commands
+from seedlink_client.state import load_state
+from seedlink_client.streams import sort_streams
+
+from stream.errors import ConfigError, SourceError
+from stream.records import RawRecord, SourceRef, now_ns
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass(frozen=True)
+class SeedLinkURI:
+    host: str
+    port: int
+    streams: list[tuple[str, list[str]]]
+    state: Path | None = None
+    protocol: Protocol | None = None
+    dialup: bool = False
+    timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    keepalive_s: float = 20.0
+    max_backoff_s: float = 30.0
+    retries: int | None = None
+    tls: bool = False
+    tls_noverify: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def parse_seedlink(uri: str, key: str = "--source") -> SeedLinkURI:
+    """Parse and validate a ``seedlink://`` URI (errors name the offending part)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "seedlink" or not parts.hostname:
+        raise ConfigError(key, f"expected seedlink://HOST:PORT?streams=NET_STA:..., got {uri!r}")
+    q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    streams = []
+    for entry in filter(None, (e.strip() for e in q.pop("streams", "").split(","))):
+        sid, _, sels = entry.partition(":")
+        if "_" not in sid:
+            raise ConfigError(key, f"stream {entry!r}: station must be NET_STA")
+        streams.append((sid.upper(), sels.replace("+", " ").split()))
+    if not streams:
+        raise ConfigError(key, f"{uri!r}: streams=NET_STA[:SELECTORS],... is required")
+    proto = q.pop("proto", "auto")
+    if proto not in ("auto", "3", "4"):
+        raise ConfigError(key, f"proto must be auto, 3 or 4, got {proto!r}")
+    try:
+        num = {k: float(q.pop(k)) for k in ("timeout_s", "read_timeout_s", "keepalive_s",
+                                            "max_backoff_s") if k in q}
+        retries = int(q.pop("retries")) if "retries" in q else None
+    except ValueError as exc:
+        raise ConfigError(key, f"{uri!r}: {exc}") from exc
+    flags = {k: q.pop(k, "0").lower() in ("1", "true", "yes") for k in ("dialup", "tls",
+                                                                          "tls_noverify")}
+    state = q.pop("state", None)
+    if q:
+        raise ConfigError(key, f"{uri!r}: unknown parameter(s) {', '.join(sorted(q))}")
+    return SeedLinkURI(parts.hostname, parts.port or 18000, streams,
+                       Path(state) if state else None,
+                       None if proto == "auto" else Protocol(proto), retries=retries,
+                       **flags, **num)  # type: ignore[arg-type]
+
+
+def save_state(path: Path, seqs: dict[str, int]) -> None:
+    """Write ``{NET_STA: last sequence}`` as a libslink ``#V2`` state file, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("#V2 StationID  Sequence  [Timestamp]\n")
+            f.writelines(f"{sid} {seq}\n" for sid, seq in sorted(seqs.items()))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SelectorRefused(SourceError):
+    """The server refused a STATION / SELECT / DATA command: retrying cannot help."""
+
+
+class _StrictSeedLink(AsyncSeedLink):
+    """seedlink-client, except that any refused negotiation command is an error (v3 included:
+    the library only logs a refused v3 STATION/SELECT and carries on without it)."""
+
+    async def _negotiate(self) -> None:
+        self._match_cache.clear()
+        plan = _commands.plan_negotiation(
+            self.protocol, sort_streams(self._streams), self._dialup, self._multistation,
+            resume=True, lastpkttime=False, batch_active=self._batch_active)
+        for cmd in plan:
+            try:
+                resp = await self._send_command(cmd)
+            except SeedLinkError as exc:
+                if cmd.role in ("station", "select", "data"):
+                    raise SelectorRefused(f"server refused {cmd.text!r}: {exc}") from exc
+                raise
+            if resp is not None and not resp:
+                raise SelectorRefused(f"server refused {cmd.text!r}: {resp.message or 'ERROR'}")
+        self._streaming = True
+
+
+class SeedLinkSource:
+    """Records from a SeedLink server, resumable from a state file (see module docs)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = parse_seedlink(uri)
+        self.name = f"seedlink:{self.uri.host}:{self.uri.port}"
+        self.finite = self.uri.dialup
+        self.delivered: dict[str, int] = {}  # last sequence handed on, per station
+        self.committed: dict[str, int] = {}  # last sequence acknowledged by the pipeline
+        self._partitions: dict[str, int] = {}
+        self._stations: list[str] = []
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=512)
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        path = self.uri.state
+        if path is not None and path.exists() and not self.committed:
+            try:
+                loaded = await asyncio.to_thread(load_state, str(path))
+            except (OSError, ValueError) as exc:
+                raise SourceError(f"cannot read SeedLink state file {path}: {exc}") from exc
+            self.committed = {sid: seq for sid, (seq, _) in loaded.items() if seq is not None}
+            self.delivered = dict(self.committed)
+            log.info("%s: resuming from %s: %s", self.name, path, self.committed)
+
+    def _partition(self, sid: str) -> int:
+        if sid not in self._partitions:
+            self._partitions[sid] = len(self._stations)
+            self._stations.append(sid)
+        return self._partitions[sid]
+
+    def _client(self) -> _StrictSeedLink:
+        u = self.uri
+        client = _StrictSeedLink(u.host, u.port, timeout=u.timeout_s, tls=u.tls,
+                                 tls_noverify=u.tls_noverify, protocol=u.protocol,
+                                 keepalive=u.keepalive_s, idle_timeout=u.read_timeout_s,
+                                 dialup=u.dialup, clientname="geosentry", clientversion="0.1")
+        exact = {sid for sid, _ in u.streams if not any(c in sid for c in "*?")}
+        for sid, sels in u.streams:
+            client.add_stream(sid, sels or None, seqnum=self.delivered.get(sid))
+            if sid not in exact:  # known members of a wildcard resume on their own
+                for known in sorted(self.delivered):
+                    if known not in exact and fnmatch.fnmatchcase(known, sid):
+                        client.add_stream(known, sels or None, seqnum=self.delivered[known])
+                        exact.add(known)
+        return client
+
+    async def _read_loop(self) -> None:
+        """Connect, stream into the queue, reconnect with bounded exponential backoff."""
+        failures = 0
+        while not self._stopping.is_set():
+            client = self._client()
+            try:
+                await client.connect()
+                log.info("%s: connected (%s, protocol %s)", self.name, client.server_id,
+                         client.protocol.value if client.protocol else "?")
+                packets = client.collect(reconnect=False)
+                while True:
+                    try:
+                        pkt = await asyncio.wait_for(anext(packets), self.uri.read_timeout_s)
+                    except StopAsyncIteration:
+                        break
+                    failures = 0
+                    await self._queue.put(pkt)
+                if self.uri.dialup:
+                    await self._queue.put(_END)
+                    return
+                raise SeedLinkError("server ended the stream")
+            except SelectorRefused as exc:
+                await self._queue.put(exc)
+                return
+            except (SeedLinkError, OSError, TimeoutError) as exc:
+                failures += 1
+                if self.uri.retries is not None and failures > self.uri.retries:
+                    await self._queue.put(SourceError(
+                        f"{self.name}: giving up after {failures} failed attempts: {exc}"))
+                    return
+                delay_s = min(self.uri.max_backoff_s, 0.5 * 2 ** (failures - 1))
+                log.warning("%s: %s; reconnecting in %.1f s", self.name,
+                            str(exc) or type(exc).__name__, delay_s)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay_s)
+                except TimeoutError:
+                    pass
+            finally:
+                await client.close()
+
+    async def records(self) -> AsyncIterator[RawRecord]:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_loop())
+        while not self._stopping.is_set():
+            try:
+                item = await asyncio.wait_for(self._queue.get(), 0.5)
+            except TimeoutError:
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, SeedLinkPacket)
+            sid, seq = item.station_id, item.seqnum
+            if seq is None or seq <= self.delivered.get(sid, -1):
+                continue  # never hand on a record twice within one process
+            self.delivered[sid] = seq
+            net, _, sta = sid.partition("_")
+            yield RawRecord(item.payload, now_ns(), key=f"{net}.{sta}",
+                            ref=SourceRef(self.name, self._partition(sid), seq))
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        """``{station partition: next sequence}``: persist ``next - 1`` as done."""
+        changed = False
+        for part, next_seq in offsets.items():
+            sid = self._stations[part]
+            if next_seq - 1 > self.committed.get(sid, -1):
+                self.committed[sid] = next_seq - 1
+                changed = True
+        if changed and self.uri.state is not None:
+            await asyncio.to_thread(save_state, self.uri.state, dict(self.committed))
+
+    def stop_reading(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)

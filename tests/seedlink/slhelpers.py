@@ -1,0 +1,62 @@
+"""Helpers shared by the SeedLink tests: a demo archive, an in-process server, a fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from stream.seedlink.server import SeedLinkServer
+from stream.testing import demo_stream, mseed_records
+
+GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+
+
+def write_demo_archive(directory: Path) -> Path:
+    """ObsPy's BW.UH1-UH4 recordings as 512-byte miniSEED files, one per station."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for tr in demo_stream():
+        (directory / f"{tr.id}.mseed").write_bytes(b"".join(mseed_records(tr)))
+    return directory
+
+
+@contextlib.asynccontextmanager
+async def serving(archive: Path, port: int = 0, speed: float = 0.0,
+                  **kwargs: object) -> AsyncIterator[SeedLinkServer]:
+    server = SeedLinkServer(archive, "127.0.0.1", port, speed, **kwargs)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def fake_server(
+        behaviour: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 running ``behaviour`` per connection; yields its port."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await behaviour(reader, writer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def by_station(payloads: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for sid, p in payloads:
+        out.setdefault(sid, []).append(p)
+    return out

@@ -1,0 +1,111 @@
+"""Faults end in clear errors, never in a hang: refused selectors, garbage or silence from the
+server, nobody listening; a client that stops reading does not hold up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from slhelpers import fake_server, serving
+
+from stream.errors import ConfigError, SourceError
+from stream.seedlink.archive import Archive
+from stream.sources.seedlink import SeedLinkSource, SelectorRefused, parse_seedlink
+
+
+async def _drain(uri: str, timeout_s: float = 20.0) -> list[bytes]:
+    source = SeedLinkSource(uri)
+    await source.start()
+
+    async def read() -> list[bytes]:
+        return [raw.payload async for raw in source.records()]
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    finally:
+        await source.stop()
+
+
+@pytest.mark.parametrize("proto", ["3", "4"])
+@pytest.mark.parametrize("streams, why", [
+    ("XX_NOPE", "station XX_NOPE not found"),
+    ("BW_UH1:B@D", "invalid selector"),
+])
+async def test_refused_selector_is_a_clear_error(demo_archive: Path, proto: str, streams: str,
+                                                 why: str) -> None:
+    async with serving(demo_archive) as server:
+        with pytest.raises(SelectorRefused, match="server refused") as info:
+            await _drain(f"seedlink://127.0.0.1:{server.port}?streams={streams}"
+                         f"&proto={proto}&dialup=1")
+    if proto == "4":  # protocol 3 replies a bare ERROR (no EXTREPLY asked for)
+        assert why in str(info.value)
+
+
+async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(100)
+    writer.write(b"SeedLink v3.1 :: SLPROTO:3.1\r\njunk\r\n")  # plausible HELLO, then junk
+    await writer.drain()
+    while await reader.read(100):
+        writer.write(b"\x00\xffGARBAGE" * 64)
+        await writer.drain()
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize("behaviour, why", [(_garbage, "giving up after 2"),
+                                            (_silent, "Timed out connecting")])
+async def test_bad_server_fails_cleanly(behaviour: object, why: str) -> None:
+    started = time.monotonic()
+    async with fake_server(behaviour) as port:  # type: ignore[arg-type]
+        with pytest.raises(SourceError, match=why):
+            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&timeout_s=1"
+                         f"&max_backoff_s=0.2")
+    assert time.monotonic() - started < 10
+
+
+async def test_nobody_listening_fails_after_retries() -> None:
+    async with fake_server(_silent) as port:
+        pass  # the port is free again
+    with pytest.raises(SourceError, match=r"giving up after 3 .*Could not connect"):
+        await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=2&max_backoff_s=0.1")
+
+
+async def test_slow_client_does_not_hold_up_others(demo_archive: Path,
+                                                   archive_packets: Archive) -> None:
+    total = len(archive_packets.packets)
+    async with serving(demo_archive) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"HELLO\r\n")
+        for i in range(1, 5):
+            writer.write(f"STATION UH{i} BW\r\nSELECT ?HZ\r\nFETCH\r\n".encode())
+        writer.write(b"END\r\n")
+        await writer.drain()  # ... and now this client does not read for a while
+        fast = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&dialup=1", 15)
+        assert len(fast) == total
+        data = b""
+        while not data.endswith(b"END"):  # the slow client, reading in small sips
+            chunk = await asyncio.wait_for(reader.read(700), 10)
+            assert chunk, "server closed on the slow client"
+            data += chunk
+        writer.close()
+    hello_and_oks = data.index(b"SL00")
+    packets = data[hello_and_oks:-3]
+    assert len(packets) == total * 520
+    assert [packets[i + 8:i + 520] for i in range(0, len(packets), 520)] == \
+        [p.payload for p in archive_packets.packets]
+
+
+def test_uri_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="streams=NET_STA"):
+        parse_seedlink("seedlink://host:18000")
+    with pytest.raises(ConfigError, match="NET_STA"):
+        parse_seedlink("seedlink://host:18000?streams=UH1")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        parse_seedlink("seedlink://host?streams=BW_UH1&bogus=1")
+    u = parse_seedlink("seedlink://h:1?streams=BW_UH1:SHZ+EHZ,GE_*&proto=3&state=/tmp/s&dialup=1")
+    assert u.streams == [("BW_UH1", ["SHZ", "EHZ"]), ("GE_*", [])]
+    assert u.port == 1 and u.dialup and u.state == Path("/tmp/s") and u.protocol.value == "3"
