@@ -83,7 +83,9 @@ class DbDtDetector:
     def _one(self, w: Window) -> list[Alert]:
         thr = self.thresholds.get(w.station, self.thresholds["default"])
         lag = max(1, seconds_to_samples(self.lag_s, w.sampling_rate_hz))
-        h, e = w.data[0].astype(np.float64), w.data[1].astype(np.float64)
+        # a 5-sample median keeps single-sample spikes (artefacts) out of the rate
+        h = median_filter(w.data[0].astype(np.float64), size=5, mode="nearest")
+        e = median_filter(w.data[1].astype(np.float64), size=5, mode="nearest")
         rate = np.full(len(h), np.nan)
         rate[lag:] = np.hypot(h[lag:] - h[:-lag], e[lag:] - e[:-lag]) * (60.0 / (lag / w.sampling_rate_hz))
         key = w.station_key
@@ -129,7 +131,8 @@ class SscDetector:
             return []
         d = np.full(len(h), np.nan)
         d[:-rise] = smooth[rise:] - smooth[:-rise]
-        lo, hi = owned_range(w, self.stride_s, self.p["rise_s"], warmup_s=self.p["rise_s"] * 2)
+        # decide 2 rise times after a candidate, so the whole rise is seen before measuring it
+        lo, hi = owned_range(w, self.stride_s, 2 * self.p["rise_s"], warmup_s=self.p["rise_s"] * 2)
         lo = max(lo, 2 * rise)
         key = w.station_key
         sigma = _robust_sigma(d[: lo - rise])  # noise of the changes before the owned stretch
@@ -140,14 +143,14 @@ class SscDetector:
             if last is not None and t_ns - last < self.p["refractory_s"] * NS_PER_S:
                 return []
             base = float(np.median(smooth[max(0, i - 4 * rise):i]))
-            peak_i = i + int(np.argmax(smooth[i:]))
-            amplitude = float(smooth[peak_i]) - base
-            before = np.flatnonzero(smooth[i:peak_i + 1] - base <= 0.1 * amplitude)
+            rising = smooth[i:i + rise + 1] - base
+            before = np.flatnonzero(rising <= 0.1 * rising[-1])
             onset = i + (int(before[-1]) if len(before) else 0)
-            reached = np.flatnonzero(smooth[onset:peak_i + 1] - base >= 0.9 * amplitude)
-            rise_s = (int(reached[0]) if len(reached) else peak_i - onset) / rate
+            sudden = smooth[onset:onset + rise + 1] - base  # the part within one rise time
+            amplitude = float(sudden.max())
+            rise_s = int(np.flatnonzero(sudden >= 0.9 * amplitude)[0]) / rate
             if amplitude < need or rise_s > 0.75 * self.p["rise_s"]:
-                continue  # too small once measured, or a slow drift rather than a sudden rise
+                continue  # too small once measured from the onset, or a drift, not a jump
             self._last[key] = w.time_of(onset)
             return [_alert(w, "detection", 0, w.time_of(onset), float(d[i]), need, self.model,
                            self.name, event="sudden_commencement",
@@ -184,8 +187,12 @@ class ArtefactDetector:
         if {"H", "Z", "F"} <= rows.keys():
             x = w.data.astype(np.float64)
             delta_f = x[rows["F"]] - np.hypot(x[rows["H"]], x[rows["Z"]])
-            found += [("f_inconsistency", rows["F"], i, s, t) for _, _, i, s, t in
-                      self._steps(delta_f, rows["F"], lo, hi, w.sampling_rate_hz, self.p["f_nT"])]
+            vector_steps = {i for kind, r, i, _, _ in found if kind == "step" and r != rows["F"]}
+            for _, _, i, score, thr in self._steps(delta_f, rows["F"], lo, hi,
+                                                   w.sampling_rate_hz, self.p["f_nT"]):
+                if not any(abs(i - j) <= 1 for j in vector_steps):  # not explained by H/E/Z
+                    found = [f for f in found if not (f[0] == "step" and f[1] == rows["F"])]
+                    found.append(("f_inconsistency", rows["F"], i, score, thr))
         alerts = []
         for kind, r, i, score, thr in sorted(found, key=lambda f: f[2]):
             key = (w.station_key, w.channels[r], kind)

@@ -1,0 +1,127 @@
+"""Geomagnetic ingest and detectors on small fixed cases (synthetic IAGA-2002 files) and, when
+../shared/data is present, on real observatory files."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream.config import load_config_dict
+from stream.decode.iaga import parse_iaga, read_text
+from stream.decode.mseed import decode_payload
+from stream.detectors.factory import build_detectors
+from stream.pipeline import Pipeline
+from stream.records import NS_PER_S, Alert
+from stream.sources.files import archive_records
+from stream.testing import MemorySink, MemorySource
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag"
+T0 = np.datetime64("2014-04-07T00:00:00", "s")
+
+
+def write_iaga(path: Path, h: np.ndarray, d_min: np.ndarray, z: np.ndarray, f: np.ndarray,
+               code: str = "TST") -> Path:
+    lines = [f" IAGA CODE              {code:<45}|", " Data Type              variation"
+             "                                    |",
+             f"DATE       TIME         DOY     {code}H      {code}D      {code}Z      {code}F   |"]
+    for i in range(len(h)):
+        t = str(T0 + np.timedelta64(i, "s")).replace("T", " ")
+        lines.append(f"{t}.000 097 {h[i]:12.2f} {d_min[i]:9.2f} {z[i]:9.2f} {f[i]:9.2f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def quiet(n: int = 7200, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    walk = lambda s: np.cumsum(rng.normal(0, s, n))  # noqa: E731
+    h = 20000 + walk(0.02)
+    z = 45000 + walk(0.02)
+    return h, -7 + walk(0.001), z, np.hypot(h, z) + 1.5
+
+
+def run(path: Path, *detectors: str) -> list[Alert]:
+    cfg = load_config_dict({"detectors": [{"name": d, "type": d} for d in detectors],
+                            "coincidence": {"enabled": False}})
+    sink = MemorySink()
+    payloads = [p for _, p in archive_records(path)]
+    asyncio.run(Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run())
+    return [a for a in sink.alerts if a.details.get("event") != "missing_component"]
+
+
+def test_iaga_is_converted_with_usgs_channel_names(tmp_path: Path) -> None:
+    path = write_iaga(tmp_path / "tst20140407vsec.sec", *quiet(600))
+    sids = {r.sid for _, p in archive_records(path) for r in decode_payload(p, 0)}
+    assert sids == {"NT.TST.R0.LFH", "NT.TST.R0.LFE", "NT.TST.R0.LFZ", "NT.TST.R0.LFF"}
+
+
+def test_quiet_data_raises_nothing(tmp_path: Path) -> None:
+    path = write_iaga(tmp_path / "q.sec", *quiet())
+    assert run(path, "dbdt", "ssc", "artefacts") == []
+
+
+def test_sudden_commencement_onset_amplitude_rise(tmp_path: Path) -> None:
+    h, d, z, f = quiet()
+    onset = 4000
+    h[onset:] += 20 * np.clip(np.arange(len(h) - onset) / 120.0, 0, 1)
+    alerts = run(write_iaga(tmp_path / "ssc.sec", h, d, z, f), "ssc")
+    assert len(alerts) == 1
+    a = alerts[0]
+    t_onset = int(T0.astype("datetime64[ns]").astype(np.int64)) + onset * NS_PER_S
+    assert abs(a.time_ns - t_onset) <= 60 * NS_PER_S
+    assert 15 <= a.details["amplitude_nT"] <= 25 and a.details["rise_time_s"] <= 180
+
+
+def test_dbdt_fires_once_per_disturbance(tmp_path: Path) -> None:
+    h, d, z, f = quiet()
+    h[3000:3060] += np.linspace(0, 100, 60)  # 100 nT in a minute
+    h[3060:] += 100
+    alerts = run(write_iaga(tmp_path / "db.sec", h, d, z, f), "dbdt")
+    assert [a.details["detector"] for a in alerts] == ["dbdt"]
+    assert alerts[0].score >= 30 and alerts[0].details["unit"] == "nT/min"
+
+
+@pytest.mark.parametrize("kind", ["spike", "step", "flat_line", "f_inconsistency"])
+def test_artefacts_are_named(tmp_path: Path, kind: str) -> None:
+    h, d, z, f = quiet()
+    if kind == "spike":
+        z[3500] += 30
+    elif kind == "step":
+        z[3500:] += 15
+    elif kind == "flat_line":
+        z[3500:3800] = z[3500]
+    else:
+        f[3500:] += 6
+    alerts = run(write_iaga(tmp_path / f"{kind}.sec", h, d, z, f), "artefacts")
+    assert [a.details["artefact"] for a in alerts] == [kind]
+    assert all(a.kind == "health" for a in alerts)
+
+
+def test_dropout_is_a_gap_health_alert(tmp_path: Path) -> None:
+    h, d, z, f = quiet()
+    path = write_iaga(tmp_path / "gap.sec", h, d, z, f)
+    text = path.read_text().splitlines()
+    for i in range(3 + 3000, 3 + 3300):  # 5 minutes of 99999 in every element
+        text[i] = text[i][:30] + "   99999.00  99999.00  99999.00  99999.00"
+    path.write_text("\n".join(text) + "\n")
+    assert parse_iaga(read_text(path)).elements["H"][3100] != parse_iaga(read_text(path)).elements["H"][3100]
+    alerts = run(path, "artefacts")
+    assert {a.details["event"] for a in alerts} == {"reset_gap"}
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/geomag (not in this clone)")
+def test_catalogued_ssc_at_boulder_is_found_within_two_minutes() -> None:
+    path = SHARED / "usgs-geomag-algorithms" / "adjusted" / "BOU201601vmin.min"
+    text = read_text(path).splitlines()
+    header = [ln for ln in text if not ln[:4].isdigit()]
+    days = [ln for ln in text if ln.startswith(("2016-01-17", "2016-01-18"))]
+    cut = Path(__file__).parent / ".bou-ssc.min"
+    try:
+        cut.write_text("\n".join(header + days) + "\n")
+        alerts = [a for a in run(cut, "ssc")]
+    finally:
+        cut.unlink(missing_ok=True)
+    catalogue = int(np.datetime64("2016-01-18T21:57:00", "ns").astype(np.int64))
+    assert any(abs(a.time_ns - catalogue) <= 120 * NS_PER_S for a in alerts)
