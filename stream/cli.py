@@ -162,10 +162,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["evaluate", "geomag"]:
-        from training.evaluate.geomag import main as geomag_main  # lazily, like the rest
-
-        return int(geomag_main(argv[2:]) or 0)
     if argv and argv[0] in ("train", "evaluate", "export"):
         from training.cli import main as training_main  # lazily: `run` never imports training
 

@@ -6,6 +6,7 @@ program name; ``python -m training ...`` does the same.
     train {picker,detector,anomaly,anomaly-geomag,gan} [--epochs N] [--steps-per-epoch K]
           [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
     evaluate TASK [--run DIR] --out DIR [--seed S]
+    evaluate geomag [--out DIR] [--per-file N]            (training.evaluate.geomag)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
 """
 
@@ -106,6 +107,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
     cfg = FitConfig(epochs=a.epochs or spec.epochs,
                     steps_per_epoch=a.steps_per_epoch or spec.steps_per_epoch,
                     seed=a.seed, out_dir=run, resume=a.resume)
+    argv = ["train", a.task, "--epochs", str(cfg.epochs), "--steps-per-epoch",
+            str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else [])
+    Path(run).mkdir(parents=True, exist_ok=True)
+    (Path(run) / "run.json").write_text(json.dumps(
+        {"command": "python -m training " + " ".join(argv), "seed": a.seed, "epochs": cfg.epochs,
+         "steps_per_epoch": cfg.steps_per_epoch, "threads": cfg.threads}, indent=2) + "\n")
     t0 = time.perf_counter()
     history = fit(task, cfg)
     train_s = time.perf_counter() - t0
@@ -115,8 +122,6 @@ def _cmd_train(a: argparse.Namespace) -> int:
     write_report(metrics, run, a.task)
     print(json.dumps(metrics, indent=2, default=str))
     if not a.no_export:
-        argv = ["train", a.task, "--epochs", str(cfg.epochs), "--steps-per-epoch",
-                str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else [])
         training = {"command": "python -m training " + " ".join(argv), "seed": a.seed,
                     "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
                     "train_seconds_this_invocation": round(train_s, 1),
@@ -150,7 +155,14 @@ def _cmd_export(a: argparse.Namespace) -> int:
         _restore(task, run)
         report = run / f"{a.task}.json"
         metrics = json.loads(report.read_text()) if report.exists() else task.evaluate()
-        pt, js = task.export(a.out, metrics, {"exported_from": str(run), "seed": a.seed})
+        info: dict[str, Any] = {"exported_from_run": str(run), "seed": a.seed}
+        if (run / "run.json").exists():
+            info.update(json.loads((run / "run.json").read_text()))
+        if (run / "history.json").exists():
+            history = json.loads((run / "history.json").read_text())
+            info["final_epoch"] = history[-1] if history else {}
+            info["train_seconds_total"] = history[-1]["elapsed_s"] if history else None
+        pt, js = task.export(a.out, metrics, info)
     print(f"exported {pt} and {js}")
     return 0
 
@@ -159,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; ``argv`` excludes the program name. Returns a process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["evaluate", "geomag"]:  # the service's geomagnetic detectors on real data
+        from training.evaluate.geomag import main as geomag_main
+
+        return geomag_main(argv[2:])
     a = _parser().parse_args(argv)
     return {"train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export}[a.cmd](a)
 

@@ -26,7 +26,9 @@ class StaLtaParams:
     band: tuple[float, float] | None = (2.0, 15.0)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        out["band"] = list(self.band) if self.band is not None else None
+        return out
 
 
 def cft(z: np.ndarray, sampling_rate_hz: float, p: StaLtaParams) -> np.ndarray:
@@ -68,3 +70,24 @@ def stalta_scores(windows_z: list[np.ndarray], sampling_rate_hz: float,
                   p: StaLtaParams) -> np.ndarray:
     """Detection score per window: max of the characteristic function."""
     return np.asarray([float(np.max(cft(z, sampling_rate_hz, p))) for z in windows_z])
+
+
+def tuned_stalta_detection(train_z: list[np.ndarray], train_truth: np.ndarray,
+                           test_z: list[np.ndarray], test_truth: np.ndarray,
+                           sampling_rate_hz: float) -> dict[str, object]:
+    """Window-level STA/LTA detector (score = max cft) with (sta, lta, band, threshold) tuned for
+    F1 on the training windows; returns its test scores and the chosen parameters."""
+    from training.evaluate.picks import best_threshold, detection_scores
+
+    best: tuple[float, StaLtaParams, float] = (-1.0, StaLtaParams(), 0.0)
+    for sta, lta in ((0.5, 5.0), (1.0, 10.0), (0.2, 3.0)):
+        for band in (None, (2.0, 15.0)):
+            p = StaLtaParams(sta, lta, band=band)
+            s = stalta_scores(train_z, sampling_rate_hz, p)
+            t, f = best_threshold(lambda t: detection_scores(train_truth, s, t)["f1"],
+                                  np.arange(1.5, 20.0, 0.5))
+            if f > best[0]:
+                best = (f, p, t)
+    _, params, thr = best
+    scores = detection_scores(test_truth, stalta_scores(test_z, sampling_rate_hz, params), thr)
+    return {"scores": scores, "params": params.as_dict()}

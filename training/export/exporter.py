@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
         "output_step_samples": int(output_step_samples), "domain": domain,
         "training": train_info, "metrics": dict(metrics or {}), "versions": versions(),
     }
+    raw = json.loads(json.dumps(raw, default=str))  # tuples -> lists etc.: what a reader sees
     contract = ModelContract.from_dict(raw)
     contract.write(json_path)
     if ModelContract.load(json_path) != contract:

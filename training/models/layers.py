@@ -1,7 +1,6 @@
 """Small building blocks shared by the models (all TorchScript-compatible)."""
 
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,9 +29,4 @@ def match_length(x: Tensor, n: int) -> Tensor:
     return x
 
 
-def zero_dead_channels(x: Tensor, eps: float = 0.0) -> Tensor:
-    """Mask that is 1 for channels with any non-zero sample (a missing component is all zeros)."""
-    return (x.abs().amax(dim=2, keepdim=True) > eps).to(x.dtype)
-
-
-__all__ = ["ConvBNAct", "match_length", "zero_dead_channels", "torch"]
+__all__ = ["ConvBNAct", "match_length"]

@@ -113,6 +113,8 @@ class PickerTask:
         res["stalta_params"] = {**params.as_dict(), "train_P_f1_0.5s": round(train_f1, 4)}
         res["P_f1_minus_stalta_0.5s"] = round(
             res["P"]["0.5s"]["f1"] - res["stalta_P"]["0.5s"]["f1"], 4)
+        res["beats_stalta"] = bool(res["P_f1_minus_stalta_0.5s"] > 0)
+        res["beats_stalta_rule"] = "P F1 at 0.5 s > tuned STA/LTA P F1 on the same held-out windows"
         return res
 
     def export(self, out_dir: str | Path, metrics: dict[str, Any], training: dict[str, Any],
