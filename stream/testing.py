@@ -107,3 +107,29 @@ class MemorySink:
 
     async def stop(self) -> None:
         return None
+
+
+IAGA_T0 = np.datetime64("2014-04-07T00:00:00", "s")
+
+
+def quiet_geomag(n: int = 7200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """H, D (minutes of arc), Z, F of a quiet 1 s observatory record (random walks, nT)."""
+    rng = np.random.default_rng(seed)
+    h = 20000 + np.cumsum(rng.normal(0, 0.02, n))
+    z = 45000 + np.cumsum(rng.normal(0, 0.02, n))
+    d = -7 + np.cumsum(rng.normal(0, 0.001, n))
+    return h, d, z, np.hypot(h, z) + 1.5
+
+
+def write_iaga(path: Path, h: np.ndarray, d_min: np.ndarray, z: np.ndarray, f: np.ndarray,
+               code: str = "TST") -> Path:
+    """A 1 s IAGA-2002 file starting at ``IAGA_T0`` (components HDZF)."""
+    lines = [f" IAGA CODE              {code:<45}|",
+             f" Data Type              {'variation':<45}|",
+             f"DATE       TIME         DOY     {code}H      {code}D      {code}Z      {code}F   |"]
+    for i in range(len(h)):
+        t = str(IAGA_T0 + np.timedelta64(i, "s")).replace("T", " ")
+        lines.append(f"{t}.000 097 {h[i]:12.2f} {d_min[i]:9.2f} {z[i]:9.2f} {f[i]:9.2f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

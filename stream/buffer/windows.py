@@ -143,8 +143,9 @@ class Windower:
 
     def _cut_spec(self, inst: Instrument, spec: WindowSpec,
                   events: list[ChannelEvent]) -> list[Window]:
-        present = [(c, inst.buffers[c]) for c in spec.components
-                   if c in inst.buffers and inst.buffers[c].n_samples]
+        if any(c in inst.buffers and not inst.buffers[c].n_samples for c in spec.components):
+            return []  # a known component has no data right now (after a reset): wait for it
+        present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
         if not present:
             return []
         if len(present) < len(spec.components):

@@ -156,3 +156,29 @@ async def test_sigterm_drains_commits_and_exits_zero(kafka_bootstrap: str, archi
     assert "done:" in stderr
     alerts = await _read_all(kafka_bootstrap, out)
     assert sum(a["station"] == "*" for _, a in alerts) == 3
+
+
+async def test_geomagnetic_iaga_file_round_trip(kafka_bootstrap: str, tmp_path: Path,
+                                                topic_name: str) -> None:
+    """IAGA-2002 file -> `geosentry replay` -> Kafka -> `geosentry run` (SSC detector) -> alerts."""
+    import numpy as np
+
+    from stream.testing import IAGA_T0, quiet_geomag, write_iaga
+
+    h, d, z, f = quiet_geomag()
+    h[4000:] += 25 * np.clip(np.arange(len(h) - 4000) / 90.0, 0, 1)
+    iaga = write_iaga(tmp_path / "tst20140407vsec.sec", h, d, z, f)
+    cfg = tmp_path / "geomag.toml"
+    cfg.write_text('[[detectors]]\nname = "ssc"\ntype = "ssc"\n'
+                   '[[detectors]]\nname = "dbdt"\ntype = "dbdt"\n')
+    src, out = f"{topic_name}-geomag", f"{topic_name}-geomag-alerts"
+    rep = _run(["replay", str(iaga), "--to", f"kafka://{kafka_bootstrap}/{src}"])
+    assert rep.returncode == 0, rep.stderr
+    run = _run(["run", "--source", f"kafka://{kafka_bootstrap}/{src}?group=g&idle_exit_s=6",
+                "--sink", f"kafka://{kafka_bootstrap}/{out}", "--config", str(cfg)])
+    assert run.returncode == 0, run.stderr[-3000:]
+    alerts = [a for key, a in await _read_all(kafka_bootstrap, out)]
+    ssc = [a for a in alerts if a["details"].get("detector") == "ssc"]
+    assert len(ssc) == 1 and ssc[0]["channel"] == "LFH" and ssc[0]["station"] == "TST"
+    onset = obspy.UTCDateTime(str(IAGA_T0)) + 4000
+    assert abs(obspy.UTCDateTime(ssc[0]["time"]) - onset) <= 60

@@ -16,30 +16,11 @@ from stream.detectors.factory import build_detectors
 from stream.pipeline import Pipeline
 from stream.records import NS_PER_S, Alert
 from stream.sources.files import archive_records
-from stream.testing import MemorySink, MemorySource
+from stream.testing import IAGA_T0 as T0
+from stream.testing import MemorySink, MemorySource, write_iaga
+from stream.testing import quiet_geomag as quiet
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag"
-T0 = np.datetime64("2014-04-07T00:00:00", "s")
-
-
-def write_iaga(path: Path, h: np.ndarray, d_min: np.ndarray, z: np.ndarray, f: np.ndarray,
-               code: str = "TST") -> Path:
-    lines = [f" IAGA CODE              {code:<45}|", " Data Type              variation"
-             "                                    |",
-             f"DATE       TIME         DOY     {code}H      {code}D      {code}Z      {code}F   |"]
-    for i in range(len(h)):
-        t = str(T0 + np.timedelta64(i, "s")).replace("T", " ")
-        lines.append(f"{t}.000 097 {h[i]:12.2f} {d_min[i]:9.2f} {z[i]:9.2f} {f[i]:9.2f}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def quiet(n: int = 7200, seed: int = 0) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    walk = lambda s: np.cumsum(rng.normal(0, s, n))  # noqa: E731
-    h = 20000 + walk(0.02)
-    z = 45000 + walk(0.02)
-    return h, -7 + walk(0.001), z, np.hypot(h, z) + 1.5
 
 
 def run(path: Path, *detectors: str) -> list[Alert]:

@@ -36,6 +36,34 @@ def test_iaga_reader_parses_and_masks_missing(tmp_path: Path) -> None:
     assert rec.channels("HDZ").shape == (3, 3)
 
 
+def test_iaga_hez_matches_service_decoder(tmp_path: Path) -> None:
+    """Training sees H, E, Z exactly as the service's IAGA-2002 decoder makes them (E = H sin D)."""
+    from stream.decode.iaga import parse_iaga
+
+    path = tmp_path / "xyz20140407vsec.sec"
+    path.write_text(IAGA)
+    hez = read_iaga2002(path).hez()
+    service = parse_iaga(IAGA).elements
+    assert hez.shape == (3, 3)
+    for row, comp in zip(hez, "HEZ"):
+        np.testing.assert_allclose(row, service[comp], rtol=0, atol=1e-9, equal_nan=True)
+
+
+def test_shipped_geomag_contract_is_fed_by_the_service() -> None:
+    """Every component of the shipped geomagnetic model is one the service's decoder produces,
+    and its normalisation is one the service applies."""
+    from stream.decode.iaga import parse_iaga
+    from stream.inference.contract import ModelContract
+    from training.paths import MODELS_DIR
+
+    path = MODELS_DIR / "anomaly-geomag.json"
+    if not path.exists():
+        pytest.skip("anomaly-geomag not shipped")
+    c = ModelContract.load(path)
+    assert set(c.components) <= set(parse_iaga(IAGA).elements), c.components
+    assert c.normalisation.method == "none" and c.normalisation.demean
+
+
 def test_normalise_matches_contract() -> None:
     x = np.stack([np.arange(10.0) + 5, np.zeros(10)])
     y = normalise(x, "std")

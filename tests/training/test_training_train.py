@@ -67,6 +67,6 @@ def test_cli_quick_all_tasks_export(no_shared: Path, tmp_path: Path) -> None:
         assert main(["train", task, "--quick", "--epochs", "1", "--steps-per-epoch", "1",
                      "--out", str(tmp_path / task), "--export-dir", str(tmp_path / "m")]) == 0
     geo = ModelContract.load(tmp_path / "m" / "anomaly-geomag.json")
-    assert geo.domain == "geomagnetic" and geo.components == ("H", "D", "Z")
+    assert geo.domain == "geomagnetic" and geo.components == ("H", "E", "Z")
     assert "anomaly" in geo.thresholds and geo.normalisation.method == "none"
     assert ModelContract.load(tmp_path / "m" / "generator.json").kind == "generator"
