@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="replay ObsPy's bundled BW.UH* recordings, no network")
     demo.add_argument("--sink", action="append", default=[], metavar="URI")
 
+    dec = sub.add_parser("decimate", help="observatory-standard decimation (1 s -> 1 min, "
+                                          "10 Hz -> 1 s) of miniSEED/IAGA-2002 into miniSEED")
+    dec.add_argument("path")
+    dec.add_argument("--out", required=True)
+    dec.add_argument("--interval", choices=("second", "minute"), default="minute")
+    dec.add_argument("--fir", help="FIR coefficients JSON {\"window\": [...]} (10 Hz -> 1 s)")
+
     models = sub.add_parser("models", help="list or explain the models the service can load")
     msub = models.add_subparsers(dest="models_command", required=True)
     ml = msub.add_parser("list")
@@ -145,6 +152,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args.sink or ["jsonl:-"]))
 
 
+def _cmd_decimate(args: argparse.Namespace) -> int:
+    from stream.filters import decimate_archive
+
+    if args.interval == "second" and not args.fir:
+        raise GeosentryError("--interval second needs --fir (the observatory's 10 Hz FIR)")
+    n = decimate_archive(args.path, args.out, 60.0 if args.interval == "minute" else 1.0, args.fir)
+    print(f"wrote {n} channels to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from stream.catalog import describe, list_models
 
@@ -170,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
-                "models": _cmd_models, "serve-seedlink": _cmd_serve_seedlink,
+                "models": _cmd_models, "decimate": _cmd_decimate, "serve-seedlink": _cmd_serve_seedlink,
                 "ingest": _cmd_ingest}
     try:
         return handlers[args.command](args)
