@@ -182,3 +182,31 @@ async def test_geomagnetic_iaga_file_round_trip(kafka_bootstrap: str, tmp_path: 
     assert len(ssc) == 1 and ssc[0]["channel"] == "LFH" and ssc[0]["station"] == "TST"
     onset = obspy.UTCDateTime(str(IAGA_T0)) + 4000
     assert abs(obspy.UTCDateTime(ssc[0]["time"]) - onset) <= 60
+
+
+async def test_consumer_group_scale_out_splits_stations(kafka_bootstrap: str, archive: Path,
+                                                        config: Path, topic_name: str) -> None:
+    """Two workers in one group share the partitions; together they produce every station alert
+    one worker produces alone. Partitions that move in a rebalance are re-read from the last
+    commit (at-least-once), so a station may appear in both workers. Network coincidence needs
+    all stations in one worker (see README)."""
+    src, group = f"{topic_name}-in", f"{topic_name}-g"
+    await _create_topic(kafka_bootstrap, src, 4)
+    rep = _run(["replay", str(archive), "--to", f"kafka://{kafka_bootstrap}/{src}"])
+    assert rep.returncode == 0, rep.stderr
+    uri = f"kafka://{kafka_bootstrap}/{src}?group={group}&idle_exit_s=8"
+    procs = [subprocess.Popen(GEOSENTRY + ["run", "--source", uri, "--sink", f"jsonl:-",
+                                           "--config", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outputs]
+    per_worker = [{json.loads(line)["station"] for line in out.splitlines()} - {"*"}
+                  for out, _ in outputs]
+    assert all(per_worker)  # both workers got partitions
+    alone = _run(["run", "--source", str(archive), "--sink", "jsonl:-", "--config", str(config)])
+    single = {json.loads(line)["id"] for line in alone.stdout.splitlines()
+              if json.loads(line)["station"] != "*"}
+    both = {json.loads(line)["id"] for out, _ in outputs for line in out.splitlines()
+            if json.loads(line)["station"] != "*"}
+    assert single <= both  # nothing lost by splitting the stations

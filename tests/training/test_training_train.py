@@ -70,3 +70,22 @@ def test_cli_quick_all_tasks_export(no_shared: Path, tmp_path: Path) -> None:
     assert geo.domain == "geomagnetic" and geo.components == ("H", "E", "Z")
     assert "anomaly" in geo.thresholds and geo.normalisation.method == "none"
     assert ModelContract.load(tmp_path / "m" / "generator.json").kind == "generator"
+
+
+def test_gan_augmentation_command_compares_arms(no_shared: Path, tmp_path: Path) -> None:
+    """``evaluate gan-augmentation`` trains every arm with the same seed/budget and merges the
+    arms of separate invocations into one report (quick models, synthetic fallback)."""
+    models = tmp_path / "m"
+    assert main(["train", "gan", "--quick", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--out", str(tmp_path / "gan"), "--export-dir", str(models)]) == 0
+    assert main(["export", "tiny-picker", "--out", str(models)]) == 0
+    out = tmp_path / "ga"
+    common = ["evaluate", "gan-augmentation", "--quick", "--epochs", "1", "--steps-per-epoch", "1",
+              "--out", str(out), "--generator", str(models / "generator.pt"),
+              "--picker", str(models / "tiny-picker.pt")]
+    assert main(common + ["--arms", "baseline"]) == 0
+    assert main(common + ["--arms", "gan-noise,gan-full"]) == 0
+    report = json.loads((out / "gan_augmentation.json").read_text())
+    assert list(report["arms"]) == ["baseline", "gan-noise", "gan-full"]
+    assert report["arms"]["baseline"]["P_f1_0.5s_minus_baseline"] == 0.0
+    assert "| gan-full |" in (out / "gan_augmentation.md").read_text()
