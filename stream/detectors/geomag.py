@@ -173,7 +173,7 @@ class ArtefactDetector:
         self.spec = WindowSpec(cfg.name, comps, cfg.window_s or 900.0, self.stride_s,
                                None, "zeros")
         self.model = _model("artefacts", self.p)
-        self._last: dict[tuple[str, str, str], int] = {}
+        self._last: dict[tuple[str, str], int] = {}
 
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return [(w, self._one(w)) for w in windows]
@@ -195,7 +195,7 @@ class ArtefactDetector:
                     found.append(("f_inconsistency", rows["F"], i, score, thr))
         alerts = []
         for kind, r, i, score, thr in sorted(found, key=lambda f: f[2]):
-            key = (w.station_key, w.channels[r], kind)
+            key = (w.station_key, kind)  # one alert per station and artefact type per period
             t_ns = w.time_of(i)
             if t_ns - self._last.get(key, -(1 << 62)) < self.p["refractory_s"] * NS_PER_S:
                 continue
