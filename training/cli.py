@@ -7,6 +7,8 @@ program name; ``python -m training ...`` does the same.
           [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
     evaluate TASK [--run DIR] --out DIR [--seed S]
     evaluate geomag [--out DIR] [--per-file N]            (training.evaluate.geomag)
+    evaluate gan-augmentation [--out DIR] [--epochs N] [--steps-per-epoch K] [--arms A,B]
+                                                          (training.evaluate.gan_augmentation)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
 """
 
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.evaluate.geomag import main as geomag_main
 
         return geomag_main(argv[2:])
+    if argv[:2] == ["evaluate", "gan-augmentation"]:  # picker F1 with vs without GAN augmentation
+        from training.evaluate.gan_augmentation import main as gan_aug_main
+
+        return gan_aug_main(argv[2:])
     a = _parser().parse_args(argv)
     return {"train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export}[a.cmd](a)
 

@@ -34,3 +34,38 @@ def test_shipped_model_matches_contract(name: str) -> None:
     assert c.metrics, "shipped models carry their evaluation metrics"
     if c.kind == "anomaly":
         assert "anomaly" in c.thresholds
+
+
+def test_service_runs_shipped_geomag_model_on_iaga() -> None:
+    """The service loads ``builtin:anomaly-geomag``, cuts H, E, Z windows from an IAGA-2002 file
+    (D converted to E by its decoder) and alarms on a 40 nT step but not on the quiet hours."""
+    import asyncio
+    from dataclasses import replace
+
+    from stream.config import load_config_dict
+    from stream.decode.iaga import elements_to_mseed, parse_iaga, read_text
+    from stream.detectors.factory import build_detectors
+    from stream.pipeline import Pipeline
+    from stream.testing import MemorySink, MemorySource
+    from training_shared import require_shared
+
+    if not (MODELS_DIR / "anomaly-geomag.pt").exists():
+        pytest.skip("anomaly-geomag not shipped")
+    path = require_shared("geomag/intermagnet-1s-2014-04") / "bou20140408vsec.sec.gz"
+    quiet = parse_iaga(read_text(path))
+    quiet = replace(quiet, elements={k: v[:7200] for k, v in quiet.elements.items()})  # 00-02 UT
+    stepped = {k: v.copy() for k, v in quiet.elements.items()}
+    stepped["H"][3900:] += 40.0
+    cfg = load_config_dict({"detectors": [{"name": "ae", "type": "model",
+                                           "path": "builtin:anomaly-geomag"}],
+                            "coincidence": {"enabled": False}})
+
+    def alerts(f) -> list:  # type: ignore[no-untyped-def]
+        sink = MemorySink()
+        asyncio.run(Pipeline(cfg, [MemorySource(elements_to_mseed(f))], [sink],
+                             build_detectors(cfg)).run())
+        return [a for a in sink.alerts if a.kind == "anomaly"]
+
+    assert alerts(quiet) == []
+    hits = alerts(replace(quiet, elements=stepped))
+    assert hits and all(a.details["components"] == "HEZ" for a in hits)

@@ -32,6 +32,20 @@ class IagaRecord:
         idx = [self.components.index(c) for c in components]
         return self.data[:, idx].T.copy()
 
+    def hez(self) -> np.ndarray:
+        """``(3, n)`` H, E, Z in nT, as the service sees the file (``stream.decode.iaga``):
+        a file reporting declination D (minutes of arc) gets ``E = H sin D``."""
+        if "E" in self.components:
+            return self.channels("HEZ")
+        h, d, z = self.channels("HDZ")
+        return np.stack([h, east_from_declination(h, d), z])
+
+
+def east_from_declination(h: np.ndarray, d_arcmin: np.ndarray) -> np.ndarray:
+    """East component in nT from H (nT) and declination D (minutes of arc): ``E = H sin D``,
+    exactly the conversion of the service's IAGA-2002 decoder."""
+    return h * np.sin(np.deg2rad(d_arcmin / 60.0))
+
 
 def _open(path: Path) -> list[str]:
     if path.suffix == ".gz":

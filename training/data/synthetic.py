@@ -70,7 +70,7 @@ def fallback_events(n: int = 64, seed: int = 0) -> list[PhaseNetEvent]:
 
 
 def synthetic_geomag(n_seconds: int = 86400, seed: int = 0) -> np.ndarray:
-    """Quiet-day-like 1 Hz H, D, Z variations ``(3, n)``: red noise + slow daily drift (nT-ish)."""
+    """Quiet-day-like 1 Hz H, E, Z variations ``(3, n)``: red noise + slow daily drift (nT-ish)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_seconds) / 86400.0
     out = []
