@@ -27,6 +27,7 @@ from stream.sources import Source
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
+YIELD_EVERY = 64  # records ingested between chances for other tasks to run
 
 
 @dataclass
@@ -115,10 +116,18 @@ class Pipeline:
 
     # ---- ingestion -------------------------------------------------------------------------
     async def _ingest(self, src: Source) -> None:
+        n = 0
         async for raw in src.records():
             await self._ingest_one(src.name, raw)
             if self._stop.is_set():
                 return
+            n += 1
+            if n % YIELD_EVERY == 0:
+                # A source that never waits (a replay, a Kafka batch, a backlog after a restart)
+                # would otherwise keep the loop to itself: the runners could not hand batches to
+                # their threads until ingestion ends or a queue fills, and decode + inference
+                # would run one after the other instead of side by side.
+                await asyncio.sleep(0)
         if src.finite:
             windows, events = self.windower.flush()
             await self._handle_events(events, 0)

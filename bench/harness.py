@@ -1,0 +1,145 @@
+"""One benchmark case = one Pipeline run (real decode -> windows -> inference -> alerts path)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.data import Load
+from stream.config import Config, load_config_dict
+from stream.detectors.factory import build_detectors
+from stream.metrics import Metrics
+from stream.pipeline import Pipeline
+from stream.records import NS_PER_S, RawRecord, now_ns
+from stream.testing import MemorySink, MemorySource
+
+PICKER = {"name": "picker", "type": "model", "path": "builtin:picker",
+          "missing_components": "zeros"}
+STALTA = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 60.0,
+          "stride_s": 1.0, "sta_s": 0.5, "lta_s": 10.0, "trigger_on": 3.5, "trigger_off": 1.0,
+          "bandpass_hz": [1.0, 20.0], "tail_s": 1.0}
+
+
+def config(detector: str, stride_s: float | None = None, **inference: Any) -> Config:
+    """``picker`` (default stride: the contract's half window, 15 s) or ``stalta`` (1 s)."""
+    det = dict(PICKER if detector == "picker" else STALTA)
+    if stride_s is not None:
+        det["stride_s"] = stride_s
+    raw: dict[str, Any] = {"detectors": [det], "sinks": ["jsonl:-"]}
+    if inference:
+        raw["inference"] = inference
+    return load_config_dict(raw)
+
+
+class PacedSource:
+    """Releases each record when its end time is due on the wall clock (``speed`` x real time).
+
+    Records ending within the first ``prefill_s`` seconds of data are released at once (the
+    buffers fill up to the first window without waiting 30 s of wall time). ``lag_s`` collects
+    how late each record left the source relative to its due time: a growing lag means the
+    pipeline does not keep up.
+    """
+
+    finite = True
+
+    def __init__(self, load: Load, speed: float = 1.0, prefill_s: float = 0.0,
+                 deadline_s: float | None = None, name: str = "paced") -> None:
+        self.load = load
+        self.deadline_s = deadline_s  # stop feeding this long (wall) after pacing started
+        self.cut_short = False
+        self.speed = speed
+        self.prefill_s = prefill_s
+        self.name = name
+        self.lags: list[float] = []
+        self.paced_from_ns = 0
+        self.t_last = 0.0
+        self._stopping = False
+
+    async def start(self) -> None:
+        return None
+
+    async def records(self) -> AsyncIterator[RawRecord]:
+        due = np.maximum(self.load.rel_end_s - self.prefill_s, 0.0) / self.speed
+        t0: float | None = None
+        for p, d in zip(self.load.payloads, due):
+            if self._stopping:
+                return
+            if d > 0:
+                if t0 is None:  # pacing starts once the prefill has been handed over
+                    t0 = time.monotonic()
+                    self.paced_from_ns = now_ns()
+                now = time.monotonic() - t0
+                if self.deadline_s is not None and now > self.deadline_s:
+                    self.cut_short = True  # fell behind: the rest would only grow the backlog
+                    break
+                if d > now:
+                    await asyncio.sleep(d - now)
+                    now = time.monotonic() - t0
+                self.lags.append(now - d)
+            yield RawRecord(p, now_ns())
+        self.t_last = time.perf_counter()
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        return None
+
+    def stop_reading(self) -> None:
+        self._stopping = True
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+
+@dataclass
+class CaseResult:
+    wall_s: float
+    cpu_s: float
+    records: int
+    samples: int
+    windows: int
+    alerts: dict[str, int]
+    latencies_s: list[float] = field(default_factory=list)
+    source_lag_s: list[float] = field(default_factory=list)
+    drain_s: float = 0.0
+    since_ns: int = 0  # alerts counted for latency: newest sample arrived after this
+    cut_short: bool = False
+
+
+def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
+             sink: Any = None, detectors: list[Any] | None = None) -> CaseResult:
+    """Run ``load`` through a fresh Pipeline; fed as fast as possible, or paced."""
+    logging.getLogger("stream").setLevel(logging.ERROR)
+    dets = detectors if detectors is not None else build_detectors(cfg)
+    sink = sink or MemorySink()
+    src: Any = PacedSource(load, **paced) if paced else MemorySource(load.payloads)
+    pipe = Pipeline(cfg, [src], [sink], dets, Metrics())
+
+    async def go() -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        await pipe.run()
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    wall, cpu = asyncio.run(go())
+    t_done = time.perf_counter()
+    alerts = getattr(sink, "alerts", [])
+    since = getattr(src, "paced_from_ns", 0) + NS_PER_S  # paced alerts only (not the prefill's)
+    lat = [(a.emitted_ns - a.newest_arrival_ns) / NS_PER_S for a in alerts
+           if a.kind != "health" and a.newest_arrival_ns >= since]
+    res = CaseResult(wall, cpu, pipe.summary.records, load.samples, pipe.summary.windows,
+                     dict(pipe.summary.alerts), lat)
+    res.since_ns = since
+    if paced:
+        res.source_lag_s = src.lags
+        res.drain_s = t_done - src.t_last if src.t_last else 0.0
+        res.cut_short = src.cut_short
+    return res
+
+
+def torch_threads() -> int:
+    return torch.get_num_threads()

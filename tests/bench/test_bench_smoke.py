@@ -1,0 +1,46 @@
+"""Smoke test of the benchmark (issue 6): the smallest case of every section, in-process.
+
+Checks that ``bench`` runs end to end on the real path and writes JSON with every figure; it
+asserts no performance number (floors are measured by ``python -m bench``, never by tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.run import markdown, run
+
+FIGURES = ("median", "min", "max", "n", "unit", "values")
+
+
+def _is_stat(d: dict) -> bool:
+    return all(k in d for k in FIGURES)
+
+
+def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
+    res = run("smoke", tmp_path, command="python -m bench (smoke test)")
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert data["schema"] == "geosentry.bench.v1"
+    assert data["machine"]["cpus"] >= 1
+    for det in ("picker", "stalta"):
+        tp = data["throughput"][det]
+        for key in ("samples_per_s", "station_seconds_per_s", "windows_per_s"):
+            assert _is_stat(tp[key]) and tp[key]["median"] > 0, (det, key)
+        assert tp["windows"] > 0
+    assert data["throughput"]["picker"]["stride_s"] == 15.0  # default: half the 30 s window
+    assert data["decode"]["pymseed"]["median"] > 0 and data["decode"]["obspy"]["median"] > 0
+    assert data["decode"]["ratio_pymseed_vs_obspy"] > 0
+    ref = data["references"]
+    assert ref["obspy_stalta"]["station_seconds_per_s"]["median"] > 0
+    assert "seisbench_annotate_same_net" in ref or "seisbench_skipped" in ref
+    lat = data["latency"]["3"]
+    for key in ("p50_ms", "p95_ms", "p99_ms", "source_lag_p99_s"):
+        assert _is_stat(lat[key]), key
+    assert data["capacity"]["estimate_stations"] > 0
+    rss = data["rss"]["by_stations"]["2"]
+    assert rss["rss_peak_mb"]["median"] > 0
+    assert set(data["floors"]) == {"throughput_vs_seisbench_ge_1.2", "realtime_stations_ge_5000",
+                                   "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000"}
+    table = (tmp_path / "latest.md").read_text()
+    assert table == markdown(res) and "| figure | geosentry | reference | ratio |" in table
