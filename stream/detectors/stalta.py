@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from obspy.signal.filter import bandpass
 from obspy.signal.trigger import recursive_sta_lta
+from scipy.signal import iirfilter, sosfilt
 
 from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
@@ -36,6 +36,22 @@ class StaLtaDetector:
         self.model = ModelRef("recursive_sta_lta", params,
                               hashlib.sha256(params.encode()).hexdigest())
         self._armed: dict[str, bool] = {}
+        self._sos: dict[float, np.ndarray | None] = {}
+
+    def _bandpass(self, rate_hz: float) -> np.ndarray | None:
+        """Butterworth band-pass (4 corners, causal), as ObsPy's ``bandpass``; designed once
+        per sampling rate instead of once per window."""
+        if rate_hz not in self._sos:
+            sos = None
+            if self.cfg.bandpass_hz is not None:
+                low, high = self.cfg.bandpass_hz
+                high = min(high, 0.45 * rate_hz)
+                if low < high:
+                    nyquist = 0.5 * rate_hz
+                    sos = iirfilter(4, [low / nyquist, high / nyquist], btype="band",
+                                    ftype="butter", output="sos")
+            self._sos[rate_hz] = sos
+        return self._sos[rate_hz]
 
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return [(w, self._one(w)) for w in windows]
@@ -44,11 +60,9 @@ class StaLtaDetector:
         rate = w.sampling_rate_hz
         x = w.data[0].astype(np.float64)
         x = x - x.mean()
-        if self.cfg.bandpass_hz is not None:
-            low, high = self.cfg.bandpass_hz
-            high = min(high, 0.45 * rate)
-            if low < high:
-                x = bandpass(x, low, high, rate, corners=4, zerophase=False)
+        sos = self._bandpass(rate)
+        if sos is not None:
+            x = sosfilt(sos, x)
         nsta, nlta = seconds_to_samples(self.cfg.sta_s, rate), seconds_to_samples(self.cfg.lta_s, rate)
         cft = recursive_sta_lta(x, nsta, nlta)
         key = w.station_key + "." + w.channels[0][:2]
