@@ -133,3 +133,23 @@ def write_iaga(path: Path, h: np.ndarray, d_min: np.ndarray, z: np.ndarray, f: n
         lines.append(f"{t}.000 097 {h[i]:12.2f} {d_min[i]:9.2f} {z[i]:9.2f} {f[i]:9.2f}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` on ``topic`` from the beginning, until ``idle_s`` without news
+    (a separate consumer, no group: what an alert consumer would see)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        idle = 0.0
+        while idle < idle_s:
+            batch = await consumer.getmany(timeout_ms=500)
+            idle = idle + 0.5 if not batch else 0.0
+            out += [(m.key, m.value) for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return out

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.demo import DEMO_BAND_HZ, reference_events
-from stream.testing import demo_stream, mseed_records
+from stream.testing import demo_stream, mseed_records, read_topic
 
 pytestmark = pytest.mark.kafka
 GEOSENTRY = [sys.executable, "-m", "stream.cli"]
@@ -56,20 +56,7 @@ async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 async def _read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[bytes, dict]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    out: list[tuple[bytes, dict]] = []
-    try:
-        idle = 0.0
-        while idle < idle_s:
-            batch = await consumer.getmany(timeout_ms=500)
-            idle = idle + 0.5 if not batch else 0.0
-            for msgs in batch.values():
-                out += [(m.key, json.loads(m.value)) for m in msgs]
-    finally:
-        await consumer.stop()
-    return out
+    return [(key, json.loads(value)) for key, value in await read_topic(bootstrap, topic, idle_s)]
 
 
 async def _committed_vs_end(bootstrap: str, topic: str, group: str) -> tuple[dict, dict]:

@@ -10,28 +10,12 @@ from pathlib import Path
 
 import obspy
 import pytest
-from aiokafka import AIOKafkaConsumer
 from slhelpers import GEOSENTRY
 
 from stream.demo import DEMO_BAND_HZ, reference_events
+from stream.testing import read_topic
 
 pytestmark = pytest.mark.kafka
-
-
-async def _read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    out: list[tuple[bytes, bytes]] = []
-    try:
-        idle = 0.0
-        while idle < idle_s:
-            batch = await consumer.getmany(timeout_ms=500)
-            idle = idle + 0.5 if not batch else 0.0
-            out += [(m.key, m.value) for msgs in batch.values() for m in msgs]
-    finally:
-        await consumer.stop()
-    return out
 
 
 def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -61,7 +45,7 @@ async def test_archive_server_bridge_kafka_run_alerts(kafka_bootstrap: str, demo
         server.wait(10)
     assert server.returncode == 0
 
-    records = await _read_all(kafka_bootstrap, waveforms)
+    records = await read_topic(kafka_bootstrap, waveforms)
     archive_bytes = {f.read_bytes() for f in demo_archive.iterdir()}
     per_station: dict[bytes, bytes] = {}
     for key, value in records:
@@ -75,7 +59,7 @@ async def test_archive_server_bridge_kafka_run_alerts(kafka_bootstrap: str, demo
     run = _run(["run", "--source", f"kafka://{kafka_bootstrap}/{waveforms}?group=g&idle_exit_s=4",
                 "--sink", f"kafka://{kafka_bootstrap}/{alerts}", "--config", str(config)])
     assert run.returncode == 0, run.stderr[-3000:]
-    network = sorted(json.loads(v)["time"] for _, v in await _read_all(kafka_bootstrap, alerts)
+    network = sorted(json.loads(v)["time"] for _, v in await read_topic(kafka_bootstrap, alerts)
                      if json.loads(v)["station"] == "*")
     expected = reference_events()
     assert len(network) == len(expected) == 3
