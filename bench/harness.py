@@ -18,6 +18,7 @@ from stream.detectors.factory import build_detectors
 from stream.metrics import Metrics
 from stream.pipeline import Pipeline
 from stream.records import NS_PER_S, RawRecord, now_ns
+from stream.sources import FiniteSource
 from stream.testing import MemorySink, MemorySource
 
 PICKER = {"name": "picker", "type": "model", "path": "builtin:picker",
@@ -38,7 +39,7 @@ def config(detector: str, stride_s: float | None = None, **inference: Any) -> Co
     return load_config_dict(raw)
 
 
-class PacedSource:
+class PacedSource(FiniteSource):
     """Releases each record when its end time is due on the wall clock (``speed`` x real time).
 
     Records ending within the first ``prefill_s`` seconds of data are released at once (the
@@ -46,8 +47,6 @@ class PacedSource:
     how late each record left the source relative to its due time: a growing lag means the
     pipeline does not keep up.
     """
-
-    finite = True
 
     def __init__(self, load: Load, speed: float = 1.0, prefill_s: float = 0.0,
                  deadline_s: float | None = None, name: str = "paced") -> None:
@@ -60,10 +59,6 @@ class PacedSource:
         self.lags: list[float] = []
         self.paced_from_ns = 0
         self.t_last = 0.0
-        self._stopping = False
-
-    async def start(self) -> None:
-        return None
 
     async def records(self) -> AsyncIterator[RawRecord]:
         due = np.maximum(self.load.rel_end_s - self.prefill_s, 0.0) / self.speed
@@ -86,14 +81,6 @@ class PacedSource:
             yield RawRecord(p, now_ns())
         self.t_last = time.perf_counter()
 
-    async def commit(self, offsets: dict[int, int]) -> None:
-        return None
-
-    def stop_reading(self) -> None:
-        self._stopping = True
-
-    async def stop(self) -> None:
-        self._stopping = True
 
 
 @dataclass

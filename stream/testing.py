@@ -17,6 +17,7 @@ import obspy
 
 from stream.decode.mseed import encode_traces as mseed_records
 from stream.records import Alert, RawRecord, now_ns
+from stream.sources import FiniteSource
 
 OBSPY_DATA = Path(obspy.__file__).resolve().parent / "signal" / "tests" / "data"
 #: The BW.UH1-UH4 recordings ObsPy ships (2010-05-27 16:24-16:28), three network triggers.
@@ -56,19 +57,13 @@ def synthetic_mseed(sid: str, n_samples: int = 1000, rate_hz: float = 100.0) -> 
     return b"".join(mseed_records(synthetic_trace(sid, n_samples / rate_hz, rate_hz)))
 
 
-class MemorySource:
-    """A finite source over in-memory payloads (optionally with Kafka-like refs)."""
-
-    finite = True
+class MemorySource(FiniteSource):
+    """A finite source over in-memory payloads."""
 
     def __init__(self, payloads: Iterable[bytes], name: str = "memory", delay_s: float = 0.0) -> None:
         self.payloads = list(payloads)
         self.name = name
         self.delay_s = delay_s
-        self._stopping = False
-
-    async def start(self) -> None:
-        return None
 
     async def records(self) -> AsyncIterator[RawRecord]:
         for p in self.payloads:
@@ -78,14 +73,6 @@ class MemorySource:
                 await asyncio.sleep(self.delay_s)
             yield RawRecord(p, now_ns())
 
-    async def commit(self, offsets: dict[int, int]) -> None:
-        return None
-
-    def stop_reading(self) -> None:
-        self._stopping = True
-
-    async def stop(self) -> None:
-        self._stopping = True
 
 
 class MemorySink:

@@ -31,6 +31,27 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
 
+class FiniteSource:
+    """Shared plumbing of sources that replay data they already hold (files, memory): no
+    offsets to commit, ``finite = True``, stopping just ends ``records()`` at the next record.
+    Subclasses set ``name``, implement ``records()`` and check ``self._stopping`` there."""
+
+    finite = True
+    _stopping = False
+
+    async def start(self) -> None:
+        return None
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        return None
+
+    def stop_reading(self) -> None:
+        self._stopping = True
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+
 def open_source(uri: str, speed: float = 0.0) -> Source:
     """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]`` or
     ``seedlink://HOST:PORT?streams=NET_STA[:SELECTORS],...`` (see ``stream.sources.seedlink``)."""

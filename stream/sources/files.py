@@ -15,6 +15,7 @@ from stream.decode.iaga import iaga_to_mseed, is_iaga
 from stream.decode.mseed import split_records
 from stream.errors import SourceError
 from stream.records import NS_PER_S, RawRecord, now_ns
+from stream.sources import FiniteSource
 
 
 
@@ -49,14 +50,11 @@ def paced(records: list[tuple[int, bytes]], speed: float) -> Iterator[tuple[floa
         yield ((end_ns - t0) / NS_PER_S / speed if speed > 0 else 0.0), payload
 
 
-class FileSource:
-    finite = True
-
+class FileSource(FiniteSource):
     def __init__(self, path: str | Path, speed: float = 0.0) -> None:
         self.path = Path(path)
         self.speed = speed
         self.name = "files"
-        self._stopping = False
 
     async def start(self) -> None:
         list_files(self.path)  # fail early, with the path in the message
@@ -64,20 +62,10 @@ class FileSource:
     async def records(self) -> AsyncIterator[RawRecord]:
         loaded = await asyncio.to_thread(archive_records, self.path)
         started = time.monotonic()
-        for offset, (due_s, payload) in enumerate(paced(loaded, self.speed)):
+        for due_s, payload in paced(loaded, self.speed):
             while not self._stopping and (delay := due_s - (time.monotonic() - started)) > 0:
                 await asyncio.sleep(min(delay, 0.5))  # short naps keep SIGTERM responsive
             if self._stopping:
                 return
-            if offset % 256 == 0:
-                await asyncio.sleep(0)  # let the rest of the pipeline run
             yield RawRecord(payload, now_ns(), key=None, ref=None)
 
-    async def commit(self, offsets: dict[int, int]) -> None:
-        return None
-
-    def stop_reading(self) -> None:
-        self._stopping = True
-
-    async def stop(self) -> None:
-        self._stopping = True
