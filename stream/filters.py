@@ -1,8 +1,12 @@
 """Observatory-standard decimation: 10 Hz -> 1 s and 1 s -> 1 min.
 
 The INTERMAGNET one-minute filter is a 91-tap Gaussian (standard deviation 15.8734 samples),
-normalised to unit sum, centred on each output minute. The 10 Hz -> 1 s filter is an FIR whose
-coefficients observatories publish (USGS ships them as JSON ``{"window": [...]}``); pass that file.
+normalised to unit sum, centred on each output minute. The 10 Hz -> 1 s filter is an FIR: by
+default USGS geomag-algorithms' current one, a 123-tap Blackman-windowed sinc with a 0.25 Hz cutoff
+(:func:`usgs_second_window`); an observatory's own coefficients can be passed as JSON
+``{"window": [...]}`` (USGS's ``etc/filter/coeffs.json`` is their earlier 0.45 Hz cutoff filter,
+``firwin(123, 0.45 Hz, blackman)``, identical to 1e-17). Which filter made a reference matters: the
+two differ by up to several nT in seconds with power between 0.25 and 0.45 Hz (see README).
 An output sample is NaN (a gap) when inputs carrying more than ``allowed_bad`` of the filter's
 weight are missing, as in USGS geomag-algorithms.
 
@@ -21,15 +25,23 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import get_window
+from scipy.signal import firwin, get_window
 
 MINUTE_TAPS = 91
 MINUTE_SIGMA_SAMPLES = 15.8734
+SECOND_TAPS = 123
+SECOND_CUTOFF_HZ = 0.25
 
 
 def intermagnet_minute_window() -> np.ndarray:
     """The INTERMAGNET 1 s -> 1 min Gaussian filter (91 taps, unit sum)."""
     w = get_window(("gaussian", MINUTE_SIGMA_SAMPLES), MINUTE_TAPS)
+    return w / w.sum()
+
+
+def usgs_second_window() -> np.ndarray:
+    """USGS geomag-algorithms' default 10 Hz -> 1 s FIR: ``firwin(123, 0.25 Hz, blackman)``."""
+    w = firwin(SECOND_TAPS, SECOND_CUTOFF_HZ, window="blackman", fs=10.0)
     return w / w.sum()
 
 
@@ -67,6 +79,7 @@ def decimate_archive(path: str | Path, out: str | Path, interval_s: float,
                      fir: str | Path | None = None) -> int:
     """``geosentry decimate``: every channel under ``path`` (miniSEED or IAGA-2002) filtered to
     ``interval_s`` and written as miniSEED with the matching band code; returns channels written.
+    Without ``fir``: the INTERMAGNET Gaussian for 1 min, USGS's default FIR for 1 s.
     """
     import obspy
 
@@ -81,7 +94,10 @@ def decimate_archive(path: str | Path, out: str | Path, interval_s: float,
                 "channel": r.channel, "sampling_rate": r.sampling_rate_hz,
                 "starttime": obspy.UTCDateTime(ns=r.start_ns)})
     st.merge(fill_value=np.nan)  # gaps stay gaps (NaN), the filter's bad-weight rule decides
-    window = intermagnet_minute_window() if fir is None else load_fir(fir)
+    if fir is not None:
+        window = load_fir(fir)
+    else:
+        window = intermagnet_minute_window() if interval_s >= 60.0 else usgs_second_window()
     result = obspy.Stream()
     for tr in st:
         data = np.ma.filled(tr.data.astype(np.float64), np.nan)
