@@ -18,6 +18,21 @@ from stream.records import NS_PER_S, Alert, ModelRef
 
 HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component"}
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
+_OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
+
+
+def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert:
+    """Service-wide ``health`` alert (station ``*``) when a detector starts or stops shedding.
+
+    >>> overload_alert(True, {"detector": "picker", "max_lag_s": 10.0}, 0).details["event"]
+    'overload_started'
+    """
+    return Alert(kind="health", network="*", station="*", location="", channel="",
+                 time_ns=now_ns, score=float(str(info.get("waited_s", 0.0))),
+                 threshold=float(str(info.get("max_lag_s", 0.0))), model=_OVERLOAD,
+                 newest_arrival_ns=now_ns, phase=None,
+                 details={"event": "overload_started" if started else "overload_stopped",
+                          "detail": str(info.get("detector", "")), **info})
 
 
 def health_alert(ev: ChannelEvent, arrival_ns: int) -> Alert:

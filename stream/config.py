@@ -32,13 +32,19 @@ class BufferConfig:
     max_buffer_s: float = 600.0
 
 
+OVERLOAD_POLICIES = ("auto", "shed", "backpressure")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     device: str = "auto"
     max_batch: int = 64
     max_wait_s: float = 0.02
     max_pending_windows: int = 20_000
-    threads: int = 0
+    threads: int = 0  # torch intra-op threads per worker; 0: cores / workers
+    workers: int = 0  # batches in flight per model detector; 0: one per core (at most 4)
+    overload: str = "auto"  # shed | backpressure | auto (shed unless a source is a replay)
+    max_lag_s: float = 10.0  # shed windows that waited longer than this for inference
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,11 @@ def _inference(raw: dict[str, Any]) -> InferenceConfig:
     _num("inference.max_wait_s", cfg.max_wait_s, lo=0)
     _num("inference.max_pending_windows", cfg.max_pending_windows, lo=1, integer=True)
     _num("inference.threads", cfg.threads, lo=0, integer=True)
+    _num("inference.workers", cfg.workers, lo=0, hi=64, integer=True)
+    _num("inference.max_lag_s", cfg.max_lag_s, lo=0, strict_lo=True)
+    if cfg.overload not in OVERLOAD_POLICIES:
+        raise ConfigError("inference.overload", f"must be one of {OVERLOAD_POLICIES}, "
+                          f"got {cfg.overload!r}")
     return cfg
 
 

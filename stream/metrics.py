@@ -42,6 +42,12 @@ class Metrics:
             "geosentry_windows_missing_component",
             "Windows with a missing component (skipped or zero rows, per detector policy)",
             ["detector", "action"], registry=r)
+        self.windows_shed = Counter(
+            "geosentry_windows_shed", "Windows not run because they waited longer than "
+            "inference.max_lag_s (overload shedding)", ["detector"], registry=r)
+        self.overloaded = Gauge("geosentry_overloaded",
+                                "1 while a detector is shedding stale windows", ["detector"],
+                                registry=r)
         self.inference_errors = Counter("geosentry_inference_errors",
                                         "Inference batches that raised", ["detector"], registry=r)
         self.batch_size = Histogram("geosentry_inference_batch_size", "Windows per batch",

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert
+from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert
 from stream.buffer.windows import ChannelEvent, Windower
 from stream.config import Config
 from stream.decode.mseed import decode_payload
 from stream.delivery import DeliveryTracker
 from stream.detectors.base import Detector
 from stream.errors import DecodeError
-from stream.inference.runner import BatchRunner
+from stream.inference.runner import BatchRunner, inference_workers
 from stream.metrics import Metrics
 from stream.records import NS_PER_S, Alert, RawRecord, Window
 from stream.sinks import Sink
-from stream.sources import Source
+from stream.sources import Source, is_live
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
@@ -80,9 +81,13 @@ class Pipeline:
         for sink in self.sinks:
             await sink.start()
         inf = self.cfg.inference
+        shed = inf.overload == "shed" or (inf.overload == "auto"
+                                          and all(is_live(s) for s in self.sources))
         for det in self.detectors:
             runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
-                                 inf.max_pending_windows)
+                                 inf.max_pending_windows, workers=inference_workers(inf.workers),
+                                 shed_after_s=inf.max_lag_s if shed else None,
+                                 on_overload=self._overload)
             runner.start()
             self._runners[det.name] = runner
         for src in self.sources:
@@ -196,6 +201,9 @@ class Pipeline:
             self.summary.windows += 1
             token = self.tracker.begin(_instrument(w), w.start_ns)
             await self._runners[w.detector].put(w, token)
+
+    async def _overload(self, detector: str, started: bool, info: dict[str, object]) -> None:
+        await self._send([overload_alert(started, info, time.time_ns())])
 
     # ---- delivery --------------------------------------------------------------------------
     async def _deliver(self, results: list[tuple[Window, list[Alert]]], tokens: list[int]) -> None:

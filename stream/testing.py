@@ -58,12 +58,15 @@ def synthetic_mseed(sid: str, n_samples: int = 1000, rate_hz: float = 100.0) -> 
 
 
 class MemorySource(FiniteSource):
-    """A finite source over in-memory payloads."""
+    """A finite source over in-memory payloads, ``delay_s`` apart; ``live=True`` makes the
+    service treat it as a live feed (overload shedding applies, see ``stream.sources``)."""
 
-    def __init__(self, payloads: Iterable[bytes], name: str = "memory", delay_s: float = 0.0) -> None:
+    def __init__(self, payloads: Iterable[bytes], name: str = "memory", delay_s: float = 0.0,
+                 live: bool = False) -> None:
         self.payloads = list(payloads)
         self.name = name
         self.delay_s = delay_s
+        self.live = live
 
     async def records(self) -> AsyncIterator[RawRecord]:
         for p in self.payloads:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from stream.config import Config, DetectorConfig
@@ -28,7 +30,11 @@ def build_detector(cfg: DetectorConfig, device: torch.device) -> Detector:
 def build_detectors(cfg: Config) -> list[Detector]:
     from stream.inference.model import pick_device
 
+    from stream.inference.runner import inference_workers
+
     device = pick_device(cfg.inference.device)
-    if cfg.inference.threads:
-        torch.set_num_threads(cfg.inference.threads)
+    inf = cfg.inference
+    # workers run batches side by side, each on its own core: keep torch from oversubscribing
+    threads = inf.threads or max(1, len(os.sched_getaffinity(0)) // inference_workers(inf.workers))
+    torch.set_num_threads(threads)
     return [build_detector(d, device) for d in cfg.detectors]

@@ -7,6 +7,7 @@ with the contract's labels, window and output step.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from stream.inference.contract import ModelContract, contract_path_for, sha256_f
 from stream.inference.scoring import score_anomaly, score_detector, score_picker
 from stream.records import Alert, ModelRef, Window
 
+log = logging.getLogger(__name__)
 RUNNABLE_KINDS = ("picker", "detector", "anomaly")
 
 
@@ -38,6 +40,25 @@ def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path), map_location=device)
     module.eval()
+    return module
+
+
+def freeze_checked(module: torch.jit.ScriptModule, probe: torch.Tensor,
+                   name: str) -> torch.jit.ScriptModule:
+    """``torch.jit.freeze`` (weights inlined, conv + batch-norm folded: ~10-25 % faster on CPU)
+    when the frozen module gives the same output on ``probe``; otherwise the module as loaded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frozen = torch.jit.freeze(module)
+        with torch.inference_mode():
+            a, b = module(probe), frozen(probe)
+        if a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+            return frozen
+        log.warning("model %s: frozen TorchScript differs from the original (max |diff| %.3g); "
+                    "running it unfrozen", name, float((a - b).abs().max()))
+    except Exception as exc:  # some scripted modules cannot be frozen; they still run
+        log.warning("model %s: cannot freeze (%s); running it unfrozen", name, exc)
     return module
 
 
@@ -78,6 +99,9 @@ class TorchScriptDetector:
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[str, dict[str, float]] = {}
         self._probe()
+        g = torch.Generator().manual_seed(0)
+        probe = torch.randn((4, len(c.components), c.window_samples), generator=g)
+        self.module = freeze_checked(self.module, probe.to(device), c.name)
 
     def _probe(self) -> None:
         c = self.contract
@@ -106,6 +130,7 @@ class TorchScriptDetector:
         return x
 
     def infer(self, windows: list[Window]) -> np.ndarray:
+        """Model outputs for a batch (thread-safe: several batches may run at once)."""
         x = self.normalise(np.stack([w.data for w in windows]))
         with torch.inference_mode():
             out = self.module(torch.from_numpy(x).to(self.device))
@@ -115,7 +140,10 @@ class TorchScriptDetector:
         return out_np
 
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
-        outputs = self.infer(windows)
+        return self.score(windows, self.infer(windows))
+
+    def score(self, windows: list[Window], outputs: np.ndarray) -> list[tuple[Window, list[Alert]]]:
+        """Alerts from model outputs; keeps per-station state, so batches go in stream order."""
         c = self.contract
         tail_s = (c.window_s - self.stride_s) / 2
         results: list[tuple[Window, list[Alert]]] = []

@@ -1,67 +1,115 @@
-"""Micro-batching of windows across stations, one worker thread per detector.
+"""Micro-batching of windows across stations, with overload shedding.
 
-Windows queue up per detector (bounded: a full queue makes ingestion wait, i.e. backpressure,
-never loss). A batch closes at ``max_batch`` windows or ``max_wait_s`` after its first window,
-whichever comes first, and runs in the detector's own thread so the event loop keeps ingesting.
+Windows queue up per detector (bounded: a full queue makes ingestion wait, i.e. backpressure).
+A batch closes at ``max_batch`` windows or ``max_wait_s`` after its first window, whichever comes
+first. A detector that splits its work into ``infer`` (thread-safe, e.g. a TorchScript forward
+pass) and ``score`` (stateful, per station) gets up to ``workers`` batches inferred side by side
+in worker threads; scoring and delivery then happen strictly in batch order, so per-station
+state and alert order are the same as with one worker. Other detectors run ``process`` one batch
+at a time in their own thread.
+
+Overload (``shed_after_s`` set): a window that waited longer than that for inference is *shed*,
+oldest first: it is not run, it is counted in ``geosentry_windows_shed_total``, and the first
+shed window and the first on-time window after a run of shedding each produce a ``health`` alert
+(``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
+capacity; without it (replays) the queue bound throttles the source instead and nothing is shed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from stream.detectors.base import Detector
 from stream.metrics import Metrics
-from stream.records import Alert, Window
+from stream.records import NS_PER_S, Alert, Window
 
 log = logging.getLogger(__name__)
-Handler = Callable[[list[tuple[Window, list[Alert]]], list[int]], Awaitable[None]]
+Results = list[tuple[Window, list[Alert]]]
+Handler = Callable[[Results, list[int]], Awaitable[None]]
+OverloadHandler = Callable[[str, bool, dict[str, Any]], Awaitable[None]]
+
+
+def inference_workers(configured: int) -> int:
+    """``inference.workers``, with 0 meaning one per usable core (at most 4)."""
+    if configured:
+        return configured
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def splits_inference(detector: Detector) -> bool:
+    """True when ``detector`` has a thread-safe ``infer`` and an ordered ``score`` step."""
+    return callable(getattr(detector, "infer", None)) and callable(getattr(detector, "score", None))
 
 
 class BatchRunner:
     def __init__(self, detector: Detector, handler: Handler, metrics: Metrics, max_batch: int,
-                 max_wait_s: float, max_pending: int) -> None:
+                 max_wait_s: float, max_pending: int, workers: int = 1,
+                 shed_after_s: float | None = None,
+                 on_overload: OverloadHandler | None = None) -> None:
         self.detector = detector
         self.handler = handler
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.workers = max(1, workers) if splits_inference(detector) else 1
+        self.shed_after_ns = None if shed_after_s is None else int(shed_after_s * NS_PER_S)
+        self.on_overload = on_overload
         self.queue: asyncio.Queue[tuple[Window, int]] = asyncio.Queue(max_pending)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{detector.name}")
-        self._task: asyncio.Task[None] | None = None
-        self._depth = metrics.queue_depth.labels(stage=f"inference:{detector.name}")
+        name = detector.name
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"infer-{name}")
+        self._scorer = ThreadPoolExecutor(1, thread_name_prefix=f"score-{name}")
+        self._slots = asyncio.Semaphore(self.workers)
+        self._inflight: asyncio.Queue[tuple[list[tuple[Window, int]], asyncio.Future[Any]] | None]
+        self._inflight = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._depth = metrics.queue_depth.labels(stage=f"inference:{name}")
+        self._shed = metrics.windows_shed.labels(detector=name)
+        self._overloaded = metrics.overloaded.labels(detector=name)
+        self._shedding = False
+        self._shed_count = 0
 
     async def put(self, window: Window, token: int) -> None:
         await self.queue.put((window, token))
         self._depth.set(self.queue.qsize())
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=f"runner-{self.detector.name}")
+        if not self._tasks:
+            name = self.detector.name
+            self._tasks = [asyncio.create_task(self._batch_loop(), name=f"batch-{name}"),
+                           asyncio.create_task(self._deliver_loop(), name=f"deliver-{name}")]
 
     async def drain(self) -> None:
         """Wait until every queued window has been processed and its alerts delivered."""
         await self.queue.join()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        """Cancel the loops and release the threads; safe to call twice."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             try:
                 await task
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=True)
+        self._scorer.shutdown(wait=True)
 
+    # ---- batching and shedding ---------------------------------------------------------------
     async def _next_batch(self) -> list[tuple[Window, int]]:
-        batch = [await self.queue.get()]
+        batch: list[tuple[Window, int]] = []
+        while not batch:
+            batch = await self._admit([await self.queue.get()])
         deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             try:
-                batch.append(self.queue.get_nowait())
+                batch += await self._admit([self.queue.get_nowait()])
                 continue
             except asyncio.QueueEmpty:
                 pass
@@ -69,30 +117,97 @@ class BatchRunner:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                item = await asyncio.wait_for(self.queue.get(), remaining)
             except TimeoutError:
                 break
+            batch += await self._admit([item])
         return batch
 
-    async def _loop(self) -> None:
+    async def _admit(self, items: list[tuple[Window, int]]) -> list[tuple[Window, int]]:
+        """Items still worth running; stale ones are shed (counted, delivered empty)."""
+        if self.shed_after_ns is None:
+            return items
+        now = time.time_ns()
+        keep = [it for it in items if now - it[0].newest_arrival_ns <= self.shed_after_ns]
+        stale = [it for it in items if now - it[0].newest_arrival_ns > self.shed_after_ns]
+        if stale:
+            self._shed.inc(len(stale))
+            self._shed_count += len(stale)
+            if not self._shedding:
+                await self._set_overload(True, stale[0][0], now)
+            # a shed window yields no alert; its input still counts as handled for offsets
+            await self.handler([(w, []) for w, _ in stale], [tok for _, tok in stale])
+            for _ in stale:
+                self.queue.task_done()
+        elif keep and self._shedding:
+            await self._set_overload(False, keep[0][0], now)
+        return keep
+
+    async def _set_overload(self, on: bool, w: Window, now_ns: int) -> None:
+        self._shedding = on
+        self._overloaded.set(1 if on else 0)
+        assert self.shed_after_ns is not None
+        info: dict[str, Any] = {"detector": self.detector.name,
+                                "max_lag_s": self.shed_after_ns / NS_PER_S,
+                                "queue_depth": self.queue.qsize(),
+                                "waited_s": round((now_ns - w.newest_arrival_ns) / NS_PER_S, 3),
+                                "shed_windows_total": self._shed_count}
+        if on:
+            log.warning("detector %s overloaded: shedding windows that waited more than %g s "
+                        "for inference (queue %d)", self.detector.name, info["max_lag_s"],
+                        info["queue_depth"])
+        else:
+            log.warning("detector %s caught up: %d windows shed so far", self.detector.name,
+                        self._shed_count)
+        if self.on_overload is not None:
+            await self.on_overload(self.detector.name, on, info)
+
+    # ---- inference and in-order delivery -------------------------------------------------------
+    async def _batch_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        name = self.detector.name
+        det = self.detector
         while True:
             batch = await self._next_batch()
             self._depth.set(self.queue.qsize())
+            await self._slots.acquire()
+            windows = [w for w, _ in batch]
+            fn = det.infer if splits_inference(det) else det.process  # type: ignore[attr-defined]
+            future = loop.run_in_executor(self._executor, self._timed, fn, windows)
+            await self._inflight.put((batch, future))
+
+    def _timed(self, fn: Callable[[list[Window]], Any], windows: list[Window]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(windows)
+        finally:
+            name = self.detector.name
+            self.metrics.batch_latency.labels(detector=name).observe(time.perf_counter() - t0)
+            self.metrics.batch_size.labels(detector=name).observe(len(windows))
+
+    async def _deliver_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        det = self.detector
+        name = det.name
+        while True:
+            item = await self._inflight.get()
+            if item is None:
+                return
+            batch, future = item
+            windows = [w for w, _ in batch]
             try:
-                windows = [w for w, _ in batch]
-                t0 = time.perf_counter()
                 try:
-                    results = await loop.run_in_executor(self._executor, self.detector.process,
-                                                         windows)
-                except Exception:  # a failing batch must not stop the stream
-                    self.metrics.inference_errors.labels(detector=name).inc()
-                    log.exception("detector %s failed on a batch of %d windows (first: %s)",
-                                  name, len(windows), windows[0].station_key)
-                    results = [(w, []) for w in windows]
-                self.metrics.batch_latency.labels(detector=name).observe(time.perf_counter() - t0)
-                self.metrics.batch_size.labels(detector=name).observe(len(batch))
+                    out = await future
+                finally:
+                    self._slots.release()
+                if splits_inference(det):
+                    out = await loop.run_in_executor(self._scorer, det.score, windows, out)  # type: ignore[attr-defined]
+                results: Results = out
+            except Exception:  # a failing batch must not stop the stream
+                self.metrics.inference_errors.labels(detector=name).inc()
+                log.exception("detector %s failed on a batch of %d windows (first: %s)",
+                              name, len(windows), windows[0].station_key)
+                results = [(w, []) for w in windows]
+            try:
                 await self.handler(results, [token for _, token in batch])
             finally:
                 for _ in batch:

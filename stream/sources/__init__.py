@@ -5,7 +5,9 @@
 * ``records()`` -> async iterator of ``RawRecord`` (ends for finite sources, e.g. file replay);
 * ``await commit({partition: next_offset})`` acknowledges processed input (no-op where the
   source has no offsets);
-* ``finite``: ``True`` when the end of ``records()`` is the end of the data (flush windows).
+* ``finite``: ``True`` when the end of ``records()`` is the end of the data (flush windows);
+* ``live`` (optional, default ``not finite``): records arrive as they are produced, so a window
+  that waits too long for inference is stale and may be shed (``inference.overload = "auto"``).
 """
 
 from __future__ import annotations
@@ -66,3 +68,8 @@ def open_source(uri: str, speed: float = 0.0) -> Source:
     from stream.sources.files import FileSource
 
     return FileSource(uri, speed=speed)
+
+
+def is_live(src: Source) -> bool:
+    """Whether ``src`` delivers live data (see ``live`` in the module docs)."""
+    return bool(getattr(src, "live", not src.finite))

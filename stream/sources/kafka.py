@@ -33,6 +33,7 @@ class KafkaSource:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self.finite = False  # becomes True when the idle timeout says the data has ended
+        self.live = self.idle_exit_s is None  # an idle-exit read is a replay of the topic
 
     async def start(self) -> None:
         if self._consumer is not None:

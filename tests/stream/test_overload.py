@@ -1,0 +1,116 @@
+"""Inference under load: batches inferred side by side give the same alerts as one worker, and
+input beyond capacity is shed (counted, reported by health alerts), not queued without bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from stream.config import load_config_dict
+from stream.detectors.factory import build_detectors
+from stream.pipeline import Pipeline
+from stream.records import RawRecord, Window, now_ns
+from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+
+
+def _payloads(stations: int, seconds: float) -> list[bytes]:
+    traces = [synthetic_trace(f"XX.S{i}..HH{c}", seconds, seed=10 * i + j, events_s=[12.0, 41.0])
+              for i in range(stations) for j, c in enumerate("ZNE")]
+    per_trace = [mseed_records(tr) for tr in traces]  # interleaved, as a live feed sends them
+    return [recs[k] for k in range(max(map(len, per_trace))) for recs in per_trace if k < len(recs)]
+
+
+async def _picks(workers: int, payloads: list[bytes]) -> tuple[list[tuple], Pipeline]:
+    cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model",
+                                           "path": "builtin:picker", "stride_s": 2.0}],
+                            "inference": {"max_batch": 4, "max_wait_s": 0.0, "workers": workers},
+                            "coincidence": {"enabled": False}})
+    sink = MemorySink()
+    pipeline = Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg))
+    await pipeline.run()
+    return [(a.station, a.phase, a.time_ns, round(a.score, 5)) for a in sink.alerts], pipeline
+
+
+async def test_parallel_workers_give_the_same_alerts_in_the_same_order() -> None:
+    payloads = _payloads(stations=3, seconds=60)
+    one, _ = await _picks(1, payloads)
+    two, pipeline = await _picks(2, payloads)
+    assert one, "the picker should find the synthetic events"
+    assert two == one
+    batches = pipeline.metrics.value("geosentry_inference_batch_size_count", detector="picker")
+    assert batches > 4  # several batches, so two were in flight at once at some point
+
+
+class SlowStaLta:
+    """Fault injection: a real STA/LTA detector whose batches take ``delay_s`` longer."""
+
+    def __init__(self, inner: object, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+        self.name, self.spec, self.model = inner.name, inner.spec, inner.model  # type: ignore[attr-defined]
+        self.ran = 0
+
+    def process(self, windows: list[Window]) -> list:
+        time.sleep(self.delay_s)
+        self.ran += len(windows)
+        return self.inner.process(windows)  # type: ignore[attr-defined]
+
+
+class BurstThenTrickle(MemorySource):
+    """A live feed: the first ``burst`` records at once, then one every ``gap_s``."""
+
+    def __init__(self, payloads: list[bytes], burst: int, gap_s: float) -> None:
+        super().__init__(payloads, live=True)
+        self.burst, self.gap_s = burst, gap_s
+
+    async def records(self) -> AsyncIterator[RawRecord]:
+        import asyncio
+
+        for i, p in enumerate(self.payloads):
+            if i >= self.burst:
+                await asyncio.sleep(self.gap_s)
+            yield RawRecord(p, now_ns())
+
+
+async def test_overload_sheds_stale_windows_and_says_so() -> None:
+    trace = synthetic_trace("XX.OVL..HHZ", 400, seed=3)
+    payloads = mseed_records(trace)
+    cfg = load_config_dict({"detectors": [{"name": "sta", "type": "stalta", "window_s": 20.0,
+                                           "stride_s": 1.0, "lta_s": 5.0}],
+                            "inference": {"max_batch": 1, "max_wait_s": 0.0, "max_lag_s": 0.3,
+                                          "overload": "auto"}})
+    slow = SlowStaLta(build_detectors(cfg)[0], delay_s=0.02)
+    sink = MemorySink()
+    # ~50 windows/s of capacity; the burst cuts hundreds of windows at once, the trickle few
+    source = BurstThenTrickle(payloads, burst=len(payloads) - 6, gap_s=0.4)
+    pipeline = Pipeline(cfg, [source], [sink], [slow])
+    await pipeline.run()
+    events = [a.details["event"] for a in sink.alerts if a.kind == "health" and a.station == "*"]
+    assert events[:2] == ["overload_started", "overload_stopped"]
+    shed = pipeline.metrics.value("geosentry_windows_shed_total", detector="sta")
+    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    assert shed > 0 and slow.ran > 0
+    assert shed + slow.ran == windows  # every window either ran or was counted as shed
+    assert pipeline.metrics.value("geosentry_overloaded", detector="sta") == 0
+
+
+async def test_replays_are_never_shed() -> None:
+    payloads = mseed_records(synthetic_trace("XX.RPL..HHZ", 200, seed=4))
+    cfg = load_config_dict({"detectors": [{"name": "sta", "type": "stalta", "window_s": 20.0,
+                                           "stride_s": 1.0, "lta_s": 5.0}],
+                            "inference": {"max_batch": 1, "max_wait_s": 0.0, "max_lag_s": 0.05}})
+    slow = SlowStaLta(build_detectors(cfg)[0], delay_s=0.005)
+    pipeline = Pipeline(cfg, [MemorySource(payloads)], [MemorySink()], [slow])
+    await pipeline.run()
+    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    assert slow.ran == windows > 100
+    assert pipeline.metrics.value("geosentry_windows_shed_total", detector="sta") == 0
+
+
+@pytest.mark.parametrize("bad", [{"overload": "drop"}, {"max_lag_s": 0}, {"workers": -1}])
+def test_overload_settings_are_validated(bad: dict) -> None:
+    from stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="inference"):
+        load_config_dict({"inference": bad})
