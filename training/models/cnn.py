@@ -16,12 +16,19 @@ from training.models.layers import ConvBNAct, match_length
 
 
 class Down(nn.Module):
-    """Two convs at this resolution, then a stride-2 conv; returns (skip, downsampled)."""
+    """A conv at this resolution, then a strided conv; returns (skip, downsampled).
 
-    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+    ``widen_first`` (the original layout) widens to ``c_out`` before downsampling, so the skip
+    has ``c_out`` channels; otherwise (PhaseNet's layout, cheaper at full resolution) the conv
+    keeps ``c_in`` channels and the strided conv widens.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 2,
+                 widen_first: bool = True) -> None:
         super().__init__()
-        self.conv = ConvBNAct(c_in, c_out, kernel)
-        self.down = ConvBNAct(c_out, c_out, kernel, stride=2)
+        c_mid = c_out if widen_first else c_in
+        self.conv = ConvBNAct(c_in, c_mid, kernel)
+        self.down = ConvBNAct(c_mid, c_out, kernel, stride=stride)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         skip = self.conv(x)
@@ -29,11 +36,11 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Transposed-conv upsampling x2, crop to the skip's length, concatenate, conv."""
+    """Transposed-conv upsampling x stride, crop to the skip's length, concatenate, conv."""
 
-    def __init__(self, c_in: int, c_skip: int, c_out: int, kernel: int) -> None:
+    def __init__(self, c_in: int, c_skip: int, c_out: int, kernel: int, stride: int = 2) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose1d(c_in, c_skip, kernel_size=2, stride=2)
+        self.up = nn.ConvTranspose1d(c_in, c_skip, kernel_size=stride, stride=stride)
         self.conv = ConvBNAct(2 * c_skip, c_out, kernel)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
@@ -52,7 +59,7 @@ class PhasePicker(nn.Module):
     def __init__(self, components: Sequence[str] = ("Z", "N", "E"),
                  labels: Sequence[str] = ("P", "S", "N"), sampling_rate_hz: float = 100.0,
                  window_samples: int = 3001, channels: Sequence[int] = (8, 16, 32, 48, 64),
-                 kernel: int = 7) -> None:
+                 kernel: int = 7, down_stride: int = 2, widen_first: bool = True) -> None:
         super().__init__()
         self.sampling_rate_hz = float(sampling_rate_hz)
         self.window_samples = int(window_samples)
@@ -61,11 +68,13 @@ class PhasePicker(nn.Module):
         chans = [int(c) for c in channels]
         self.stem = ConvBNAct(len(self.components), chans[0], kernel)
         self.downs = nn.ModuleList(
-            [Down(chans[i], chans[i + 1], kernel) for i in range(len(chans) - 1)])
+            [Down(chans[i], chans[i + 1], kernel, down_stride, widen_first)
+             for i in range(len(chans) - 1)])
         self.bottom = ConvBNAct(chans[-1], chans[-1], kernel)
         ups: List[nn.Module] = []
         for i in range(len(chans) - 1, 0, -1):
-            ups.append(Up(chans[i], chans[i], chans[i - 1], kernel))
+            c_skip = chans[i] if widen_first else chans[i - 1]
+            ups.append(Up(chans[i], c_skip, chans[i - 1], kernel, down_stride))
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv1d(chans[0], len(self.labels), 1)
 

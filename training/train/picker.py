@@ -10,7 +10,8 @@ import torch
 
 from training.data.augment import Augmenter
 from training.data.windows import crop, normalise, pick_labels
-from training.evaluate.picks import best_threshold, make_pick_windows, pick_scores, extract_picks
+from training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
+                                     matched_residuals, pick_scores)
 from training.evaluate.stalta import stalta_picks, tune_stalta_picker
 from training.export import export_model
 from training.models.cnn import PhasePicker
@@ -19,6 +20,10 @@ from training.train.common import SeismicData, cosine_lr, predict
 SR = 100.0
 COMPONENTS = ("Z", "N", "E")
 LABELS = ("P", "S", "N")
+# PhaseNet's layout (stride-4 levels, widen while downsampling): about PhaseNet's cost per
+# window, ~4x cheaper than the first shipped U-Net (stride 2, widen first), see bench/.
+CHANNELS = (8, 16, 32, 64, 128)
+DOWN_STRIDE = 4
 
 
 class PickerTask:
@@ -27,10 +32,12 @@ class PickerTask:
     name = "picker"
 
     def __init__(self, data: SeismicData, window: int = 3001, batch: int = 16, lr: float = 3e-3,
-                 sigma: float = 20.0, channels: tuple[int, ...] = (8, 16, 32, 48, 64),
-                 eval_per_event: int = 8, tune_per_event: int = 4) -> None:
+                 sigma: float = 20.0, channels: tuple[int, ...] = CHANNELS,
+                 eval_per_event: int = 8, tune_per_event: int = 4,
+                 down_stride: int = DOWN_STRIDE, widen_first: bool = False) -> None:
         self.data, self.window, self.batch, self.base_lr, self.sigma = data, window, batch, lr, sigma
-        self.model = PhasePicker(COMPONENTS, LABELS, SR, window, channels)
+        self.model = PhasePicker(COMPONENTS, LABELS, SR, window, channels,
+                                 down_stride=down_stride, widen_first=widen_first)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
         self.aug = Augmenter(noise_bank=data.noise_bank)
         self.eval_per_event, self.tune_per_event = eval_per_event, tune_per_event
@@ -111,11 +118,43 @@ class PickerTask:
         sl_preds = [stalta_picks(r[0], SR, params) for r in te_raw]
         res["stalta_P"] = pick_scores([w.p for w in te_w], sl_preds, SR)
         res["stalta_params"] = {**params.as_dict(), "train_P_f1_0.5s": round(train_f1, 4)}
+        self._last = {"windows": te_w, "prob": te_p, "thresholds": thresholds, "stalta": sl_preds}
         res["P_f1_minus_stalta_0.5s"] = round(
             res["P"]["0.5s"]["f1"] - res["stalta_P"]["0.5s"]["f1"], 4)
         res["beats_stalta"] = bool(res["P_f1_minus_stalta_0.5s"] > 0)
         res["beats_stalta_rule"] = "P F1 at 0.5 s > tuned STA/LTA P F1 on the same held-out windows"
         return res
+
+    def figures(self, out_dir: str | Path) -> list[Path]:
+        """After :meth:`evaluate`: ``picker_residuals.png`` (held-out residual histograms, CNN P,
+        CNN S, STA/LTA P) and ``picker_pr_threshold.png`` (held-out precision / recall / F1 at
+        ±0.5 s against the probability threshold; dotted: the threshold tuned on training)."""
+        from training.evaluate.figures import pr_vs_threshold, residual_histograms
+
+        last = getattr(self, "_last", None)
+        if not last:
+            return []
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        wins, prob, thr = last["windows"], last["prob"], last["thresholds"]
+        res = {}
+        picks = {"CNN P": [extract_picks(p[0], thr["P"]) for p in prob],
+                 "CNN S": [extract_picks(p[1], thr["S"]) for p in prob], "STA/LTA P": last["stalta"]}
+        for label, preds in picks.items():
+            truth = [w.s if label.endswith("S") else w.p for w in wins]
+            res[label] = matched_residuals(truth, preds, SR, 0.5)
+        curves = {}
+        for k, phase in enumerate(("P", "S")):
+            truth = [getattr(w, phase.lower()) for w in wins]
+
+            def curve(t: float, k: int = k, truth: list[Any] = truth) -> dict[str, Any]:
+                return pick_scores(truth, [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]  # type: ignore[return-value]
+
+            curves[f"CNN {phase}"] = curve
+        paths = [residual_histograms(res, out / "picker_residuals.png"),
+                 pr_vs_threshold(curves, np.arange(0.05, 0.96, 0.05), out / "picker_pr_threshold.png",
+                                 {f"CNN {ph}": thr[ph] for ph in ("P", "S")})]
+        return [p for p in paths if p is not None]
 
     def export(self, out_dir: str | Path, metrics: dict[str, Any], training: dict[str, Any],
                name: str = "picker") -> tuple[Path, Path]:
