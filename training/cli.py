@@ -9,6 +9,10 @@ program name; ``python -m training ...`` does the same.
     evaluate geomag [--out DIR] [--per-file N]            (training.evaluate.geomag)
     evaluate gan-augmentation [--out DIR] [--epochs N] [--steps-per-epoch K] [--arms A,B]
                                                           (training.evaluate.gan_augmentation)
+    evaluate picker-compare [--out DIR] [--bootstrap N] [--no-seisbench]
+                                                          (training.evaluate.compare)
+    evaluate picker-kfold [--folds K] [--epochs N] [--steps-per-epoch K] [--out DIR]
+                                                          (training.evaluate.kfold)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
 """
 
@@ -99,6 +103,12 @@ def _restore(task: Any, run: Path) -> None:
         m.eval()
 
 
+def _figures(task: Any, out: Path) -> list[Path]:
+    """PNG figures of the last ``task.evaluate()`` (tasks that define ``figures``)."""
+    fn = getattr(task, "figures", None)
+    return list(fn(out)) if fn is not None else []
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from training.evaluate.report import write_report
     from training.train.loop import FitConfig, fit
@@ -122,6 +132,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     metrics = task.evaluate()
     eval_s = time.perf_counter() - t1
     write_report(metrics, run, a.task)
+    _figures(task, run)
     print(json.dumps(metrics, indent=2, default=str))
     if not a.no_export:
         training = {"command": "python -m training " + " ".join(argv), "seed": a.seed,
@@ -141,8 +152,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     _restore(task, a.run or REPO_ROOT / "runs" / a.task)
     metrics = task.evaluate()
     js, md = write_report(metrics, a.out, a.task)
+    pngs = _figures(task, a.out)
     print(json.dumps(metrics, indent=2, default=str))
-    print(f"wrote {js} and {md}")
+    print(f"wrote {js} and {md}" + "".join(f", {p}" for p in pngs))
     return 0
 
 
@@ -178,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         from training.evaluate.geomag import main as geomag_main
 
         return geomag_main(argv[2:])
+    if argv[:2] == ["evaluate", "picker-kfold"]:  # k-fold cross-validation by station
+        from training.evaluate.kfold import main as kfold_main
+
+        return kfold_main(argv[2:])
+    if argv[:2] == ["evaluate", "picker-compare"]:  # CNN vs STA/LTA vs PhaseNetLight + bootstrap
+        from training.evaluate.compare import main as compare_main
+
+        return compare_main(argv[2:])
     if argv[:2] == ["evaluate", "gan-augmentation"]:  # picker F1 with vs without GAN augmentation
         from training.evaluate.gan_augmentation import main as gan_aug_main
 

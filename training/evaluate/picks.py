@@ -90,6 +90,20 @@ def pick_scores(truth: list[int | None], preds: list[np.ndarray], sampling_rate_
     return out
 
 
+def matched_residuals(truth: list[int | None], preds: list[np.ndarray], sampling_rate_hz: float,
+                      tol_s: float = 0.5) -> list[float]:
+    """Residuals (predicted - true, seconds) of the nearest pick within ``tol_s`` per window
+    (the matches :func:`pick_scores` counts as true positives)."""
+    out = []
+    for t, pr in zip(truth, preds):
+        if t is not None and pr.size:
+            d = pr - t
+            j = int(np.argmin(np.abs(d)))
+            if abs(d[j]) <= tol_s * sampling_rate_hz:
+                out.append(float(d[j]) / sampling_rate_hz)
+    return out
+
+
 def detection_scores(truth: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
     """Window-level detection: positive when ``score >= threshold``."""
     truth = np.asarray(truth, dtype=bool)
