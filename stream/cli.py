@@ -46,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     sls.add_argument("--speed", type=float, default=1.0,
                      help="pace: 1 = original (default), 10 = ten times faster, 0 = at once")
     sls.add_argument("--ring-records", type=int, help="keep only this many records per station")
+    sls.add_argument("--tls-cert", help="PEM certificate (chain): serve TLS on --port")
+    sls.add_argument("--tls-key", help="PEM private key of --tls-cert (if not in that file)")
+    sls.add_argument("--first-seq", type=int, default=1,
+                     help="number each station's records from this sequence number (default 1)")
+
+    sli = sub.add_parser("seedlink-info", help="ask a SeedLink server for INFO (JSON to stdout)")
+    sli.add_argument("server", metavar="seedlink[s]://HOST:PORT[?proto=3|4&ca_file=PATH...]")
+    sli.add_argument("level", nargs="*", default=["STATIONS"],
+                     help="ID, STATIONS (default), STREAMS, CONNECTIONS, GAPS (v3), ...; "
+                          "v4 patterns may follow: STREAMS 'GE_*' '*_B_H_?'")
 
     ing = sub.add_parser("ingest", help="bridge SeedLink records into a Kafka topic")
     ing.add_argument("source", metavar="seedlink://HOST:PORT?streams=...&state=PATH")
@@ -115,11 +125,14 @@ def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
     from stream.seedlink.server import SeedLinkServer
 
     async def serve() -> None:
-        server = SeedLinkServer(args.archive, args.host, args.port, args.speed, args.ring_records)
+        server = SeedLinkServer(args.archive, args.host, args.port, args.speed, args.ring_records,
+                                tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                first_seq=args.first_seq)
         port = await server.start()
         a = server.archive
         print(f"serving {len(a.packets)} records of {len(a.by_station)} stations on "
-              f"{args.host}:{port} (speed {args.speed:g})", file=sys.stderr, flush=True)
+              f"{args.host}:{port}{' (TLS)' if server.tls else ''} (speed {args.speed:g})",
+              file=sys.stderr, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,6 +141,13 @@ def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
         await server.stop()
 
     asyncio.run(serve())
+    return 0
+
+
+def _cmd_seedlink_info(args: argparse.Namespace) -> int:
+    from stream.sources.seedlink import seedlink_info
+
+    print(json.dumps(asyncio.run(seedlink_info(args.server, " ".join(args.level))), indent=2))
     return 0
 
 
@@ -188,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
                 "models": _cmd_models, "decimate": _cmd_decimate, "serve-seedlink": _cmd_serve_seedlink,
-                "ingest": _cmd_ingest}
+                "ingest": _cmd_ingest, "seedlink-info": _cmd_seedlink_info}
     try:
         return handlers[args.command](args)
     except GeosentryError as exc:

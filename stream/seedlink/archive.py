@@ -1,8 +1,9 @@
 """A miniSEED archive as per-station SeedLink rings, published at a chosen pace.
 
 Records are ordered by end time (as ``stream.sources.files`` replays them) and numbered per
-station from 1, deterministically, so a restarted server hands out the same sequence numbers
-and clients resume where they stopped. ``speed = 1`` publishes each record when it would have
+station from ``first_seq`` (1 by default), deterministically, so a restarted server hands out
+the same sequence numbers and clients resume where they stopped. (A ``first_seq`` near
+``0xFFFFFF`` makes protocol 3's 24-bit sequence numbers wrap within the archive.) ``speed = 1`` publishes each record when it would have
 arrived live (relative to the first), ``speed = 10`` ten times faster, ``speed = 0`` all at once.
 Each station's ring keeps the newest ``ring_records`` published records (all by default).
 """
@@ -18,7 +19,7 @@ import pymseed
 
 from stream.errors import SourceError
 from stream.records import NS_PER_S
-from stream.seedlink.protocol import StationInfo
+from stream.seedlink.info import StationInfo
 from stream.sources.files import archive_records
 
 
@@ -27,7 +28,7 @@ class Packet:
     """One archived record with its SeedLink identity."""
 
     index: int  # position in the archive-wide publication order
-    seq: int  # per-station sequence number, from 1
+    seq: int  # per-station sequence number, from first_seq
     station_id: str  # NET_STA
     location: str
     channel: str
@@ -35,30 +36,45 @@ class Packet:
     start_ns: int
     end_ns: int  # time of the sample after the last one (SeedLink 4 convention)
     payload: bytes
+    period_ns: int = 0  # sample period (0 for text records)
 
 
-def _packet(index: int, seq_by_station: dict[str, int], payload: bytes) -> Packet | None:
+def _packet(index: int, seq_by_station: dict[str, int], payload: bytes,
+            first_seq: int) -> Packet | None:
     try:
         msr = pymseed.MS3Record.parse(payload, unpack_data=False)
     except (pymseed.MiniSEEDError, ValueError):
         return None
     net, sta, loc, cha = pymseed.sourceid2nslc(msr.sourceid)
     sid = f"{net}_{sta}"
-    seq = seq_by_station.get(sid, 0) + 1
+    seq = seq_by_station.get(sid, first_seq - 1) + 1
     seq_by_station[sid] = seq
     period_ns = msr.samprate_period_ns if msr.samprate else 0
     kind = "L" if msr.encoding == pymseed.DataEncoding.TEXT else "D"
     return Packet(index, seq, sid, loc, cha, kind, msr.starttime, msr.endtime + period_ns,
-                  bytes(payload))
+                  bytes(payload), period_ns)
+
+
+def _gaps(packets: list[Packet]) -> tuple[tuple[int, int], ...]:
+    """Gaps (more than half a sample between one record's end and the next's start) of one
+    stream's records, in archive order."""
+    out = []
+    for prev, p in zip(packets, packets[1:]):
+        if p.period_ns and p.start_ns - prev.end_ns > p.period_ns // 2:
+            out.append((prev.end_ns, p.start_ns))
+    return tuple(out)
 
 
 class Archive:
     """Published packets per station; ``start()`` sets the pacing clock."""
 
     def __init__(self, path: str | Path, speed: float = 0.0,
-                 ring_records: int | None = None) -> None:
+                 ring_records: int | None = None, first_seq: int = 1) -> None:
         if speed < 0:
             raise SourceError(f"speed must be >= 0, got {speed}")
+        if not 0 <= first_seq < 1 << 63:
+            raise SourceError(f"first sequence number must be >= 0, got {first_seq}")
+        self.first_seq = first_seq
         self.path = Path(path)
         self.speed = speed
         self.ring_records = ring_records
@@ -69,7 +85,7 @@ class Archive:
         self.packets: list[Packet] = []
         self._due_s: list[float] = []
         for end_ns, payload in raw:
-            packet = _packet(len(self.packets), seqs, payload)
+            packet = _packet(len(self.packets), seqs, payload, first_seq)
             if packet is not None:
                 self.packets.append(packet)
                 self._due_s.append((end_ns - first_end) / NS_PER_S / speed if speed > 0 else 0.0)
@@ -109,19 +125,24 @@ class Archive:
         first = max(0, n - self.ring_records) if self.ring_records else 0
         return first, n
 
+    def position(self, seq: int) -> int:
+        """List position of sequence number ``seq`` within its station (may be out of range)."""
+        return seq - self.first_seq
+
     def station_infos(self) -> list[StationInfo]:
         out = []
         for sid, packets in sorted(self.by_station.items()):
             first, n = self.ring_range(sid)
             ring = packets[first:n]
-            streams: dict[tuple[str, str, str], list[int]] = {}
+            streams: dict[tuple[str, str, str], list[Packet]] = {}
             for p in ring:
-                span = streams.setdefault((p.location, p.channel, p.record_type),
-                                          [p.start_ns, p.end_ns])
-                span[0], span[1] = min(span[0], p.start_ns), max(span[1], p.end_ns)
+                streams.setdefault((p.location, p.channel, p.record_type), []).append(p)
+            keys = sorted(streams)
             net, _, sta = sid.partition("_")
-            begin = ring[0].seq if ring else n + 1
-            out.append(StationInfo(net, sta, begin, n + 1 if not ring else ring[-1].seq + 1,
-                                   tuple((loc, cha, typ, b, e)
-                                         for (loc, cha, typ), (b, e) in sorted(streams.items()))))
+            end = self.first_seq + n
+            out.append(StationInfo(
+                net, sta, ring[0].seq if ring else end, end,
+                tuple((*k, min(p.start_ns for p in streams[k]), max(p.end_ns for p in streams[k]))
+                      for k in keys),
+                tuple(_gaps(streams[k]) for k in keys)))
         return out

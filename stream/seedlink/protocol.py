@@ -1,10 +1,11 @@
-"""SeedLink wire codec shared by the replay server: headers, selectors, times, INFO documents.
+"""SeedLink wire codec shared by the replay server: headers, selectors, times, sequences.
 
 Pure functions, no I/O. Protocol 3 packets are ``"SL"`` + 6 hex digits (24-bit sequence) + one
 512-byte miniSEED 2 record; INFO replies are XML carried as text in chained miniSEED "LOG"
 records behind ``"SLINFO *"`` (more follow) / ``"SLINFO  "`` (last) headers. Protocol 4 packets
 are ``"SE"`` + format + subformat + payload length (u32 LE) + 64-bit sequence (u64 LE) + station
-id length (u8) + station id + payload; INFO replies are one JSON packet (format ``J``).
+id length (u8) + station id + payload; INFO replies are one JSON packet (format ``J``). INFO
+documents are built in ``info.py``.
 
 >>> v3_header(0x1A2B)
 b'SL001A2B'
@@ -16,30 +17,29 @@ True
 True
 >>> parse_time_ns("2010,05,27,16,24,33") == parse_time_ns("2010-05-27T16:24:33Z")
 True
+>>> hex(resolve_v3_seq(0x000002, 0x1000005)), hex(resolve_v3_seq(0xFFFFFE, 0x1000005))
+('0x1000002', '0xfffffe')
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from xml.sax.saxutils import quoteattr
 
-import pymseed
-
-from stream.records import NS_PER_S, ns_to_iso
+from stream.records import NS_PER_S
 
 V3_SEQ_MODULUS = 1 << 24
 _V4_HEADER = struct.Struct("<2sccIQB")
 SOFTWARE = "SeedLink v4.0 (geosentry-replay 0.1)"
 CAPABILITIES_V4 = ("SLPROTO:3.1", "SLPROTO:4.0", "CAP", "EXTREPLY", "NSWILDCARD", "BATCH",
                    "MULTISTATION", "TIME", "INFO:ID", "INFO:CAPABILITIES", "INFO:STATIONS",
-                   "INFO:STREAMS")
+                   "INFO:STREAMS", "INFO:GAPS", "INFO:CONNECTIONS", "INFO:ALL")
 LEGACY_CAPABILITIES = ("dialup", "multistation", "window-extraction", "info:id",
-                       "info:capabilities", "info:stations", "info:streams")
+                       "info:capabilities", "info:stations", "info:streams", "info:gaps",
+                       "info:connections", "info:all")
 _V3_SELECTOR = re.compile(r"^([A-Z0-9?\-]{2})?([A-Z0-9?]{3})(\.[DECOTL?])?$")
 _V4_SELECTOR = re.compile(r"^([A-Z0-9_?*\-]+)(\.[A-Z0-9?*]{1,2})?(:[A-Z0-9]+)?$")
 
@@ -132,7 +132,12 @@ def parse_time_ns(text: str) -> int:
 
 
 def parse_seq(text: str, v4: bool) -> int | None:
-    """Sequence argument of DATA/FETCH: decimal in v4 (-1 = next), hex in v3; None = next."""
+    """Sequence argument of DATA/FETCH: decimal in v4 (-1 = next), hex in v3; None = next.
+
+    ``ALL`` (sent by libslink-style clients for "everything held") is None too: this replay
+    server starts DATA/FETCH without a sequence at the oldest record anyway."""
+    if text.upper() == "ALL":
+        return None
     try:
         value = int(text, 10 if v4 else 16)
     except ValueError as exc:
@@ -144,84 +149,3 @@ def resolve_v3_seq(seq24: int, newest_seq: int) -> int:
     """The largest 64-bit sequence <= newest+1 whose low 24 bits are ``seq24``."""
     candidate = (newest_seq + 1) - ((newest_seq + 1 - seq24) % V3_SEQ_MODULUS)
     return candidate if candidate >= 0 else seq24
-
-
-# ---- INFO documents -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StationInfo:
-    network: str
-    station: str
-    begin_seq: int
-    end_seq: int  # next sequence number (last available + 1)
-    streams: tuple[tuple[str, str, str, int, int], ...]  # loc, cha, type, begin_ns, end_ns
-
-    @property
-    def id(self) -> str:
-        return f"{self.network}_{self.station}"
-
-
-def _v3_time(t_ns: int) -> str:
-    return ns_to_iso(t_ns).replace("-", "/").replace("T", " ").rstrip("Z")[:-2]
-
-
-def info_xml(level: str, organization: str, stations: list[StationInfo]) -> str:
-    """Protocol 3 INFO document (ID, CAPABILITIES, STATIONS, STREAMS)."""
-    head = (f'<?xml version="1.0"?>\n<seedlink software={quoteattr(SOFTWARE)} '
-            f'organization={quoteattr(organization)}>\n')
-    body: list[str] = []
-    if level == "CAPABILITIES":
-        body = [f'<capability name="{c}"/>' for c in LEGACY_CAPABILITIES]
-    elif level in ("STATIONS", "STREAMS"):
-        for st in stations:
-            attrs = (f'name="{st.station}" network="{st.network}" description="" '
-                     f'begin_seq="{st.begin_seq % V3_SEQ_MODULUS:06X}" '
-                     f'end_seq="{st.end_seq % V3_SEQ_MODULUS:06X}"')
-            if level == "STATIONS":
-                body.append(f"<station {attrs}/>")
-                continue
-            body.append(f'<station {attrs} stream_check="enabled">')
-            body += [f'  <stream location="{loc}" seedname="{cha}" type="{typ}" '
-                     f'begin_time="{_v3_time(b)}" end_time="{_v3_time(e)}"/>'
-                     for loc, cha, typ, b, e in st.streams]
-            body.append("</station>")
-    return head + "\n".join(body) + ("\n" if body else "") + "</seedlink>\n"
-
-
-def info_json(level: str, organization: str, stations: list[StationInfo],
-              error: tuple[str, str] | None = None) -> bytes:
-    """Protocol 4 INFO document (JSON, FDSN SeedLink 4 schema)."""
-    doc: dict[str, object] = {"software": SOFTWARE, "organization": organization}
-    if error is not None:
-        doc["error"] = {"code": error[0], "message": error[1]}
-    elif level == "CAPABILITIES":
-        doc["capability"] = list(CAPABILITIES_V4)
-    elif level == "FORMATS":
-        doc["format"] = {"2": {"mimetype": "application/vnd.fdsn.mseed",
-                               "subformat": {"D": "data/generic"}}}
-    elif level in ("STATIONS", "STREAMS"):
-        doc["station"] = [
-            {"id": st.id, "description": "", "begin_seq": st.begin_seq, "end_seq": st.end_seq,
-             "backfill": 0,
-             **({"stream": [{"id": stream_id(loc, cha), "format": "2", "subformat": typ,
-                             "origin": "native", "begin_time": ns_to_iso(b),
-                             "end_time": ns_to_iso(e)}
-                            for loc, cha, typ, b, e in st.streams]} if level == "STREAMS" else {})}
-            for st in stations]
-    return json.dumps(doc).encode()
-
-
-def info_records_v3(xml: str) -> list[bytes]:
-    """The XML as chained 512-byte miniSEED 2 text records (``SL.INFO..LOG``)."""
-    msr = pymseed.MS3Record()
-    msr.reclen, msr.formatversion = 512, 2
-    msr.encoding = pymseed.DataEncoding.TEXT
-    msr.sourceid = pymseed.nslc2sourceid("SL", "INFO", "", "LOG")
-    msr.samprate = 0
-    msr.set_starttime_str(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    return list(msr.generate(xml.encode(), "t"))
-
-
-def info_packets_v3(xml: str) -> bytes:
-    records = info_records_v3(xml)
-    return b"".join((b"SLINFO *" if i < len(records) - 1 else b"SLINFO  ") + rec
-                    for i, rec in enumerate(records))

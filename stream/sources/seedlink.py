@@ -1,4 +1,5 @@
-"""SeedLink source: ``seedlink://HOST:PORT?streams=...&state=PATH&proto=auto``.
+"""SeedLink source: ``seedlink://HOST:PORT?streams=...&state=PATH&proto=auto`` (``seedlinks://``
+for TLS).
 
 Query parameters (all optional except ``streams``):
 
@@ -11,7 +12,17 @@ Query parameters (all optional except ``streams``):
 * ``dialup=1`` - FETCH mode: the source ends when the server has sent what it holds;
 * ``timeout_s`` (connect/handshake, 10), ``read_timeout_s`` (no byte for this long: reconnect,
   60), ``keepalive_s`` (INFO ID heartbeat, 20), ``max_backoff_s`` (30), ``retries`` (consecutive
-  failed connections before the source fails; default unlimited), ``tls=1``, ``tls_noverify=1``.
+  failed connections before the source fails; default unlimited);
+* ``start=ISO`` / ``end=ISO`` - a time window (v3 ``TIME``, v4 ``DATA seq start end``); with
+  ``end`` the source ends when the server has sent the window;
+* TLS: ``seedlinks://HOST[:18500]`` or ``tls=1`` (``seedlink://HOST:18500`` too, as libslink
+  does; ``tls=0`` forces plain TCP); the server certificate is checked against the system trust
+  store, or ``ca_file=PATH`` (PEM); ``tls_noverify=1`` skips the check (insecure). An untrusted
+  certificate stops the source at once (retrying cannot help).
+
+Protocol 3 sequence numbers are 24-bit and wrap after ``FFFFFF``; the source extends them to
+64 bits (a wrapped ``000000`` follows ``FFFFFF``), so refs, commits and the state file keep
+increasing, and a resume sends the low 24 bits of the next number, as a v3 server expects.
 
 Delivery is at-least-once: each record's ``ref`` is ``(source, station partition, sequence)``,
 and ``commit`` persists the sequence numbers whose alerts were acknowledged. After a reconnect
@@ -25,22 +36,28 @@ import asyncio
 import fnmatch
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from seedlink_client import AsyncSeedLink, Protocol, SeedLinkError, SeedLinkPacket
 from seedlink_client import _commands
 from seedlink_client.state import load_state
 from seedlink_client.streams import sort_streams
+from seedlink_client.time_utils import parse_timestring
 
 from stream.errors import ConfigError, SourceError
 from stream.records import RawRecord, SourceRef, now_ns
 
 log = logging.getLogger(__name__)
 _END = object()
+V3_SEQ_MODULUS = 1 << 24
+TLS_PORT = 18500
 
 
 @dataclass(frozen=True)
@@ -56,16 +73,26 @@ class SeedLinkURI:
     keepalive_s: float = 20.0
     max_backoff_s: float = 30.0
     retries: int | None = None
-    tls: bool = False
+    tls: bool | None = None  # None: TLS on port 18500 only
     tls_noverify: bool = False
+    ca_file: Path | None = None
+    start: datetime | None = None
+    end: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def parse_seedlink(uri: str, key: str = "--source") -> SeedLinkURI:
+def _time(key: str, uri: str, text: str | None) -> datetime | None:
+    try:
+        return parse_timestring(text) if text else None
+    except ValueError as exc:
+        raise ConfigError(key, f"{uri!r}: invalid time {text!r} (expected ISO 8601)") from exc
+
+
+def parse_seedlink(uri: str, key: str = "--source", need_streams: bool = True) -> SeedLinkURI:
     """Parse and validate a ``seedlink://`` URI (errors name the offending part)."""
     parts = urlsplit(uri)
-    if parts.scheme != "seedlink" or not parts.hostname:
-        raise ConfigError(key, f"expected seedlink://HOST:PORT?streams=NET_STA:..., got {uri!r}")
+    if parts.scheme not in ("seedlink", "seedlinks") or not parts.hostname:
+        raise ConfigError(key, f"expected seedlink[s]://HOST:PORT?streams=NET_STA:..., got {uri!r}")
     q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     streams = []
     for entry in filter(None, (e.strip() for e in q.pop("streams", "").split(","))):
@@ -73,7 +100,7 @@ def parse_seedlink(uri: str, key: str = "--source") -> SeedLinkURI:
         if "_" not in sid:
             raise ConfigError(key, f"stream {entry!r}: station must be NET_STA")
         streams.append((sid.upper(), sels.replace("+", " ").split()))
-    if not streams:
+    if not streams and need_streams:
         raise ConfigError(key, f"{uri!r}: streams=NET_STA[:SELECTORS],... is required")
     proto = q.pop("proto", "auto")
     if proto not in ("auto", "3", "4"):
@@ -84,14 +111,21 @@ def parse_seedlink(uri: str, key: str = "--source") -> SeedLinkURI:
         retries = int(q.pop("retries")) if "retries" in q else None
     except ValueError as exc:
         raise ConfigError(key, f"{uri!r}: {exc}") from exc
-    flags = {k: q.pop(k, "0").lower() in ("1", "true", "yes") for k in ("dialup", "tls",
-                                                                          "tls_noverify")}
-    state = q.pop("state", None)
+    tls_arg = q.pop("tls", None)
+    tls = (tls_arg.lower() in ("1", "true", "yes") if tls_arg is not None
+           else True if parts.scheme == "seedlinks" else None)
+    flags = {k: q.pop(k, "0").lower() in ("1", "true", "yes") for k in ("dialup", "tls_noverify")}
+    state, ca_file = q.pop("state", None), q.pop("ca_file", None)
+    start, end = _time(key, uri, q.pop("start", None)), _time(key, uri, q.pop("end", None))
+    if end is not None and start is None:
+        raise ConfigError(key, f"{uri!r}: end= needs start=")
     if q:
         raise ConfigError(key, f"{uri!r}: unknown parameter(s) {', '.join(sorted(q))}")
-    return SeedLinkURI(parts.hostname, parts.port or 18000, streams,
+    default_port = TLS_PORT if parts.scheme == "seedlinks" else 18000
+    return SeedLinkURI(parts.hostname, parts.port or default_port, streams,
                        Path(state) if state else None,
-                       None if proto == "auto" else Protocol(proto), retries=retries,
+                       None if proto == "auto" else Protocol(proto), retries=retries, tls=tls,
+                       ca_file=Path(ca_file) if ca_file else None, start=start, end=end,
                        **flags, **num)  # type: ignore[arg-type]
 
 
@@ -117,13 +151,31 @@ class SelectorRefused(SourceError):
 
 class _StrictSeedLink(AsyncSeedLink):
     """seedlink-client, except that any refused negotiation command is an error (v3 included:
-    the library only logs a refused v3 STATION/SELECT and carries on without it)."""
+    the library only logs a refused v3 STATION/SELECT and carries on without it), a CA file can
+    be given for TLS, and a v3 resume sends a 24-bit sequence number (the library would send
+    ``1000000`` after ``FFFFFF``)."""
+
+    ca_file: Path | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = super()._ssl_context()
+        if self.ca_file is not None and not self._tls_noverify:
+            try:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise SeedLinkError(f"cannot load CA file {self.ca_file}: {exc}") from exc
+        return context
 
     async def _negotiate(self) -> None:
         self._match_cache.clear()
+        if self.protocol is Protocol.V3:  # the library sends seqnum + 1, in hex
+            for stream in self._streams:
+                if stream.seqnum is not None:
+                    stream.seqnum = (stream.seqnum + 1) % V3_SEQ_MODULUS - 1
         plan = _commands.plan_negotiation(
             self.protocol, sort_streams(self._streams), self._dialup, self._multistation,
-            resume=True, lastpkttime=False, batch_active=self._batch_active)
+            resume=True, lastpkttime=False, batch_active=self._batch_active,
+            start_time=self._start_time, end_time=self._end_time)
         for cmd in plan:
             try:
                 resp = await self._send_command(cmd)
@@ -136,13 +188,50 @@ class _StrictSeedLink(AsyncSeedLink):
         self._streaming = True
 
 
+def _make_client(u: SeedLinkURI) -> _StrictSeedLink:
+    client = _StrictSeedLink(u.host, u.port, timeout=u.timeout_s, tls=u.tls,
+                             tls_noverify=u.tls_noverify, protocol=u.protocol,
+                             keepalive=u.keepalive_s, idle_timeout=u.read_timeout_s,
+                             dialup=u.dialup, clientname="geosentry", clientversion="0.1")
+    client.ca_file = u.ca_file
+    if u.start is not None:
+        client.set_timewindow(u.start, u.end)
+    return client
+
+
+def _untrusted(exc: BaseException, u: SeedLinkURI) -> SourceError | None:
+    """A clear, final error when the server's TLS certificate is not trusted."""
+    cause = exc.__cause__
+    if not isinstance(cause, ssl.SSLCertVerificationError):
+        return None
+    return SourceError(f"seedlink:{u.host}:{u.port}: TLS certificate not trusted "
+                       f"({cause.verify_message}); give ca_file=PATH with the CA certificate "
+                       f"(PEM), or tls_noverify=1 (insecure)")
+
+
+async def seedlink_info(uri: str, level: str = "STATIONS") -> dict[str, Any]:
+    """One INFO request (``level`` may carry v4 patterns, e.g. ``"STREAMS GE_* *_B_H_?"``):
+    the v4 JSON document, or for protocol 3 the XML as ``{"seedlink": {..., "station": [...]}}``
+    (attributes as strings, children as lists)."""
+    u = parse_seedlink(uri, "URI", need_streams=False)
+    client = _make_client(u)
+    try:
+        await client.connect()
+        return await client.info_dict(level)
+    except SeedLinkError as exc:
+        raise _untrusted(exc, u) or SourceError(f"seedlink:{u.host}:{u.port}: INFO {level}: "
+                                                f"{exc}") from exc
+    finally:
+        await client.close()
+
+
 class SeedLinkSource:
     """Records from a SeedLink server, resumable from a state file (see module docs)."""
 
     def __init__(self, uri: str) -> None:
         self.uri = parse_seedlink(uri)
         self.name = f"seedlink:{self.uri.host}:{self.uri.port}"
-        self.finite = self.uri.dialup
+        self.finite = self.uri.dialup or self.uri.end is not None
         self.delivered: dict[str, int] = {}  # last sequence handed on, per station
         self.committed: dict[str, int] = {}  # last sequence acknowledged by the pipeline
         self._partitions: dict[str, int] = {}
@@ -170,10 +259,7 @@ class SeedLinkSource:
 
     def _client(self) -> _StrictSeedLink:
         u = self.uri
-        client = _StrictSeedLink(u.host, u.port, timeout=u.timeout_s, tls=u.tls,
-                                 tls_noverify=u.tls_noverify, protocol=u.protocol,
-                                 keepalive=u.keepalive_s, idle_timeout=u.read_timeout_s,
-                                 dialup=u.dialup, clientname="geosentry", clientversion="0.1")
+        client = _make_client(u)
         exact = {sid for sid, _ in u.streams if not any(c in sid for c in "*?")}
         for sid, sels in u.streams:
             client.add_stream(sid, sels or None, seqnum=self.delivered.get(sid))
@@ -194,14 +280,15 @@ class SeedLinkSource:
                 log.info("%s: connected (%s, protocol %s)", self.name, client.server_id,
                          client.protocol.value if client.protocol else "?")
                 packets = client.collect(reconnect=False)
+                v3 = client.protocol is not Protocol.V4
                 while True:
                     try:
                         pkt = await asyncio.wait_for(anext(packets), self.uri.read_timeout_s)
                     except StopAsyncIteration:
                         break
                     failures = 0
-                    await self._queue.put(pkt)
-                if self.uri.dialup:
+                    await self._queue.put((pkt, v3))
+                if self.finite:
                     await self._queue.put(_END)
                     return
                 raise SeedLinkError("server ended the stream")
@@ -209,6 +296,10 @@ class SeedLinkSource:
                 await self._queue.put(exc)
                 return
             except (SeedLinkError, OSError, TimeoutError) as exc:
+                fatal = _untrusted(exc, self.uri)
+                if fatal is not None:
+                    await self._queue.put(fatal)
+                    return
                 failures += 1
                 if self.uri.retries is not None and failures > self.uri.retries:
                     await self._queue.put(SourceError(
@@ -236,14 +327,28 @@ class SeedLinkSource:
                 return
             if isinstance(item, BaseException):
                 raise item
-            assert isinstance(item, SeedLinkPacket)
-            sid, seq = item.station_id, item.seqnum
-            if seq is None or seq <= self.delivered.get(sid, -1):
+            assert isinstance(item, tuple)
+            pkt, v3 = item
+            assert isinstance(pkt, SeedLinkPacket)
+            sid = pkt.station_id
+            seq = None if pkt.seqnum is None else self._sequence(sid, pkt.seqnum, v3)
+            if seq is None:
                 continue  # never hand on a record twice within one process
             self.delivered[sid] = seq
             net, _, sta = sid.partition("_")
-            yield RawRecord(item.payload, now_ns(), key=f"{net}.{sta}",
+            yield RawRecord(pkt.payload, now_ns(), key=f"{net}.{sta}",
                             ref=SourceRef(self.name, self._partition(sid), seq))
+
+    def _sequence(self, sid: str, raw: int, v3: bool) -> int | None:
+        """The packet's 64-bit sequence number, or None when it was handed on already. A v3
+        number (24 bits) is the one after the last delivered with those low bits."""
+        last = self.delivered.get(sid)
+        if last is None:
+            return raw
+        if not v3:
+            return raw if raw > last else None
+        step = (raw - last) % V3_SEQ_MODULUS
+        return last + step if 0 < step < V3_SEQ_MODULUS // 2 else None
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """``{station partition: next sequence}``: persist ``next - 1`` as done."""

@@ -22,6 +22,28 @@ def write_demo_archive(directory: Path) -> Path:
     return directory
 
 
+def write_gappy_archive(directory: Path, station: str = "BW.UH1", drop: int = 5) -> Path:
+    """The demo archive with record ``drop`` of ``station`` left out (one gap)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for tr in demo_stream():
+        records = mseed_records(tr)
+        if tr.id.startswith(station + "."):
+            del records[drop]
+        (directory / f"{tr.id}.mseed").write_bytes(b"".join(records))
+    return directory
+
+
+def write_sds_archive(directory: Path) -> Path:
+    """The demo archive in an SDS tree: YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY."""
+    for tr in demo_stream():
+        s, t = tr.stats, tr.stats.starttime
+        day = directory / f"{t.year}" / s.network / s.station / f"{s.channel}.D"
+        day.mkdir(parents=True, exist_ok=True)
+        name = f"{tr.id}.D.{t.year}.{t.julday:03d}"
+        (day / name).write_bytes(b"".join(mseed_records(tr)))
+    return directory
+
+
 @contextlib.asynccontextmanager
 async def serving(archive: Path, port: int = 0, speed: float = 0.0,
                   **kwargs: object) -> AsyncIterator[SeedLinkServer]:
