@@ -30,14 +30,17 @@ def test_iaga_reader_parses_and_masks_missing(tmp_path: Path) -> None:
     with gzip.open(path, "wt") as fh:
         fh.write(IAGA)
     rec = read_iaga2002(path)
-    assert rec.station == "XYZ" and rec.components == ("H", "D", "Z", "F")
+    assert rec.station == "XYZ" and rec.components == ("H", "E", "Z", "F")  # D -> E (nT)
     assert rec.data.shape == (3, 4) and rec.sampling_interval_s == 1.0
     assert np.isnan(rec.data[1, 0]) and np.isnan(rec.data[2, 3])
-    assert rec.channels("HDZ").shape == (3, 3)
+    assert np.isnan(rec.data[1, 1])  # E = H sin D is missing where H is
+    assert rec.channels("HEZ").shape == (3, 3)
+    assert str(rec.times[2]) == "2014-04-07T00:00:02.000"
 
 
 def test_iaga_hez_matches_service_decoder(tmp_path: Path) -> None:
-    """Training sees H, E, Z exactly as the service's IAGA-2002 decoder makes them (E = H sin D)."""
+    """Training sees H, E, Z exactly as the service's IAGA-2002 decoder makes them (E = H sin D):
+    the training reader is an adapter over ``stream.decode.iaga``."""
     from stream.decode.iaga import parse_iaga
 
     path = tmp_path / "xyz20140407vsec.sec"
@@ -115,7 +118,7 @@ def test_phasenet_reader_real_data() -> None:
 def test_iaga_reader_real_data() -> None:
     folder = require_shared("geomag/intermagnet-1s-2014-04")
     rec = read_iaga2002(folder / "bou20140407vsec.sec.gz")
-    assert rec.station == "BOU" and rec.components == ("H", "D", "Z", "F")
+    assert rec.station == "BOU" and rec.components == ("H", "E", "Z", "F")
     assert rec.data.shape == (86400, 4) and rec.sampling_interval_s == 1.0
     mins = require_shared("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min")
     assert read_iaga2002(mins).sampling_interval_s == 60.0

@@ -1,25 +1,31 @@
-"""IAGA-2002 reader (``.sec``, ``.min``, optionally gzipped) for geomagnetic observatory data."""
+"""IAGA-2002 reader (``.sec``, ``.min``, optionally gzipped) for geomagnetic observatory data.
+
+A thin adapter over the service's decoder (:mod:`stream.decode.iaga`): training parses files
+with exactly the code the service runs, so it sees the same elements in the same units --
+declination D (minutes of arc) arrives as the east component ``E = H sin D`` in nT, missing
+values (99999, 88888) as NaN. (``training`` may import ``stream``; never the reverse.)
+"""
 
 from __future__ import annotations
 
-import gzip
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-MISSING = (99999.0, 88888.0)
+from stream.decode.iaga import parse_iaga, read_text
 
 
 @dataclass
 class IagaRecord:
-    """One IAGA-2002 file: ``data`` is ``(n, len(components))`` float64 with NaN for missing."""
+    """One IAGA-2002 file: ``data`` is ``(n, len(components))`` float64 with NaN for missing;
+    ``components`` are the service's elements in file order with D replaced by E (all in nT)."""
 
     station: str
     components: tuple[str, ...]
     times: np.ndarray  # datetime64[ms], (n,)
     data: np.ndarray
-    header: dict[str, str] = field(default_factory=dict)
+    location: str = "R0"
 
     @property
     def sampling_interval_s(self) -> float:
@@ -33,58 +39,19 @@ class IagaRecord:
         return self.data[:, idx].T.copy()
 
     def hez(self) -> np.ndarray:
-        """``(3, n)`` H, E, Z in nT, as the service sees the file (``stream.decode.iaga``):
-        a file reporting declination D (minutes of arc) gets ``E = H sin D``."""
-        if "E" in self.components:
-            return self.channels("HEZ")
-        h, d, z = self.channels("HDZ")
-        return np.stack([h, east_from_declination(h, d), z])
-
-
-def east_from_declination(h: np.ndarray, d_arcmin: np.ndarray) -> np.ndarray:
-    """East component in nT from H (nT) and declination D (minutes of arc): ``E = H sin D``,
-    exactly the conversion of the service's IAGA-2002 decoder."""
-    return h * np.sin(np.deg2rad(d_arcmin / 60.0))
-
-
-def _open(path: Path) -> list[str]:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="ascii", errors="replace") as fh:
-            return fh.read().splitlines()
-    return path.read_text(encoding="ascii", errors="replace").splitlines()
+        """``(3, n)`` H, E, Z in nT, as the service sees the file."""
+        return self.channels("HEZ")
 
 
 def read_iaga2002(path: str | Path) -> IagaRecord:
-    """Parse header lines (``key  value |``), comments (`` # ``), the ``DATE TIME DOY ...`` column
-    line and the data rows. Values 99999 / 88888 (missing / not recorded) become NaN."""
-    path = Path(path)
-    lines = _open(path)
-    header: dict[str, str] = {}
-    start = None
-    columns: list[str] = []
-    for i, line in enumerate(lines):
-        if line.startswith("DATE"):
-            columns = line.rstrip("|").split()
-            start = i + 1
-            break
-        text = line.rstrip().rstrip("|").strip()
-        if not text or text.startswith("#"):
-            continue
-        key, _, value = text.partition("  ")
-        header[key.strip()] = value.strip()
-    if start is None or len(columns) < 4:
-        raise ValueError(f"{path}: no 'DATE TIME DOY ...' column line")
-    station = header.get("IAGA CODE", columns[3][:3]).strip()
-    comps = tuple(c[len(station):] if c.upper().startswith(station.upper()) else c[-1]
-                  for c in columns[3:])
-    times, rows = [], []
-    for line in lines[start:]:
-        parts = line.split()
-        if len(parts) < 3 + len(comps):
-            continue
-        times.append(f"{parts[0]}T{parts[1]}")
-        rows.append([float(v) for v in parts[3: 3 + len(comps)]])
-    data = np.asarray(rows, dtype=np.float64).reshape(-1, len(comps))
-    for bad in MISSING:
-        data[np.isclose(data, bad)] = np.nan
-    return IagaRecord(station, comps, np.asarray(times, dtype="datetime64[ms]"), data, header)
+    """Parse one file with :func:`stream.decode.iaga.parse_iaga` (gzip detected by content)."""
+    f = parse_iaga(read_text(Path(path)))
+    order = list(f.elements)
+    if "E" in order and "H" in order:  # the decoder appends E after dropping D: put it back
+        order.remove("E")               # where D was in an H, D, Z, F file
+        order.insert(order.index("H") + 1, "E")
+    data = np.stack([f.elements[c] for c in order], axis=1).astype(np.float64)
+    step_ms = int(round(f.interval_s * 1000))
+    times = (np.datetime64(f.start_ns, "ns").astype("datetime64[ms]")
+             + np.arange(len(data)) * np.timedelta64(step_ms, "ms"))
+    return IagaRecord(f.station, tuple(order), times, data, f.location)
