@@ -301,13 +301,15 @@ class SeedLinkSource:
                     await self._queue.put(fatal)
                     return
                 failures += 1
+                reason = str(exc) or (f"nothing read for {self.uri.read_timeout_s:g} s "
+                                      f"(read_timeout_s)" if isinstance(exc, TimeoutError)
+                                      else type(exc).__name__)
                 if self.uri.retries is not None and failures > self.uri.retries:
                     await self._queue.put(SourceError(
-                        f"{self.name}: giving up after {failures} failed attempts: {exc}"))
+                        f"{self.name}: giving up after {failures} failed attempts: {reason}"))
                     return
                 delay_s = min(self.uri.max_backoff_s, 0.5 * 2 ** (failures - 1))
-                log.warning("%s: %s; reconnecting in %.1f s", self.name,
-                            str(exc) or type(exc).__name__, delay_s)
+                log.warning("%s: %s; reconnecting in %.1f s", self.name, reason, delay_s)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay_s)
                 except TimeoutError:

@@ -1,5 +1,6 @@
 """Faults end in clear errors, never in a hang: refused selectors, garbage or silence from the
-server, nobody listening; a client that stops reading does not hold up the others."""
+server, a stall inside a packet, nobody listening (with bounded exponential backoff); a client
+that stops reading does not hold up the others."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from slhelpers import fake_server, serving
 from stream.errors import ConfigError, SourceError
 from stream.seedlink.archive import Archive
 from stream.sources.seedlink import SeedLinkSource, SelectorRefused, parse_seedlink
+from stream.testing import synthetic_mseed
 
 
 async def _drain(uri: str, timeout_s: float = 20.0) -> list[bytes]:
@@ -109,3 +111,47 @@ def test_uri_errors_name_the_problem() -> None:
     u = parse_seedlink("seedlink://h:1?streams=BW_UH1:SHZ+EHZ,GE_*&proto=3&state=/tmp/s&dialup=1")
     assert u.streams == [("BW_UH1", ["SHZ", "EHZ"]), ("GE_*", [])]
     assert u.port == 1 and u.dialup and u.state == Path("/tmp/s") and u.protocol.value == "3"
+
+
+async def test_reconnects_back_off_exponentially_up_to_the_bound() -> None:
+    accepted: list[float] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())  # ... and close at once: the handshake fails
+
+    async with fake_server(hang_up) as port:
+        with pytest.raises(SourceError, match="giving up after 4"):
+            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=3"
+                         f"&max_backoff_s=1.0&timeout_s=2")
+    gaps = [b - a for a, b in zip(accepted, accepted[1:])]
+    assert len(gaps) == 3
+    for got, want in zip(gaps, [0.5, 1.0, 1.0]):  # 0.5 s doubling, capped at max_backoff_s
+        assert want * 0.9 <= got <= want + 0.6, gaps
+
+
+async def _stall_mid_packet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A plausible v3 server that stops in the middle of the first data packet."""
+    while True:
+        line = (await reader.readline()).strip().upper()
+        if not line:
+            return
+        if line == b"HELLO":
+            writer.write(b"SeedLink v3.1 (stall) :: SLPROTO:3.1\r\nstall\r\n")
+        elif line == b"END":
+            record = synthetic_mseed("BW.UH1..SHZ")[:512]
+            writer.write(b"SL000001" + record[:200])  # 208 of 520 bytes, then silence
+            await writer.drain()
+            await asyncio.sleep(30)
+            return
+        else:
+            writer.write(b"OK\r\n")
+        await writer.drain()
+
+
+async def test_stall_inside_a_packet_times_out() -> None:
+    started = time.monotonic()
+    async with fake_server(_stall_mid_packet) as port:
+        with pytest.raises(SourceError, match="giving up after 2 .*nothing read for 1 s"):
+            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&proto=3"
+                         f"&read_timeout_s=1&max_backoff_s=0.1")
+    assert time.monotonic() - started < 10
