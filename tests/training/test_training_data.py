@@ -135,3 +135,86 @@ def test_seisbench_reader_real_data() -> None:
     assert w.shape == (3, 1200) and np.isfinite(w).all()
     assert ds.attrs["component_order"] == "ZNE"
     ds.close()
+
+
+def test_phasenet_csv_agrees_with_npz_real_data() -> None:
+    from training.data.phasenet import read_phasenet_csv
+
+    folder = require_shared("phasenet")
+    rows = read_phasenet_csv(folder / "waveform.csv")
+    assert len(rows) == 96
+    for f in sorted((folder / "waveform_train").glob("*.npz"))[:5]:
+        ev = read_npz(f)
+        assert rows[f.name][:2] == (ev.itp, ev.its) and rows[f.name][2] == ev.channels
+
+
+def _demo_picks() -> list[tuple[str, str, str]]:
+    """(station, phase, time): P and S of the first local event on BW.UH1 / UH2 (by eye, 0.05 s)."""
+    return [("UH1", "P", "2010-05-27T16:24:33.20"), ("UH1", "S", "2010-05-27T16:24:35.50"),
+            ("UH2", "P", "2010-05-27T16:24:33.25")]
+
+
+def test_mseed_reader_with_csv_and_quakeml_picks(tmp_path: Path) -> None:
+    """ObsPy's bundled BW.UH* miniSEED (200 Hz, vertical only) + the same picks as CSV and as
+    QuakeML: 100 Hz Z, N, E records with zero horizontals and P / S at the right samples."""
+    import obspy
+    from obspy.core.event import Catalog, Event, Pick, WaveformStreamID
+
+    from stream.testing import demo_stream
+    from training.data.mseed import mseed_events, read_picks
+
+    st = demo_stream()
+    files = []
+    for tr in st:
+        files.append(tmp_path / f"{tr.id}.mseed")
+        tr.write(str(files[-1]), format="MSEED")
+    csv_path = tmp_path / "picks.csv"
+    csv_path.write_text("network,station,phase,time\n"
+                        + "".join(f"BW,{s},{p},{t}\n" for s, p, t in _demo_picks()))
+    ev = Event(picks=[Pick(time=obspy.UTCDateTime(t), phase_hint=p,
+                           waveform_id=WaveformStreamID("BW", s, "", "EHZ"))
+                      for s, p, t in _demo_picks()])
+    qml = tmp_path / "picks.xml"
+    Catalog([ev]).write(str(qml), format="QUAKEML")
+    for picks in (read_picks(csv_path), read_picks(qml)):
+        events = mseed_events(files, picks, before_s=10.0, after_s=20.0)
+        assert [e.station_id for e in events] == ["BW.UH1", "BW.UH2"]
+        uh1 = events[0]
+        assert uh1.data.shape == (3, 3001) and uh1.itp == 1000 and uh1.its == 1230
+        assert not uh1.three_component and np.any(uh1.data[0])
+        assert events[1].its == -1  # no S pick at UH2
+        z = uh1.data[0]
+        assert z[1000:1300].std() > 3 * z[500:900].std()  # the event starts at the P sample
+        ref = st.select(station="UH1")[0].copy()  # 200 -> 100 Hz, cut where the P pick says
+        ref.data = ref.data.astype(np.float64)
+        ref.detrend("demean")
+        ref.resample(100.0)
+        t0 = obspy.UTCDateTime("2010-05-27T16:24:23.20")
+        ref.trim(t0, t0 + 30.0, nearest_sample=True)
+        assert ref.stats.npts == 3001  # same samples (the reader resamples a shorter segment)
+        assert np.corrcoef(z - z.mean(), ref.data - ref.data.mean())[0, 1] > 0.99
+
+
+def test_mseed_reader_round_trips_real_phasenet_event(tmp_path: Path) -> None:
+    """A real PhaseNet record written as miniSEED (3 components) + its P / S as CSV reads back
+    into the same Z, N, E samples and pick indices as the npz reader."""
+    import obspy
+
+    from training.data.mseed import mseed_events, read_picks
+
+    folder = require_shared("phasenet/waveform_train")
+    ev = next(read_npz(f) for f in sorted(folder.glob("*.npz")) if read_npz(f).three_component)
+    t0 = obspy.UTCDateTime("2020-01-01T00:00:00")
+    st = obspy.Stream([obspy.Trace(ev.data[k].astype(np.float32), header={
+        "network": ev.network, "station": ev.station, "channel": f"HH{c}", "sampling_rate": 100.0,
+        "starttime": t0}) for k, c in enumerate("ZNE")])
+    path = tmp_path / "ev.mseed"
+    st.write(str(path), format="MSEED")
+    picks = tmp_path / "picks.csv"
+    picks.write_text("station_id,phase,time,event_id\n"
+                     f"{ev.station_id},P,{t0 + ev.itp / 100.0},e1\n"
+                     f"{ev.station_id},S,{t0 + ev.its / 100.0},e1\n")
+    (got,) = mseed_events([path], read_picks(picks), before_s=ev.itp / 100.0,
+                          after_s=(ev.data.shape[1] - 1 - ev.itp) / 100.0)
+    assert (got.itp, got.its) == (ev.itp, ev.its) and got.three_component
+    np.testing.assert_allclose(got.data, ev.data, rtol=0, atol=1e-3)

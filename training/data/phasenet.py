@@ -65,6 +65,15 @@ def read_npz(path: str | Path) -> PhaseNetEvent:
     return PhaseNetEvent(path.name, net, sta, zne, itp, its, channels)
 
 
+def read_phasenet_csv(path: str | Path) -> dict[str, tuple[int, int, str]]:
+    """PhaseNet's ``waveform.csv`` (``fname,itp,its,channels``): ``{fname: (itp, its, channels)}``."""
+    import csv
+
+    with open(path, newline="") as fh:
+        return {r["fname"].strip(): (int(r["itp"]), int(r["its"]), r.get("channels", "").strip())
+                for r in csv.DictReader(fh)}
+
+
 def phasenet_dir(root: str | Path | None = None) -> Path:
     return Path(root) if root is not None else shared_data_dir() / "phasenet"
 
@@ -75,7 +84,15 @@ def load_phasenet(root: str | Path | None = None, limit: int | None = None) -> l
     files = sorted(folder.glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no PhaseNet npz files in {folder}")
-    return [read_npz(f) for f in files[:limit]]
+    events = [read_npz(f) for f in files[:limit]]
+    table = phasenet_dir(root) / "waveform.csv"
+    if table.exists():  # the catalogue beside the npz files: picks must agree
+        rows = read_phasenet_csv(table)
+        bad = [e.name for e in events if e.name in rows and rows[e.name][:2] != (e.itp, e.its)]
+        if bad:
+            log.warning("%d npz files disagree with %s on itp/its (npz used): %s", len(bad), table,
+                        bad[:5])
+    return events
 
 
 def load_events(root: str | Path | None = None, seed: int = 0,
