@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from bench.data import Load
 from stream.config import Config, load_config_dict
@@ -28,12 +27,18 @@ STALTA = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 6
           "bandpass_hz": [1.0, 20.0], "tail_s": 1.0}
 
 
+ANOMALY = {"name": "anomaly", "type": "model", "path": "builtin:anomaly",
+           "missing_components": "zeros"}
+
+
 def config(detector: str, stride_s: float | None = None, **inference: Any) -> Config:
-    """``picker`` (default stride: the contract's half window, 15 s) or ``stalta`` (1 s)."""
-    det = dict(PICKER if detector == "picker" else STALTA)
+    """``picker`` (default stride: the contract's half window, 15 s), ``picker+anomaly`` (the
+    seismic autoencoder beside it, at its contract's stride) or ``stalta`` (1 s)."""
+    dets = [dict(d) for d in {"picker": [PICKER], "picker+anomaly": [PICKER, ANOMALY],
+                              "stalta": [STALTA]}[detector]]
     if stride_s is not None:
-        det["stride_s"] = stride_s
-    raw: dict[str, Any] = {"detectors": [det], "sinks": ["jsonl:-"]}
+        dets[0]["stride_s"] = stride_s
+    raw: dict[str, Any] = {"detectors": dets, "sinks": ["jsonl:-"]}
     if inference:
         raw["inference"] = inference
     return load_config_dict(raw)
@@ -47,6 +52,8 @@ class PacedSource(FiniteSource):
     how late each record left the source relative to its due time: a growing lag means the
     pipeline does not keep up.
     """
+
+    live = True  # the service treats it as a live feed (overload shedding applies)
 
     def __init__(self, load: Load, speed: float = 1.0, prefill_s: float = 0.0,
                  deadline_s: float | None = None, name: str = "paced") -> None:
@@ -96,6 +103,8 @@ class CaseResult:
     drain_s: float = 0.0
     since_ns: int = 0  # alerts counted for latency: newest sample arrived after this
     cut_short: bool = False
+    shed: int = 0  # windows shed by the overload policy
+    health_events: list[str] = field(default_factory=list)  # service-wide health alerts
 
 
 def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
@@ -121,12 +130,12 @@ def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
     res = CaseResult(wall, cpu, pipe.summary.records, load.samples, pipe.summary.windows,
                      dict(pipe.summary.alerts), lat)
     res.since_ns = since
+    res.shed = int(sum(pipe.metrics.value("geosentry_windows_shed_total", detector=d.name) or 0
+                       for d in dets))
+    res.health_events = [str(a.details.get("event")) for a in alerts
+                         if a.kind == "health" and a.station == "*"]
     if paced:
         res.source_lag_s = src.lags
         res.drain_s = t_done - src.t_last if src.t_last else 0.0
         res.cut_short = src.cut_short
     return res
-
-
-def torch_threads() -> int:
-    return torch.get_num_threads()

@@ -1,0 +1,112 @@
+"""Shared pieces of the benchmark: plans (how big each section runs), statistics, logging."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def cores() -> int:
+    """CPU cores this process may use (what the service's default worker count follows)."""
+    return len(os.sched_getaffinity(0))
+
+
+def service_workers() -> int:
+    """Inference workers the service runs by default here (``inference.workers = 0``)."""
+    from stream.inference.runner import inference_workers
+
+    return inference_workers(0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    repeats: int
+    forward_s: float
+    decode_records: int
+    tp_picker: tuple[int, float]  # (stations, seconds of data)
+    tp_stalta: tuple[int, float]
+    latency_ns: tuple[int, ...]
+    latency_paced_s: float
+    latency_speed: float
+    latency_overload_paced_s: float
+    capacity_check: bool
+    capacity_paced_s: float
+    rss_ns: tuple[int, ...]
+    rss_seconds: float
+    rss_repeats: int
+    overload_paced_s: float = 0.0  # 0: skip the overload run
+    sweep_batches: tuple[int, ...] = (1, 8, 32, 128)
+
+
+PLANS = {
+    "full": Plan("full", repeats=3, forward_s=1.5, decode_records=3000, tp_picker=(100, 230),
+                 tp_stalta=(20, 230), latency_ns=(100, 500), latency_paced_s=24.0,
+                 latency_speed=1.0, latency_overload_paced_s=16.0, capacity_check=True,
+                 capacity_paced_s=30.0, rss_ns=(100, 500, 1000), rss_seconds=40.0, rss_repeats=3,
+                 overload_paced_s=20.0, sweep_batches=(1, 4, 16, 64, 256)),
+    "quick": Plan("quick", repeats=3, forward_s=0.5, decode_records=500, tp_picker=(10, 120),
+                  tp_stalta=(5, 120), latency_ns=(10,), latency_paced_s=20.0, latency_speed=2.0,
+                  latency_overload_paced_s=0.0, capacity_check=False, capacity_paced_s=0.0,
+                  rss_ns=(5, 25), rss_seconds=40.0, rss_repeats=3, overload_paced_s=8.0),
+    "smoke": Plan("smoke", repeats=1, forward_s=0.2, decode_records=100, tp_picker=(3, 60),
+                  tp_stalta=(2, 70), latency_ns=(3,), latency_paced_s=2.0, latency_speed=2.0,
+                  latency_overload_paced_s=0.0, capacity_check=False, capacity_paced_s=0.0,
+                  rss_ns=(2,), rss_seconds=40.0, rss_repeats=1, overload_paced_s=3.0,
+                  sweep_batches=(1, 4)),
+}
+PREFILL_S = 29.0  # latency/capacity runs: data before the first window (30 s) at once, then paced
+
+
+def stats(values: list[float], unit: str, digits: int = 1) -> dict[str, Any]:
+    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not vals:
+        return {"median": None, "min": None, "max": None, "n": 0, "unit": unit, "values": []}
+    return {"median": round(statistics.median(vals), digits), "min": round(min(vals), digits),
+            "max": round(max(vals), digits), "n": len(vals), "unit": unit,
+            "values": [round(v, digits) for v in vals]}
+
+
+def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    if not a or not b or not a.get("median") or not b.get("median"):
+        return None
+    return round(a["median"] / b["median"], 2)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) * 1e3 if values else None
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
+            "platform": platform.platform(), "torch": torch.__version__,
+            "cores": cores(), "service_workers": service_workers(),
+            "torch_threads_per_worker": max(1, cores() // service_workers()),
+            "loadavg_start": list(os.getloadavg()),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

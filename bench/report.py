@@ -1,0 +1,241 @@
+"""The benchmark's Markdown table, figures, floor verdicts and README section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, ratio
+
+def _fmt(s: dict[str, Any] | None, digits: int = 0) -> str:
+    if not s or s.get("median") is None:
+        return "n/a"
+    f = f"{{:,.{digits}f}}"
+    return f"{f.format(s['median'])} ({f.format(s['min'])}–{f.format(s['max'])})"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    m, tp, ref, dec = res["machine"], res["throughput"], res["references"], res["decode"]
+    pk, sl = tp["picker"], tp["stalta"]
+    rows = [("figure", "geosentry", "reference", "ratio")]
+    sb = ref.get("seisbench_annotate_same_net")
+    sb1 = ref.get("seisbench_annotate_same_net_one_core")
+    sbn = ref.get("seisbench_annotate_phasenet")
+    skipped = ref.get("seisbench_skipped", "SeisBench skipped")
+
+    def vs(ours: dict[str, Any], theirs: dict[str, Any] | None, label: str,
+           key: str = "station_seconds_per_s") -> tuple[str, str]:
+        if not theirs:
+            return skipped, "–"
+        return f"{label}: {_fmt(theirs[key])}", f"{ratio(ours[key], theirs[key])}×"
+
+    rows.append((f"picker throughput, stride {pk['stride_s']:g} s, {m['cores']} cores "
+                 f"({pk['workers']} inference workers) (station-s/s; {pk['stations']} stations × "
+                 f"{pk['seconds_of_data']:g} s)", _fmt(pk["station_seconds_per_s"]),
+                 *vs(pk, sb, f"SeisBench annotate, same network, {m['cores']} torch threads")))
+    if sbn:
+        rows.append(("", "", *vs(pk, sbn, "SeisBench annotate, its PhaseNet")))
+    rows.append(("picker throughput (samples/s)", _fmt(pk["samples_per_s"]),
+                 *vs(pk, sb, "SeisBench same network", "samples_per_s")))
+    one = tp.get("picker_one_core")
+    if one:
+        rows.append(("picker throughput, one core (1 worker, 1 thread) (station-s/s)",
+                     _fmt(one["station_seconds_per_s"]),
+                     *vs(one, sb1, "SeisBench annotate, same network, 1 thread")))
+    pa = tp.get("picker_anomaly")
+    if pa:
+        rows.append(("picker + anomaly scorer throughput (station-s/s)",
+                     _fmt(pa["station_seconds_per_s"]), "picker alone (row 1)",
+                     f"{ratio(pa['station_seconds_per_s'], pk['station_seconds_per_s'])}×"))
+    ob = ref["obspy_stalta"]
+    rows.append((f"STA/LTA throughput, stride {sl['stride_s']:g} s, window {sl['window_s']:g} s "
+                 f"(station-s/s; {sl['stations']} stations)", _fmt(sl["station_seconds_per_s"]),
+                 f"ObsPy recursive_sta_lta + trigger_onset, whole trace: "
+                 f"{_fmt(ob['station_seconds_per_s'])}",
+                 f"{ratio(sl['station_seconds_per_s'], ob['station_seconds_per_s'])}×"))
+    rows.append(("STA/LTA throughput (samples/s)", _fmt(sl["samples_per_s"]), "", ""))
+    cap = res["capacity"]
+    chk = cap.get("check")
+    rows.append(("real-time capacity, picker (stride 15 s) + anomaly scorer (stations)",
+                 f"≈ {cap['estimate_stations']:,} (estimate)" if cap["estimate_stations"] else "n/a",
+                 (f"paced check at {chk['stations']:,}: {'kept up' if chk['kept_up'] else 'fell behind'}"
+                  f" (source lag p99 {chk['source_lag_p99_s']} s, drain {chk['drain_after_last_record_s']} s)")
+                 if chk else "paced check: full mode only", "floor 5,000"))
+    for n, lat in res["latency"].items():
+        up = lat["kept_up"]
+        speed = "real time" if lat["speed"] == 1 else f"{lat['speed']:g}× real time"
+        rows.append((f"added latency to sink, N = {n}, picker stride 1 s, paced at {speed} "
+                     f"(ms; alerts/run {lat['alerts_per_run']})",
+                     f"p50 {_fmt(lat['p50_ms'])} · p95 {_fmt(lat['p95_ms'])} · p99 {_fmt(lat['p99_ms'])}",
+                     f"every window, arrival → inference result: p50 "
+                     f"{_fmt(lat['window_to_result_p50_ms'])} · p99 "
+                     f"{_fmt(lat['window_to_result_p99_ms'])}; kept up {sum(up)}/{len(up)} runs "
+                     f"(source lag p99 {_fmt(lat['source_lag_p99_s'], 2)} s); windows shed "
+                     f"{lat.get('windows_shed')}",
+                     "floor p99 ≤ 100 ms at 500"))
+    ov = res.get("overload")
+    if ov and "skipped" not in ov:
+        rows.append((f"overload: {ov['stations']:,} stations = 2 × capacity at stride 1 s, paced "
+                     f"{ov['paced_s']:g} s", f"shed {ov['windows_shed']:,} of {ov['windows']:,} "
+                     f"windows ({ov['shed_fraction']}); alerts p99 {ov['alert_latency_p99_ms']} ms",
+                     f"health alerts {ov['health_events']}; source lag p99 "
+                     f"{ov['source_lag_p99_s']} s", ""))
+    sw = res.get("batch_sweep")
+    if sw:
+        parts = " · ".join(f"B={b}: {_fmt(r['windows_per_s'])}/s, {_fmt(r['batch_ms'], 1)} ms"
+                           for b, r in sw["by_batch"].items())
+        rows.append((f"batch-size sweep, picker forward on {sw['device']} (windows/s, ms/batch)",
+                     parts, f"best batch within {sw['budget_ms']:g} ms: "
+                     f"{sw['best_batch_within_budget']}", ""))
+    kl = res.get("latency_kafka")
+    if kl and "skipped" not in kl:
+        rows.append((f"added latency to Kafka ack, N = {kl['stations']}, same setup (ms; alerts/run "
+                     f"{kl['alerts_per_run']})",
+                     f"p50 {_fmt(kl['acked_p50_ms'])} · p95 {_fmt(kl['acked_p95_ms'])} · "
+                     f"p99 {_fmt(kl['acked_p99_ms'])}",
+                     f"handed to the Kafka sink: p99 {_fmt(kl['p99_ms'])}", ""))
+    elif kl:
+        rows.append(("added latency to Kafka ack", "skipped", kl["skipped"][:120], ""))
+    rss = res["rss"]
+    for n, row in rss["by_stations"].items():
+        rows.append((f"peak RSS, N = {n} ({rss['mode']})", f"{_fmt(row['rss_peak_mb'])} MB",
+                     f"of which input held by the test source {row['input_mb']} MB", ""))
+    if "growth_kb_per_station" in rss:
+        rows.append(("RSS growth per station", f"{rss['growth_kb_per_station']:,} kB", "", ""))
+    rows.append(("decode, 512-byte Steim2 record (records/s)", f"pymseed {_fmt(dec['pymseed'])}",
+                 f"obspy.read {_fmt(dec['obspy'])}", f"{dec['ratio_pymseed_vs_obspy']}×"))
+    fw = res["forward"]
+    rows.append(("picker forward alone, B = 64 (windows/s)", f"1 thread {_fmt(fw['threads_1'])}",
+                 f"2 threads {_fmt(fw['threads_2'])}", f"{ratio(fw['threads_1'], fw['threads_2'])}×"))
+    fl = res.get("floors", {})
+    names = {"throughput_vs_seisbench_ge_1.2": "throughput ≥ 1.2× SeisBench (same network)",
+             "realtime_stations_ge_5000": "≥ 5,000 stations in real time",
+             "p99_le_100ms_at_500": "p99 ≤ 100 ms at 500 stations, stride 1 s",
+             "rss_le_1.5GB_at_1000": "RSS ≤ 1.5 GB at 1,000 stations"}
+    verdict = {True: "met", False: "not met", None: "not measured"}
+    rows.append(("issue 6 floors", "; ".join(f"{names[k]}: {verdict[v]}" for k, v in fl.items()),
+                 "", ""))
+    out = [f"`{res['command']}` — {m['date']}, {m['cpus']} cores ({m['cpu_model']}), shared with "
+           f"other work (load average {m['loadavg_start'][0]:.1f} at start, "
+           f"{m['loadavg_end'][0]:.1f} at end), torch {m['torch']}, the service's default "
+           f"{m['service_workers']} inference workers × {m['torch_threads_per_worker']} thread; "
+           f"median (min–max) of {res['plan']['repeats']} runs unless noted.", ""]
+    for i, r in enumerate(rows):
+        out.append("| " + " | ".join(r) + " |")
+        if i == 0:
+            out.append("| --- | --- | --- | --- |")
+    return "\n".join(out) + "\n"
+
+
+def figures(res: dict[str, Any], out_dir: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return []
+    made = []
+    tp, ref = res["throughput"], res["references"]
+    bars = [("geosentry picker", tp["picker"]["station_seconds_per_s"])]
+    for key, label in (("seisbench_annotate_same_net", "SeisBench annotate\n(same net)"),
+                       ("seisbench_annotate_phasenet", "SeisBench annotate\n(its PhaseNet)")):
+        if key in ref:
+            bars.append((label, ref[key]["station_seconds_per_s"]))
+    bars += [("geosentry STA/LTA", tp["stalta"]["station_seconds_per_s"]),
+             ("ObsPy STA/LTA", ref["obspy_stalta"]["station_seconds_per_s"])]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    med = [b[1]["median"] for b in bars]
+    err = [[b[1]["median"] - b[1]["min"] for b in bars], [b[1]["max"] - b[1]["median"] for b in bars]]
+    ax.bar([b[0] for b in bars], med, yerr=err, capsize=4, color="#4477aa")
+    ax.set_yscale("log")
+    ax.set_ylabel("station-seconds / s")
+    ax.set_title(f"Throughput ({res['machine']['cpus']} cores, median, min–max)")
+    ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    p = out_dir / "latest_throughput.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    made.append(p.name)
+    lat = {n: v for n, v in res["latency"].items() if v["p50_ms"]["median"] is not None}
+    if lat:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, q in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+            xs = [i + 4 * k for k in range(len(lat))]
+            st = [v[q] for v in lat.values()]
+            ax.bar(xs, [s["median"] for s in st], label=q[:3],
+                   yerr=[[s["median"] - s["min"] for s in st], [s["max"] - s["median"] for s in st]],
+                   capsize=3)
+        ax.set_xticks([1 + 4 * k for k in range(len(lat))], [f"N = {n}" for n in lat])
+        ax.axhline(100, color="grey", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_ylabel("newest sample arrival → sink (ms)")
+        ax.set_title("Alert latency, picker stride 1 s, paced (median, min–max)")
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "latest_latency.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        made.append(p.name)
+    return made
+
+
+def floors(res: dict[str, Any]) -> dict[str, Any]:
+    ref, tp = res["references"], res["throughput"]
+    sb = ref.get("seisbench_annotate_same_net")
+    r = ratio(tp["picker"]["station_seconds_per_s"], sb["station_seconds_per_s"]) if sb else None
+    lat = res["latency"].get("500")
+    rss1000 = res["rss"]["by_stations"].get("1000")
+    cap = res["capacity"]
+    check = cap.get("check")
+    realtime = (cap["estimate_stations"] or 0) >= 5000 and (check is None or (
+        check["kept_up"] and check["stations"] >= 5000))
+    latency_ok = None if lat is None else ((lat["p99_ms"]["median"] or 1e9) <= 100
+                                           and all(lat["kept_up"]))
+    return {
+        "throughput_vs_seisbench_ge_1.2": None if r is None else r >= 1.2,
+        "realtime_stations_ge_5000": realtime,
+        "p99_le_100ms_at_500": latency_ok,
+        "rss_le_1.5GB_at_1000": None if rss1000 is None else rss1000["rss_peak_mb"]["median"] <= 1536,
+    }
+
+
+README_INTRO = """## Benchmarks
+
+Issue 6's benchmark, one command from a fresh clone (SeisBench is a benchmark-only optional
+dependency, GPL, never vendored: `pip install -e '.[bench]'`; without it that column is skipped):
+
+```bash
+python -m bench                    # full: under 10 minutes on 2 cores
+python -m bench --quick            # small N, under 2 minutes (tests/bench runs its smallest case)
+python -m bench --kafka auto       # also latency to alerts acknowledged by a private Kafka broker
+```
+
+It writes `bench/results/latest.json` (every repeat), `latest.md` (the table below),
+`latest_throughput.png` and `latest_latency.png`. Load: N three-component 100 Hz stations built
+from ObsPy's BW.UH* recordings (tiled and shifted, N/E with added noise) as real 512-byte Steim2
+records, through `Pipeline` (pymseed decode → windows → micro-batched inference → alerts →
+sink). Throughput is fed as fast as possible; latency and capacity checks are paced at the data's
+own rate once the first 29 s (before the first window) are handed over at once. SeisBench
+`annotate` runs our exported network inside its PhaseNet wrapper (same network, data and thread
+count), and its own PhaseNet (random weights) for reference; ObsPy runs `recursive_sta_lta` +
+`trigger_onset` once over each whole trace. The machine is shared: compare ratios within one run.
+
+"""
+
+
+def update_readme(md: str, readme: Path = ROOT / "README.md") -> None:
+    """Put the table into README's "## Benchmarks" section (inserted before "## Development")."""
+    text = readme.read_text()
+    figs = "".join(f"![{f}](bench/results/{f})\n" for f in ("latest_throughput.png",
+                                                              "latest_latency.png")
+                   if (RESULTS / f).exists())
+    section = README_INTRO + md.rstrip() + "\n\n" + (figs + "\n" if figs else "")
+    if "\n## Benchmarks\n" in text:
+        head, rest = text.split("\n## Benchmarks\n", 1)
+        tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
+        text = head + "\n" + section + tail.lstrip("\n")
+    else:
+        head, tail = text.split("\n## Development\n", 1)
+        text = head + "\n" + section + "## Development\n" + tail
+    readme.write_text(text)

@@ -1,0 +1,291 @@
+"""Benchmark sections that feed data as fast as possible: forward pass, decode, throughput
+(with SeisBench and ObsPy side by side), real-time capacity, peak RSS, batch-size sweep."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import PREFILL_S, ROOT, Plan, cores, log, ratio, service_workers, stats
+
+def bench_forward(plan: Plan) -> dict[str, Any]:
+    """The picker's forward pass alone, B = 64: the compute floor under everything else."""
+    import torch
+
+    module = service_picker(torch.device("cpu"))
+    out: dict[str, Any] = {}
+    x = torch.randn(64, 3, 3001)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        rates = []
+        with torch.inference_mode():
+            module(x)
+            for _ in range(plan.repeats):
+                t0, k = time.perf_counter(), 0
+                while time.perf_counter() - t0 < plan.forward_s:
+                    module(x)
+                    k += 64
+                rates.append(k / (time.perf_counter() - t0))
+        out[f"threads_{threads}"] = stats(rates, "windows/s")
+    torch.set_num_threads(1)
+    return out
+
+
+def service_picker(device: Any) -> Any:
+    """The shipped picker exactly as the service runs it (loaded, checked, frozen)."""
+    from stream.config import DetectorConfig
+    from stream.inference.model import TorchScriptDetector
+    from stream.models import resolve
+
+    cfg = DetectorConfig(name="picker", type="model", path="builtin:picker")
+    return TorchScriptDetector(cfg, resolve(cfg.path), device).module
+
+
+def bench_decode(plan: Plan) -> dict[str, Any]:
+    import obspy
+
+    from bench.data import build_load
+    from stream.decode.mseed import decode_payload
+
+    payloads = build_load(max(1, plan.decode_records // 200 + 1), 230).payloads[:plan.decode_records]
+    rates: dict[str, list[float]] = {"pymseed": [], "obspy": []}
+    for _ in range(plan.repeats):
+        t0 = time.perf_counter()
+        for p in payloads:
+            decode_payload(p, 0)
+        rates["pymseed"].append(len(payloads) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for p in payloads:
+            obspy.read(io.BytesIO(p), format="MSEED")
+        rates["obspy"].append(len(payloads) / (time.perf_counter() - t0))
+    out = {k: stats(v, "records/s", 0) for k, v in rates.items()}
+    out["records"] = len(payloads)
+    out["ratio_pymseed_vs_obspy"] = ratio(out["pymseed"], out["obspy"])
+    return out
+
+
+def _throughput(detector: str, n: int, seconds: float, repeats: int,
+                **inference: Any) -> dict[str, Any]:
+    from bench.data import build_load
+    from bench.harness import config, run_case
+    from stream.detectors.factory import build_detectors
+
+    load = build_load(n, seconds)
+    cfg = config(detector, **inference)
+    dets = build_detectors(cfg)
+    runs = []
+    for _ in range(repeats):
+        # fresh detector state each repeat, model loaded once (loading is not throughput)
+        for d in dets:
+            if hasattr(d, "_state"):
+                d._state.clear()
+            if hasattr(d, "_armed"):
+                d._armed.clear()
+        runs.append(run_case(load, cfg, detectors=dets))
+    st_s = n * seconds
+    return {
+        "stations": n, "seconds_of_data": seconds, "records": runs[0].records,
+        "windows": runs[0].windows, "alerts": runs[0].alerts,
+        "stride_s": dets[0].spec.stride_s, "window_s": dets[0].spec.window_s,
+        "workers": cfg.inference.workers or service_workers(), "detectors": [d.name for d in dets],
+        "samples_per_s": stats([r.samples / r.wall_s for r in runs], "samples/s", 0),
+        "station_seconds_per_s": stats([st_s / r.wall_s for r in runs], "station-s/s", 0),
+        "windows_per_s": stats([r.windows / r.wall_s for r in runs], "windows/s", 1),
+        "cpu_s_per_station_s": stats([r.cpu_s / st_s * 1e3 for r in runs], "ms CPU/station-s", 3),
+    }
+
+
+def bench_throughput(plan: Plan) -> dict[str, Any]:
+    """Service defaults (one inference worker per core), plus the picker held to one core."""
+    return {"picker": _throughput("picker", *plan.tp_picker, plan.repeats),
+            "picker_one_core": _throughput("picker", *plan.tp_picker, plan.repeats,
+                                           workers=1, threads=1),
+            "picker_anomaly": _throughput("picker+anomaly", *plan.tp_picker, plan.repeats),
+            "stalta": _throughput("stalta", *plan.tp_stalta, plan.repeats)}
+
+
+def bench_references(plan: Plan) -> dict[str, Any]:
+    """SeisBench annotate (our network inside SeisBench's PhaseNet wrapper, and SeisBench's own
+    PhaseNet with random weights) and ObsPy recursive_sta_lta + trigger_onset, same data."""
+    import torch
+
+    from bench.data import station_streams
+
+    out: dict[str, Any] = {}
+    n, seconds = plan.tp_picker
+    st = station_streams(n, seconds)
+    try:
+        warnings.filterwarnings("ignore")
+        t0 = time.perf_counter()
+        import seisbench
+        import seisbench.models as sbm
+
+        out["seisbench_version"] = seisbench.__version__
+        out["seisbench_import_s"] = round(time.perf_counter() - t0, 2)
+    except Exception as exc:  # optional: pip install -e '.[bench]'
+        out["seisbench_skipped"] = f"seisbench not importable: {exc!r}"
+        sbm = None
+    if sbm is not None:
+        ours = service_picker(torch.device("cpu"))  # frozen, exactly what the service runs
+        same = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std")
+        same.forward = lambda x, logits=False: ours(x)  # our exported network, SeisBench's annotate
+        same.eval()
+        native = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std").eval()
+        # SeisBench uses the cores through torch's intra-op threads; geosentry through workers
+        for key, model, threads in (("seisbench_annotate_same_net", same, cores()),
+                                    ("seisbench_annotate_same_net_one_core", same, 1),
+                                    ("seisbench_annotate_phasenet", native, cores())):
+            torch.set_num_threads(threads)
+            rates = []
+            for _ in range(plan.repeats):
+                t0 = time.perf_counter()
+                model.annotate(st, overlap=1500, batch_size=64)
+                rates.append(n * seconds / (time.perf_counter() - t0))
+            out[key] = {"stations": n, "seconds_of_data": seconds, "overlap": 1500,
+                        "batch_size": 64, "torch_threads": threads,
+                        "station_seconds_per_s": stats(rates, "station-s/s", 0),
+                        "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
+        torch.set_num_threads(1)
+    from obspy.signal.trigger import recursive_sta_lta, trigger_onset
+
+    n2, seconds2 = plan.tp_stalta
+    st2 = station_streams(n2, seconds2).select(component="Z")
+    rates = []
+    for _ in range(plan.repeats):
+        t0 = time.perf_counter()
+        for tr in st2:
+            x = tr.copy().filter("bandpass", freqmin=1.0, freqmax=20.0, corners=4,
+                                 zerophase=False).data.astype(np.float64)
+            trigger_onset(recursive_sta_lta(x, 50, 1000), 3.5, 1.0)
+        rates.append(n2 * seconds2 / (time.perf_counter() - t0))
+    out["obspy_stalta"] = {"stations": n2, "seconds_of_data": seconds2,
+                           "station_seconds_per_s": stats(rates, "station-s/s", 0)}
+    return out
+
+
+def bench_capacity(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:
+    """Largest N kept up with in real time, throughput mode, picker + anomaly scorer: estimated
+    from their fast-fed throughput (station-seconds per second = stations in real time), checked
+    with paced input."""
+    est = throughput["picker_anomaly"]["station_seconds_per_s"]["median"]
+    out: dict[str, Any] = {"estimate_stations": int(est) if est else None,
+                           "detectors": "picker (stride 15 s) + anomaly scorer (stride 5 s)",
+                           "method": "fast-fed picker + anomaly throughput (station-s/s) = "
+                                     "stations kept up with in real time; checked with paced "
+                                     "input at 0.9x"}
+    if not plan.capacity_check or not est:
+        out["check"] = None
+        return out
+    from bench.data import build_load
+    from bench.harness import config, run_case
+
+    n = int(0.9 * est)
+    log(f"capacity check N={n} paced {plan.capacity_paced_s:g} s")
+    load = build_load(n, PREFILL_S + plan.capacity_paced_s)
+    r = run_case(load, config("picker+anomaly"),
+                 paced={"speed": 1.0, "prefill_s": PREFILL_S,
+                        "deadline_s": plan.capacity_paced_s + 15.0})
+    lag = r.source_lag_s
+    # kept up: the source never falls behind by a growing amount, and the last window's
+    # inference ends within one stride (15 s) of the last record
+    kept = (bool(lag) and float(np.percentile(lag, 99)) < 1.0 and r.drain_s < 15.0
+            and not r.cut_short)
+    out["check"] = {"stations": n, "paced_s": plan.capacity_paced_s,
+                    "source_lag_p99_s": round(float(np.percentile(lag, 99)), 3) if lag else None,
+                    "source_lag_last_s": round(lag[-1], 3) if lag else None,
+                    "drain_after_last_record_s": round(r.drain_s, 2),
+                    "windows": r.windows, "feeding_cut_short": r.cut_short, "kept_up": kept}
+    return out
+
+
+def rss_child(n: int, seconds: float) -> dict[str, Any]:
+    """In a fresh process: peak RSS of a fast-fed picker run (throughput mode) at N stations."""
+    from bench.data import build_load
+    from bench.harness import config, run_case
+
+    def rss_now_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    from stream.detectors.factory import build_detectors
+
+    cfg = config("picker")
+    dets = build_detectors(cfg)
+    base = rss_now_mb()
+    load = build_load(n, seconds)
+    with_load = rss_now_mb()
+    run_case(load, cfg, detectors=dets)
+    # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork + exec
+    peak = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")) / 1024
+    return {"stations": n, "rss_base_mb": round(base, 1), "rss_with_input_mb": round(with_load, 1),
+            "input_mb": round(load.nbytes / 2**20, 1), "rss_peak_mb": round(peak, 1)}
+
+
+def bench_rss(plan: Plan) -> dict[str, Any]:
+    rows = {}
+    for n in plan.rss_ns:
+        peaks, net = [], []
+        for _ in range(plan.rss_repeats):
+            done = subprocess.run([sys.executable, "-m", "bench", "--rss-child", str(n),
+                                   "--rss-seconds", str(plan.rss_seconds)], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                raise RuntimeError(f"rss child failed: {done.stderr[-2000:]}")
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            peaks.append(r["rss_peak_mb"])
+            net.append(r["rss_peak_mb"] - r["input_mb"])
+        rows[str(n)] = {"stations": n, "rss_peak_mb": stats(peaks, "MB"),
+                        "rss_peak_minus_input_mb": stats(net, "MB"), "input_mb": r["input_mb"],
+                        "rss_base_mb": r["rss_base_mb"]}
+    out: dict[str, Any] = {"mode": "picker, throughput mode, fed as fast as possible, "
+                                   f"{plan.rss_seconds:g} s of data", "by_stations": rows}
+    ns = sorted(int(k) for k in rows)
+    if len(ns) >= 2:
+        ys = [rows[str(k)]["rss_peak_minus_input_mb"]["median"] for k in ns]
+        slope = np.polyfit(ns, ys, 1)[0]
+        out["growth_kb_per_station"] = round(float(slope) * 1024, 1)
+    return out
+
+
+def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
+    """Forward pass of the served picker per batch size on the inference device (CUDA when
+    present, else CPU with one thread per worker): windows/s and time per batch, and the batch
+    size that maximises throughput with a batch still under the 100 ms latency budget."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module = service_picker(device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, cores() // service_workers()))
+    rows = {}
+    for b in plan.sweep_batches:
+        x = torch.randn(b, 3, 3001, device=device)
+        times = []
+        with torch.inference_mode():
+            module(x)
+            for _ in range(max(plan.repeats, 3)):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                module(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        rows[str(b)] = {"batch": b, "batch_ms": stats([t * 1e3 for t in times], "ms"),
+                        "windows_per_s": stats([b / t for t in times], "windows/s")}
+    torch.set_num_threads(1)
+    ok = [r for r in rows.values() if (r["batch_ms"]["median"] or 1e9) <= 100.0]
+    best = max(ok, key=lambda r: r["windows_per_s"]["median"] or 0.0) if ok else None
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+    return {"device": name, "by_batch": rows, "budget_ms": 100.0,
+            "best_batch_within_budget": best["batch"] if best else None,
+            "workers": service_workers() if device.type == "cpu" else 1}
