@@ -145,6 +145,9 @@ class Session:
                                           "UNSUPPORTED")
                 self.v4 = args[0].startswith("4")
                 await self._ok(verb)
+            elif verb == "AUTH" and self.v4:  # spec: never over plain TCP; no AUTH:type offered
+                raise P.ProtocolError("AUTH needs TLS", "UNEXPECTED") if not self.tls else \
+                    P.ProtocolError("no AUTH type is supported", "UNSUPPORTED")
             elif verb in ("USERAGENT", "AUTH") or (verb == "BATCH" and not self.v4):
                 self.batch = self.batch or verb == "BATCH"
                 self.useragent = " ".join(args) if verb == "USERAGENT" else self.useragent

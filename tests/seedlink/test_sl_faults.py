@@ -41,8 +41,7 @@ async def test_refused_selector_is_a_clear_error(demo_archive: Path, proto: str,
         with pytest.raises(SelectorRefused, match="server refused") as info:
             await _drain(f"seedlink://127.0.0.1:{server.port}?streams={streams}"
                          f"&proto={proto}&dialup=1")
-    if proto == "4":  # protocol 3 replies a bare ERROR (no EXTREPLY asked for)
-        assert why in str(info.value)
+    assert why in str(info.value)  # v3 too: the client asks for EXTREPLY (ERROR + reason)
 
 
 async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -155,3 +154,14 @@ async def test_stall_inside_a_packet_times_out() -> None:
             await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&proto=3"
                          f"&read_timeout_s=1&max_backoff_s=0.1")
     assert time.monotonic() - started < 10
+
+
+async def test_v4_auth_is_refused_as_the_spec_says(demo_archive: Path) -> None:
+    """Authentication over plain TCP MUST NOT be allowed (UNEXPECTED); we offer no AUTH type."""
+    async with serving(demo_archive) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"SLPROTO 4.0\r\nAUTH USERPASS someone secret\r\nBYE\r\n")
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert reply.startswith(b"OK\r\nERROR UNEXPECTED AUTH needs TLS\r\n")

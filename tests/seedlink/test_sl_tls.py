@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -119,3 +120,21 @@ def test_tls_uri_options() -> None:
     assert (u.port, u.tls, u.ca_file) == (18500, True, Path("/etc/ca.pem"))
     assert parse_seedlink("seedlink://example.org?streams=GE_*").tls is None  # TLS on 18500 only
     assert parse_seedlink("seedlink://example.org:18500?streams=GE_*&tls=0").tls is False
+
+
+async def test_raw_tls_session_v4(demo_archive: Path, tls_cert: tuple[Path, Path]) -> None:
+    """A bare TLS socket (Python ssl, no seedlink-client): HELLO, AUTH (no type offered, so
+    UNSUPPORTED even over TLS), INFO ID as a v4 JSON packet."""
+    cert, key = tls_cert
+    context = ssl.create_default_context(cafile=str(cert))
+    async with serving(demo_archive, tls_cert=cert, tls_key=key) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=context)
+        writer.write(b"HELLO\r\nSLPROTO 4.0\r\nAUTH USERPASS someone secret\r\nINFO ID\r\nBYE\r\n")
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    hello, org, ok, auth, packet = reply.split(b"\r\n", 4)
+    assert b"SLPROTO:4.0" in hello and org == b"geosentry archive replay" and ok == b"OK"
+    assert auth.startswith(b"ERROR UNSUPPORTED")
+    assert packet[:4] == b"SEJI"
+    assert json.loads(packet[packet.index(b"{"):])["organization"] == "geosentry archive replay"
