@@ -241,6 +241,8 @@ class SeedLinkSource:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        if self.uri.ca_file is not None and not self.uri.ca_file.is_file():
+            raise SourceError(f"{self.name}: ca_file {self.uri.ca_file} is not a file")
         path = self.uri.state
         if path is not None and path.exists() and not self.committed:
             try:

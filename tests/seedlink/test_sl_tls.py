@@ -138,3 +138,9 @@ async def test_raw_tls_session_v4(demo_archive: Path, tls_cert: tuple[Path, Path
     assert auth.startswith(b"ERROR UNSUPPORTED")
     assert packet[:4] == b"SEJI"
     assert json.loads(packet[packet.index(b"{"):])["organization"] == "geosentry archive replay"
+
+
+async def test_missing_ca_file_is_a_clear_error(tmp_path: Path) -> None:
+    source = SeedLinkSource(f"seedlinks://127.0.0.1:1?streams=BW_UH1&ca_file={tmp_path}/none.pem")
+    with pytest.raises(SourceError, match="ca_file .*none.pem is not a file"):
+        await source.start()
