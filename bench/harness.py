@@ -22,9 +22,9 @@ from stream.testing import MemorySink, MemorySource
 
 PICKER = {"name": "picker", "type": "model", "path": "builtin:picker",
           "missing_components": "zeros"}
-STALTA = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 60.0,
+STALTA = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 10.0,
           "stride_s": 1.0, "sta_s": 0.5, "lta_s": 10.0, "trigger_on": 3.5, "trigger_off": 1.0,
-          "bandpass_hz": [1.0, 20.0], "tail_s": 1.0}
+          "bandpass_hz": [1.0, 20.0]}
 
 
 ANOMALY = {"name": "anomaly", "type": "model", "path": "builtin:anomaly",

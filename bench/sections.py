@@ -88,8 +88,8 @@ def _throughput(detector: str, n: int, seconds: float, repeats: int,
         for d in dets:
             if hasattr(d, "_state"):
                 d._state.clear()
-            if hasattr(d, "_armed"):
-                d._armed.clear()
+            if hasattr(d, "reset"):
+                d.reset()
         runs.append(run_case(load, cfg, detectors=dets))
     st_s = n * seconds
     return {

@@ -56,14 +56,13 @@ class DetectorConfig:
     type: str
     path: str = ""
     components: tuple[str, ...] = ("Z",)
-    window_s: float | None = None  # stalta: 60 s; model: from its contract
+    window_s: float | None = None  # stalta: 10 s; model: from its contract
     stride_s: float | None = None  # stalta: 1 s; model: from its contract
     sta_s: float = 0.5
     lta_s: float = 10.0
     trigger_on: float = 3.5
     trigger_off: float = 1.0
     bandpass_hz: tuple[float, float] | None = None
-    tail_s: float = 1.0
     missing_components: str = "skip"
     thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -159,7 +158,7 @@ def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
             raise ConfigError(p + "bandpass_hz", f"must be [low, high] with 0 < low < high, got {band}")
         values["bandpass_hz"] = band
     if values.get("type") == "stalta":
-        values.setdefault("window_s", 60.0)
+        values.setdefault("window_s", 10.0)
         values.setdefault("stride_s", 1.0)
     cfg = DetectorConfig(**values)
     if cfg.type not in DETECTOR_TYPES:
@@ -174,13 +173,10 @@ def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
     if cfg.type == "model" and cfg.window_s is not None:
         raise ConfigError(p + "window_s", "is fixed by the model's contract; set stride_s only")
     _num(p + "trigger_off", cfg.trigger_off, lo=0)
-    _num(p + "tail_s", cfg.tail_s, lo=0)
     if cfg.type == "stalta":
         assert cfg.window_s is not None and cfg.stride_s is not None
         if cfg.stride_s > cfg.window_s:
             raise ConfigError(p + "stride_s", f"{cfg.stride_s} exceeds window_s {cfg.window_s}")
-        if cfg.lta_s + cfg.tail_s + cfg.stride_s > cfg.window_s:
-            raise ConfigError(p + "window_s", "must hold lta_s + stride_s + tail_s")
         if cfg.sta_s >= cfg.lta_s:
             raise ConfigError(p + "sta_s", "must be shorter than lta_s")
     return cfg

@@ -1,25 +1,55 @@
-"""Classic recursive STA/LTA trigger (ObsPy's C implementation), streamed window by window.
+"""Classic recursive STA/LTA trigger, computed continuously per channel.
 
-Each window is band-pass filtered and the characteristic function computed over the whole
-window, but only the window's *owned* stretch (the ``stride`` just before the last ``tail_s``
-seconds, or everything after the LTA warm-up for a station's first window) is searched for
-triggers, so the stretches tile the stream and a trigger is reported once. The trigger is
-re-armed only after the ratio falls below ``trigger_off`` (ObsPy ``trigger_onset`` semantics),
-with that state kept per instrument across windows.
+The band-pass filter state and the STA and LTA recursions are carried from one window to the
+next, so each window only costs its *new* samples (the stride), and the characteristic function
+is exactly what ObsPy's ``recursive_sta_lta`` gives on the whole trace filtered by
+``Trace.filter("bandpass", ...)`` from the stream's first sample. Both are causal, so a trigger
+is final as soon as its sample arrives: it is reported in the first window that holds it (alert
+latency about one stride). A reset (gap beyond the interpolation limit, rate change: the window
+arrives with ``first`` set) or a window that does not continue the previous one restarts the
+state, with the LTA warm-up (``lta_s``) during which nothing triggers. The trigger is re-armed
+only after the ratio falls below ``trigger_off`` (ObsPy ``trigger_onset`` semantics).
+
+>>> import numpy as np
+>>> from obspy.signal.trigger import recursive_sta_lta
+>>> from stream.config import DetectorConfig
+>>> from stream.records import Window
+>>> det = StaLtaDetector(DetectorConfig("s", "stalta", window_s=4.0, stride_s=1.0, lta_s=2.0))
+>>> x = np.random.default_rng(0).normal(size=1000).astype(np.float32)
+>>> w = lambda k, first: Window("XX", "A", "", ("HHZ",), k * 10**9, 100.0,
+...                             x[None, k * 100:k * 100 + 400], 0, "s", first)
+>>> _ = [det.process([w(k, k == 0)]) for k in range(7)]  # windows 0-4 s, 1-5 s, ... 6-10 s
+>>> whole = recursive_sta_lta(x - x[:400].mean(dtype=np.float64), 50, 200)  # DC: 1st window
+>>> bool(np.isclose(det._streams["XX.A..HH"].last_cft, whole[-1]))
+True
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
-from obspy.signal.trigger import recursive_sta_lta
-from scipy.signal import iirfilter, sosfilt
+from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 
 from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
-from stream.detectors.base import owned_range
-from stream.records import Alert, ModelRef, Window, seconds_to_samples
+from stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
+
+
+@dataclass(slots=True)
+class _Stream:
+    """Per-channel state carried between windows."""
+
+    rate_hz: float
+    end_ns: int  # time just after the last processed sample
+    zi: np.ndarray | None  # band-pass filter state
+    offset: float  # subtracted before squaring when there is no band-pass (removes DC)
+    sta: float = 0.0
+    lta: float = 1e-99  # ObsPy's starting value
+    seen: int = 0  # samples processed since the (re)start
+    armed: bool = True
+    last_cft: float = 0.0
 
 
 class StaLtaDetector:
@@ -35,12 +65,16 @@ class StaLtaDetector:
                   f"off={cfg.trigger_off:g},band={cfg.bandpass_hz}")
         self.model = ModelRef("recursive_sta_lta", params,
                               hashlib.sha256(params.encode()).hexdigest())
-        self._armed: dict[str, bool] = {}
+        self._streams: dict[str, _Stream] = {}
         self._sos: dict[float, np.ndarray | None] = {}
+
+    def reset(self) -> None:
+        """Forget every channel's state (the next window of each starts afresh)."""
+        self._streams.clear()
 
     def _bandpass(self, rate_hz: float) -> np.ndarray | None:
         """Butterworth band-pass (4 corners, causal), as ObsPy's ``bandpass``; designed once
-        per sampling rate instead of once per window."""
+        per sampling rate."""
         if rate_hz not in self._sos:
             sos = None
             if self.cfg.bandpass_hz is not None:
@@ -56,39 +90,66 @@ class StaLtaDetector:
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return [(w, self._one(w)) for w in windows]
 
+    def _new_samples(self, w: Window, key: str, end_ns: int) -> tuple[_Stream, int]:
+        """The channel's state and how many of ``w``'s last samples it has not yet seen."""
+        n = w.data.shape[-1]
+        rate = w.sampling_rate_hz
+        s = self._streams.get(key)
+        if s is not None and not w.first and s.rate_hz == rate:
+            new = round((end_ns - s.end_ns) / sample_period_ns(rate))
+            if 0 <= new <= n:
+                return s, new
+        sos = self._bandpass(rate)
+        zi = None if sos is None else np.zeros_like(sosfilt_zi(sos))
+        offset = 0.0 if sos is not None else float(w.data[0].mean())
+        s = self._streams[key] = _Stream(rate, end_ns, zi, offset)
+        s.end_ns = end_ns - round(n * sample_period_ns(rate))
+        return s, n
+
     def _one(self, w: Window) -> list[Alert]:
         rate = w.sampling_rate_hz
-        x = w.data[0].astype(np.float64)
-        x = x - x.mean()
+        n = w.data.shape[-1]
+        end_ns = w.time_of(n)
+        key = w.station_key + "." + w.channels[0][:2]
+        s, new = self._new_samples(w, key, end_ns)
+        if new == 0:
+            return []
+        x = w.data[0, n - new:].astype(np.float64) - s.offset
         sos = self._bandpass(rate)
         if sos is not None:
-            x = sosfilt(sos, x)
-        nsta, nlta = seconds_to_samples(self.cfg.sta_s, rate), seconds_to_samples(self.cfg.lta_s, rate)
-        cft = recursive_sta_lta(x, nsta, nlta)
-        key = w.station_key + "." + w.channels[0][:2]
-        if w.first:
-            self._armed[key] = True
-        armed = self._armed.get(key, True)
-        lo, hi = owned_range(w, self.stride_s, self.cfg.tail_s, warmup_s=self.cfg.lta_s)
+            x, s.zi = sosfilt(sos, x, zi=s.zi)
+        sq = x * x
+        if s.seen == 0:
+            sq[0] = 0.0  # ObsPy's recursion starts at the second sample
+        nsta = seconds_to_samples(self.cfg.sta_s, rate)
+        nlta = seconds_to_samples(self.cfg.lta_s, rate)
+        a_sta, a_lta = 1.0 - 1.0 / nsta, 1.0 - 1.0 / nlta
+        sta, _ = lfilter([1.0 / nsta], [1.0, -a_sta], sq, zi=[a_sta * s.sta])
+        lta, _ = lfilter([1.0 / nlta], [1.0, -a_lta], sq, zi=[a_lta * s.lta])
+        cft = sta / lta
+        warm = nlta - s.seen  # ObsPy zeroes the first nlta values
+        if warm > 0:
+            cft[:warm] = 0.0
+        s.sta, s.lta = float(sta[-1]), float(lta[-1])
+        s.seen += new
+        s.end_ns = end_ns
+        s.last_cft = float(cft[-1])
         alerts: list[Alert] = []
-        i = lo
-        while i < hi:
-            seg = cft[i:hi]
-            hits = np.flatnonzero(seg >= self.cfg.trigger_on) if armed else \
+        i, base = 0, n - new
+        while i < new:
+            seg = cft[i:]
+            hits = np.flatnonzero(seg >= self.cfg.trigger_on) if s.armed else \
                 np.flatnonzero(seg < self.cfg.trigger_off)
             if not len(hits):
                 break
             i += int(hits[0])
-            if armed:
-                peak = float(cft[i:i + seconds_to_samples(1.0, rate)].max())
+            if s.armed:
                 alerts.append(Alert(
                     kind="detection", network=w.network, station=w.station, location=w.location,
-                    channel=w.channels[0], time_ns=w.time_of(i), score=float(cft[i]),
+                    channel=w.channels[0], time_ns=w.time_of(base + i), score=float(cft[i]),
                     threshold=self.cfg.trigger_on, model=self.model,
                     newest_arrival_ns=w.newest_arrival_ns,
-                    details={"detector": self.name, "method": "recursive_sta_lta",
-                             "cft_peak_1s": round(peak, 3)}))
-            armed = not armed
+                    details={"detector": self.name, "method": "recursive_sta_lta"}))
+            s.armed = not s.armed
             i += 1
-        self._armed[key] = armed
         return alerts

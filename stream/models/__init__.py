@@ -15,9 +15,9 @@ MODELS_DIR = Path(__file__).resolve().parent
 RUNNABLE = ("picker", "detector", "anomaly")
 
 STALTA_DEFAULT: dict[str, Any] = {
-    "name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 60.0, "stride_s": 1.0,
+    "name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 10.0, "stride_s": 1.0,
     "sta_s": 0.5, "lta_s": 10.0, "trigger_on": 3.5, "trigger_off": 1.0,
-    "bandpass_hz": [1.0, 20.0], "tail_s": 1.0,
+    "bandpass_hz": [1.0, 20.0],
 }
 
 

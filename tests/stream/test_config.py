@@ -39,7 +39,7 @@ def test_toml_file_and_flag_overrides(tmp_path: Path) -> None:
     cfg = load_config(path, sources=["/data"], speed=2.0)
     assert cfg.buffer.reorder_tolerance_s == 2.5
     assert cfg.sources == ("/data",) and cfg.speed == 2.0 and cfg.sinks == ("jsonl:/tmp/x",)
-    assert cfg.detectors[0].stride_s == 0.5 and cfg.detectors[0].window_s == 60.0
+    assert cfg.detectors[0].stride_s == 0.5 and cfg.detectors[0].window_s == 10.0
 
 
 def test_invalid_toml_is_reported(tmp_path: Path) -> None:
