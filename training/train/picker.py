@@ -119,43 +119,11 @@ class PickerTask:
         res["stalta_P"] = pick_scores([w.p for w in te_w], sl_preds, SR)
         res["stalta_params"] = {**params.as_dict(), "train_P_f1_0.5s": round(train_f1, 4)}
         self._last = {"windows": te_w, "prob": te_p, "thresholds": thresholds, "stalta": sl_preds}
-        self._last = {"windows": te_w, "prob": te_p, "thresholds": thresholds, "stalta": sl_preds}
         res["P_f1_minus_stalta_0.5s"] = round(
             res["P"]["0.5s"]["f1"] - res["stalta_P"]["0.5s"]["f1"], 4)
         res["beats_stalta"] = bool(res["P_f1_minus_stalta_0.5s"] > 0)
         res["beats_stalta_rule"] = "P F1 at 0.5 s > tuned STA/LTA P F1 on the same held-out windows"
         return res
-
-    def figures(self, out_dir: str | Path) -> list[Path]:
-        """After :meth:`evaluate`: ``picker_residuals.png`` (held-out residual histograms, CNN P,
-        CNN S, STA/LTA P) and ``picker_pr_threshold.png`` (held-out precision / recall / F1 at
-        ±0.5 s against the probability threshold; dotted: the threshold tuned on training)."""
-        from training.evaluate.figures import pr_vs_threshold, residual_histograms
-
-        last = getattr(self, "_last", None)
-        if not last:
-            return []
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        wins, prob, thr = last["windows"], last["prob"], last["thresholds"]
-        res = {}
-        picks = {"CNN P": [extract_picks(p[0], thr["P"]) for p in prob],
-                 "CNN S": [extract_picks(p[1], thr["S"]) for p in prob], "STA/LTA P": last["stalta"]}
-        for label, preds in picks.items():
-            truth = [w.s if label.endswith("S") else w.p for w in wins]
-            res[label] = matched_residuals(truth, preds, SR, 0.5)
-        curves = {}
-        for k, phase in enumerate(("P", "S")):
-            truth = [getattr(w, phase.lower()) for w in wins]
-
-            def curve(t: float, k: int = k, truth: list[Any] = truth) -> dict[str, Any]:
-                return pick_scores(truth, [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]  # type: ignore[return-value]
-
-            curves[f"CNN {phase}"] = curve
-        paths = [residual_histograms(res, out / "picker_residuals.png"),
-                 pr_vs_threshold(curves, np.arange(0.05, 0.96, 0.05), out / "picker_pr_threshold.png",
-                                 {f"CNN {ph}": thr[ph] for ph in ("P", "S")})]
-        return [p for p in paths if p is not None]
 
     def figures(self, out_dir: str | Path) -> list[Path]:
         """After :meth:`evaluate`: ``picker_residuals.png`` (held-out residual histograms, CNN P,
