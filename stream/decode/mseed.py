@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from stream.records import Record, SourceRef
 MAX_RATE_HZ = 10_000.0
 
 
+@functools.lru_cache(maxsize=65536)
 def _nslc(sourceid: str) -> tuple[str, str, str, str]:
+    """Network, station, location, channel of a FDSN source id (cached: ids repeat per record)."""
     try:
         net, sta, loc, cha = pymseed.sourceid2nslc(sourceid)
     except Exception as exc:  # pymseed raises its own error types for malformed ids
@@ -59,10 +62,11 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
                 cha = f"{geomag_band_code(rate)}F{cha}"
             if msr.numsamples == 0:
                 continue  # empty / log records carry no samples
-            if msr.sampletype not in ("i", "f", "d"):
-                raise DecodeError(f"unsupported sample type {msr.sampletype!r}", sid)
+            kind = msr.sampletype
+            if kind not in ("i", "f", "d"):
+                raise DecodeError(f"unsupported sample type {kind!r}", sid)
             data = np.array(msr.np_datasamples, dtype=np.float64)
-            if not np.isfinite(data).all():
+            if kind != "i" and not np.isfinite(data).all():  # integers are always finite
                 raise DecodeError("non-finite samples (NaN/inf)", sid)
             out.append(Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns, ref))
     except DecodeError:
