@@ -213,13 +213,19 @@ python -m bench --kafka auto       # also latency to alerts acknowledged by a pr
 
 It writes `bench/results/latest.json` (every repeat), `latest.md` (the table below),
 `latest_throughput.png` and `latest_latency.png`. Load: N three-component 100 Hz stations built
-from ObsPy's BW.UH* recordings (tiled and shifted, N/E with added noise) as real 512-byte Steim2
+from ObsPy's BW.UH* recordings (tiled and shifted, N/E with added noise, each station's start
+offset by 0-4 s so record boundaries are spread as in a real network) as real 512-byte Steim2
 records, through `Pipeline` (pymseed decode → windows → micro-batched inference → alerts →
-sink). Throughput is fed as fast as possible; latency and capacity checks are paced at the data's
-own rate once the first 29 s (before the first window) are handed over at once. SeisBench
-`annotate` runs our exported network inside its PhaseNet wrapper (same network, data and thread
-count), and its own PhaseNet (random weights) for reference; ObsPy runs `recursive_sta_lta` +
-`trigger_onset` once over each whole trace. The machine is shared: compare ratios within one run.
+sink) with the service's default settings (one inference worker per core). Throughput is fed as
+fast as possible; latency, capacity and overload runs are paced at the data's own rate once the
+first 29 s (before the first window) are handed over at once; latency runs use the latency-mode
+settings (`max_batch = 16`, `max_wait_s = 0.005`, `max_lag_s = 2`, picker stride 1 s). SeisBench
+`annotate` runs our exported network, frozen as the service runs it, inside its PhaseNet wrapper
+(same network and data, as many torch threads as the service has cores, and a one-core row
+against one worker), on a Stream it did not have to decode, and its own PhaseNet (random weights)
+for reference; ObsPy runs `recursive_sta_lta` + `trigger_onset` once over each whole trace. The
+batch-size sweep runs on CUDA when a GPU is present (the service's `inference.device = "auto"`
+uses it too). The machine is shared: compare ratios within one run.
 
 """
 
