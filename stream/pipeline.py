@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert
 from stream.buffer.windows import ChannelEvent, Windower
@@ -72,6 +73,7 @@ class Pipeline:
         self._log_once = _LogOnce()
         self._stop = asyncio.Event()
         self._runners: dict[str, BatchRunner] = {}
+        self._source_counters: dict[str, tuple[Any, Any]] = {}
 
     def request_stop(self) -> None:
         """Stop reading; ``run`` then drains, commits and returns."""
@@ -141,8 +143,12 @@ class Pipeline:
 
     async def _ingest_one(self, source: str, raw: RawRecord) -> None:
         m = self.metrics
-        m.records_in.labels(source=source).inc()
-        m.bytes_in.labels(source=source).inc(len(raw.payload))
+        counters = self._source_counters.get(source)
+        if counters is None:  # label lookups cost more than the increments: once per source
+            counters = self._source_counters[source] = (m.records_in.labels(source=source),
+                                                         m.bytes_in.labels(source=source))
+        counters[0].inc()
+        counters[1].inc(len(raw.payload))
         self.summary.records += 1
         try:
             records = decode_payload(raw.payload, raw.arrival_ns, raw.ref)
