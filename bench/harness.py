@@ -104,6 +104,7 @@ class CaseResult:
     since_ns: int = 0  # alerts counted for latency: newest sample arrived after this
     cut_short: bool = False
     shed: int = 0  # windows shed by the overload policy
+    inference_s: float = 0.0  # summed wall time of inference batches (all workers)
     health_events: list[str] = field(default_factory=list)  # service-wide health alerts
 
 
@@ -132,6 +133,8 @@ def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
     res.since_ns = since
     res.shed = int(sum(pipe.metrics.value("geosentry_windows_shed_total", detector=d.name) or 0
                        for d in dets))
+    res.inference_s = sum(pipe.metrics.value("geosentry_inference_batch_seconds_sum",
+                                             detector=d.name) for d in dets)
     res.health_events = [str(a.details.get("event")) for a in alerts
                          if a.kind == "health" and a.station == "*"]
     if paced:

@@ -80,6 +80,13 @@ def markdown(res: dict[str, Any]) -> str:
                      f"windows ({ov['shed_fraction']}); alerts p99 {ov['alert_latency_p99_ms']} ms",
                      f"health alerts {ov['health_events']}; source lag p99 "
                      f"{ov['source_lag_p99_s']} s", ""))
+    sg = res.get("stages")
+    if sg:
+        rows.append(("where the time goes, picker, 1 worker (s per station-hour of data)",
+                     f"decode {_fmt(sg['decode'], 3)} · decode + windows {_fmt(sg['decode_windows'], 3)}"
+                     f" · inference batches {_fmt(sg['inference'], 3)}",
+                     f"whole run: wall {_fmt(sg['pipeline_wall'], 3)}, CPU {_fmt(sg['pipeline_cpu'], 3)}",
+                     ""))
     sw = res.get("batch_sweep")
     if sw:
         parts = " · ".join(f"B={b}: {_fmt(r['windows_per_s'])}/s, {_fmt(r['batch_ms'], 1)} ms"

@@ -24,7 +24,8 @@ from bench.common import PLANS, RESULTS, log, machine
 from bench.latency import bench_kafka, bench_latency, bench_overload
 from bench.report import figures, floors, markdown, update_readme
 from bench.sections import (bench_batch_sweep, bench_capacity, bench_decode, bench_forward,
-                            bench_references, bench_rss, bench_throughput, rss_child)
+                            bench_references, bench_rss, bench_stages, bench_throughput,
+                            rss_child)
 
 __all__ = ["main", "markdown", "run"]
 
@@ -46,6 +47,8 @@ def run(mode: str = "full", out_dir: Path = RESULTS, command: str | None = None,
     res["throughput"] = bench_throughput(plan)
     log("references (SeisBench, ObsPy)")
     res["references"] = bench_references(plan)
+    log("stages")
+    res["stages"] = bench_stages(plan)
     log("batch-size sweep")
     res["batch_sweep"] = bench_batch_sweep(plan)
     log("latency")

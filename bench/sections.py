@@ -289,3 +289,43 @@ def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
     return {"device": name, "by_batch": rows, "budget_ms": 100.0,
             "best_batch_within_budget": best["batch"] if best else None,
             "workers": service_workers() if device.type == "cpu" else 1}
+
+
+def bench_stages(plan: Plan) -> dict[str, Any]:
+    """Where the time goes, picker throughput case on one worker: CPU seconds per station-hour
+    of decode alone, decode + buffering + window cutting (no detector runs), and the inference
+    batches (forward pass + normalisation, summed over batches), against the whole run's wall
+    and CPU time."""
+    from bench.data import build_load
+    from bench.harness import config, run_case
+    from stream.buffer.windows import Windower
+    from stream.decode.mseed import decode_payload
+    from stream.detectors.factory import build_detectors
+
+    n, seconds = plan.tp_picker
+    load = build_load(n, seconds)
+    cfg = config("picker", workers=1, threads=1)
+    dets = build_detectors(cfg)
+    per_hour = 3600.0 / (n * seconds)
+    rows: dict[str, list[float]] = {"decode": [], "decode_windows": [], "inference": [],
+                                    "pipeline_wall": [], "pipeline_cpu": []}
+    for _ in range(plan.repeats):
+        t0 = time.process_time()
+        for p in load.payloads:
+            decode_payload(p, 0)
+        rows["decode"].append((time.process_time() - t0) * per_hour)
+        windower = Windower([d.spec for d in dets], cfg.buffer)
+        t0 = time.process_time()
+        for p in load.payloads:
+            for rec in decode_payload(p, 0):
+                windower.push(rec)
+        windower.flush()
+        rows["decode_windows"].append((time.process_time() - t0) * per_hour)
+        for d in dets:
+            d._state.clear()  # type: ignore[attr-defined]
+        r = run_case(load, cfg, detectors=dets)
+        rows["inference"].append(r.inference_s * per_hour)
+        rows["pipeline_wall"].append(r.wall_s * per_hour)
+        rows["pipeline_cpu"].append(r.cpu_s * per_hour)
+    return {"stations": n, "seconds_of_data": seconds, "unit": "s per station-hour",
+            **{k: stats(v, "s/station-h", 3) for k, v in rows.items()}}
