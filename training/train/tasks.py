@@ -31,7 +31,7 @@ def build_task(name: str, seed: int = 0, quick: bool = False) -> Any:
         if name == "anomaly":
             from training.train.anomaly import SeismicAnomalyTask
 
-            return SeismicAnomalyTask(data, quick=quick)
+            return SeismicAnomalyTask(data, quick=quick, seed=seed)
         from training.train.gan import GanTask
 
         return GanTask(data, quick=quick)
