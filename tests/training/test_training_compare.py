@@ -99,3 +99,16 @@ def test_picker_kfold_command_quick(no_shared: Path, tmp_path: Path) -> None:
     assert list(r["per_fold"]) == ["0", "1"] and r["mean_std"]["P_f1_0.5s"]["n"] == 2
     assert "**mean ± std**" in (out / "picker_kfold.md").read_text()
     assert (out / "picker_kfold.png").exists()
+
+
+def test_evaluate_picker_writes_json_markdown_and_png(no_shared: Path, tmp_path: Path) -> None:
+    """``geosentry evaluate picker`` (= ``python -m training evaluate picker``) writes the
+    report as JSON, Markdown and PNG figures (residual histograms, P/R/F1 vs threshold)."""
+    from training.cli import main
+
+    run, out = tmp_path / "run", tmp_path / "ev"
+    assert main(["train", "picker", "--quick", "--epochs", "1", "--steps-per-epoch", "2",
+                 "--out", str(run), "--no-export"]) == 0
+    assert main(["evaluate", "picker", "--quick", "--run", str(run), "--out", str(out)]) == 0
+    for name in ("picker.json", "picker.md", "picker_residuals.png", "picker_pr_threshold.png"):
+        assert (out / name).stat().st_size > 100, name

@@ -66,6 +66,7 @@ def test_cli_quick_all_tasks_export(no_shared: Path, tmp_path: Path) -> None:
     for task in ("anomaly", "anomaly-geomag", "gan"):
         assert main(["train", task, "--quick", "--epochs", "1", "--steps-per-epoch", "1",
                      "--out", str(tmp_path / task), "--export-dir", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "anomaly" / "anomaly_scores.png").stat().st_size > 1000  # PNG figure
     geo = ModelContract.load(tmp_path / "m" / "anomaly-geomag.json")
     assert geo.domain == "geomagnetic" and geo.components == ("H", "E", "Z")
     assert "anomaly" in geo.thresholds and geo.normalisation.method == "none"
