@@ -58,6 +58,8 @@ def test_cli_train_evaluate_export(no_shared: Path, tmp_path: Path) -> None:
     assert "event" in c.metrics
     assert main(["evaluate", "detector", "--quick", "--run", str(run), "--out", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "detector.json").read_text())["threshold"] >= 0
+    assert (tmp_path / "ev" / "detector_scores.png").exists()
+    assert (tmp_path / "ev" / "detector_pr_threshold.png").exists()
     assert main(["export", "tiny-picker", "--out", str(models)]) == 0
     assert ModelContract.load(models / "tiny-picker.json").window_samples == 400
 

@@ -126,7 +126,28 @@ class DetectorTask:
         res["stalta_params"] = base["params"]
         res["beats_stalta"] = bool(res["event"]["f1"] > res["stalta_event"]["f1"])
         res["beats_stalta_rule"] = "event F1 > tuned STA/LTA event F1 on the same held-out windows"
+        self._last = {"truth": np.asarray(te_t, bool), "score": te_s, "threshold": thr}
         return res
+
+    def figures(self, out_dir: str | Path) -> list[Path]:
+        """After :meth:`evaluate`: ``detector_scores.png`` (held-out window max probability,
+        noise vs event windows) and ``detector_pr_threshold.png`` (held-out precision / recall /
+        F1 vs threshold; dotted: the threshold tuned on training stations)."""
+        from training.evaluate.figures import pr_vs_threshold, score_histograms
+
+        last = getattr(self, "_last", None)
+        if not last:
+            return []
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        t, sc, thr = last["truth"], last["score"], last["threshold"]
+        paths = [score_histograms({"noise windows": sc[~t], "event windows": sc[t]},
+                                  out / "detector_scores.png", thr,
+                                  "RNN detector: max event probability per held-out window", log_x=False),
+                 pr_vs_threshold({"detector": lambda x: detection_scores(t, sc, x)},
+                                 np.arange(0.05, 0.96, 0.05), out / "detector_pr_threshold.png",
+                                 {"detector": thr}, "Held-out window detection vs threshold")]
+        return [p for p in paths if p is not None]
 
     def export(self, out_dir: str | Path, metrics: dict[str, Any], training: dict[str, Any],
                name: str = "detector") -> tuple[Path, Path]:
