@@ -138,6 +138,22 @@ def bootstrap_f1(counts: dict[str, np.ndarray], event_of_window: np.ndarray, n_b
     return out
 
 
+def detection_counts(truth: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Per window ``(tp, fp, fn)`` of a window-level detector, ``(M, 3)``."""
+    t, f = np.asarray(truth, bool), np.asarray(flagged, bool)
+    return np.stack([f & t, f & ~t, ~f & t], axis=1).astype(np.int64)
+
+
+def detection_bootstrap(truth: np.ndarray, flagged: dict[str, np.ndarray], event_of_window: np.ndarray,
+                        n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Event-bootstrap 95 % intervals of window-detection F1 for each detector in ``flagged``
+    (name -> bool per window) and of the first one minus each other."""
+    counts = {k: detection_counts(truth, v) for k, v in flagged.items()}
+    names = list(flagged)
+    return bootstrap_f1(counts, np.asarray(event_of_window), n_boot, seed,
+                        [(names[0], b) for b in names[1:]])
+
+
 def _tune(prob: np.ndarray, truth: list[int | None], k: int) -> float:
     def f1(thr: float) -> float:
         return pick_scores(truth, [extract_picks(p[k], thr) for p in prob], SR, (0.5,))["0.5s"]["f1"]  # type: ignore[index]

@@ -89,5 +89,6 @@ def tuned_stalta_detection(train_z: list[np.ndarray], train_truth: np.ndarray,
             if f > best[0]:
                 best = (f, p, t)
     _, params, thr = best
-    scores = detection_scores(test_truth, stalta_scores(test_z, sampling_rate_hz, params), thr)
-    return {"scores": scores, "params": params.as_dict()}
+    test_scores = stalta_scores(test_z, sampling_rate_hz, params)
+    scores = detection_scores(test_truth, test_scores, thr)
+    return {"scores": scores, "params": params.as_dict(), "test_scores": test_scores}

@@ -228,6 +228,12 @@ class SeismicAnomalyTask(_AETask):
         sl_tiled = stalta_scores([r[0] for r in tiled_raw], 100.0, sp)
         sl_events = stalta_scores([r[0] for r in event_x], 100.0, sp)
         ae = detection_scores(truth, np.r_[noise, events], thr)
+        from training.evaluate.compare import detection_bootstrap
+
+        per = np.repeat(np.arange(len(self.data.test)), self.per_event)
+        boot = detection_bootstrap(truth, {"autoencoder": np.r_[noise, events] >= thr,
+                                           "stalta": base["test_scores"] >= base["scores"]["threshold"]},  # type: ignore[operator,index]
+                                   np.r_[per, per])
         far_tiled = float((tiled > thr).mean())
         quiet = ~flat_lined(tiled_raw)
         fa_events = sorted({self.data.test[int(i)].name for i in tiled_ids[tiled > thr]})
@@ -247,6 +253,8 @@ class SeismicAnomalyTask(_AETask):
                     "calibration_stations": len({e.station_id for e in self.calib_events}),
                     "calibration_windows": int(len(calib)),
                     "fit_events": len(self.fit_events)},
+                "bootstrap_f1": boot,
+                "bootstrap_rule": "95 % percentile intervals, 2000 resamples of held-out events",
                 "test_false_alarm_rate": round(far_tiled, 4),
                 "test_false_alarm_windows": f"{int((tiled > thr).sum())}/{len(tiled)}",
                 "test_false_alarm_rate_quiet": round(float((tiled[quiet] > thr).mean()), 4),
