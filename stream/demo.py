@@ -1,9 +1,11 @@
-"""``geosentry demo``: ObsPy's bundled BW.UH1-UH4 recordings through the default detectors.
+"""``geosentry demo``: ObsPy's bundled BW.UH1-UH4 recordings through the default detectors
+(STA/LTA, the shipped CNN picker and RNN detector) plus the shipped seismic anomaly autoencoder.
 
 The recordings (2010-05-27 16:24-16:28 UTC) hold three local events that ObsPy's own
 coincidence-trigger tutorial finds; the demo streams them as real 512-byte miniSEED records,
 prints alerts as JSON lines and, on stderr, a summary checked against ObsPy's offline
-``coincidence_trigger`` on the same data.
+``coincidence_trigger`` on the same data (the exit status is that STA/LTA check) and the windows
+the autoencoder flags, each marked with whether it holds a reference event.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ program name; ``python -m training ...`` does the same.
                                                           (training.evaluate.gan_augmentation)
     evaluate picker-compare [--out DIR] [--bootstrap N] [--no-seisbench]
                                                           (training.evaluate.compare)
-    evaluate picker-kfold [--folds K] [--epochs N] [--steps-per-epoch K] [--out DIR]
+    evaluate picker-kfold|detector-kfold [--folds K] [--epochs N] [--steps-per-epoch K] [--out DIR]
                                                           (training.evaluate.kfold)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
 """
@@ -190,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.evaluate.geomag import main as geomag_main
 
         return geomag_main(argv[2:])
-    if argv[:2] == ["evaluate", "picker-kfold"]:  # k-fold cross-validation by station
-        from training.evaluate.kfold import main as kfold_main
+    if argv[:1] == ["evaluate"] and argv[1:2] in (["picker-kfold"], ["detector-kfold"]):
+        from training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
-        return kfold_main(argv[2:])
+        return kfold_main(argv[2:], argv[1].split("-")[0])
     if argv[:2] == ["evaluate", "picker-compare"]:  # CNN vs STA/LTA vs PhaseNetLight + bootstrap
         from training.evaluate.compare import main as compare_main
 

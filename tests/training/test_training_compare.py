@@ -112,3 +112,16 @@ def test_evaluate_picker_writes_json_markdown_and_png(no_shared: Path, tmp_path:
     assert main(["evaluate", "picker", "--quick", "--run", str(run), "--out", str(out)]) == 0
     for name in ("picker.json", "picker.md", "picker_residuals.png", "picker_pr_threshold.png"):
         assert (out / name).stat().st_size > 100, name
+
+
+def test_detector_kfold_command_quick(no_shared: Path, tmp_path: Path) -> None:
+    from training.cli import main
+
+    out = tmp_path / "dkf"
+    assert main(["evaluate", "detector-kfold", "--quick", "--folds", "2", "--epochs", "1",
+                 "--steps-per-epoch", "1", "--out", str(out)]) == 0
+    r = json.loads((out / "detector_kfold.json").read_text())
+    assert r["task"] == "detector" and list(r["per_fold"]) == ["0", "1"]
+    assert {"event_f1", "false_alarm_rate", "STALTA_event_f1"} <= set(r["mean_std"])
+    assert "| RNN event F1 |" in (out / "detector_kfold.md").read_text()
+    assert (out / "detector_kfold.png").exists()
