@@ -83,6 +83,23 @@ async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
         await admin.close()
 
 
+async def _wait_for_members(bootstrap: str, group: str, n: int, timeout_s: float = 90.0) -> None:
+    """Until consumer group ``group`` is stable with ``n`` members (or fail after timeout)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            groups = [g for resp in await admin.describe_consumer_groups([group])
+                      for g in resp.groups]
+            if any(g[2] == "Stable" and len(g[5]) == n for g in groups):
+                return
+            assert time.monotonic() < deadline, f"group {group} never had {n} members: {groups}"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
 async def _read_all(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[bytes, dict]]:
     return [(key, json.loads(value)) for key, value in await read_topic(bootstrap, topic, idle_s)]
 
@@ -230,13 +247,16 @@ async def test_consumer_group_scale_out_splits_stations(kafka_bootstrap: str, ar
     all stations in one worker (see README)."""
     src, group = f"{topic_name}-in", f"{topic_name}-g"
     await _create_topic(kafka_bootstrap, src, 4)
-    rep = _run(["replay", str(archive), "--to", f"kafka://{kafka_bootstrap}/{src}"])
-    assert rep.returncode == 0, rep.stderr
-    uri = f"kafka://{kafka_bootstrap}/{src}?group={group}&idle_exit_s=8"
+    uri = f"kafka://{kafka_bootstrap}/{src}?group={group}&idle_exit_s=30"
     procs = [subprocess.Popen(GEOSENTRY + ["run", "--source", uri, "--sink", f"jsonl:-",
                                            "--config", str(config)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
+    # both workers in the group before any data: otherwise the first can finish (and commit)
+    # everything before the second joins, which is correct but leaves nothing to split
+    await _wait_for_members(kafka_bootstrap, group, 2)
+    rep = _run(["replay", str(archive), "--to", f"kafka://{kafka_bootstrap}/{src}"])
+    assert rep.returncode == 0, rep.stderr
     outputs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outputs]
     per_worker = [{json.loads(line)["station"] for line in out.splitlines()} - {"*"}
