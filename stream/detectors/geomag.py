@@ -292,6 +292,9 @@ class ArtefactDetector(_Detector):
         profile, p = self.profiles.station(w.station)
         lo, hi = owned_range(w, self.stride_s, self.tail_s, warmup_s=self.tail_s)
         rate = w.sampling_rate_hz
+        if rate < 1.0:  # floors are for 1 s data; the field changes ~sqrt(interval) more per sample
+            k = math.sqrt(1.0 / rate)
+            p = {**p, "spike_nT": p["spike_nT"] * k, "step_nT": p["step_nT"] * k}
         found: list[Found] = []
         rows = {c: i for i, c in enumerate(self.spec.components) if w.channels[i]}
         x = w.data.astype(np.float64)
