@@ -78,7 +78,9 @@ def markdown(res: dict[str, Any]) -> str:
         rows.append((f"overload: {ov['stations']:,} stations = 2 × capacity at stride 1 s, paced "
                      f"{ov['paced_s']:g} s", f"shed {ov['windows_shed']:,} of {ov['windows']:,} "
                      f"windows ({ov['shed_fraction']}); alerts p99 {ov['alert_latency_p99_ms']} ms",
-                     f"health alerts {ov['health_events']}; source lag p99 "
+                     f"overload episodes (health alerts started/stopped): "
+                     f"{ov['health_events'].count('overload_started')}/"
+                     f"{ov['health_events'].count('overload_stopped')}; source lag p99 "
                      f"{ov['source_lag_p99_s']} s", ""))
     sg = res.get("stages")
     if sg:

@@ -10,8 +10,8 @@ at a time in their own thread.
 
 Overload (``shed_after_s`` set): a window that waited longer than that for inference is *shed*,
 oldest first: it is not run, it is counted in ``geosentry_windows_shed_total``, and the first
-shed window and the first on-time window after a run of shedding each produce a ``health`` alert
-(``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
+shed window and, once no window has gone stale for ``shed_after_s`` (hysteresis), the next
+on-time window each produce a ``health`` alert (``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
 capacity; without it (replays) the queue bound throttles the source instead and nothing is shed.
 """
 
@@ -73,6 +73,7 @@ class BatchRunner:
         self._overloaded = metrics.overloaded.labels(detector=name)
         self._shedding = False
         self._shed_count = 0
+        self._last_shed_ns = 0
 
     async def put(self, window: Window, token: int) -> None:
         await self.queue.put((window, token))
@@ -133,15 +134,23 @@ class BatchRunner:
         if stale:
             self._shed.inc(len(stale))
             self._shed_count += len(stale)
+            self._last_shed_ns = now
             if not self._shedding:
                 await self._set_overload(True, stale[0][0], now)
             # a shed window yields no alert; its input still counts as handled for offsets
             await self.handler([(w, []) for w, _ in stale], [tok for _, tok in stale])
             for _ in stale:
                 self.queue.task_done()
-        elif keep and self._shedding:
+        elif keep and self._shedding and self._recovered(keep[0][0], now):
             await self._set_overload(False, keep[0][0], now)
         return keep
+
+    def _recovered(self, w: Window, now_ns: int) -> bool:
+        """Hysteresis: shedding ends only after ``max_lag_s`` without a stale window and with
+        windows waiting less than half the budget, so one episode gives one pair of alerts."""
+        assert self.shed_after_ns is not None
+        return (now_ns - self._last_shed_ns >= self.shed_after_ns
+                and now_ns - w.newest_arrival_ns <= self.shed_after_ns // 2)
 
     async def _set_overload(self, on: bool, w: Window, now_ns: int) -> None:
         self._shedding = on
