@@ -39,8 +39,9 @@ CLASS_EDGES_DEG = (30.0, 55.0, 62.0)
 DEFAULT_CLASS = "mid"
 
 # Per class: low, mid, subauroral, auroral. Set a priori, not fitted to the evaluation days.
-# dB/dt: 0.3, 0.5, 1.1, 1.5 nT/s, the levels of Pulkkinen et al. (2013, Space Weather) geospace
-# validation, from one-minute values. Spike/step floors grow with the natural 1 s activity.
+# dB/dt: 0.3, 0.5, 1.1, 1.5 nT/s; 0.3, 1.1, 1.5 are levels of the Pulkkinen et al. (2013, Space
+# Weather) geospace validation (one-minute values), 0.5 the earlier default. Spike/step floors
+# grow with the natural 1 s activity.
 # SSC at auroral latitudes is off: a single station there cannot tell a substorm onset from a
 # sudden impulse (the Ebre catalogue, like IAGA's, is built from low-latitude observatories).
 PROFILES: dict[str, dict[str, tuple[float, float, float, float]]] = {
@@ -65,8 +66,7 @@ class Profiles:
     """Resolved thresholds per observatory: class profile <- all <- class table <- station."""
 
     def __init__(self, cfg: DetectorConfig, kind: str) -> None:
-        self.kind, self.name = kind, cfg.name
-        self.base = PROFILES[kind]
+        self.kind, self.base = kind, PROFILES[kind]
         self.all: dict[str, float] = {}
         self.classes: dict[str, dict[str, float]] = {}
         self.stations: dict[str, dict[str, float]] = {}
@@ -346,11 +346,8 @@ def spikes(x: np.ndarray, r: int, lo: int, hi: int, rate: float,
     a, b = _around(lo, hi, len(x), seconds_to_samples(p["noise_window_s"], rate) + 3)
     res = x[a:b] - median_filter(x[a:b], size=7, mode="nearest")
     thr = np.maximum(p["spike_nT"], p["sigma"] * _local_sigma(res, rate, p))
-    hit = np.flatnonzero(np.abs(res[lo - a:hi - a]) >= thr[lo - a:hi - a])
-    if not len(hit):
-        return []
-    j = lo - a + int(hit[0])
-    return [("spike", r, a + j, float(abs(res[j])), float(thr[j]))]
+    hit = lo - a + np.flatnonzero(np.abs(res[lo - a:hi - a]) >= thr[lo - a:hi - a])
+    return [("spike", r, a + int(j), float(abs(res[j])), float(thr[j])) for j in hit[:1]]
 
 
 def steps(x: np.ndarray, r: int, lo: int, hi: int, rate: float, p: dict[str, float],
@@ -405,10 +402,10 @@ class FlatLines:
             known = self._run.get(key)
             if known is not None and known[0] == x[a] and known[1] <= start <= known[2]:
                 start, reported = known[1], known[3]  # the same run, begun in an earlier window
-            length = (end - start) / sample_period_ns(w.sampling_rate_hz) + 1
+            period_ns, rate = sample_period_ns(w.sampling_rate_hz), w.sampling_rate_hz
+            length = (end - start) / period_ns + 1
             self._run[key] = (float(x[a]), start, end, reported or length >= need)
             if length >= need and not reported:
-                first = round((start - w.start_ns) / sample_period_ns(w.sampling_rate_hz))
-                return [("flat_line", r, first, float(length / w.sampling_rate_hz),
-                         float(need / w.sampling_rate_hz))]
+                first = round((start - w.start_ns) / period_ns)
+                return [("flat_line", r, first, float(length / rate), float(need / rate))]
         return []
