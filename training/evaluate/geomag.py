@@ -1,12 +1,16 @@
 """``geosentry evaluate geomag``: the service's geomagnetic detectors on real observatory data.
 
-Runs the real pipeline (IAGA-2002 -> miniSEED -> buffers -> dB/dt, SSC, artefact detectors) on
+Runs the real pipeline (IAGA-2002 -> miniSEED, components interleaved -> buffers -> dB/dt, SSC,
+artefact detectors and, beside them, the shipped autoencoder on 1 s data) on
 
 1. quiet background: 14 observatories x 2 days of 1 s data without a catalogued SSC
-   (``../shared/data/geomag/intermagnet-1s-2014-04``): alerts per observatory-day per detector;
-2. the catalogued SSC at BOU, 2016-01-18 21:57 UT (1 min data): onset error;
-3. events and artefacts injected into quiet days at realistic amplitudes (seeded): recall and
-   onset error per type.
+   (``../shared/data/geomag/intermagnet-1s-2014-04``): every alert is checked against the data
+   (:func:`evidence`: instrument artefact, dropout, geophysical, or false), and false alarms are
+   reported per observatory-day per detector;
+2. the catalogued SSC at BOU, 2016-01-18 21:57 UT (1 min data): onset error, other SSC alerts;
+3. held-out one-minute days (BOU 2014-11-01..07, a catalogued SI) not used for the design;
+4. events and artefacts injected into quiet days at realistic amplitudes (seeded): recall and
+   onset error per type (and the autoencoder's recall of the injected SSCs).
 
 Writes ``geomag.json`` and ``geomag.md`` into ``--out``.
 """
