@@ -160,13 +160,14 @@ def evidence(a: Alert, f: IagaFile, others: list[tuple[str, Alert]],
         r = {c: _res(el[c], i) for c in ("H", "E", "Z", "F")}
         implied = (h[i] * r["H"] + z[i] * r["Z"]) / fs[i]  # |B| change the vector implies
         x = el[comp]
-        near = [abs(_res(x, j)) for j in (i - 3, i - 2, i + 2, i + 3)]
         if abs(r["F"] - implied) >= max(0.5, 0.5 * max(abs(implied), abs(r["F"]))):
             return "artefact", (f"{comp} {r[comp]:+.2f} nT at one second; F moved {r['F']:+.2f} nT "
                                 f"where the vector implies {implied:+.2f} nT")
-        if abs(r[comp]) >= 10 * max(max(near), 0.01):
-            return "artefact", (f"{comp} {r[comp]:+.2f} nT at one second, neighbours within "
-                                f"{max(near):.2f} nT (1 s data are low-passed at 0.25 Hz)")
+        out = float(x[i] - (x[i - 1] + x[i + 1]) / 2)  # off the line through its neighbours
+        across = float(abs(x[i + 1] - x[i - 1]))
+        if abs(out) >= 0.8 * abs(r[comp]) and across <= 0.25 * abs(r[comp]):
+            return "artefact", (f"{comp} {out:+.2f} nT off its neighbours for one second, which "
+                                f"differ by {across:.2f} nT (1 s data are low-passed at 0.25 Hz)")
         if disturbed := _disturbed(h, z, fs, i):
             return "artefact", disturbed
         return "false", f"{comp} {r[comp]:+.2f} nT, consistent with F and its neighbours"
