@@ -38,12 +38,9 @@ CLASSES = ("low", "mid", "subauroral", "auroral")
 CLASS_EDGES_DEG = (30.0, 55.0, 62.0)
 DEFAULT_CLASS = "mid"
 
-# Per class: low, mid, subauroral, auroral. Set a priori, not fitted to the evaluation days.
-# dB/dt: 0.3, 0.5, 1.1, 1.5 nT/s; 0.3, 1.1, 1.5 are levels of the Pulkkinen et al. (2013, Space
-# Weather) geospace validation (one-minute values), 0.5 the earlier default. Spike/step floors
-# grow with the natural 1 s activity.
-# SSC at auroral latitudes is off: a single station there cannot tell a substorm onset from a
-# sudden impulse (the Ebre catalogue, like IAGA's, is built from low-latitude observatories).
+# Per class (low, mid, subauroral, auroral), set a priori. dB/dt 0.3, 0.5, 1.1, 1.5 nT/s (0.3, 1.1,
+# 1.5: Pulkkinen et al. 2013 levels; 0.5 the earlier default). Floors grow with 1 s activity. SSC
+# is off at auroral latitudes: one station there cannot tell a substorm onset from an impulse.
 PROFILES: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "dbdt": {"rate_nT_per_min": (18.0, 30.0, 66.0, 90.0), "coherence": (10.0,) * 4,
              "refractory_s": (1800.0,) * 4},
@@ -143,7 +140,7 @@ def _alert(w: Window, kind: str, row: int, t_ns: int, score: float, threshold: f
 
 
 class _Detector:
-    def __init__(self, cfg: DetectorConfig, kind: str) -> None:
+    def __init__(self, cfg: DetectorConfig, kind: str) -> None:  # name, stride, profiles, model
         self.name, self.stride_s = cfg.name, cfg.stride_s or 60.0
         self.profiles = Profiles(cfg, kind)
         self.model = self.profiles.model()
@@ -274,11 +271,8 @@ Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, thr
 
 
 class ArtefactDetector(_Detector):
-    """Instrument artefacts as ``health`` alerts: spikes, steps (baseline jumps), flat lines,
-    and F inconsistent with the vector (|B| from H and Z). Spike and step thresholds scale with a
-    local robust noise level (MAD over ``noise_window_s``), never below the profile's floor; a
-    step is a jump against the local trend that persists. Dropouts reach the buffers as gaps and
-    are reported by the gap policy."""
+    """Instrument artefacts as ``health`` alerts: spikes, steps (baseline jumps), flat lines, and
+    F inconsistent with the vector (|B| from H and Z); dropouts are gaps (the gap policy)."""
 
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__(cfg, "artefacts")
@@ -352,10 +346,8 @@ def spikes(x: np.ndarray, r: int, lo: int, hi: int, rate: float,
 
 def steps(x: np.ndarray, r: int, lo: int, hi: int, rate: float, p: dict[str, float],
           floor_nT: float) -> list[Found]:
-    """A jump between adjacent samples, against the local trend, that persists: the level after
-    differs from the level before by most of the jump once the trend is removed (a spike comes
-    back, a steep but smooth variation has no jump against its own trend). On the series with
-    1-2 sample spikes removed (a 5-sample median keeps steps), so a spike is never a step."""
+    """A jump against the local trend (a steep smooth variation has none) that persists for a
+    minute, on the series with 1-2 sample spikes removed (a 5-sample median keeps steps)."""
     n = max(3, seconds_to_samples(60.0, rate))
     a, b = _around(lo, hi, len(x), max(n, seconds_to_samples(p["noise_window_s"], rate)) + 3)
     x = np.concatenate([x[:a], median_filter(x[a:b], size=5, mode="nearest"), x[b:]])
@@ -374,10 +366,9 @@ def steps(x: np.ndarray, r: int, lo: int, hi: int, rate: float, p: dict[str, flo
 
 
 class FlatLines:
-    """Exactly repeated values for at least ``flat_s`` and longer than the channel's own repeat
-    rate makes likely (``p_repeat ** n < flat_p``; a quantised quiet channel, such as E from a
-    declination of 0.00', repeats by itself). Runs and repeat rates are followed across windows,
-    so a run longer than a window is still found, once."""
+    """Exactly repeated values for ``flat_s`` and longer than the channel's own repeat rate makes
+    likely (``p_repeat ** n < flat_p``: a quantised quiet channel repeats by itself); followed
+    across windows, so a run longer than a window is found, once."""
 
     def __init__(self) -> None:
         self._repeat: dict[tuple[str, int], float] = {}
