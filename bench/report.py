@@ -236,6 +236,24 @@ for reference; ObsPy runs `recursive_sta_lta` + `trigger_onset` once over each w
 batch-size sweep runs on CUDA when a GPU is present (the service's `inference.device = "auto"`
 uses it too). The machine is shared: compare ratios within one run.
 
+Reading the table (what limits the floors; every figure is in the rows below):
+* This VM gives one process about one core of compute whenever anything else runs: two threads
+  of pure numpy matrix products reach about 1.05 CPU-seconds per second, and two torch intra-op
+  threads on one batch are several times *slower* than one (row "picker forward alone"). So the
+  service's design of decoding on the event loop while worker threads infer, which should double
+  throughput on two free cores, mostly cannot show here; ratios against single-threaded SeisBench
+  are the fair comparison on this machine, and they favour SeisBench today.
+* The picker's forward pass is most of the cost ("where the time goes": inference batches vs
+  decode + windows), and inside the pipeline a window costs more than the forward pass alone at
+  the same batch size (cache and GIL contention with ingestion). SeisBench `annotate` runs close
+  to the bare forward cost. Batches of 16 are the fastest per window on this CPU (batch sweep).
+* Latency mode (stride 1 s) needs one forward pass per station per second: the capacity is the
+  forward rate at small batches, so 500 stations exceed it here and the service sheds stale
+  windows (counted, with one health-alert episode) instead of falling behind without bound.
+* STA/LTA streams its filter and STA/LTA state (only new samples are computed), but at a 1 s
+  stride its cost is per-window Python overhead, not arithmetic; ObsPy's row is one C call over
+  a whole trace, which a live stream cannot do.
+
 """
 
 
