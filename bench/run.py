@@ -24,6 +24,7 @@ from bench.common import PLANS, RESULTS, log, machine
 from bench.latency import bench_kafka, bench_latency, bench_overload
 from bench.report import figures, floors, markdown, update_readme
 from bench.sections import (bench_batch_sweep, bench_capacity, bench_decode, bench_forward,
+                            bench_parallel_cpu,
                             bench_references, bench_rss, bench_stages, bench_throughput,
                             rss_child)
 
@@ -39,6 +40,8 @@ def run(mode: str = "full", out_dir: Path = RESULTS, command: str | None = None,
                                                   + ("" if mode == "full" else f" --{mode}")
                                                   + (f" --kafka {kafka}" if kafka else "")),
                            "mode": mode, "plan": plan.__dict__, "machine": machine()}
+    log("parallel cpu")
+    res["parallel_cpu"] = bench_parallel_cpu(plan)
     log("forward")
     res["forward"] = bench_forward(plan)
     log("decode")

@@ -329,3 +329,30 @@ def bench_stages(plan: Plan) -> dict[str, Any]:
         rows["pipeline_cpu"].append(r.cpu_s * per_hour)
     return {"stations": n, "seconds_of_data": seconds, "unit": "s per station-hour",
             **{k: stats(v, "s/station-h", 3) for k, v in rows.items()}}
+
+
+def bench_parallel_cpu(plan: Plan) -> dict[str, Any]:
+    """How much parallel compute this machine gives one process right now: CPU seconds per
+    wall second of one and of ``cores()`` threads each sorting arrays with numpy (single-threaded
+    per call, GIL released)."""
+    import threading
+
+    a = np.random.default_rng(0).random(1_000_000)
+
+    def work() -> None:
+        for _ in range(8):
+            np.sort(a)
+
+    out: dict[str, Any] = {}
+    for nth in sorted({1, cores()}):
+        ratios = []
+        for _ in range(plan.repeats):
+            threads = [threading.Thread(target=work) for _ in range(nth)]
+            t0, c0 = time.perf_counter(), time.process_time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            ratios.append((time.process_time() - c0) / (time.perf_counter() - t0))
+        out[f"threads_{nth}"] = stats(ratios, "CPU s / wall s", 2)
+    return out
