@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("path")
     dec.add_argument("--out", required=True)
     dec.add_argument("--interval", choices=("second", "minute"), default="minute")
-    dec.add_argument("--fir", help="FIR coefficients JSON {\"window\": [...]} (10 Hz -> 1 s)")
+    dec.add_argument("--fir", help="FIR coefficients JSON {\"window\": [...]} (10 Hz -> 1 s; "
+                     "default USGS geomag-algorithms' firwin(123, 0.25 Hz, blackman))")
 
     models = sub.add_parser("models", help="list or explain the models the service can load")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -175,8 +176,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_decimate(args: argparse.Namespace) -> int:
     from stream.filters import decimate_archive
 
-    if args.interval == "second" and not args.fir:
-        raise GeosentryError("--interval second needs --fir (the observatory's 10 Hz FIR)")
     n = decimate_archive(args.path, args.out, 60.0 if args.interval == "minute" else 1.0, args.fir)
     print(f"wrote {n} channels to {args.out}", file=sys.stderr)
     return 0

@@ -64,7 +64,8 @@ class DetectorConfig:
     trigger_off: float = 1.0
     bandpass_hz: tuple[float, float] | None = None
     missing_components: str = "skip"
-    thresholds: dict[str, float] = field(default_factory=dict)
+    # model: label -> threshold; geomagnetic detectors: also per-class / per-observatory tables
+    thresholds: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ program name; ``python -m training ...`` does the same.
     train {picker,detector,anomaly,anomaly-geomag,gan} [--epochs N] [--steps-per-epoch K]
           [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
     evaluate TASK [--run DIR] --out DIR [--seed S]
-    evaluate geomag [--out DIR] [--per-file N]            (training.evaluate.geomag)
+    evaluate geomag [--out DIR] [--per-file N] [--jobs J] (training.evaluate.geomag)
     evaluate gan-augmentation [--out DIR] [--epochs N] [--steps-per-epoch K] [--arms A,B]
                                                           (training.evaluate.gan_augmentation)
     evaluate picker-compare [--out DIR] [--bootstrap N] [--no-seisbench]
