@@ -252,9 +252,15 @@ Reading the table (what limits the floors; every figure is in the rows below):
   decode + windows), and inside the pipeline a window costs more than the forward pass alone at
   the same batch size (cache and GIL contention with ingestion). SeisBench `annotate` runs close
   to the bare forward cost. Batches of 16 are the fastest per window on this CPU (batch sweep).
-* Latency mode (stride 1 s) needs one forward pass per station per second: the capacity is the
-  forward rate at small batches, so 500 stations exceed it here and the service sheds stale
-  windows (counted, with one health-alert episode) instead of falling behind without bound.
+* Latency mode (stride 1 s) needs one forward pass per station per second: its capacity is the
+  forward rate at small batches. Past it, windows that waited longer than `max_lag_s` in the
+  inference queue are shed (counted, one health-alert episode). When decoding and window cutting
+  on the event loop are the bottleneck instead (the overload row when it sheds nothing), the
+  backlog builds up before the queue, as source lag, which this policy does not see yet: shedding
+  by data latency (wall clock minus the newest sample's time) on live feeds is the next step.
+* Throughput: SeisBench `annotate` gains more from two torch threads on one big batch than the
+  service gains from two single-threaded workers plus decoding, so on a quiet machine the ratio
+  stays below 1.
 * STA/LTA streams its filter and STA/LTA state (only new samples are computed), but at a 1 s
   stride its cost is per-window Python overhead, not arithmetic; ObsPy's row is one C call over
   a whole trace, which a live stream cannot do.
