@@ -82,3 +82,36 @@ def by_station(payloads: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
     for sid, p in payloads:
         out.setdefault(sid, []).append(p)
     return out
+
+
+async def drain(uri: str, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
+    """Every record a finite ``seedlink://`` source delivers, as ``(NET_STA, payload)``."""
+    from stream.sources.seedlink import SeedLinkSource
+
+    source = SeedLinkSource(uri)
+    await source.start()
+
+    async def read() -> list[tuple[str, bytes]]:
+        out = []
+        async for raw in source.records():
+            assert raw.key is not None
+            out.append((raw.key.replace(".", "_"), raw.payload))
+        return out
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    finally:
+        await source.stop()
+
+
+async def run_script(script: Path, *args: str, timeout_s: float = 60.0) -> None:
+    """Run a helper script (e.g. ObsPy's client) in its own interpreter; fail with its stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-3000:]

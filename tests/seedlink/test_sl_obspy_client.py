@@ -3,13 +3,11 @@ numbering from 1 and from just below the 24-bit wrap of protocol 3 sequence numb
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 from lxml import etree
-from slhelpers import serving
+from slhelpers import run_script, serving
 
 from stream.seedlink.archive import Archive
 
@@ -24,15 +22,7 @@ async def test_obspy_receives_every_record_bytes_identical(
     uh1 = archive.by_station["BW_UH1"]
     resume = uh1[19].seq % M  # resume after the 20th record (FFFFFF when numbering near wrap)
     async with serving(demo_archive, first_seq=first_seq) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "obspy_fetch.py"), str(server.port), str(tmp_path),
-            f"{resume:X}", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-    assert proc.returncode == 0, err.decode()[-3000:]
+        await run_script(HERE / "obspy_fetch.py", str(server.port), str(tmp_path), f"{resume:X}")
     got = (tmp_path / "records.bin").read_bytes()
     want = [p.payload for p in archive.packets]
     assert len(got) == 512 * len(want) and len(want) == 153

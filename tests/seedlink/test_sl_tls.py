@@ -12,28 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from slhelpers import GEOSENTRY, by_station, serving
+from slhelpers import GEOSENTRY, by_station, drain, serving
 
 from stream.errors import SourceError
 from stream.seedlink.archive import Archive
 from stream.sources.seedlink import SeedLinkSource, parse_seedlink, seedlink_info
-
-
-async def _drain(uri: str, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
-    source = SeedLinkSource(uri)
-    await source.start()
-
-    async def read() -> list[tuple[str, bytes]]:
-        out = []
-        async for raw in source.records():
-            assert raw.key is not None
-            out.append((raw.key.replace(".", "_"), raw.payload))
-        return out
-
-    try:
-        return await asyncio.wait_for(read(), timeout_s)
-    finally:
-        await source.stop()
 
 
 def _want(archive: Archive) -> dict[str, list[bytes]]:
@@ -46,7 +29,7 @@ async def test_tls_client_server_both_protocols(demo_archive: Path, archive_pack
     cert, key = tls_cert
     async with serving(demo_archive, tls_cert=cert, tls_key=key) as server:
         base = f"seedlinks://127.0.0.1:{server.port}?ca_file={cert}&proto={proto}"
-        got = await _drain(f"{base}&streams=BW_*&dialup=1")
+        got = await drain(f"{base}&streams=BW_*&dialup=1")
         info = await seedlink_info(base, "ID")
     assert by_station(got) == _want(archive_packets)
     doc = info.get("seedlink", info)  # v3: XML root element; v4: JSON document
@@ -58,7 +41,7 @@ async def test_tls_noverify_skips_the_certificate_check(demo_archive: Path,
                                                         tls_cert: tuple[Path, Path]) -> None:
     cert, key = tls_cert
     async with serving(demo_archive, tls_cert=cert, tls_key=key) as server:
-        got = await _drain(f"seedlink://127.0.0.1:{server.port}?tls=1&tls_noverify=1"
+        got = await drain(f"seedlink://127.0.0.1:{server.port}?tls=1&tls_noverify=1"
                            f"&streams=BW_UH1&dialup=1")
     assert [p for _, p in got] == _want(archive_packets)["BW_UH1"]
 
@@ -71,7 +54,7 @@ async def test_untrusted_certificate_stops_at_once(demo_archive: Path,
         # no ca_file: the system trust store does not know this certificate; no retries limit,
         # yet the source must not keep retrying what cannot succeed
         with pytest.raises(SourceError, match="TLS certificate not trusted .*ca_file=PATH"):
-            await _drain(f"seedlinks://127.0.0.1:{server.port}?streams=BW_UH1&dialup=1", 10)
+            await drain(f"seedlinks://127.0.0.1:{server.port}?streams=BW_UH1&dialup=1", 10)
         with pytest.raises(SourceError, match="TLS certificate not trusted"):
             await seedlink_info(f"seedlinks://127.0.0.1:{server.port}", "ID")
     assert time.monotonic() - started < 8
@@ -83,10 +66,10 @@ async def test_plain_and_tls_mismatch_fail_cleanly(demo_archive: Path,
     common = "streams=BW_UH1&dialup=1&retries=1&max_backoff_s=0.1&timeout_s=3"
     async with serving(demo_archive, tls_cert=cert, tls_key=key) as server:
         with pytest.raises(SourceError, match="giving up after 2"):  # plain client, TLS port
-            await _drain(f"seedlink://127.0.0.1:{server.port}?{common}", 15)
+            await drain(f"seedlink://127.0.0.1:{server.port}?{common}", 15)
     async with serving(demo_archive) as server:
         with pytest.raises(SourceError, match="giving up after 2"):  # TLS client, plain port
-            await _drain(f"seedlinks://127.0.0.1:{server.port}?{common}&ca_file={cert}", 15)
+            await drain(f"seedlinks://127.0.0.1:{server.port}?{common}&ca_file={cert}", 15)
 
 
 async def test_cli_serves_tls_and_answers_info(demo_archive: Path, archive_packets: Archive,
@@ -101,7 +84,7 @@ async def test_cli_serves_tls_and_answers_info(demo_archive: Path, archive_packe
         line = await asyncio.wait_for(asyncio.to_thread(server.stderr.readline), 60)
         assert "(TLS)" in line, line
         port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
-        got = await _drain(f"seedlinks://127.0.0.1:{port}?streams=BW_*&dialup=1&ca_file={cert}")
+        got = await drain(f"seedlinks://127.0.0.1:{port}?streams=BW_*&dialup=1&ca_file={cert}")
         info = await asyncio.to_thread(
             subprocess.run, GEOSENTRY + ["seedlink-info", f"seedlinks://127.0.0.1:{port}?proto=4"
                                          f"&ca_file={cert}", "STREAMS", "BW_*", "*_E_H_Z"],

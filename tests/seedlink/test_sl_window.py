@@ -3,14 +3,12 @@ ObsPy's ``Client.get_waveforms``; an SDS tree served as an archive; replay pace.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import time
 from pathlib import Path
 
 import obspy
 import pytest
-from slhelpers import by_station, serving, write_sds_archive
+from slhelpers import by_station, drain, run_script, serving, write_sds_archive
 
 from stream.records import NS_PER_S
 from stream.seedlink.archive import Archive
@@ -18,23 +16,6 @@ from stream.sources.seedlink import SeedLinkSource
 
 HERE = Path(__file__).resolve().parent
 START, END = "2010-05-27T16:25:00Z", "2010-05-27T16:26:00Z"
-
-
-async def _drain(uri: str, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
-    source = SeedLinkSource(uri)
-    await source.start()
-
-    async def read() -> list[tuple[str, bytes]]:
-        out = []
-        async for raw in source.records():
-            assert raw.key is not None
-            out.append((raw.key.replace(".", "_"), raw.payload))
-        return out
-
-    try:
-        return await asyncio.wait_for(read(), timeout_s)
-    finally:
-        await source.stop()
 
 
 def _ns(text: str) -> int:
@@ -46,7 +27,7 @@ async def test_time_window_from_our_client(demo_archive: Path, archive_packets: 
                                            proto: str) -> None:
     async with serving(demo_archive) as server:
         # no dialup: the source ends because the window is complete (the server sends END)
-        got = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
+        got = await drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
                            f"&start={START}&end={END}")
     start, end = _ns(START), _ns(END)
     want = {sid: [p.payload for p in ps if p.end_ns > start and p.start_ns < end]
@@ -58,15 +39,7 @@ async def test_time_window_from_our_client(demo_archive: Path, archive_packets: 
 async def test_obspy_get_waveforms_time_window(demo_archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "window.mseed"
     async with serving(demo_archive) as server:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "obspy_window.py"), str(server.port), START, END,
-            str(out), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-    assert proc.returncode == 0, err.decode()[-3000:]
+        await run_script(HERE / "obspy_window.py", str(server.port), START, END, str(out))
     got = obspy.read(str(out))
     want = obspy.read(str(demo_archive / "*")).trim(obspy.UTCDateTime(START),
                                                     obspy.UTCDateTime(END))
@@ -81,7 +54,7 @@ async def test_sds_tree(tmp_path: Path, archive_packets: Archive) -> None:
     sds = write_sds_archive(tmp_path / "SDS")
     assert (sds / "2010" / "BW" / "UH1" / "SHZ.D" / "BW.UH1..SHZ.D.2010.147").is_file()
     async with serving(sds) as server:
-        got = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&dialup=1")
+        got = await drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&dialup=1")
     assert by_station(got) == {sid: [p.payload for p in ps]
                                for sid, ps in archive_packets.by_station.items()}
 
