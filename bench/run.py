@@ -17,10 +17,11 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import PLANS, RESULTS, log, machine
+from bench.common import PLANS, RESULTS, Plan, log, machine
 from bench.latency import bench_kafka, bench_latency, bench_overload
 from bench.report import figures, floors, markdown, update_readme
 from bench.sections import (bench_batch_sweep, bench_capacity, bench_decode, bench_forward,
@@ -40,27 +41,16 @@ def run(mode: str = "full", out_dir: Path = RESULTS, command: str | None = None,
                                                   + ("" if mode == "full" else f" --{mode}")
                                                   + (f" --kafka {kafka}" if kafka else "")),
                            "mode": mode, "plan": plan.__dict__, "machine": machine()}
-    log("parallel cpu")
-    res["parallel_cpu"] = bench_parallel_cpu(plan)
-    log("forward")
-    res["forward"] = bench_forward(plan)
-    log("decode")
-    res["decode"] = bench_decode(plan)
-    log("throughput")
-    res["throughput"] = bench_throughput(plan)
-    log("references (SeisBench, ObsPy)")
-    res["references"] = bench_references(plan)
-    log("stages")
-    res["stages"] = bench_stages(plan)
-    log("batch-size sweep")
-    res["batch_sweep"] = bench_batch_sweep(plan)
-    log("latency")
-    res["latency"] = bench_latency(plan)
-    res["capacity"] = bench_capacity(plan, res["throughput"])
-    log("overload")
-    res["overload"] = bench_overload(plan, res["throughput"])
-    log("rss")
-    res["rss"] = bench_rss(plan)
+    sections: list[tuple[str, Callable[[Plan], dict[str, Any]]]] = [
+        ("parallel_cpu", bench_parallel_cpu), ("forward", bench_forward),
+        ("decode", bench_decode), ("throughput", bench_throughput),
+        ("references", bench_references), ("stages", bench_stages),
+        ("batch_sweep", bench_batch_sweep), ("latency", bench_latency),
+        ("capacity", lambda p: bench_capacity(p, res["throughput"])),
+        ("overload", lambda p: bench_overload(p, res["throughput"])), ("rss", bench_rss)]
+    for name, section in sections:
+        log(name)
+        res[name] = section(plan)
     if kafka:
         res["latency_kafka"] = bench_kafka(plan, kafka)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
