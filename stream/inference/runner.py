@@ -57,7 +57,8 @@ class BatchRunner:
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.workers = max(1, workers) if splits_inference(detector) else 1
+        self._split = splits_inference(detector)
+        self.workers = max(1, workers) if self._split else 1
         self.shed_after_ns = None if shed_after_s is None else int(shed_after_s * NS_PER_S)
         self.on_overload = on_overload
         self.queue: asyncio.Queue[tuple[Window, int]] = asyncio.Queue(max_pending)
@@ -65,7 +66,7 @@ class BatchRunner:
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"infer-{name}")
         self._scorer = ThreadPoolExecutor(1, thread_name_prefix=f"score-{name}")
         self._slots = asyncio.Semaphore(self.workers)
-        self._inflight: asyncio.Queue[tuple[list[tuple[Window, int]], asyncio.Future[Any]] | None]
+        self._inflight: asyncio.Queue[tuple[list[tuple[Window, int]], asyncio.Future[Any]]]
         self._inflight = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._depth = metrics.queue_depth.labels(stage=f"inference:{name}")
@@ -180,7 +181,7 @@ class BatchRunner:
             self._depth.set(self.queue.qsize())
             await self._slots.acquire()
             windows = [w for w, _ in batch]
-            fn = det.infer if splits_inference(det) else det.process  # type: ignore[attr-defined]
+            fn = det.infer if self._split else det.process  # type: ignore[attr-defined]
             future = loop.run_in_executor(self._executor, self._timed, fn, windows)
             await self._inflight.put((batch, future))
 
@@ -198,17 +199,14 @@ class BatchRunner:
         det = self.detector
         name = det.name
         while True:
-            item = await self._inflight.get()
-            if item is None:
-                return
-            batch, future = item
+            batch, future = await self._inflight.get()
             windows = [w for w, _ in batch]
             try:
                 try:
                     out = await future
                 finally:
                     self._slots.release()
-                if splits_inference(det):
+                if self._split:
                     out = await loop.run_in_executor(self._scorer, det.score, windows, out)  # type: ignore[attr-defined]
                 results: Results = out
             except Exception:  # a failing batch must not stop the stream
