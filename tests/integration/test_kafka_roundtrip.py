@@ -33,15 +33,19 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "geosentry.toml"
-    path.write_text(f"""
+#: The demo's STA/LTA detector, as the round trips configure it.
+STALTA_TOML = f"""
 [[detectors]]
 name = "stalta"
 type = "stalta"
 bandpass_hz = [{DEMO_BAND_HZ[0]}, {DEMO_BAND_HZ[1]}]
-""")
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "geosentry.toml"
+    path.write_text(STALTA_TOML)
     return path
 
 
@@ -58,12 +62,7 @@ def model_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if missing:
         pytest.skip(f"shipped models missing: {missing} (python -m training train ...)")
     path = tmp_path_factory.mktemp("cfg-models") / "geosentry.toml"
-    path.write_text(f"""
-[[detectors]]
-name = "stalta"
-type = "stalta"
-bandpass_hz = [{DEMO_BAND_HZ[0]}, {DEMO_BAND_HZ[1]}]
-""" + "".join(f"""
+    path.write_text(STALTA_TOML + "".join(f"""
 [[detectors]]
 name = "{n}"
 type = "model"
