@@ -1,0 +1,149 @@
+"""Instrument artefacts in geomagnetic 1 s / 1 min data: spikes, steps, flat lines, F
+inconsistent with the vector (see :class:`ArtefactDetector`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from stream.buffer.windows import WindowSpec
+from stream.config import DetectorConfig
+from stream.detectors.base import owned_range
+from stream.detectors.geomag_base import _alert, _Detector
+from stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
+
+Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, threshold)
+
+
+class ArtefactDetector(_Detector):
+    """Instrument artefacts as ``health`` alerts: spikes, steps (baseline jumps), flat lines, and
+    F inconsistent with the vector (|B| from H and Z); dropouts are gaps (the gap policy)."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        super().__init__(cfg, "artefacts")
+        self.tail_s = 120.0
+        comps = tuple(cfg.components) if cfg.components != ("Z",) else ("H", "E", "Z", "F")
+        self.spec = WindowSpec(cfg.name, comps, cfg.window_s or 900.0, self.stride_s, None, "zeros")
+        self._last: dict[tuple[str, str], int] = {}
+        self._flat = FlatLines()
+
+    def _one(self, w: Window) -> list[Alert]:
+        profile, p = self.profiles.station(w.station)
+        lo, hi = owned_range(w, self.stride_s, self.tail_s, warmup_s=self.tail_s)
+        rate = w.sampling_rate_hz
+        if rate < 1.0:  # floors are for 1 s data; the field changes ~sqrt(interval) more per sample
+            k = math.sqrt(1.0 / rate)
+            p = {**p, "spike_nT": p["spike_nT"] * k, "step_nT": p["step_nT"] * k}
+        found: list[Found] = []
+        rows = {c: i for i, c in enumerate(self.spec.components) if w.channels[i]}
+        x = w.data.astype(np.float64)
+        for c, r in rows.items():
+            found += spikes(x[r], r, lo, hi, rate, p)
+            found += steps(x[r], r, lo, hi, rate, p, p["step_nT"])
+            found += self._flat(w, x[r], r, lo, hi, p)
+        if {"H", "Z", "F"} <= rows.keys():
+            delta_f = x[rows["F"]] - np.hypot(x[rows["H"]], x[rows["Z"]])
+            vector_steps = {i for kind, r, i, _, _ in found if kind == "step" and r != rows["F"]}
+            for _, _, i, score, thr in steps(delta_f, rows["F"], lo, hi, rate, p, p["f_nT"]):
+                if not any(abs(i - j) <= 1 for j in vector_steps):  # not explained by H/E/Z
+                    found = [f for f in found if not (f[0] == "step" and f[1] == rows["F"])]
+                    found.append(("f_inconsistency", rows["F"], i, score, thr))
+        alerts = []
+        for kind, r, i, score, thr in sorted(found, key=lambda f: f[2]):
+            key = (w.station_key, kind)  # one alert per station and artefact type per period
+            t_ns = w.time_of(i)
+            if t_ns - self._last.get(key, -(1 << 62)) < p["refractory_s"] * NS_PER_S:
+                continue
+            self._last[key] = t_ns
+            alerts.append(_alert(w, "health", r, t_ns, score, thr, self.model, self.name,
+                                 profile, event="artefact", artefact=kind))
+        return alerts
+
+
+def _local_level(x: np.ndarray, rate: float, span_s: float) -> np.ndarray:
+    """Running median of ``x`` over about ``span_s`` around each sample, cheaply: medians of
+    quarter-span blocks, then the median of each block and the two either side."""
+    block = max(1, seconds_to_samples(span_s / 4, rate))
+    n_blocks = -(-len(x) // block)
+    padded = np.pad(x, (0, n_blocks * block - len(x)), mode="edge")
+    med = median_filter(np.median(padded.reshape(n_blocks, block), axis=1), size=5, mode="nearest")
+    return np.repeat(med, block)[:len(x)]
+
+
+def _local_sigma(res: np.ndarray, rate: float, p: dict[str, float]) -> np.ndarray:
+    """Robust (MAD) noise level of a residual around every sample, at least 0.01 nT."""
+    return np.maximum(1.4826 * _local_level(np.abs(res), rate, p["noise_window_s"]), 0.01)
+
+
+def _around(lo: int, hi: int, n: int, margin: int) -> tuple[int, int]:
+    return max(0, lo - margin), min(n, hi + margin)
+
+
+def spikes(x: np.ndarray, r: int, lo: int, hi: int, rate: float,
+           p: dict[str, float]) -> list[Found]:
+    """1-3 samples off a 7-sample running median by ``sigma`` local noise levels (and the floor)."""
+    a, b = _around(lo, hi, len(x), seconds_to_samples(p["noise_window_s"], rate) + 3)
+    res = x[a:b] - median_filter(x[a:b], size=7, mode="nearest")
+    thr = np.maximum(p["spike_nT"], p["sigma"] * _local_sigma(res, rate, p))
+    hit = lo - a + np.flatnonzero(np.abs(res[lo - a:hi - a]) >= thr[lo - a:hi - a])
+    return [("spike", r, a + int(j), float(abs(res[j])), float(thr[j])) for j in hit[:1]]
+
+
+def steps(x: np.ndarray, r: int, lo: int, hi: int, rate: float, p: dict[str, float],
+          floor_nT: float) -> list[Found]:
+    """A jump against the local trend (a steep smooth variation has none) that persists for a
+    minute, on the series with 1-2 sample spikes removed (a 5-sample median keeps steps)."""
+    n = max(3, seconds_to_samples(60.0, rate))
+    a, b = _around(lo, hi, len(x), max(n, seconds_to_samples(p["noise_window_s"], rate)) + 3)
+    x = np.concatenate([x[:a], median_filter(x[a:b], size=5, mode="nearest"), x[b:]])
+    d = np.diff(x[a:b])
+    trend = _local_level(d, rate, 120.0)
+    excess = d - trend
+    thr = np.maximum(floor_nT, p["sigma"] * _local_sigma(excess, rate, p))
+    for j in np.flatnonzero(np.abs(excess[lo - a:hi - a]) >= thr[lo - a:hi - a]) + lo - a:
+        i = a + int(j)
+        if i - n < 0 or i + 1 + n > len(x):
+            continue
+        level = float(np.median(x[i + 1:i + 1 + n]) - np.median(x[i + 1 - n:i + 1]) - trend[j] * n)
+        if abs(level) >= 0.8 * abs(excess[j]):
+            return [("step", r, i + 1, abs(level), float(thr[j]))]
+    return []
+
+
+class FlatLines:
+    """Exactly repeated values for ``flat_s`` and longer than the channel's own repeat rate makes
+    likely (``p_repeat ** n < flat_p``: a quantised quiet channel repeats by itself); followed
+    across windows, so a run longer than a window is found, once."""
+
+    def __init__(self) -> None:
+        self._repeat: dict[tuple[str, int], float] = {}
+        # per channel: value, start, end (ns), reported
+        self._run: dict[tuple[str, int], tuple[float, int, int, bool]] = {}
+
+    def __call__(self, w: Window, x: np.ndarray, r: int, lo: int, hi: int,
+                 p: dict[str, float]) -> list[Found]:
+        key = (w.station_key, r)
+        same = np.concatenate([[False], np.diff(x) == 0])
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], same.astype(np.int8), [0]])))
+        flat_n = seconds_to_samples(p["flat_s"], w.sampling_rate_hz)
+        runs = [(a - 1, b) for a, b in zip(edges[::2], edges[1::2]) if b - a + 1 >= flat_n]
+        for a, b in runs:
+            if b <= lo or a >= hi or (x[a] == 0.0 and w.channels[r].endswith("E")):
+                continue  # E = H sin D is exactly 0 while D reads 0.00', whatever the sensor does
+            n_out = len(x) - 1 - (b - a - 1)  # repeat rate of the channel outside this run
+            if n_out >= 120:
+                self._repeat[key] = (same[1:].sum() - (b - a - 1) + 1.0) / (n_out + 2.0)
+            need = max(flat_n, math.log(p["flat_p"]) / math.log(self._repeat.get(key, 0.5)))
+            start, end, reported = w.time_of(a), w.time_of(min(b, hi) - 1), False
+            known = self._run.get(key)
+            if known is not None and known[0] == x[a] and known[1] <= start <= known[2]:
+                start, reported = known[1], known[3]  # the same run, begun in an earlier window
+            period_ns, rate = sample_period_ns(w.sampling_rate_hz), w.sampling_rate_hz
+            length = (end - start) / period_ns + 1
+            self._run[key] = (float(x[a]), start, end, reported or length >= need)
+            if length >= need and not reported:
+                first = round((start - w.start_ns) / period_ns)
+                return [("flat_line", r, first, float(length / rate), float(need / rate))]
+        return []
