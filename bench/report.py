@@ -21,6 +21,7 @@ def markdown(res: dict[str, Any]) -> str:
     sb = ref.get("seisbench_annotate_same_net")
     sb1 = ref.get("seisbench_annotate_same_net_one_core")
     sbn = ref.get("seisbench_annotate_phasenet")
+    sbs = ref.get("seisbench_streaming_same_net")
     skipped = ref.get("seisbench_skipped", "SeisBench skipped")
 
     def vs(ours: dict[str, Any], theirs: dict[str, Any] | None, label: str,
@@ -32,7 +33,13 @@ def markdown(res: dict[str, Any]) -> str:
     rows.append((f"picker throughput, stride {pk['stride_s']:g} s, {m['cores']} cores "
                  f"({pk['workers']} inference workers) (station-s/s; {pk['stations']} stations × "
                  f"{pk['seconds_of_data']:g} s)", _fmt(pk["station_seconds_per_s"]),
-                 *vs(pk, sb, f"SeisBench annotate, same network, {m['cores']} torch threads")))
+                 *vs(pk, sb, f"SeisBench annotate, same network, {m['cores']} torch threads, "
+                     "whole 230 s traces (offline)")))
+    if sbs:
+        rows.append(("", "", *vs(pk, sbs, f"SeisBench annotate as a streaming wrapper (every "
+                                      f"{sbs['stride_s']:g} s each station's newest "
+                                      f"{sbs['window_s']:g} s, all stations per call), same "
+                                      f"network, {sbs['torch_threads']} torch threads")))
     if sbn:
         rows.append(("", "", *vs(pk, sbn, "SeisBench annotate, its PhaseNet")))
     rows.append(("picker throughput (samples/s)", _fmt(pk["samples_per_s"]),
@@ -123,7 +130,10 @@ def markdown(res: dict[str, Any]) -> str:
     rows.append(("picker forward alone, B = 64 (windows/s)", f"1 thread {_fmt(fw['threads_1'])}",
                  f"2 threads {_fmt(fw['threads_2'])}", f"{ratio(fw['threads_1'], fw['threads_2'])}×"))
     fl = res.get("floors", {})
-    names = {"throughput_vs_seisbench_ge_1.2": "throughput ≥ 1.2× SeisBench (same network)",
+    names = {"throughput_vs_seisbench_streaming_ge_1.2":
+             "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network)",
+             "throughput_vs_seisbench_whole_trace_ge_1.2":
+             "also ≥ 1.2× whole-trace (offline) annotate",
              "realtime_stations_ge_5000": "≥ 5,000 stations in real time",
              "p99_le_100ms_at_500": "p99 ≤ 100 ms at 500 stations, stride 1 s",
              "rss_le_1.5GB_at_1000": "RSS ≤ 1.5 GB at 1,000 stations"}
@@ -197,8 +207,11 @@ def figures(res: dict[str, Any], out_dir: Path) -> list[str]:
 
 def floors(res: dict[str, Any]) -> dict[str, Any]:
     ref, tp = res["references"], res["throughput"]
+    ours = tp["picker"]["station_seconds_per_s"]
     sb = ref.get("seisbench_annotate_same_net")
-    r = ratio(tp["picker"]["station_seconds_per_s"], sb["station_seconds_per_s"]) if sb else None
+    sbs = ref.get("seisbench_streaming_same_net")
+    r = ratio(ours, sb["station_seconds_per_s"]) if sb else None
+    rs = ratio(ours, sbs["station_seconds_per_s"]) if sbs else None
     lat = res["latency"].get("500")
     rss1000 = res["rss"]["by_stations"].get("1000")
     cap = res["capacity"]
@@ -208,7 +221,8 @@ def floors(res: dict[str, Any]) -> dict[str, Any]:
     latency_ok = None if lat is None else ((lat["p99_ms"]["median"] or 1e9) <= 100
                                            and all(lat["kept_up"]))
     return {
-        "throughput_vs_seisbench_ge_1.2": None if r is None else r >= 1.2,
+        "throughput_vs_seisbench_streaming_ge_1.2": None if rs is None else rs >= 1.2,
+        "throughput_vs_seisbench_whole_trace_ge_1.2": None if r is None else r >= 1.2,
         "realtime_stations_ge_5000": realtime,
         "p99_le_100ms_at_500": latency_ok,
         "rss_le_1.5GB_at_1000": None if rss1000 is None else rss1000["rss_peak_mb"]["median"] <= 1536,

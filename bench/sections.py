@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,65 +110,6 @@ def bench_throughput(plan: Plan) -> dict[str, Any]:
                                            workers=1, threads=1),
             "picker_anomaly": _throughput("picker+anomaly", *plan.tp_picker, plan.repeats),
             "stalta": _throughput("stalta", *plan.tp_stalta, plan.repeats)}
-
-
-def bench_references(plan: Plan) -> dict[str, Any]:
-    """SeisBench annotate (our network inside SeisBench's PhaseNet wrapper, and SeisBench's own
-    PhaseNet with random weights) and ObsPy recursive_sta_lta + trigger_onset, same data."""
-    import torch
-
-    from bench.data import station_streams
-
-    out: dict[str, Any] = {}
-    n, seconds = plan.tp_picker
-    st = station_streams(n, seconds)
-    try:
-        warnings.filterwarnings("ignore")
-        t0 = time.perf_counter()
-        import seisbench
-        import seisbench.models as sbm
-
-        out["seisbench_version"] = seisbench.__version__
-        out["seisbench_import_s"] = round(time.perf_counter() - t0, 2)
-    except Exception as exc:  # optional: pip install -e '.[bench]'
-        out["seisbench_skipped"] = f"seisbench not importable: {exc!r}"
-        sbm = None
-    if sbm is not None:
-        ours = service_picker(torch.device("cpu"))  # frozen, exactly what the service runs
-        same = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std")
-        same.forward = lambda x, logits=False: ours(x)  # our exported network, SeisBench's annotate
-        same.eval()
-        native = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std").eval()
-        # SeisBench uses the cores through torch's intra-op threads; geosentry through workers
-        for key, model, threads in (("seisbench_annotate_same_net", same, cores()),
-                                    ("seisbench_annotate_same_net_one_core", same, 1),
-                                    ("seisbench_annotate_phasenet", native, cores())):
-            torch.set_num_threads(threads)
-            rates = []
-            for _ in range(plan.repeats):
-                t0 = time.perf_counter()
-                model.annotate(st, overlap=1500, batch_size=64)
-                rates.append(n * seconds / (time.perf_counter() - t0))
-            out[key] = {"stations": n, "seconds_of_data": seconds, "overlap": 1500,
-                        "batch_size": 64, "torch_threads": threads,
-                        "station_seconds_per_s": stats(rates, "station-s/s", 0),
-                        "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
-        torch.set_num_threads(1)
-    from obspy.signal.trigger import recursive_sta_lta, trigger_onset
-
-    n2, seconds2 = plan.tp_stalta
-    st2 = station_streams(n2, seconds2).select(component="Z")
-    rates = []
-    for _ in range(plan.repeats):
-        t0 = time.perf_counter()
-        for tr in st2:
-            x = tr.copy().filter("bandpass", freqmin=1.0, freqmax=20.0, corners=4,
-                                 zerophase=False).data.astype(np.float64)
-            trigger_onset(recursive_sta_lta(x, 50, 1000), 3.5, 1.0)
-        rates.append(n2 * seconds2 / (time.perf_counter() - t0))
-    out["obspy_stalta"] = {"stations": n2, "seconds_of_data": seconds2,
-                           "station_seconds_per_s": stats(rates, "station-s/s", 0)}
-    return out
 
 
 def bench_capacity(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:

@@ -34,13 +34,18 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
     ref = data["references"]
     assert ref["obspy_stalta"]["station_seconds_per_s"]["median"] > 0
     assert "seisbench_annotate_same_net" in ref or "seisbench_skipped" in ref
+    if "seisbench_skipped" not in ref:
+        sbs = ref["seisbench_streaming_same_net"]
+        assert sbs["calls"] == 2 and sbs["seconds_of_data"] == 60.0  # 2 windows, as the service
+        assert _is_stat(sbs["station_seconds_per_s"])
     lat = data["latency"]["3"]
     for key in ("p50_ms", "p95_ms", "p99_ms", "source_lag_p99_s"):
         assert _is_stat(lat[key]), key
     assert data["capacity"]["estimate_stations"] > 0
     rss = data["rss"]["by_stations"]["2"]
     assert rss["rss_peak_mb"]["median"] > 0
-    assert set(data["floors"]) == {"throughput_vs_seisbench_ge_1.2", "realtime_stations_ge_5000",
-                                   "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000"}
+    assert set(data["floors"]) == {
+        "throughput_vs_seisbench_streaming_ge_1.2", "throughput_vs_seisbench_whole_trace_ge_1.2",
+        "realtime_stations_ge_5000", "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000"}
     table = (tmp_path / "latest.md").read_text()
     assert table == markdown(res) and "| figure | geosentry | reference | ratio |" in table

@@ -1,0 +1,105 @@
+"""What operators would otherwise run, on the same data: SeisBench ``annotate`` (our exported
+network inside SeisBench's PhaseNet wrapper, and SeisBench's own PhaseNet with random weights),
+whole-trace and as a streaming wrapper, and ObsPy ``recursive_sta_lta`` + ``trigger_onset``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from bench.common import Plan, cores, stats
+from bench.sections import service_picker
+
+#: SeisBench's PhaseNet window and the service's throughput-mode stride, in seconds.
+WINDOW_S, STRIDE_S = 30.0, 15.0
+
+
+def seisbench_streaming(model: Any, st: Any, repeats: int) -> dict[str, Any]:
+    """SeisBench as a live service would have to use it: a rolling buffer per station, and every
+    stride (15 s of data) ``annotate`` on each station's newest window (30 s), all stations in one
+    call, so one forward pass per station per stride, the same count as the service. The slices
+    are cut before the clock starts (free for SeisBench); what is timed is ``annotate`` alone."""
+    t0 = max(tr.stats.starttime for tr in st)
+    t_end = min(tr.stats.endtime for tr in st)
+    steps = int((t_end - t0 - WINDOW_S) // STRIDE_S) + 1
+    chunks = [st.slice(t0 + k * STRIDE_S, t0 + k * STRIDE_S + WINDOW_S) for k in range(steps)]
+    n = len({tr.stats.station for tr in st})
+    # per station: the data it was given (as for the service, which cuts the same windows)
+    covered_s = round(t_end - t0 + st[0].stats.delta, 3)
+    rates = []
+    for _ in range(repeats):
+        t_start = time.perf_counter()
+        for chunk in chunks:
+            model.annotate(chunk, batch_size=64)
+        rates.append(n * covered_s / (time.perf_counter() - t_start))
+    return {"stations": n, "seconds_of_data": covered_s, "calls": steps,
+            "window_s": WINDOW_S, "stride_s": STRIDE_S, "batch_size": 64,
+            "station_seconds_per_s": stats(rates, "station-s/s", 0),
+            "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
+
+
+def bench_references(plan: Plan) -> dict[str, Any]:
+    """SeisBench annotate (our network inside SeisBench's PhaseNet wrapper, and SeisBench's own
+    PhaseNet with random weights) and ObsPy recursive_sta_lta + trigger_onset, same data."""
+    import torch
+
+    from bench.data import station_streams
+
+    out: dict[str, Any] = {}
+    n, seconds = plan.tp_picker
+    st = station_streams(n, seconds)
+    try:
+        warnings.filterwarnings("ignore")
+        t0 = time.perf_counter()
+        import seisbench
+        import seisbench.models as sbm
+
+        out["seisbench_version"] = seisbench.__version__
+        out["seisbench_import_s"] = round(time.perf_counter() - t0, 2)
+    except Exception as exc:  # optional: pip install -e '.[bench]'
+        out["seisbench_skipped"] = f"seisbench not importable: {exc!r}"
+        sbm = None
+    if sbm is not None:
+        ours = service_picker(torch.device("cpu"))  # frozen, exactly what the service runs
+        same = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std")
+        same.forward = lambda x, logits=False: ours(x)  # our exported network, SeisBench's annotate
+        same.eval()
+        native = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std").eval()
+        # SeisBench uses the cores through torch's intra-op threads; geosentry through workers
+        for key, model, threads in (("seisbench_annotate_same_net", same, cores()),
+                                    ("seisbench_annotate_same_net_one_core", same, 1),
+                                    ("seisbench_annotate_phasenet", native, cores())):
+            torch.set_num_threads(threads)
+            rates = []
+            for _ in range(plan.repeats):
+                t0 = time.perf_counter()
+                model.annotate(st, overlap=1500, batch_size=64)
+                rates.append(n * seconds / (time.perf_counter() - t0))
+            out[key] = {"stations": n, "seconds_of_data": seconds, "overlap": 1500,
+                        "batch_size": 64, "torch_threads": threads,
+                        "station_seconds_per_s": stats(rates, "station-s/s", 0),
+                        "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
+        torch.set_num_threads(cores())
+        out["seisbench_streaming_same_net"] = {
+            **seisbench_streaming(same, st, plan.repeats), "torch_threads": cores()}
+        torch.set_num_threads(1)
+    from obspy.signal.trigger import recursive_sta_lta, trigger_onset
+
+    n2, seconds2 = plan.tp_stalta
+    st2 = station_streams(n2, seconds2).select(component="Z")
+    rates = []
+    for _ in range(plan.repeats):
+        t0 = time.perf_counter()
+        for tr in st2:
+            x = tr.copy().filter("bandpass", freqmin=1.0, freqmax=20.0, corners=4,
+                                 zerophase=False).data.astype(np.float64)
+            trigger_onset(recursive_sta_lta(x, 50, 1000), 3.5, 1.0)
+        rates.append(n2 * seconds2 / (time.perf_counter() - t0))
+    out["obspy_stalta"] = {"stations": n2, "seconds_of_data": seconds2,
+                           "station_seconds_per_s": stats(rates, "station-s/s", 0)}
+    return out
+
+
