@@ -48,9 +48,10 @@ class PacedSource(FiniteSource):
     """Releases each record when its end time is due on the wall clock (``speed`` x real time).
 
     Records ending within the first ``prefill_s`` seconds of data are released at once (the
-    buffers fill up to the first window without waiting 30 s of wall time). ``lag_s`` collects
-    how late each record left the source relative to its due time: a growing lag means the
-    pipeline does not keep up.
+    buffers fill up to the first window without waiting 30 s of wall time). A paced record's
+    ``arrival_ns`` is its due time, not the time the pipeline got round to reading it. ``lag_s``
+    collects how late each record left the source relative to its due time: a growing lag means
+    the pipeline does not keep up.
     """
 
     live = True  # the service treats it as a live feed (overload shedding applies)
@@ -85,6 +86,10 @@ class PacedSource(FiniteSource):
                     await asyncio.sleep(d - now)
                     now = time.monotonic() - t0
                 self.lags.append(now - d)
+                # stamped when it was due, as a live feed's socket would have received it: a
+                # backlog the service builds before reading counts as latency (and can be shed)
+                yield RawRecord(p, self.paced_from_ns + round(d * NS_PER_S))
+                continue
             yield RawRecord(p, now_ns())
         self.t_last = time.perf_counter()
 

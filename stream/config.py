@@ -45,6 +45,7 @@ class InferenceConfig:
     workers: int = 0  # batches in flight per model detector; 0: one per core (at most 4)
     overload: str = "auto"  # shed | backpressure | auto (shed unless a source is a replay)
     max_lag_s: float = 10.0  # shed windows that waited longer than this for inference
+    max_data_latency_s: float = 0.0  # also shed windows whose newest sample is older (0: off)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def _inference(raw: dict[str, Any]) -> InferenceConfig:
     _num("inference.threads", cfg.threads, lo=0, integer=True)
     _num("inference.workers", cfg.workers, lo=0, hi=64, integer=True)
     _num("inference.max_lag_s", cfg.max_lag_s, lo=0, strict_lo=True)
+    _num("inference.max_data_latency_s", cfg.max_data_latency_s, lo=0)
     if cfg.overload not in OVERLOAD_POLICIES:
         raise ConfigError("inference.overload", f"must be one of {OVERLOAD_POLICIES}, "
                           f"got {cfg.overload!r}")

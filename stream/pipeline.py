@@ -89,6 +89,7 @@ class Pipeline:
             runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
                                  inf.max_pending_windows, workers=inference_workers(inf.workers),
                                  shed_after_s=inf.max_lag_s if shed else None,
+                                 max_data_latency_s=inf.max_data_latency_s if shed else None,
                                  on_overload=self._overload)
             runner.start()
             self._runners[det.name] = runner

@@ -124,6 +124,11 @@ class Window:
     def time_of(self, index: float) -> int:
         return self.start_ns + round(index * sample_period_ns(self.sampling_rate_hz))
 
+    @property
+    def end_ns(self) -> int:
+        """Data time of the newest sample."""
+        return self.time_of(self.data.shape[-1] - 1)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelRef:

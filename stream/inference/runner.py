@@ -9,7 +9,9 @@ state and alert order are the same as with one worker. Other detectors run ``pro
 at a time in their own thread.
 
 Overload (``shed_after_s`` set): a window that waited longer than that for inference is *shed*,
-oldest first: it is not run, it is counted in ``geosentry_windows_shed_total``, and the first
+oldest first (with ``max_data_latency_s`` also one whose newest sample is older than that on the
+wall clock: on a live feed that is a backlog building up before the queue, in decoding or in the
+network, which the wait in the queue cannot see): it is not run, it is counted in ``geosentry_windows_shed_total``, and the first
 shed window and, once no window has gone stale for ``shed_after_s`` (hysteresis), the next
 on-time window each produce a ``health`` alert (``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
 capacity; without it (replays) the queue bound throttles the source instead and nothing is shed.
@@ -50,7 +52,7 @@ def splits_inference(detector: Detector) -> bool:
 class BatchRunner:
     def __init__(self, detector: Detector, handler: Handler, metrics: Metrics, max_batch: int,
                  max_wait_s: float, max_pending: int, workers: int = 1,
-                 shed_after_s: float | None = None,
+                 shed_after_s: float | None = None, max_data_latency_s: float | None = None,
                  on_overload: OverloadHandler | None = None) -> None:
         self.detector = detector
         self.handler = handler
@@ -60,6 +62,8 @@ class BatchRunner:
         self._split = splits_inference(detector)
         self.workers = max(1, workers) if self._split else 1
         self.shed_after_ns = None if shed_after_s is None else int(shed_after_s * NS_PER_S)
+        self.max_age_ns = (int(max_data_latency_s * NS_PER_S)
+                           if self.shed_after_ns is not None and max_data_latency_s else None)
         self.on_overload = on_overload
         self.queue: asyncio.Queue[tuple[Window, int]] = asyncio.Queue(max_pending)
         name = detector.name
@@ -130,8 +134,8 @@ class BatchRunner:
         if self.shed_after_ns is None:
             return items
         now = time.time_ns()
-        keep = [it for it in items if now - it[0].newest_arrival_ns <= self.shed_after_ns]
-        stale = [it for it in items if now - it[0].newest_arrival_ns > self.shed_after_ns]
+        keep = [it for it in items if not self._stale(it[0], now)]
+        stale = [it for it in items if self._stale(it[0], now)]
         if stale:
             self._shed.inc(len(stale))
             self._shed_count += len(stale)
@@ -146,12 +150,20 @@ class BatchRunner:
             await self._set_overload(False, keep[0][0], now)
         return keep
 
+    def _stale(self, w: Window, now_ns: int, share: float = 1.0) -> bool:
+        """Waited more than ``share`` of ``max_lag_s``, or its data are older than ``share`` of
+        ``max_data_latency_s``."""
+        assert self.shed_after_ns is not None
+        if now_ns - w.newest_arrival_ns > self.shed_after_ns * share:
+            return True
+        return self.max_age_ns is not None and now_ns - w.end_ns > self.max_age_ns * share
+
     def _recovered(self, w: Window, now_ns: int) -> bool:
         """Hysteresis: shedding ends only after ``max_lag_s`` without a stale window and with
-        windows waiting less than half the budget, so one episode gives one pair of alerts."""
+        windows within half the budgets, so one episode gives one pair of alerts."""
         assert self.shed_after_ns is not None
         return (now_ns - self._last_shed_ns >= self.shed_after_ns
-                and now_ns - w.newest_arrival_ns <= self.shed_after_ns // 2)
+                and not self._stale(w, now_ns, share=0.5))
 
     async def _set_overload(self, on: bool, w: Window, now_ns: int) -> None:
         self._shedding = on
@@ -161,7 +173,10 @@ class BatchRunner:
                                 "max_lag_s": self.shed_after_ns / NS_PER_S,
                                 "queue_depth": self.queue.qsize(),
                                 "waited_s": round((now_ns - w.newest_arrival_ns) / NS_PER_S, 3),
+                                "data_latency_s": round((now_ns - w.end_ns) / NS_PER_S, 3),
                                 "shed_windows_total": self._shed_count}
+        if self.max_age_ns is not None:
+            info["max_data_latency_s"] = self.max_age_ns / NS_PER_S
         if on:
             log.warning("detector %s overloaded: shedding windows that waited more than %g s "
                         "for inference (queue %d)", self.detector.name, info["max_lag_s"],

@@ -108,9 +108,47 @@ async def test_replays_are_never_shed() -> None:
     assert pipeline.metrics.value("geosentry_windows_shed_total", detector="sta") == 0
 
 
-@pytest.mark.parametrize("bad", [{"overload": "drop"}, {"max_lag_s": 0}, {"workers": -1}])
+@pytest.mark.parametrize("bad", [{"overload": "drop"}, {"max_lag_s": 0}, {"workers": -1},
+                                 {"max_data_latency_s": -1}])
 def test_overload_settings_are_validated(bad: dict) -> None:
     from stream.errors import ConfigError
 
     with pytest.raises(ConfigError, match="inference"):
         load_config_dict({"inference": bad})
+
+
+async def test_data_latency_sheds_a_backlog_the_queue_cannot_see() -> None:
+    """On a live feed, windows whose newest sample is older than ``max_data_latency_s`` on the
+    wall clock are shed even when they waited in no queue (a station 2 hours behind here); the
+    station with current data runs. Without the setting nothing is shed."""
+    from obspy import UTCDateTime
+
+    now = UTCDateTime(time.time())
+    fresh = mseed_records(synthetic_trace("XX.NOW..HHZ", 60, start=str(now - 70), seed=5))
+    behind = mseed_records(synthetic_trace("XX.OLD..HHZ", 60, start=str(now - 7270), seed=6))
+    payloads = [p for pair in zip(fresh, behind) for p in pair]
+
+    async def run(max_data_latency_s: float) -> tuple[Pipeline, MemorySink, SlowStaLta]:
+        cfg = load_config_dict({
+            "detectors": [{"name": "sta", "type": "stalta", "window_s": 20.0, "stride_s": 5.0,
+                           "lta_s": 5.0}],
+            "inference": {"max_lag_s": 30.0, "overload": "shed",
+                          "max_data_latency_s": max_data_latency_s}})
+        det = SlowStaLta(build_detectors(cfg)[0], delay_s=0.0)
+        sink = MemorySink()
+        pipeline = Pipeline(cfg, [MemorySource(payloads, live=True)], [sink], [det])
+        await pipeline.run()
+        return pipeline, sink, det
+
+    pipeline, sink, det = await run(600.0)
+    shed = pipeline.metrics.value("geosentry_windows_shed_total", detector="sta")
+    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    assert shed == windows / 2 and det.ran == windows / 2  # every OLD window, no NOW window
+    started = [a for a in sink.alerts if a.kind == "health" and a.station == "*"]
+    assert started and started[0].details["event"] == "overload_started"
+    assert started[0].details["data_latency_s"] > 7000
+    assert started[0].details["max_data_latency_s"] == 600.0
+
+    pipeline, _, det = await run(0.0)  # off: the same feed is not shed
+    assert pipeline.metrics.value("geosentry_windows_shed_total", detector="sta") == 0
+    assert det.ran == pipeline.metrics.value("geosentry_windows_total", detector="sta")
