@@ -54,6 +54,7 @@ class ChannelBuffer:
         self.reorder_tolerance_s = reorder_tolerance_s
         self.max_buffer_s = max_buffer_s
         self.rate_hz = 0.0
+        self._period_ns = 0.0  # sample_period_ns(rate_hz), set with it
         self.start_ns = 0
         self.epoch = 0  # bumps on every reset so windowers restart
         self.newest_arrival_ns = 0
@@ -71,7 +72,7 @@ class ChannelBuffer:
 
     @property
     def period_ns(self) -> float:
-        return sample_period_ns(self.rate_hz)
+        return self._period_ns
 
     @property
     def next_ns(self) -> int:
@@ -192,6 +193,7 @@ class ChannelBuffer:
     def _reset_to(self, rec: Record) -> None:
         self.epoch += 1
         self.rate_hz = rec.sampling_rate_hz
+        self._period_ns = sample_period_ns(self.rate_hz)
         self.start_ns = rec.start_ns
         self._head = 0
         self._n = 0

@@ -49,6 +49,22 @@ class _Cursor:
     start_ns: int | None = None
     epochs: tuple[int, ...] = ()
     first: bool = True
+    window_ns: int = 0
+    components: tuple[str, ...] = ()  # the components present when ``epochs`` was taken
+
+    def waiting(self, buffers: dict[str, ChannelBuffer]) -> bool:
+        """True when nothing can be cut yet: the same buffers as at the last cut (no reset, no
+        new component) and one of them still ends before the next window does."""
+        if self.start_ns is None or not self.window_ns:
+            return False
+        due_ns = self.start_ns + self.window_ns
+        lagging = False
+        for comp, epoch in zip(self.components, self.epochs):
+            buf = buffers[comp]
+            if buf.epoch != epoch:
+                return False
+            lagging = lagging or buf.end_ns < due_ns
+        return lagging
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +85,9 @@ class Instrument:
     buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
     cursors: dict[str, _Cursor] = field(default_factory=dict)
+    #: no window can end before this (0: unknown), while buffers keep these epochs
+    due_ns: int = 0
+    due_epochs: dict[str, int] = field(default_factory=dict)
 
 
 class Windower:
@@ -103,6 +122,8 @@ class Windower:
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
         events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
+        if not events and buf.end_ns < inst.due_ns and inst.due_epochs.get(comp) == buf.epoch:
+            return [], events  # fast path: this channel does not reach the next window yet
         return self._cut(inst, events), events
 
     def flush(self) -> tuple[list[Window], list[ChannelEvent]]:
@@ -139,10 +160,18 @@ class Windower:
         if trim_to:
             for comp, buf in inst.buffers.items():
                 buf.trim_before(min(trim_to))
+        cursors = [inst.cursors.get(spec.detector) for spec in self.specs]
+        inst.due_ns = 0 if any(c is None or c.start_ns is None for c in cursors) else min(
+            c.start_ns + c.window_ns for c in cursors if c is not None and c.start_ns is not None)
+        inst.due_epochs = {comp: buf.epoch for comp, buf in inst.buffers.items()}
         return out
 
     def _cut_spec(self, inst: Instrument, spec: WindowSpec,
                   events: list[ChannelEvent]) -> list[Window]:
+        known = inst.cursors.get(spec.detector)
+        if (known is not None and known.waiting(inst.buffers)
+                and len(known.components) == sum(c in inst.buffers for c in spec.components)):
+            return []
         if any(c in inst.buffers and not inst.buffers[c].n_samples for c in spec.components):
             return []  # a known component has no data right now (after a reset): wait for it
         present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
@@ -168,11 +197,13 @@ class Windower:
         if cursor.epochs != epochs or cursor.start_ns is None:
             cursor.start_ns = max(b.start_ns for _, b in present)
             cursor.epochs = epochs
+            cursor.components = tuple(c for c, _ in present)
             cursor.first = True
         rate_hz = spec.rate_hz or present[0][1].rate_hz
         n_window, n_stride = spec.samples(rate_hz)
         window_ns = round(n_window * NS_PER_S / rate_hz)
         stride_ns = round(n_stride * NS_PER_S / rate_hz)
+        cursor.window_ns = window_ns
         out: list[Window] = []
         while all(b.end_ns >= cursor.start_ns + window_ns for _, b in present):
             rows = {c: self._row(b, cursor.start_ns, n_window, rate_hz) for c, b in present}
