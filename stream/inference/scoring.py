@@ -32,6 +32,8 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
         if label not in thresholds:
             continue  # e.g. the noise class
         thr = thresholds[label]
+        if hi <= lo or probs[i, lo:hi].max() < thr:
+            continue  # no peak this window owns can reach the threshold (most windows)
         peaks, props = find_peaks(probs[i], height=thr, distance=distance)
         for p, h in zip(peaks, props["peak_heights"]):
             if not lo <= p < hi:
