@@ -74,6 +74,7 @@ class Pipeline:
         self._stop = asyncio.Event()
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
+        self._window_counters: dict[str, tuple[Any, Any]] = {}
 
     def request_stop(self) -> None:
         """Stop reading; ``run`` then drains, commits and returns."""
@@ -202,9 +203,14 @@ class Pipeline:
 
     async def _enqueue(self, windows: list[Window]) -> None:
         for w in windows:
-            self.metrics.windows.labels(detector=w.detector).inc()
-            if any(ch == "" for ch in w.channels):
-                self.metrics.windows_incomplete.labels(detector=w.detector, action="zeros").inc()
+            counters = self._window_counters.get(w.detector)
+            if counters is None:
+                counters = self._window_counters[w.detector] = (
+                    self.metrics.windows.labels(detector=w.detector),
+                    self.metrics.windows_incomplete.labels(detector=w.detector, action="zeros"))
+            counters[0].inc()
+            if "" in w.channels:
+                counters[1].inc()
             self.summary.windows += 1
             token = self.tracker.begin(_instrument(w), w.start_ns)
             await self._runners[w.detector].put(w, token)

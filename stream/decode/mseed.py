@@ -21,6 +21,8 @@ from stream.errors import DecodeError
 from stream.records import Record, SourceRef
 
 MAX_RATE_HZ = 10_000.0
+#: pymseed sample types the service decodes (text records are rejected)
+SAMPLE_DTYPES = {"i": np.dtype(np.int32), "f": np.dtype(np.float32), "d": np.dtype(np.float64)}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -63,9 +65,11 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
             if msr.numsamples == 0:
                 continue  # empty / log records carry no samples
             kind = msr.sampletype
-            if kind not in ("i", "f", "d"):
+            dtype = SAMPLE_DTYPES.get(kind)
+            if dtype is None:
                 raise DecodeError(f"unsupported sample type {kind!r}", sid)
-            data = np.array(msr.np_datasamples, dtype=np.float64)
+            # a view of libmseed's buffer, copied by astype before the next record reuses it
+            data = np.frombuffer(msr.datasamples, dtype=dtype).astype(np.float64)
             if kind != "i" and not np.isfinite(data).all():  # integers are always finite
                 raise DecodeError("non-finite samples (NaN/inf)", sid)
             out.append(Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns, ref))
