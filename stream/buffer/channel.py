@@ -61,6 +61,7 @@ class ChannelBuffer:
         self._data = np.empty(0, dtype=np.float64)
         self._head = 0
         self._n = 0
+        self._end_ns = 0  # start_ns + round(_n * period): kept up to date, read per record
         self._held: list[tuple[int, int, Record]] = []  # (start_ns, seq, record), sorted
         self._seq = 0
         self._arrivals: deque[tuple[int, int]] = deque()  # (end_ns, arrival_ns) per record
@@ -77,7 +78,7 @@ class ChannelBuffer:
     @property
     def next_ns(self) -> int:
         """Expected start time of the next record."""
-        return self.start_ns + round(self._n * self.period_ns)
+        return self._end_ns
 
     @property
     def end_ns(self) -> int:
@@ -112,6 +113,7 @@ class ChannelBuffer:
             self._head += k
             self._n -= k
             self.start_ns += round(k * self.period_ns)
+            self._end_ns = self.start_ns + round(self._n * self._period_ns)
         while self._arrivals and self._arrivals[0][0] < self.start_ns:
             self._arrivals.popleft()
 
@@ -213,6 +215,7 @@ class ChannelBuffer:
             self._head = 0
         self._data[self._head + self._n:self._head + self._n + len(values)] = values
         self._n += len(values)
+        self._end_ns = self.start_ns + round(self._n * self._period_ns)
         cap = max(int(self.max_buffer_s * self.rate_hz), len(values))
         if self._n > cap > 0:  # nobody trimmed (no detector uses this channel): bound memory
             self.trim_before(self.start_ns + round((self._n - cap) * self.period_ns))

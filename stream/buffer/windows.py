@@ -85,9 +85,19 @@ class Instrument:
     buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
     cursors: dict[str, _Cursor] = field(default_factory=dict)
-    #: no window can end before this (0: unknown), while buffers keep these epochs
-    due_ns: int = 0
+    #: per detector, when its next window ends and the buffers it needs (None: unknown), valid
+    #: while the buffers keep these epochs
+    waits: list[tuple[int, tuple[ChannelBuffer, ...]]] | None = None
     due_epochs: dict[str, int] = field(default_factory=dict)
+
+    def waiting(self) -> bool:
+        """True when no detector can cut a window: each still lacks data in some buffer."""
+        if self.waits is None:
+            return False
+        for due_ns, buffers in self.waits:
+            if all(b.end_ns >= due_ns for b in buffers):
+                return False
+        return True
 
 
 class Windower:
@@ -122,8 +132,8 @@ class Windower:
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
         events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
-        if not events and buf.end_ns < inst.due_ns and inst.due_epochs.get(comp) == buf.epoch:
-            return [], events  # fast path: this channel does not reach the next window yet
+        if not events and inst.due_epochs.get(comp) == buf.epoch and inst.waiting():
+            return [], events  # fast path: no detector has a complete window yet
         return self._cut(inst, events), events
 
     def flush(self) -> tuple[list[Window], list[ChannelEvent]]:
@@ -161,8 +171,10 @@ class Windower:
             for comp, buf in inst.buffers.items():
                 buf.trim_before(min(trim_to))
         cursors = [inst.cursors.get(spec.detector) for spec in self.specs]
-        inst.due_ns = 0 if any(c is None or c.start_ns is None for c in cursors) else min(
-            c.start_ns + c.window_ns for c in cursors if c is not None and c.start_ns is not None)
+        inst.waits = [(c.start_ns + c.window_ns, tuple(inst.buffers[x] for x in c.components))
+                      for c in cursors if c is not None and c.start_ns is not None]
+        if len(inst.waits) < len(self.specs):
+            inst.waits = None  # a detector has not started: take the full path
         inst.due_epochs = {comp: buf.epoch for comp, buf in inst.buffers.items()}
         return out
 
