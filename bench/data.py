@@ -115,15 +115,16 @@ def _shift_btime(b: bytearray, offset_s: float) -> None:
                            t.second, 0, t.microsecond // 100)
 
 
-def build_load(n_stations: int, seconds: float, stagger: bool = True) -> Load:
-    """``n_stations`` stations of ``seconds`` each; ``stagger`` offsets each station's start
-    (``station_offset_s``) so records of different stations do not all end at the same time."""
+def build_load(n_stations: int, seconds: float, stagger: bool = True, first: int = 0) -> Load:
+    """``n_stations`` stations (numbers ``first`` on) of ``seconds`` each; ``stagger`` offsets
+    each station's start (``station_offset_s``) so records of different stations do not all end
+    at the same time."""
     enc = _encoded(float(seconds))
     rels: list[float] = []
     payloads: list[bytes] = []
     samples = 0
     stations = []
-    for i in range(n_stations):
+    for i in range(first, first + n_stations):
         code = station_code(i).ljust(5).encode()
         stations.append(station_code(i))
         offset = station_offset_s(i) if stagger else 0.0

@@ -29,6 +29,11 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
             assert _is_stat(tp[key]) and tp[key]["median"] > 0, (det, key)
         assert tp["windows"] > 0
     assert data["throughput"]["picker"]["stride_s"] == 15.0  # default: half the 30 s window
+    if data["machine"]["cores"] > 1:  # scaled out: one service process per core, same windows
+        so = data["throughput"]["picker_scaleout"]
+        assert so["processes"] == data["machine"]["cores"]
+        assert so["windows"] == data["throughput"]["picker"]["windows"]
+        assert _is_stat(so["station_seconds_per_s"]) and so["station_seconds_per_s"]["median"] > 0
     assert data["decode"]["pymseed"]["median"] > 0 and data["decode"]["obspy"]["median"] > 0
     assert data["decode"]["ratio_pymseed_vs_obspy"] > 0
     ref = data["references"]

@@ -1,0 +1,91 @@
+"""Scale-out on one machine: several service processes, each owning a share of the stations.
+
+One process decodes and cuts windows on its event loop, one record at a time under the GIL, so
+on a small machine ingestion caps what the inference threads get to do. The service scales out
+the way ``deploy/`` runs it: more processes, each a Kafka consumer-group member owning a share
+of the partitions (alerts and records are keyed by station). Here ``P`` processes each run a
+``Pipeline`` over their share of the stations (one inference worker, one torch thread), started
+together on a barrier; throughput is every station-second over (last end - first start).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from typing import Any
+
+import numpy as np
+
+from bench.common import PREFILL_S, stats
+
+
+def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
+            paced: dict[str, float] | None, barrier: Any, results: Any) -> None:
+    import logging
+
+    from bench.data import build_load
+    from bench.harness import config, run_case
+    from stream.detectors.factory import build_detectors
+
+    logging.getLogger("stream").setLevel(logging.ERROR)
+    load = build_load(count, seconds, first=first)
+    cfg = config(detector, workers=1, threads=1)
+    dets = build_detectors(cfg)
+    for rep in range(repeats):
+        for d in dets:
+            d._state.clear()  # type: ignore[attr-defined]
+        barrier.wait()
+        t0 = time.time()
+        r = run_case(load, cfg, detectors=dets, paced=paced)
+        lag = r.source_lag_s
+        results.put({"rep": rep, "t0": t0, "t1": time.time(), "cpu_s": r.cpu_s,
+                     "windows": r.windows, "shed": r.shed, "cut_short": r.cut_short,
+                     "drain_s": r.drain_s, "lag_p99_s": float(np.percentile(lag, 99)) if lag else None})
+
+
+def run_members(detector: str, n: int, seconds: float, repeats: int, processes: int,
+                paced: dict[str, float] | None = None) -> list[list[dict[str, Any]]]:
+    """Per repeat, one result per process (stations split as evenly as partitions would be)."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
+    firsts = [sum(shares[:p]) for p in range(processes)]
+    procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, paced, barrier,
+                                               results), daemon=True)
+             for f, c in zip(firsts, shares)]
+    for proc in procs:
+        proc.start()
+    got = [results.get(timeout=900) for _ in range(processes * repeats)]
+    for proc in procs:
+        proc.join(timeout=60)
+    return [[g for g in got if g["rep"] == rep] for rep in range(repeats)]
+
+
+def throughput(detector: str, n: int, seconds: float, repeats: int,
+               processes: int) -> dict[str, Any]:
+    """Fed as fast as possible, ``processes`` service processes side by side."""
+    runs = run_members(detector, n, seconds, repeats, processes)
+    walls = [max(m["t1"] for m in ms) - min(m["t0"] for m in ms) for ms in runs]
+    st_s = n * seconds
+    return {"stations": n, "seconds_of_data": seconds, "processes": processes,
+            "workers_per_process": 1, "torch_threads_per_worker": 1,
+            "windows": sum(m["windows"] for m in runs[0]),
+            "station_seconds_per_s": stats([st_s / w for w in walls], "station-s/s", 0),
+            "samples_per_s": stats([st_s * 300 / w for w in walls], "samples/s", 0),
+            "cpu_s_per_station_s": stats([sum(m["cpu_s"] for m in ms) / st_s * 1e3 for ms in runs],
+                                         "ms CPU/station-s", 3)}
+
+
+def paced_check(detector: str, n: int, paced_s: float, processes: int) -> dict[str, Any]:
+    """Real time, ``processes`` side by side: kept up when no process's source falls behind
+    (lag p99 < 1 s) and each drains within a stride (15 s) of its last record."""
+    ms = run_members(detector, n, PREFILL_S + paced_s, 1, processes,
+                     paced={"speed": 1.0, "prefill_s": PREFILL_S, "deadline_s": paced_s + 15.0})[0]
+    lags = [m["lag_p99_s"] for m in ms if m["lag_p99_s"] is not None]
+    kept = (len(lags) == len(ms) and max(lags) < 1.0 and max(m["drain_s"] for m in ms) < 15.0
+            and not any(m["cut_short"] for m in ms))
+    return {"stations": n, "paced_s": paced_s, "processes": processes,
+            "source_lag_p99_s": round(max(lags), 3) if lags else None,
+            "drain_after_last_record_s": round(max(m["drain_s"] for m in ms), 2),
+            "windows": sum(m["windows"] for m in ms),
+            "feeding_cut_short": any(m["cut_short"] for m in ms), "kept_up": kept}
