@@ -19,7 +19,7 @@ Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, thr
 
 class ArtefactDetector(_Detector):
     """Instrument artefacts as ``health`` alerts: spikes, steps (baseline jumps), flat lines, and
-    F inconsistent with the vector (|B| from H and Z); dropouts are gaps (the gap policy)."""
+    F inconsistent with the vector (F - |B|, |B| from H, E, Z); dropouts are gaps (the gap policy)."""
 
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__(cfg, "artefacts")
@@ -44,7 +44,8 @@ class ArtefactDetector(_Detector):
             found += steps(x[r], r, lo, hi, rate, p, p["step_nT"])
             found += self._flat(w, x[r], r, lo, hi, p)
         if {"H", "Z", "F"} <= rows.keys():
-            delta_f = x[rows["F"]] - np.hypot(x[rows["H"]], x[rows["Z"]])
+            horizontal = np.hypot(x[rows["H"]], x[rows["E"]]) if "E" in rows else x[rows["H"]]
+            delta_f = x[rows["F"]] - np.hypot(horizontal, x[rows["Z"]])  # F - |B|
             vector_steps = {i for kind, r, i, _, _ in found if kind == "step" and r != rows["F"]}
             for _, _, i, score, thr in steps(delta_f, rows["F"], lo, hi, rate, p, p["f_nT"]):
                 if not any(abs(i - j) <= 1 for j in vector_steps):  # not explained by H/E/Z
@@ -81,33 +82,97 @@ def _around(lo: int, hi: int, n: int, margin: int) -> tuple[int, int]:
     return max(0, lo - margin), min(n, hi + margin)
 
 
+#: A smooth curve's departure from the local trend is bounded by how much its slope changes
+#: nearby: the 7-sample-median residual of a band-limited (0.25 Hz) field is at most about the
+#: spread of its first differences either side (a parabola: 2a against 12a; a slope reversal at
+#: s nT/s: 2s against 2s), and so is a first difference's departure from its neighbours. An
+#: artefact must exceed SMOOTH_MARGIN times that spread, so a steep but smooth substorm
+#: variation is never a spike or a step, however large its rate, while a jump of a few nT on it
+#: still is (a priori: a factor 2 margin over the bound, not fitted).
+SMOOTH_MARGIN = 2.0
+#: A step's size is measured by lines fitted to this much data either side: 10 samples average
+#: the noise, while the misfit of a line to a curving substorm variation (which grows as the
+#: square of the span) stays small; a jump that comes back sooner is not a step.
+STEP_FIT_S = 10.0
+
+
+def _flanks(d: np.ndarray, near: int, far: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per index j: median and spread (max - min) of ``d[j-far .. j-near]`` and
+    ``d[j+near .. j+far]``, the first differences either side of a jump or excursion, which
+    leave out those it touches itself."""
+    offsets = [*range(-far, -near + 1), *range(near, far + 1)]
+    padded = np.pad(d, far, mode="edge")
+    stack = np.stack([padded[far + o:far + o + len(d)] for o in offsets])
+    return np.median(stack, axis=0), stack.max(axis=0) - stack.min(axis=0)
+
+
+def _spike_residual(seg: np.ndarray, rate: float,
+                    p: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(residual off the 7-sample running median, its threshold, the running median): the
+    threshold is ``sigma`` local noise levels, :data:`SMOOTH_MARGIN` times the spread of the
+    first differences around (a 1-3 sample excursion at sample j touches ``d[j-3 .. j+2]``; its
+    flanks are ``d[j-7 .. j-4]`` and ``d[j+3 .. j+6]``), and at least the floor."""
+    med = median_filter(seg, size=7, mode="nearest")
+    res = seg - med
+    thr = np.maximum(p["spike_nT"], p["sigma"] * _local_sigma(res, rate, p))
+    if len(seg) > 14:
+        _, spread = _flanks(np.diff(seg), 4, 7)  # d[k-7 .. k-4], d[k+4 .. k+7]: k = j-1 and j
+        thr[1:] = np.maximum(thr[1:], SMOOTH_MARGIN * np.maximum(spread, np.roll(spread, -1)))
+    return res, thr, med
+
+
 def spikes(x: np.ndarray, r: int, lo: int, hi: int, rate: float,
            p: dict[str, float]) -> list[Found]:
-    """1-3 samples off a 7-sample running median by ``sigma`` local noise levels (and the floor)."""
-    a, b = _around(lo, hi, len(x), seconds_to_samples(p["noise_window_s"], rate) + 3)
-    res = x[a:b] - median_filter(x[a:b], size=7, mode="nearest")
-    thr = np.maximum(p["spike_nT"], p["sigma"] * _local_sigma(res, rate, p))
+    """1-3 samples off a 7-sample running median by more than :func:`_spike_residual`'s
+    threshold; reported at the largest of the (up to 3) samples off."""
+    a, b = _around(lo, hi, len(x), seconds_to_samples(p["noise_window_s"], rate) + 8)
+    res, thr, _ = _spike_residual(x[a:b], rate, p)
     hit = lo - a + np.flatnonzero(np.abs(res[lo - a:hi - a]) >= thr[lo - a:hi - a])
-    return [("spike", r, a + int(j), float(abs(res[j])), float(thr[j])) for j in hit[:1]]
+    if not len(hit):
+        return []
+    j = int(hit[0] + np.argmax(np.abs(res[hit[0]:hit[0] + 3])))
+    return [("spike", r, a + j, float(abs(res[j])), float(thr[j]))]
+
+
+def _line_jump(x: np.ndarray, i: int, n: int) -> float:
+    """Jump between samples ``i`` and ``i + 1``: the line fitted to the ``n`` samples after,
+    less the line fitted to the ``n`` before, both at ``i + 0.5`` (a smooth curve's two sides
+    meet there: curvature and slope changes cancel, unlike medians less a slope)."""
+    t = np.arange(n, dtype=np.float64)
+    before = np.polyval(np.polyfit(t, x[i + 1 - n:i + 1], 1), n - 0.5)
+    after = np.polyval(np.polyfit(t, x[i + 1:i + 1 + n], 1), -0.5)
+    return float(after - before)
 
 
 def steps(x: np.ndarray, r: int, lo: int, hi: int, rate: float, p: dict[str, float],
           floor_nT: float) -> list[Found]:
-    """A jump against the local trend (a steep smooth variation has none) that persists for a
-    minute, on the series with 1-2 sample spikes removed (a 5-sample median keeps steps)."""
-    n = max(3, seconds_to_samples(60.0, rate))
-    a, b = _around(lo, hi, len(x), max(n, seconds_to_samples(p["noise_window_s"], rate)) + 3)
-    x = np.concatenate([x[:a], median_filter(x[a:b], size=5, mode="nearest"), x[b:]])
+    """A first difference off the slope either side (median of ``d[j-5 .. j-2]`` and
+    ``d[j+2 .. j+5]``) by ``sigma`` local noise levels, :data:`SMOOTH_MARGIN` times the spread of
+    those slopes and the floor, that persists: the lines fitted to the :data:`STEP_FIT_S` after
+    and before differ by the jump (:func:`_line_jump`); on the series with spikes (as
+    :func:`spikes` finds them) bridged by straight lines and then 5-sample median filtered
+    (which keeps steps)."""
+    n = max(3, seconds_to_samples(STEP_FIT_S, rate))
+    a, b = _around(lo, hi, len(x), max(n, seconds_to_samples(p["noise_window_s"], rate)) + 8)
+    res, thr, _ = _spike_residual(x[a:b], rate, p)
+    clean, off = x[a:b].copy(), np.abs(res) >= thr
+    if off.any() and not off.all():  # spikes bridged by the line through their neighbours
+        k = np.arange(len(clean))
+        clean[off] = np.interp(k[off], k[~off], clean[~off])
+    x = np.concatenate([x[:a], median_filter(clean, size=5, mode="nearest"), x[b:]])
     d = np.diff(x[a:b])
-    trend = _local_level(d, rate, 120.0)
-    excess = d - trend
-    thr = np.maximum(floor_nT, p["sigma"] * _local_sigma(excess, rate, p))
+    if len(d) <= 10:
+        return []
+    slope, spread = _flanks(d, 2, 5)
+    excess = d - slope
+    thr = np.maximum(np.maximum(floor_nT, p["sigma"] * _local_sigma(excess, rate, p)),
+                     SMOOTH_MARGIN * spread)
     for j in np.flatnonzero(np.abs(excess[lo - a:hi - a]) >= thr[lo - a:hi - a]) + lo - a:
         i = a + int(j)
-        if i - n < 0 or i + 1 + n > len(x):
+        if i + 1 - n < 0 or i + 1 + n > len(x) or not np.isfinite(x[i + 1 - n:i + 1 + n]).all():
             continue
-        level = float(np.median(x[i + 1:i + 1 + n]) - np.median(x[i + 1 - n:i + 1]) - trend[j] * n)
-        if abs(level) >= 0.8 * abs(excess[j]):
+        level = _line_jump(x, i, n)
+        if level * excess[j] > 0 and abs(level) >= 0.8 * abs(excess[j]):
             return [("step", r, i + 1, abs(level), float(thr[j]))]
     return []
 

@@ -29,9 +29,9 @@ PROFILES: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "ssc": {"enabled": (1.0, 1.0, 1.0, 0.0), "amplitude_nT": (8.0, 8.0, 15.0, 40.0),
             "sigma": (6.0, 6.0, 8.0, 10.0), "rise_s": (240.0,) * 4, "coherence": (10.0,) * 4,
             "refractory_s": (1800.0,) * 4},
-    "artefacts": {"spike_nT": (3.0, 3.0, 5.0, 10.0), "step_nT": (3.0, 3.0, 5.0, 10.0),
+    "artefacts": {"spike_nT": (3.0,) * 4, "step_nT": (3.0,) * 4,
                   "sigma": (10.0,) * 4, "noise_window_s": (120.0,) * 4,
-                  "flat_s": (60.0,) * 4, "flat_p": (1e-9,) * 4, "f_nT": (2.0, 2.0, 3.0, 5.0),
+                  "flat_s": (60.0,) * 4, "flat_p": (1e-9,) * 4, "f_nT": (2.0,) * 4,
                   "refractory_s": (300.0,) * 4},
 }
 MAY_BE_ZERO = {"enabled"}

@@ -35,11 +35,12 @@ from stream.config import load_config_dict
 from stream.decode.iaga import IagaFile, elements_to_mseed, parse_iaga, read_text
 from stream.decode.mseed import split_records
 from stream.detectors.factory import build_detectors
-from stream.detectors.geomag import OBSERVATORY_MLAT_DEG, latitude_class, minute_rate
+from stream.detectors.geomag import OBSERVATORY_MLAT_DEG, latitude_class
 from stream.pipeline import Pipeline
 from stream.records import NS_PER_S, Alert
 from stream.sources.files import archive_records
 from stream.testing import MemorySink, MemorySource
+from training.evaluate.geomag_evidence import _index, _label, _utc, evidence
 from training.paths import shared_data_dir
 
 SSC_CATALOGUE_NS = int(np.datetime64("2016-01-18T21:57:00", "ns").astype(np.int64))
@@ -77,116 +78,12 @@ def _map(fn: Callable[[Any], Any], items: list[Any], jobs: int) -> list[Any]:
         return list(pool.map(fn, items))
 
 
-def _label(a: Alert) -> str:
-    """What an alert says happened: detector, or the health event / artefact type."""
-    if a.kind == "health":
-        return str(a.details.get("artefact") or a.details.get("event"))
-    return str(a.details.get("detector"))
-
-
 def _day_alerts(path: Path) -> tuple[IagaFile, list[Alert]]:
     """Alerts for one IAGA file; the 1 Hz autoencoder only on 1 s data (its contract)."""
     f = parse_iaga(read_text(path))
     alerts = [a for a in _run(_ordered([p for _, p in archive_records(path)]), f.interval_s <= 1)
               if _label(a) != "missing_component"]
     return f, alerts
-
-
-def _index(f: IagaFile, t_ns: int) -> int:
-    return int(round((t_ns - f.start_ns) / (f.interval_s * NS_PER_S)))
-
-
-def _res(x: np.ndarray, i: int) -> float:
-    """Sample ``i`` off the median of the 7 around it."""
-    return float(x[i] - np.nanmedian(x[max(0, i - 3):i + 4]))
-
-
-def _utc(t_ns: int) -> str:
-    return str(np.datetime64(t_ns, "ns").astype("datetime64[s]"))
-
-
-def _rate_elsewhere(a: Alert, day: dict[str, IagaFile]) -> tuple[str, float]:
-    """The highest one-minute dB/dt (nT/min) at another observatory within 15 min of ``a``."""
-    best = ("", 0.0)
-    for obs, g in day.items():
-        if obs == a.station or not {"H", "E"} <= g.elements.keys():
-            continue
-        i = _index(g, a.time_ns)
-        lo, hi = max(0, i - 960), min(len(g.elements["H"]), i + 900)
-        rate, _ = minute_rate(g.elements["H"][lo:hi], g.elements["E"][lo:hi], 1 / g.interval_s)
-        if np.isfinite(rate).any() and np.nanmax(rate) > best[1]:
-            best = (obs, float(np.nanmax(rate)))
-    return best
-
-
-def _disturbed(h: np.ndarray, z: np.ndarray, fs: np.ndarray, i: int) -> str:
-    """Why the vector sensor is disturbed around ``i`` (F - |B| scatters 10x its usual), or ''."""
-    d_f = np.diff(fs - np.hypot(h, z))
-    here, usual = float(np.nanstd(d_f[i - 60:i + 60])), float(np.nanmedian(np.abs(d_f)))
-    if here < 10 * max(usual, 0.01):
-        return ""
-    return f"vector and F disagree around it: F - |B| scatters {here:.2f} nT/s, usually {usual:.2f}"
-
-
-def evidence(a: Alert, f: IagaFile, others: list[tuple[str, Alert]],
-             day: dict[str, IagaFile]) -> tuple[str, str]:
-    """(verdict, why) for an alert on a quiet day, from the data, not from the detector: verdicts
-    ``artefact`` / ``dropout`` (the instrument, verified), ``geophysical`` (the field, seen
-    elsewhere too) or ``false`` (unexplained: counted as a false alarm)."""
-    el, label = f.elements, _label(a)
-    i, comp = _index(f, a.time_ns), a.channel[-1]
-    if label in ("reset_gap", "reset_rate"):
-        gap = any(np.isnan(v[max(0, i - 120):i + 1]).any() for v in el.values())
-        return ("dropout", "missing values in the file") if gap else ("false", "no missing values")
-    if label in ("dbdt", "ssc", "ae"):
-        window_s = {"dbdt": 900, "ssc": 180, "ae": 600}[label]
-        seen = sorted({o for o, b in others if _label(b) == label and b.station != a.station
-                       and abs(b.time_ns - a.time_ns) <= window_s * NS_PER_S
-                       and (label == "dbdt" or "auroral" not in str(b.details.get("profile")))})
-        if seen:
-            return "geophysical", f"{label} also at {', '.join(seen)} within {window_s // 60} min"
-        obs, elsewhere = _rate_elsewhere(a, day) if label == "dbdt" else ("", 0.0)
-        if elsewhere >= max(10.0, a.score / 3):
-            return "geophysical", f"{obs} reached {elsewhere:.0f} nT/min within 15 min"
-        near = sorted({_label(b) for o, b in others if b.station == a.station and b.kind == "health"
-                       and abs(b.time_ns - a.time_ns) <= 900 * NS_PER_S})
-        here = f"; artefacts here: {', '.join(near)}" if near else ""
-        return "false", "no other observatory" + here
-    if not {"H", "Z", "F"} <= el.keys() or not 60 <= i < len(el["H"]) - 60:
-        return "false", "no F/vector to check against"
-    h, z, fs = el["H"], el["Z"], el["F"]
-    if label == "spike":
-        r = {c: _res(el[c], i) for c in ("H", "E", "Z", "F")}
-        implied = (h[i] * r["H"] + z[i] * r["Z"]) / fs[i]  # |B| change the vector implies
-        x = el[comp]
-        if abs(r["F"] - implied) >= max(0.5, 0.5 * max(abs(implied), abs(r["F"]))):
-            return "artefact", (f"{comp} {r[comp]:+.2f} nT at one second; F moved {r['F']:+.2f} nT "
-                                f"where the vector implies {implied:+.2f} nT")
-        out = float(x[i] - (x[i - 1] + x[i + 1]) / 2)  # off the line through its neighbours
-        across = float(abs(x[i + 1] - x[i - 1]))
-        if abs(out) >= 0.8 * abs(r[comp]) and across <= 0.25 * abs(r[comp]):
-            return "artefact", (f"{comp} {out:+.2f} nT off its neighbours for one second, which "
-                                f"differ by {across:.2f} nT (1 s data are low-passed at 0.25 Hz)")
-        if disturbed := _disturbed(h, z, fs, i):
-            return "artefact", disturbed
-        return "false", f"{comp} {r[comp]:+.2f} nT, consistent with F and its neighbours"
-    if label in ("step", "f_inconsistency"):
-        d_f = fs - np.hypot(h, z)
-        shift = float(np.nanmedian(d_f[i:i + 60]) - np.nanmedian(d_f[i - 60:i]))
-        noise = float(1.4826 * np.nanmedian(np.abs(np.diff(d_f[i - 300:i + 300]))))
-        if abs(shift) >= max(1.0, 5 * noise):
-            return "artefact", f"F - |B| shifts {shift:+.2f} nT (1 s noise {noise:.2f} nT)"
-        if disturbed := _disturbed(h, z, fs, i):
-            return "artefact", disturbed
-        return "false", f"F - |B| steady ({shift:+.2f} nT)"
-    if label == "flat_line":
-        run = int(round(a.score / f.interval_s))
-        before = el[comp][max(0, i - run):i]
-        n_values = len(np.unique(before[np.isfinite(before)]))
-        if n_values >= 5:
-            return "artefact", f"{comp} frozen for {run} samples after {n_values} distinct values"
-        return "false", f"{comp} took only {n_values} distinct values before (quantised)"
-    return "false", "no rule"
 
 
 def quiet_background(root: Path, jobs: int = 1) -> dict[str, Any]:
