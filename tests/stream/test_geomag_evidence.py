@@ -86,3 +86,23 @@ def test_a_dropout_needs_missing_values_in_the_file() -> None:
     gap.details["event"] = "reset_gap"
     assert judge(el, gap)[0] == "dropout"
     assert judge(day(), gap)[0] == "false"
+
+
+def test_a_two_sample_east_glitch_on_a_steep_variation_is_an_artefact() -> None:
+    el = day()
+    el["E"] += 3.0 * np.arange(N) - 1e-4 * np.arange(N) ** 2  # 3 nT/s and slowing, like DED
+    el["E"][2000] -= 21.0  # down one second, up the next: the 0.25 Hz low-pass cannot do that
+    el["E"][2001] += 10.0
+    verdict, why = judge(el, alert("TST", "LFE", 2000, "spike"))
+    assert verdict == "artefact" and "smooth curve" in why
+
+
+def test_a_filtered_field_impulse_is_not_verified() -> None:
+    from scipy.signal import firwin
+
+    el = day()
+    el["E"] += 3.0 * np.arange(N)
+    taps = firwin(123, 0.25, fs=10, window="blackman")
+    pulse = 20.0 * taps[1::10] / taps[61]  # a field impulse as USGS 1 s data show it
+    el["E"][2000 - 6:2000 + 7] += pulse  # peak at 2000, neighbours at 57 % of it
+    assert judge(el, alert("TST", "LFE", 2000, "spike"))[0] == "false"
