@@ -256,7 +256,7 @@ Issue 6's benchmark, one command from a fresh clone (SeisBench is a benchmark-on
 dependency, GPL, never vendored: `pip install -e '.[bench]'`; without it that column is skipped):
 
 ```bash
-python -m bench                    # full: under 10 minutes on 2 cores
+python -m bench                    # full: about 10 minutes on 2 cores
 python -m bench --quick            # small N, under 2 minutes (tests/bench runs its smallest case)
 python -m bench --kafka auto       # also latency to alerts acknowledged by a private Kafka broker
 ```
@@ -266,36 +266,42 @@ It writes `bench/results/latest.json` (every repeat), `latest.md` (the table bel
 from ObsPy's BW.UH* recordings (tiled and shifted, N/E with added noise, each station's start
 offset by 0-4 s so record boundaries are spread as in a real network) as real 512-byte Steim2
 records, through `Pipeline` (pymseed decode → windows → micro-batched inference → alerts →
-sink) with the service's default settings (one inference worker per core). Throughput is fed as
-fast as possible; latency, capacity and overload runs are paced at the data's own rate once the
-first 29 s (before the first window) are handed over at once; latency runs use the latency-mode
-settings (`max_batch = 16`, `max_wait_s = 0.005`, `max_lag_s = 2`, picker stride 1 s). SeisBench
-`annotate` runs our exported network, frozen as the service runs it, inside its PhaseNet wrapper
-(same network and data, as many torch threads as the service has cores, and a one-core row
-against one worker), on a Stream it did not have to decode, and its own PhaseNet (random weights)
-for reference; ObsPy runs `recursive_sta_lta` + `trigger_onset` once over each whole trace. The
-batch-size sweep runs on CUDA when a GPU is present (the service's `inference.device = "auto"`
-uses it too). The machine is shared: compare ratios within one run.
+sink) with the service's default settings (one inference worker per core), and **scaled out**:
+one service process per core, each owning a share of the stations as Kafka consumer-group
+members own partitions (`bench/scaleout.py`, `deploy/systemd/geosentry@.service`), started
+together. Throughput is fed as fast as possible; latency, capacity and overload runs are paced
+at the data's own rate once the first 29 s (before the first window) are handed over at once,
+and a paced record *arrives* when it is due (as on a socket), so a backlog in front of the
+service counts as latency and can be shed; latency runs use the latency-mode settings
+(`max_batch = 16`, `max_wait_s = 0.005`, `max_lag_s = 2`, picker stride 1 s).
 
-Reading the table (what limits the floors; every figure is in the rows below):
-* The row "parallel compute available" says how much of the machine one process got during the
-  run (threads that release the GIL); well below the core count, the service's design (decode on
-  the event loop while worker threads infer) cannot show its advantage over single-threaded
-  SeisBench. Two torch intra-op threads on one batch are slower than one here (row "picker
-  forward alone"), which is why the service runs one thread per inference worker.
-* The picker's forward pass is most of the cost ("where the time goes": inference batches vs
-  decode + windows), and inside the pipeline a window costs more than the forward pass alone at
-  the same batch size (cache and GIL contention with ingestion). SeisBench `annotate` runs close
-  to the bare forward cost. Batches of 16 are the fastest per window on this CPU (batch sweep).
+References, same machine and run: SeisBench `annotate` runs our exported network, frozen as
+the service runs it, inside its PhaseNet wrapper (same network and data), on a Stream it did not
+have to decode, two ways: **whole traces** (the 230 s of every station in memory at once, cut
+into half-overlapping windows: an offline job, it cannot serve a live stream) and as a
+**streaming wrapper** (what a live service built on `annotate` does: every 15 s of data, each
+station's newest 30 s window, all stations in one call, so exactly the service's number of
+forward passes; the slices are cut before the clock starts). Both get as many torch threads as
+the machine has cores (plus a one-core row for whole traces), and SeisBench's own PhaseNet
+(random weights) is shown for reference. ObsPy runs `recursive_sta_lta` + `trigger_onset` once
+over each whole trace. The batch-size sweep runs on CUDA when a GPU is present (the service's
+`inference.device = "auto"` uses it too). The machine is shared: compare ratios within one run.
+
+Reading the table (every figure is in the rows below):
+* The throughput floor compares streaming with streaming: the service against SeisBench's
+  streaming wrapper on the same network. Against whole-trace `annotate` (offline) the ratio is
+  lower: given a finished trace, SeisBench stacks big batches for torch's intra-op threads.
+* One process decodes and cuts windows on its event loop under the GIL, about one core's
+  worth ("where the time goes": decode + windows against the inference batches); scaled out to
+  one process per core, ingestion runs in parallel too. Capacity and the floors use the faster
+  of the two deployments, and each row says which.
+* The picker's forward pass is most of the CPU; inside the pipeline a window costs more than
+  the bare forward pass at the same batch size (the cores are shared with ingestion). Row
+  "picker forward alone" shows what two torch threads give on one batch on this machine.
 * Latency mode (stride 1 s) needs one forward pass per station per second: its capacity is the
-  forward rate at small batches. Past it, windows that waited longer than `max_lag_s` in the
-  inference queue are shed (counted, one health-alert episode). When decoding and window cutting
-  on the event loop are the bottleneck instead (the overload row when it sheds nothing), the
-  backlog builds up before the queue, as source lag, which this policy does not see yet: shedding
-  by data latency (wall clock minus the newest sample's time) on live feeds is the next step.
-* Throughput: SeisBench `annotate` gains more from two torch threads on one big batch than the
-  service gains from two single-threaded workers plus decoding, so on a quiet machine the ratio
-  stays below 1.
+  forward rate at small batches. Past it, windows whose newest record arrived more than
+  `max_lag_s` earlier are shed (counted, one health-alert episode), whether they waited in the
+  inference queue or in front of the service (the overload row).
 * STA/LTA streams its filter and STA/LTA state (only new samples are computed), but at a 1 s
   stride its cost is per-window Python overhead, not arithmetic; ObsPy's row is one C call over
   a whole trace, which a live stream cannot do.
