@@ -230,7 +230,7 @@ def markdown(report: dict[str, Any]) -> str:
     raw, false = q["per_observatory_day"], q["false_per_observatory_day"]
     lines = [f"Quiet background: {q['observatory_days']} observatory-days of 1 s data "
              "(2014-04-07/08, no catalogued SSC), alerts per observatory-day. Every alert is "
-             "checked against the data (rules in `training/evaluate/geomag.py:evidence`); a "
+             "checked against the data (rules in `training/evaluate/geomag_evidence.py`); a "
              "false alarm is one that no rule explains. Floor: 1 per observatory-week = 0.143 "
              "per observatory-day.", "",
              f"| alert | raw, all | false, all | false, mid/low | false, auroral "
