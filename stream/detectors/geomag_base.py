@@ -1,5 +1,6 @@
 """Geomagnetic detector profiles: observatory latitude classes, per-class thresholds and their
-overrides, and what the dB/dt, SSC and artefact detectors share (see :mod:`stream.detectors.geomag`)."""
+overrides, and what the dB/dt, SSC and artefact detectors share (see
+:mod:`stream.detectors.geomag`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Artefacts against the smoothness of the band-limited field (``stream.detectors.geomag_artefacts``):
-at an auroral observatory a few-nT spike, step or F offset is found even on a steep substorm
-variation, while the variation alone, with its slope reversals, raises nothing."""
+"""Artefacts against the smoothness of the band-limited field
+(``stream.detectors.geomag_artefacts``): at an auroral observatory a few-nT spike, step or F
+offset is found even on a steep substorm variation, while the variation alone, with its slope
+reversals, raises nothing."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def substorm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t = np.arange(len(h), dtype=np.float64)
     on = (t >= T0) & (t < T1)
     bay = np.where(on, 200 * np.sin(2 * np.pi * (t - T0) / 420) ** 2, 0.0)
-    pulses = np.where(on, 5 * np.sin(2 * np.pi * (t - T0) / 40) * np.sin(np.pi * (t - T0) / (T1 - T0)), 0)
+    envelope = np.sin(np.pi * (t - T0) / (T1 - T0))
+    pulses = np.where(on, 5 * np.sin(2 * np.pi * (t - T0) / 40) * envelope, 0.0)
     h, z = h - bay + pulses, z + 0.5 * bay
     return h, d, z, np.hypot(h, z) + 1.5
 
