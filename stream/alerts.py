@@ -16,7 +16,7 @@ import hashlib
 from stream.buffer.windows import ChannelEvent
 from stream.records import NS_PER_S, Alert, ModelRef
 
-HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component"}
+HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low"}
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
 

@@ -21,6 +21,10 @@ from stream.records import NS_PER_S, Record, Window, seconds_to_samples
 
 #: SEED orientation codes mapped onto the component letters detectors ask for.
 COMPONENT_ALIASES = {"1": "N", "2": "E"}
+#: Most a channel is upsampled to a detector's rate (20 Hz broadband into a 100 Hz model); a
+#: slower channel (one-minute data into a 1 Hz model) is refused: the model would see
+#: interpolation, not data.
+MAX_UPSAMPLE = 5.0
 
 
 def component_of(channel: str) -> str:
@@ -112,7 +116,7 @@ class Windower:
         #: never hold less than a few windows, whatever max_buffer_s says
         self.max_hold_s = max(policy.max_buffer_s, 4 * max(s.window_s + s.stride_s for s in specs))
         self.instruments: dict[str, Instrument] = {}
-        self._missing_reported: set[tuple[str, str]] = set()
+        self._missing_reported: set[tuple[str, ...]] = set()
 
     def accepts(self, rec: Record) -> bool:
         """Whether any detector uses this channel (others are counted as ``unknown_channel``)."""
@@ -189,6 +193,16 @@ class Windower:
         present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
         if not present:
             return []
+        slowest_hz = min(b.rate_hz for _, b in present)
+        if spec.rate_hz and slowest_hz * MAX_UPSAMPLE < spec.rate_hz:
+            key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
+            if key + ("rate",) not in self._missing_reported:
+                self._missing_reported.add(key + ("rate",))  # once per instrument and detector
+                events.append(ChannelEvent(key[0] + "?", BufferEvent(
+                    "rate_too_low", present[0][1].start_ns, detail=(
+                        f"{spec.detector}: needs {spec.rate_hz:g} Hz, channel has "
+                        f"{slowest_hz:g} Hz (more than {MAX_UPSAMPLE:g}x upsampling refused)"))))
+            return []
         if len(present) < len(spec.components):
             lacking = "".join(c for c in spec.components if c not in inst.buffers)
             key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
@@ -251,5 +265,6 @@ class Windower:
         native = samples[i0:i0 + n_native]
         if len(native) < n_native - 1:
             return None
-        resampled = resample_poly(native, ratio.numerator, ratio.denominator)
+        offset = float(native.mean())  # resample_poly pads with zeros: no step at the edges
+        resampled = resample_poly(native - offset, ratio.numerator, ratio.denominator) + offset
         return resampled[:n_out] if len(resampled) >= n_out else None

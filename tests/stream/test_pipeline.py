@@ -128,3 +128,26 @@ async def test_prometheus_endpoint_exports_the_counters(demo_payloads: list[byte
                  "geosentry_alert_latency_seconds_bucket", "geosentry_queue_depth"):
         assert name in body
     assert f'geosentry_records_in_total{{source="memory"}} {float(len(demo_payloads))}' in body
+
+
+async def test_a_model_faster_than_the_channel_is_refused_with_a_health_alert() -> None:
+    """The 1 Hz geomagnetic autoencoder on one-minute data: no windows (it would see 60x
+    interpolation), one ``rate_too_low`` health alert, counted, the rest keeps running."""
+    from stream.testing import synthetic_trace
+
+    st = obspy.Stream()
+    for i, comp in enumerate("HEZ"):
+        tr = synthetic_trace(f"NT.BOU.R0.UF{comp}", 12 * 3600.0, rate_hz=1 / 60, seed=i)
+        tr.data = tr.data + 20_000
+        st += tr
+    cfg = load_config_dict({"detectors": [{"name": "ae", "type": "model",
+                                           "path": "builtin:anomaly-geomag"}]})
+    sink = MemorySink()
+    pipeline = Pipeline(cfg, [MemorySource(_interleaved(st))], [sink], build_detectors(cfg))
+    await pipeline.run()
+    health = [a for a in sink.alerts if a.kind == "health"]
+    assert [a.details["event"] for a in health] == ["rate_too_low"]
+    assert "needs 1 Hz" in health[0].details["detail"] and health[0].station == "BOU"
+    assert not [a for a in sink.alerts if a.kind != "health"]
+    assert pipeline.metrics.value("geosentry_windows_total", detector="ae") in (0, None)
+    assert pipeline.metrics.value("geosentry_records_rejected_total", reason="rate_too_low") == 1

@@ -205,3 +205,27 @@ def test_fast_paths_cut_the_same_windows_as_the_full_check(monkeypatch) -> None:
     fast, full = cut(False), cut(True)
     assert len(fast[0]) > 100 and {"reset_gap", "duplicate", "reordered"} <= set(fast[1]), fast[1]
     assert fast == full
+
+
+def test_far_slower_channel_is_refused_not_upsampled() -> None:
+    """One-minute samples into a 1 Hz model would be 60x interpolation: no windows, one
+    ``rate_too_low`` event naming both rates. 20 Hz into 100 Hz (5x) is still resampled."""
+    recs = _records("NT.BOU.R0.UFH", 6 * 3600.0, rate=1 / 60)
+    windows, events = _run(_windower(comps=("H",), window_s=600.0, stride_s=300.0, rate=1.0), recs)
+    assert windows == [] and events.count("rate_too_low") == 1
+    w = _windower(comps=("H",), window_s=600.0, stride_s=300.0, rate=1.0)
+    _, evs = w.push(recs[0])
+    for r in recs[1:]:
+        evs += w.push(r)[1]
+    assert "needs 1 Hz, channel has 0.0166667 Hz" in evs[0].event.detail
+    ok, events = _run(_windower(rate=100.0), _records("XX.A..BHZ", 60, rate=20.0))
+    assert ok and "rate_too_low" not in events and ok[0].data.shape == (1, 1000)
+
+
+def test_resampling_keeps_the_level_at_the_window_edges() -> None:
+    """A channel far from zero (a magnetometer at 47 000 nT) resampled to the model's rate stays
+    at its level to the last sample: no zero-padding step at the window's edges."""
+    recs = [Record(r.network, r.station, r.location, r.channel, r.start_ns, r.sampling_rate_hz,
+                   r.data + 47_000.0, r.arrival_ns) for r in _records("XX.A..HHZ", 60, rate=200.0)]
+    windows, _ = _run(_windower(rate=100.0), recs)
+    assert windows and all(abs(w.data[0, [0, -1]] - 47_000.0).max() < 2_000 for w in windows)
