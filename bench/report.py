@@ -291,10 +291,11 @@ Reading the table (every figure is in the rows below):
 * The throughput floor compares streaming with streaming: the service against SeisBench's
   streaming wrapper on the same network. Against whole-trace `annotate` (offline) the ratio is
   lower: given a finished trace, SeisBench stacks big batches for torch's intra-op threads.
-* One process decodes and cuts windows on its event loop under the GIL, about one core's
-  worth ("where the time goes": decode + windows against the inference batches); scaled out to
-  one process per core, ingestion runs in parallel too. Capacity and the floors use the faster
-  of the two deployments, and each row says which.
+* One process decodes and cuts windows on its event loop under the GIL ("where the time goes":
+  decode + windows against the inference batches) while its inference workers run beside it.
+  Scaled out to one process per core, ingestion runs in parallel too, but each process holds
+  its own models and fills smaller batches: which deployment is faster depends on the detectors
+  (the "scaled out" rows). Capacity and the floors use the faster one, and say which.
 * The picker's forward pass is most of the CPU; inside the pipeline a window costs more than
   the bare forward pass at the same batch size (the cores are shared with ingestion). Row
   "picker forward alone" shows what two torch threads give on one batch on this machine.
