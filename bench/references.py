@@ -41,6 +41,41 @@ def seisbench_streaming(model: Any, st: Any, repeats: int) -> dict[str, Any]:
             "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
 
 
+def paired_ratios(plan: Plan, same: Any, st: Any, pairs: int = 5) -> dict[str, Any]:
+    """The service (defaults, one process, picker throughput case) and SeisBench on the same
+    network run back to back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
+    what the shared machine gives then hits both sides of each ratio alike; the floor uses the
+    median of these ratios."""
+    import torch
+
+    from bench.common import service_workers
+    from bench.data import build_load
+    from bench.harness import config, run_case
+    from stream.detectors.factory import build_detectors
+
+    n, seconds = plan.tp_picker
+    load = build_load(n, seconds)
+    cfg = config("picker")
+    dets = build_detectors(cfg)
+    rows: dict[str, list[float]] = {"service": [], "streaming": [], "whole": []}
+    for _ in range(pairs):
+        for d in dets:
+            d._state.clear()  # type: ignore[attr-defined]
+        torch.set_num_threads(max(1, cores() // service_workers()))  # as the service sets it
+        rows["service"].append(n * seconds / run_case(load, cfg, detectors=dets).wall_s)
+        torch.set_num_threads(cores())
+        rows["streaming"].append(seisbench_streaming(same, st, 1)["station_seconds_per_s"]["median"])
+        t0 = time.perf_counter()
+        same.annotate(st, overlap=1500, batch_size=64)
+        rows["whole"].append(n * seconds / (time.perf_counter() - t0))
+    torch.set_num_threads(1)
+    return {"pairs": pairs, **{k: stats(v, "station-s/s", 0) for k, v in rows.items()},
+            "ratio_vs_streaming": stats([a / b for a, b in zip(rows["service"], rows["streaming"])],
+                                        "x", 2),
+            "ratio_vs_whole_trace": stats([a / b for a, b in zip(rows["service"], rows["whole"])],
+                                          "x", 2)}
+
+
 def bench_references(plan: Plan) -> dict[str, Any]:
     """SeisBench annotate (our network inside SeisBench's PhaseNet wrapper, and SeisBench's own
     PhaseNet with random weights) and ObsPy recursive_sta_lta + trigger_onset, same data."""
@@ -85,6 +120,7 @@ def bench_references(plan: Plan) -> dict[str, Any]:
         torch.set_num_threads(cores())
         out["seisbench_streaming_same_net"] = {
             **seisbench_streaming(same, st, plan.repeats), "torch_threads": cores()}
+        out["paired"] = paired_ratios(plan, same, st, pairs=plan.repeats + 2)
         torch.set_num_threads(1)
     from obspy.signal.trigger import recursive_sta_lta, trigger_onset
 

@@ -49,6 +49,14 @@ def markdown(res: dict[str, Any]) -> str:
         rows.append(("picker throughput, one core (1 worker, 1 thread) (station-s/s)",
                      _fmt(one["station_seconds_per_s"]),
                      *vs(one, sb1, "SeisBench annotate, same network, 1 thread")))
+    pr = ref.get("paired")
+    if pr:
+        rows.append((f"picker throughput and SeisBench (same network) run back to back, "
+                     f"{pr['pairs']} pairs: the ratio of each pair (station-s/s)",
+                     f"service {_fmt(pr['service'])}",
+                     f"streaming wrapper {_fmt(pr['streaming'])} · whole traces "
+                     f"{_fmt(pr['whole'])}",
+                     f"{_fmt(pr['ratio_vs_streaming'], 2)}× · {_fmt(pr['ratio_vs_whole_trace'], 2)}×"))
     so = tp.get("picker_scaleout")
     if so:
         rows.append((f"picker throughput scaled out: {so['processes']} processes × 1 worker "
@@ -79,8 +87,10 @@ def markdown(res: dict[str, Any]) -> str:
     rows.append((f"real-time capacity, picker (stride 15 s) + anomaly scorer (stations; "
                  f"{cap.get('deployment', '1 process')}, the faster deployment)",
                  f"≈ {cap['estimate_stations']:,} (estimate)" if cap["estimate_stations"] else "n/a",
-                 (f"paced check at {chk['stations']:,}: {'kept up' if chk['kept_up'] else 'fell behind'}"
-                  f" (source lag p99 {chk['source_lag_p99_s']} s, drain {chk['drain_after_last_record_s']} s)")
+                 "; ".join(f"paced check at {c['stations']:,}: "
+                           f"{'kept up' if c['kept_up'] else 'fell behind'} (source lag p99 "
+                           f"{c['source_lag_p99_s']} s, drain {c['drain_after_last_record_s']} s)"
+                           for c in cap.get("checks") or [chk])
                  if chk else "paced check: full mode only", "floor 5,000"))
     for n, lat in res["latency"].items():
         up = lat["kept_up"]
@@ -145,8 +155,8 @@ def markdown(res: dict[str, Any]) -> str:
                  f"2 threads {_fmt(fw['threads_2'])}", f"{ratio(fw['threads_1'], fw['threads_2'])}×"))
     fl = res.get("floors", {})
     names = {"throughput_vs_seisbench_streaming_ge_1.2":
-             "streaming throughput (faster deployment) ≥ 1.2× SeisBench annotate streaming "
-             "(same network)",
+             "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network; median "
+             "of the back-to-back pairs when measured)",
              "throughput_vs_seisbench_whole_trace_ge_1.2":
              "also ≥ 1.2× whole-trace (offline) annotate",
              "realtime_stations_ge_5000": "≥ 5,000 stations in real time",
@@ -233,12 +243,16 @@ def floors(res: dict[str, Any]) -> dict[str, Any]:
     sbs = ref.get("seisbench_streaming_same_net")
     r = ratio(ours, sb["station_seconds_per_s"]) if sb else None
     rs = ratio(ours, sbs["station_seconds_per_s"]) if sbs else None
+    pr = ref.get("paired")
+    if pr:  # back-to-back pairs (one process, service defaults): the machine's drift cancels
+        rs = pr["ratio_vs_streaming"]["median"]
+        r = pr["ratio_vs_whole_trace"]["median"]
     lat = res["latency"].get("500")
     rss1000 = res["rss"]["by_stations"].get("1000")
     cap = res["capacity"]
     check = cap.get("check")
     realtime = (cap["estimate_stations"] or 0) >= 5000 and (check is None or (
-        check["kept_up"] and check["stations"] >= 5000))
+        check["kept_up"] and check["stations"] >= 5000))  # the last check is the first kept up
     latency_ok = None if lat is None else ((lat["p99_ms"]["median"] or 1e9) <= 100
                                            and all(lat["kept_up"]))
     return {
@@ -288,9 +302,11 @@ over each whole trace. The batch-size sweep runs on CUDA when a GPU is present (
 `inference.device = "auto"` uses it too). The machine is shared: compare ratios within one run.
 
 Reading the table (every figure is in the rows below):
-* The throughput floor compares streaming with streaming: the service against SeisBench's
-  streaming wrapper on the same network. Against whole-trace `annotate` (offline) the ratio is
-  lower: given a finished trace, SeisBench stacks big batches for torch's intra-op threads.
+* The throughput floor compares streaming with streaming: the service (defaults, one process)
+  against SeisBench's streaming wrapper on the same network, run back to back in pairs so that
+  the shared machine's drift hits both sides of each ratio (row "run back to back"; separate
+  runs minutes apart drift by up to ~30 %). Against whole-trace `annotate` (offline) the ratio
+  is lower: given a finished trace, SeisBench stacks big batches for torch's intra-op threads.
 * One process decodes and cuts windows on its event loop under the GIL ("where the time goes":
   decode + windows against the inference batches) while its inference workers run beside it.
   Scaled out to one process per core, ingestion runs in parallel too, but each process holds
