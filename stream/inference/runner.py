@@ -11,9 +11,10 @@ at a time in their own thread.
 Overload (``shed_after_s`` set): a window that waited longer than that for inference is *shed*,
 oldest first (with ``max_data_latency_s`` also one whose newest sample is older than that on the
 wall clock: on a live feed that is a backlog building up before the queue, in decoding or in the
-network, which the wait in the queue cannot see): it is not run, it is counted in ``geosentry_windows_shed_total``, and the first
-shed window and, once no window has gone stale for ``shed_after_s`` (hysteresis), the next
-on-time window each produce a ``health`` alert (``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
+network, which the wait in the queue cannot see): it is not run, it is counted in
+``geosentry_windows_shed_total``, and the first shed window and, once no window has gone stale
+for ``shed_after_s`` (hysteresis), the next on-time window each produce a ``health`` alert
+(``overload_started`` / ``overload_stopped``). Shedding keeps latency bounded when input exceeds
 capacity; without it (replays) the queue bound throttles the source instead and nothing is shed.
 """
 
