@@ -89,19 +89,6 @@ class Instrument:
     buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
     cursors: dict[str, _Cursor] = field(default_factory=dict)
-    #: per detector, when its next window ends and the buffers it needs (None: unknown), valid
-    #: while the buffers keep these epochs
-    waits: list[tuple[int, tuple[ChannelBuffer, ...]]] | None = None
-    due_epochs: dict[str, int] = field(default_factory=dict)
-
-    def waiting(self) -> bool:
-        """True when no detector can cut a window: each still lacks data in some buffer."""
-        if self.waits is None:
-            return False
-        for due_ns, buffers in self.waits:
-            if all(b.end_ns >= due_ns for b in buffers):
-                return False
-        return True
 
 
 class Windower:
@@ -116,7 +103,8 @@ class Windower:
         #: never hold less than a few windows, whatever max_buffer_s says
         self.max_hold_s = max(policy.max_buffer_s, 4 * max(s.window_s + s.stride_s for s in specs))
         self.instruments: dict[str, Instrument] = {}
-        self._missing_reported: set[tuple[str, ...]] = set()
+        self._missing_reported: set[tuple[str, str]] = set()  # (instrument, detector)
+        self._rate_reported: set[tuple[str, str]] = set()
 
     def accepts(self, rec: Record) -> bool:
         """Whether any detector uses this channel (others are counted as ``unknown_channel``)."""
@@ -136,7 +124,7 @@ class Windower:
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
         events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
-        if not events and inst.due_epochs.get(comp) == buf.epoch and inst.waiting():
+        if not events and all(self._waiting(inst, spec) for spec in self.specs):
             return [], events  # fast path: no detector has a complete window yet
         return self._cut(inst, events), events
 
@@ -174,19 +162,19 @@ class Windower:
         if trim_to:
             for comp, buf in inst.buffers.items():
                 buf.trim_before(min(trim_to))
-        cursors = [inst.cursors.get(spec.detector) for spec in self.specs]
-        inst.waits = [(c.start_ns + c.window_ns, tuple(inst.buffers[x] for x in c.components))
-                      for c in cursors if c is not None and c.start_ns is not None]
-        if len(inst.waits) < len(self.specs):
-            inst.waits = None  # a detector has not started: take the full path
-        inst.due_epochs = {comp: buf.epoch for comp, buf in inst.buffers.items()}
         return out
+
+    @staticmethod
+    def _waiting(inst: Instrument, spec: WindowSpec) -> bool:
+        """True when ``spec`` cannot cut a window yet and nothing changed that would move its
+        cursor: same buffers and epochs (``_Cursor.waiting``), no new component."""
+        cursor = inst.cursors.get(spec.detector)
+        return (cursor is not None and cursor.waiting(inst.buffers)
+                and len(cursor.components) == sum(c in inst.buffers for c in spec.components))
 
     def _cut_spec(self, inst: Instrument, spec: WindowSpec,
                   events: list[ChannelEvent]) -> list[Window]:
-        known = inst.cursors.get(spec.detector)
-        if (known is not None and known.waiting(inst.buffers)
-                and len(known.components) == sum(c in inst.buffers for c in spec.components)):
+        if self._waiting(inst, spec):
             return []
         if any(c in inst.buffers and not inst.buffers[c].n_samples for c in spec.components):
             return []  # a known component has no data right now (after a reset): wait for it
@@ -196,8 +184,8 @@ class Windower:
         slowest_hz = min(b.rate_hz for _, b in present)
         if spec.rate_hz and slowest_hz * MAX_UPSAMPLE < spec.rate_hz:
             key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
-            if key + ("rate",) not in self._missing_reported:
-                self._missing_reported.add(key + ("rate",))  # once per instrument and detector
+            if key not in self._rate_reported:
+                self._rate_reported.add(key)  # once per instrument and detector
                 events.append(ChannelEvent(key[0] + "?", BufferEvent(
                     "rate_too_low", present[0][1].start_ns, detail=(
                         f"{spec.detector}: needs {spec.rate_hz:g} Hz, channel has "

@@ -197,8 +197,7 @@ def test_fast_paths_cut_the_same_windows_as_the_full_check(monkeypatch) -> None:
     def cut(full: bool):  # type: ignore[no-untyped-def]
         with monkeypatch.context() as m:
             if full:
-                m.setattr(wmod.Instrument, "waiting", lambda self: False)
-                m.setattr(wmod._Cursor, "waiting", lambda self, buffers: False)
+                m.setattr(wmod.Windower, "_waiting", staticmethod(lambda inst, spec: False))
             ws, ev = _run(Windower(specs, policy), feed)
         return [(w.detector, w.start_ns, w.channels, w.first, w.data.tobytes()) for w in ws], ev
 
