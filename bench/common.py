@@ -70,6 +70,13 @@ PLANS = {
 PREFILL_S = 29.0  # latency/capacity runs: data before the first window (30 s) at once, then paced
 
 
+def kept_up_in_real_time(lag_p99_s: float | None, drain_s: float, cut_short: bool) -> bool:
+    """Capacity runs (throughput mode): the source never fell behind (lag p99 < 1 s), the last
+    window's inference ended within one stride (15 s) of the last record, and feeding was not
+    cut short."""
+    return lag_p99_s is not None and lag_p99_s < 1.0 and drain_s < 15.0 and not cut_short
+
+
 def stats(values: list[float], unit: str, digits: int = 1) -> dict[str, Any]:
     vals = [float(v) for v in values if v is not None and np.isfinite(v)]
     if not vals:

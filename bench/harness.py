@@ -113,6 +113,16 @@ class CaseResult:
     health_events: list[str] = field(default_factory=list)  # service-wide health alerts
 
 
+def fresh_state(detectors: list[Any]) -> None:
+    """Forget per-station detector state between repeats (models stay loaded: loading is not
+    what the benchmark measures)."""
+    for d in detectors:
+        if hasattr(d, "_state"):
+            d._state.clear()
+        if hasattr(d, "reset"):
+            d.reset()
+
+
 def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
              sink: Any = None, detectors: list[Any] | None = None) -> CaseResult:
     """Run ``load`` through a fresh Pipeline; fed as fast as possible, or paced."""

@@ -61,7 +61,7 @@ def _create_topic(bootstrap: str, topic: str) -> None:
 def _latency(n: int, paced_s: float, repeats: int, speed: float,
              kafka: str | None = None) -> dict[str, Any]:
     from bench.data import build_load
-    from bench.harness import config, run_case
+    from bench.harness import config, fresh_state, run_case
     from stream.detectors.factory import build_detectors
 
     load = build_load(n, PREFILL_S + paced_s)
@@ -90,8 +90,7 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
     if kafka:
         _create_topic(kafka, topic)
     for _ in range(repeats):
-        for d in dets:
-            d._state.clear()
+        fresh_state(dets)
         sink = None
         if kafka:
             from stream.sinks.kafka import KafkaSink

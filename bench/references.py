@@ -50,7 +50,7 @@ def paired_ratios(plan: Plan, same: Any, st: Any, pairs: int = 5) -> dict[str, A
 
     from bench.common import service_workers
     from bench.data import build_load
-    from bench.harness import config, run_case
+    from bench.harness import config, fresh_state, run_case
     from stream.detectors.factory import build_detectors
 
     n, seconds = plan.tp_picker
@@ -59,8 +59,7 @@ def paired_ratios(plan: Plan, same: Any, st: Any, pairs: int = 5) -> dict[str, A
     dets = build_detectors(cfg)
     rows: dict[str, list[float]] = {"service": [], "streaming": [], "whole": []}
     for _ in range(pairs):
-        for d in dets:
-            d._state.clear()  # type: ignore[attr-defined]
+        fresh_state(dets)
         torch.set_num_threads(max(1, cores() // service_workers()))  # as the service sets it
         rows["service"].append(n * seconds / run_case(load, cfg, detectors=dets).wall_s)
         torch.set_num_threads(cores())

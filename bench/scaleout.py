@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import PREFILL_S, stats
+from bench.common import PREFILL_S, kept_up_in_real_time, stats
 
 
 def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
@@ -24,7 +24,7 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
     import logging
 
     from bench.data import build_load
-    from bench.harness import config, run_case
+    from bench.harness import config, fresh_state, run_case
     from stream.detectors.factory import build_detectors
 
     logging.getLogger("stream").setLevel(logging.ERROR)
@@ -32,8 +32,7 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
     cfg = config(detector, workers=1, threads=1)
     dets = build_detectors(cfg)
     for rep in range(repeats):
-        for d in dets:
-            d._state.clear()  # type: ignore[attr-defined]
+        fresh_state(dets)
         barrier.wait()
         t0 = time.time()
         r = run_case(load, cfg, detectors=dets, paced=paced)
@@ -77,13 +76,12 @@ def throughput(detector: str, n: int, seconds: float, repeats: int,
 
 
 def paced_check(detector: str, n: int, paced_s: float, processes: int) -> dict[str, Any]:
-    """Real time, ``processes`` side by side: kept up when no process's source falls behind
-    (lag p99 < 1 s) and each drains within a stride (15 s) of its last record."""
+    """Real time, ``processes`` side by side: kept up when every process kept up
+    (``kept_up_in_real_time``)."""
     ms = run_members(detector, n, PREFILL_S + paced_s, 1, processes,
                      paced={"speed": 1.0, "prefill_s": PREFILL_S, "deadline_s": paced_s + 15.0})[0]
     lags = [m["lag_p99_s"] for m in ms if m["lag_p99_s"] is not None]
-    kept = (len(lags) == len(ms) and max(lags) < 1.0 and max(m["drain_s"] for m in ms) < 15.0
-            and not any(m["cut_short"] for m in ms))
+    kept = all(kept_up_in_real_time(m["lag_p99_s"], m["drain_s"], m["cut_short"]) for m in ms)
     return {"stations": n, "paced_s": paced_s, "processes": processes,
             "source_lag_p99_s": round(max(lags), 3) if lags else None,
             "drain_after_last_record_s": round(max(m["drain_s"] for m in ms), 2),

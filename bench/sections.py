@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import PREFILL_S, ROOT, Plan, cores, log, ratio, service_workers, stats
+from bench.common import (PREFILL_S, ROOT, Plan, cores, kept_up_in_real_time, log, ratio,
+                          service_workers, stats)
 
 def bench_forward(plan: Plan) -> dict[str, Any]:
     """The picker's forward pass alone, B = 64: the compute floor under everything else."""
@@ -75,7 +76,7 @@ def bench_decode(plan: Plan) -> dict[str, Any]:
 def _throughput(detector: str, n: int, seconds: float, repeats: int,
                 **inference: Any) -> dict[str, Any]:
     from bench.data import build_load
-    from bench.harness import config, run_case
+    from bench.harness import config, fresh_state, run_case
     from stream.detectors.factory import build_detectors
 
     load = build_load(n, seconds)
@@ -83,12 +84,7 @@ def _throughput(detector: str, n: int, seconds: float, repeats: int,
     dets = build_detectors(cfg)
     runs = []
     for _ in range(repeats):
-        # fresh detector state each repeat, model loaded once (loading is not throughput)
-        for d in dets:
-            if hasattr(d, "_state"):
-                d._state.clear()
-            if hasattr(d, "reset"):
-                d.reset()
+        fresh_state(dets)
         runs.append(run_case(load, cfg, detectors=dets))
     st_s = n * seconds
     return {
@@ -169,15 +165,13 @@ def _paced_capacity(n: int, paced_s: float, procs: int) -> dict[str, Any]:
     r = run_case(load, config("picker+anomaly"),
                  paced={"speed": 1.0, "prefill_s": PREFILL_S, "deadline_s": paced_s + 15.0})
     lag = r.source_lag_s
-    # kept up: the source never falls behind by a growing amount, and the last window's
-    # inference ends within one stride (15 s) of the last record
-    kept = (bool(lag) and float(np.percentile(lag, 99)) < 1.0 and r.drain_s < 15.0
-            and not r.cut_short)
+    lag_p99 = float(np.percentile(lag, 99)) if lag else None
     return {"stations": n, "paced_s": paced_s, "processes": 1,
-            "source_lag_p99_s": round(float(np.percentile(lag, 99)), 3) if lag else None,
+            "source_lag_p99_s": round(lag_p99, 3) if lag_p99 is not None else None,
             "source_lag_last_s": round(lag[-1], 3) if lag else None,
             "drain_after_last_record_s": round(r.drain_s, 2),
-            "windows": r.windows, "feeding_cut_short": r.cut_short, "kept_up": kept}
+            "windows": r.windows, "feeding_cut_short": r.cut_short,
+            "kept_up": kept_up_in_real_time(lag_p99, r.drain_s, r.cut_short)}
 
 
 def rss_child(n: int, seconds: float) -> dict[str, Any]:
@@ -270,7 +264,7 @@ def bench_stages(plan: Plan) -> dict[str, Any]:
     batches (forward pass + normalisation, summed over batches), against the whole run's wall
     and CPU time."""
     from bench.data import build_load
-    from bench.harness import config, run_case
+    from bench.harness import config, fresh_state, run_case
     from stream.buffer.windows import Windower
     from stream.decode.mseed import decode_payload
     from stream.detectors.factory import build_detectors
@@ -294,8 +288,7 @@ def bench_stages(plan: Plan) -> dict[str, Any]:
                 windower.push(rec)
         windower.flush()
         rows["decode_windows"].append((time.process_time() - t0) * per_hour)
-        for d in dets:
-            d._state.clear()  # type: ignore[attr-defined]
+        fresh_state(dets)
         r = run_case(load, cfg, detectors=dets)
         rows["inference"].append(r.inference_s * per_hour)
         rows["pipeline_wall"].append(r.wall_s * per_hour)
