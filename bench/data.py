@@ -95,8 +95,23 @@ def _encoded(seconds: float) -> list[list[tuple[float, bytes, int]]]:
     return out
 
 
+STATION_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def station_code(i: int) -> str:
-    return f"B{i:04d}"
+    """``B`` + four base-36 digits (``B0000`` ... ``BZZZZ``): a SEED station code has at most 5
+    characters, so decimal numbering would overflow the header field at 10,000 stations.
+
+    >>> station_code(0), station_code(35), station_code(10_000)
+    ('B0000', 'B000Z', 'B07PS')
+    """
+    if not 0 <= i < 36 ** 4:
+        raise ValueError(f"station number {i} outside 0..{36 ** 4 - 1}")
+    digits = ""
+    for _ in range(4):
+        i, d = divmod(i, 36)
+        digits = STATION_DIGITS[d] + digits
+    return "B" + digits
 
 
 def station_offset_s(i: int) -> float:
