@@ -33,6 +33,9 @@ def describe(name: str) -> str:
                 f"  output:     labels {c.get('labels')}, thresholds {c.get('thresholds')}",
                 f"  normalise:  {c.get('normalisation')}",
                 f"  domain:     {c.get('domain', 'seismic')}",
+                "  precisions: fp32" + "".join(
+                    f", {k} (validated: {v.get('command', '?')}; load tolerance {v.get('tolerance')})"
+                    for k, v in c.get("precisions", {}).items()),
             ]
             if c.get("training"):
                 lines.append(f"  training:   {c['training']}")

@@ -33,6 +33,7 @@ class BufferConfig:
 
 
 OVERLOAD_POLICIES = ("auto", "shed", "backpressure")
+PRECISION_SETTINGS = ("auto", "fp32", "bf16")  # inference.precision
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class InferenceConfig:
     overload: str = "auto"  # shed | backpressure | auto (shed unless a source is a replay)
     max_lag_s: float = 10.0  # shed windows that waited longer than this for inference
     max_data_latency_s: float = 0.0  # also shed windows whose newest sample is older (0: off)
+    precision: str = "auto"  # auto | fp32 | bf16 (stream/inference/precision.py)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ def _inference(raw: dict[str, Any]) -> InferenceConfig:
     if cfg.overload not in OVERLOAD_POLICIES:
         raise ConfigError("inference.overload", f"must be one of {OVERLOAD_POLICIES}, "
                           f"got {cfg.overload!r}")
+    if cfg.precision not in PRECISION_SETTINGS:
+        raise ConfigError("inference.precision", f"must be one of {PRECISION_SETTINGS}, "
+                          f"got {cfg.precision!r}")
     return cfg
 
 

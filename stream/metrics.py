@@ -65,6 +65,10 @@ class Metrics:
                                  ["stage"], registry=r)
         self.consumer_lag = Gauge("geosentry_consumer_lag", "Kafka consumer lag (records)",
                                   ["topic", "partition"], registry=r)
+        self.model_info = Gauge(
+            "geosentry_model_info", "1 per loaded model: its sha256, device and the numeric "
+            "precision chosen at load (inference.precision)",
+            ["detector", "model", "sha256", "device", "precision"], registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (0.0 when it was never touched)."""

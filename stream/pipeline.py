@@ -87,6 +87,10 @@ class Pipeline:
         shed = inf.overload == "shed" or (inf.overload == "auto"
                                           and all(is_live(s) for s in self.sources))
         for det in self.detectors:
+            if hasattr(det, "precision"):  # a loaded model: which file, where, at what precision
+                self.metrics.model_info.labels(
+                    detector=det.name, model=det.model.name, sha256=det.model.sha256[:12],
+                    device=str(getattr(det, "device", "cpu")), precision=det.precision).set(1)
             runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
                                  inf.max_pending_windows, workers=inference_workers(inf.workers),
                                  shed_after_s=inf.max_lag_s if shed else None,

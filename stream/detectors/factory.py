@@ -17,14 +17,14 @@ GEOMAG: dict[str, type[DbDtDetector] | type[SscDetector] | type[ArtefactDetector
     "dbdt": DbDtDetector, "ssc": SscDetector, "artefacts": ArtefactDetector}
 
 
-def build_detector(cfg: DetectorConfig, device: torch.device) -> Detector:
+def build_detector(cfg: DetectorConfig, device: torch.device, precision: str = "auto") -> Detector:
     if cfg.type == "stalta":
         return StaLtaDetector(cfg)
     if cfg.type in GEOMAG:
         return GEOMAG[cfg.type](cfg)
     from stream.inference.model import TorchScriptDetector
 
-    return TorchScriptDetector(cfg, resolve(cfg.path), device)
+    return TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
 
 
 def build_detectors(cfg: Config) -> list[Detector]:
@@ -37,4 +37,4 @@ def build_detectors(cfg: Config) -> list[Detector]:
     # workers run batches side by side, each on its own core: keep torch from oversubscribing
     threads = inf.threads or max(1, len(os.sched_getaffinity(0)) // inference_workers(inf.workers))
     torch.set_num_threads(threads)
-    return [build_detector(d, device) for d in cfg.detectors]
+    return [build_detector(d, device, inf.precision) for d in cfg.detectors]

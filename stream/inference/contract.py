@@ -25,6 +25,7 @@ CONTRACT_SCHEMA = "geosentry.model.v1"
 KINDS = ("picker", "detector", "anomaly", "generator")
 FORMATS = ("torchscript",)
 NORMALISATIONS = ("none", "std", "peak")
+PRECISIONS = ("bf16",)  # float32 is always valid; these need validation on held-out data
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class ModelContract:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # reduced precisions validated on held-out data (``geosentry evaluate precision``): name ->
+    # evidence, with ``tolerance`` (largest probe-batch output difference accepted at load)
+    precisions: dict[str, dict[str, Any]] = field(default_factory=dict)
     contract: str = CONTRACT_SCHEMA
 
     @property
@@ -108,6 +112,15 @@ class ModelContract:
         step = int(raw.get("output_step_samples", 1))
         if step < 1 or window % step:
             raise ContractError(f"output_step_samples: {step} must divide window_samples={window}")
+        precisions = dict(raw.get("precisions", {}))
+        for key, evidence in precisions.items():
+            if key not in PRECISIONS or not isinstance(evidence, dict):
+                raise ContractError(f"precisions: {key!r} must be one of {PRECISIONS}, "
+                                    "each with a table of its validation")
+            tol = evidence.get("tolerance")
+            if not isinstance(tol, (int, float)) or not 0 < tol < 1:
+                raise ContractError(f"precisions.{key}.tolerance: must be a number in (0, 1), "
+                                    f"got {tol!r}")
         sha = str(raw["sha256"])
         if len(sha) != 64:
             raise ContractError("sha256: must be 64 hex digits")
@@ -119,6 +132,7 @@ class ModelContract:
             output_step_samples=step, domain=str(raw.get("domain", "seismic")),
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
+            precisions=precisions,
         )
 
     @classmethod

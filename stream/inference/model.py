@@ -19,11 +19,13 @@ from stream.config import DetectorConfig
 from stream.detectors.base import owned_range
 from stream.errors import ContractError
 from stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from stream.inference.precision import PrecisionChoice, autocast, decide
 from stream.inference.scoring import score_anomaly, score_detector, score_picker
 from stream.records import Alert, ModelRef, Window
 
 log = logging.getLogger(__name__)
 RUNNABLE_KINDS = ("picker", "detector", "anomaly")
+PRECISION_PROBE_SAMPLES = 64_000  # per channel, in the batch that checks and times a precision
 
 
 def pick_device(requested: str) -> torch.device:
@@ -79,7 +81,8 @@ def load_contract(model_path: Path) -> ModelContract:
 class TorchScriptDetector:
     """A picker, event detector or anomaly scorer exported by ``geosentry export``."""
 
-    def __init__(self, cfg: DetectorConfig, model_path: Path, device: torch.device) -> None:
+    def __init__(self, cfg: DetectorConfig, model_path: Path, device: torch.device,
+                 precision: str = "auto") -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.contract = c = load_contract(model_path)
@@ -102,6 +105,23 @@ class TorchScriptDetector:
         g = torch.Generator().manual_seed(0)
         probe = torch.randn((4, len(c.components), c.window_samples), generator=g)
         self.module = freeze_checked(self.module, probe.to(device), c.name)
+        batch = max(4, min(64, PRECISION_PROBE_SAMPLES // c.window_samples))
+        probe = torch.randn((batch, len(c.components), c.window_samples), generator=g)
+        self.precision_choice: PrecisionChoice = decide(
+            self.module, probe.to(device), self._output_difference, precision, c.precisions,
+            c.name)
+        self.precision = self.precision_choice.precision
+        log.info("model %s on %s at %s: %s", c.name, device, self.precision,
+                 self.precision_choice.reason)
+
+    def _output_difference(self, x: torch.Tensor, ref: torch.Tensor, low: torch.Tensor) -> float:
+        """What a precision's tolerance bounds: the largest probability difference (picker,
+        detector) or relative anomaly-score difference (autoencoder) over a batch."""
+        if self.contract.kind == "anomaly":
+            s_ref = ((ref - x) ** 2).mean(dim=(1, 2))
+            s_low = ((low - x) ** 2).mean(dim=(1, 2))
+            return float(((s_low - s_ref).abs() / s_ref.clamp_min(1e-12)).max())
+        return float((low - ref).abs().max())
 
     def _probe(self) -> None:
         c = self.contract
@@ -131,8 +151,13 @@ class TorchScriptDetector:
 
     def infer(self, windows: list[Window]) -> np.ndarray:
         """Model outputs for a batch (thread-safe: several batches may run at once)."""
-        x = self.normalise(np.stack([w.data for w in windows]))
-        with torch.inference_mode():
+        return self.infer_array(np.stack([w.data for w in windows]))
+
+    def infer_array(self, raw: np.ndarray, precision: str | None = None) -> np.ndarray:
+        """Outputs for raw windows ``(B, C, N)`` as the service computes them: normalised, at
+        the chosen precision (or ``precision``), anomaly scores for an autoencoder."""
+        x = self.normalise(raw)
+        with torch.inference_mode(), autocast(self.device, precision or self.precision):
             out = self.module(torch.from_numpy(x).to(self.device))
         out_np = out.float().cpu().numpy()
         if self.contract.kind == "anomaly":
