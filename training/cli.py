@@ -13,6 +13,7 @@ program name; ``python -m training ...`` does the same.
                                                           (training.evaluate.compare)
     evaluate picker-kfold|detector-kfold [--folds K] [--epochs N] [--steps-per-epoch K] [--out DIR]
                                                           (training.evaluate.kfold)
+    evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
 """
 
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.evaluate.compare import main as compare_main
 
         return compare_main(argv[2:])
+    if argv[:2] == ["evaluate", "precision"]:  # shipped models at bfloat16 vs float32, held out
+        from training.evaluate.precision import main as precision_main
+
+        return precision_main(argv[2:])
     if argv[:2] == ["evaluate", "gan-augmentation"]:  # picker F1 with vs without GAN augmentation
         from training.evaluate.gan_augmentation import main as gan_aug_main
 
