@@ -77,6 +77,22 @@ def kept_up_in_real_time(lag_p99_s: float | None, drain_s: float, cut_short: boo
     return lag_p99_s is not None and lag_p99_s < 1.0 and drain_s < 15.0 and not cut_short
 
 
+def model_precisions() -> dict[str, dict[str, Any]]:
+    """What ``inference.precision = "auto"`` chooses for the benchmarked models here, and why."""
+    import torch
+
+    from stream.config import DetectorConfig
+    from stream.inference.model import TorchScriptDetector
+    from stream.models import resolve
+
+    out = {}
+    for name in ("picker", "anomaly"):
+        cfg = DetectorConfig(name=name, type="model", path=f"builtin:{name}")
+        det = TorchScriptDetector(cfg, resolve(cfg.path), torch.device("cpu"))
+        out[name] = {"precision": det.precision, "reason": det.precision_choice.reason}
+    return out
+
+
 def stats(values: list[float], unit: str, digits: int = 1) -> dict[str, Any]:
     vals = [float(v) for v in values if v is not None and np.isfinite(v)]
     if not vals:
@@ -111,9 +127,13 @@ def machine() -> dict[str, Any]:
         pass
     import torch
 
+    from stream.inference.precision import cpu_flags
+
+    flags = sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx"))
     return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
             "platform": platform.platform(), "torch": torch.__version__,
             "cores": cores(), "service_workers": service_workers(),
             "torch_threads_per_worker": max(1, cores() // service_workers()),
+            "cpu_bf16_flags": flags,
             "loadavg_start": list(os.getloadavg()),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

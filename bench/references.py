@@ -41,11 +41,14 @@ def seisbench_streaming(model: Any, st: Any, repeats: int) -> dict[str, Any]:
             "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
 
 
-def paired_ratios(plan: Plan, same: Any, st: Any, pairs: int = 5) -> dict[str, Any]:
+def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> dict[str, Any]:
     """The service (defaults, one process, picker throughput case) and SeisBench on the same
     network run back to back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
     what the shared machine gives then hits both sides of each ratio alike; the floor uses the
-    median of these ratios."""
+    median of these ratios. ``nets`` maps a precision (``fp32``, and ``bf16`` when the service
+    runs the picker at bfloat16 here) to SeisBench's wrapper computing at it: the service at
+    each precision is compared with SeisBench at the same one (like for like), and the
+    service's default with SeisBench's default (float32)."""
     import torch
 
     from bench.common import service_workers
@@ -55,24 +58,65 @@ def paired_ratios(plan: Plan, same: Any, st: Any, pairs: int = 5) -> dict[str, A
 
     n, seconds = plan.tp_picker
     load = build_load(n, seconds)
-    cfg = config("picker")
-    dets = build_detectors(cfg)
-    rows: dict[str, list[float]] = {"service": [], "streaming": [], "whole": []}
+    cfgs = {"default": config("picker")}
+    if "bf16" in nets:
+        cfgs["fp32"] = config("picker", precision="fp32")
+    dets = {k: build_detectors(c) for k, c in cfgs.items()}
+    default = next(d.precision for d in dets["default"])
+    rows: dict[str, list[float]] = {}
     for _ in range(pairs):
-        fresh_state(dets)
-        torch.set_num_threads(max(1, cores() // service_workers()))  # as the service sets it
-        rows["service"].append(n * seconds / run_case(load, cfg, detectors=dets).wall_s)
+        for key, cfg in cfgs.items():
+            fresh_state(dets[key])
+            torch.set_num_threads(max(1, cores() // service_workers()))  # as the service sets it
+            rows.setdefault(f"service_{key}", []).append(
+                n * seconds / run_case(load, cfg, detectors=dets[key]).wall_s)
         torch.set_num_threads(cores())
-        rows["streaming"].append(seisbench_streaming(same, st, 1)["station_seconds_per_s"]["median"])
-        t0 = time.perf_counter()
-        same.annotate(st, overlap=1500, batch_size=64)
-        rows["whole"].append(n * seconds / (time.perf_counter() - t0))
+        for precision, net in nets.items():
+            rows.setdefault(f"streaming_{precision}", []).append(
+                seisbench_streaming(net, st, 1)["station_seconds_per_s"]["median"])
+            t0 = time.perf_counter()
+            net.annotate(st, overlap=1500, batch_size=64)
+            rows.setdefault(f"whole_{precision}", []).append(n * seconds / (time.perf_counter() - t0))
     torch.set_num_threads(1)
-    return {"pairs": pairs, **{k: stats(v, "station-s/s", 0) for k, v in rows.items()},
-            "ratio_vs_streaming": stats([a / b for a, b in zip(rows["service"], rows["streaming"])],
-                                        "x", 2),
-            "ratio_vs_whole_trace": stats([a / b for a, b in zip(rows["service"], rows["whole"])],
-                                          "x", 2)}
+    service_at = {default: rows["service_default"], **({"fp32": rows["service_fp32"]}
+                                                       if "service_fp32" in rows else {})}
+
+    def ratios(a: list[float], b: list[float]) -> dict[str, Any]:
+        return stats([x / y for x, y in zip(a, b)], "x", 2)
+
+    out: dict[str, Any] = {"pairs": pairs, "service_precision": default,
+                           **{k: stats(v, "station-s/s", 0) for k, v in rows.items()},
+                           # the floor: the service's default against SeisBench at the same precision
+                           "ratio_vs_streaming": ratios(rows["service_default"],
+                                                        rows[f"streaming_{default}"]),
+                           "ratio_vs_whole_trace": ratios(rows["service_default"],
+                                                          rows[f"whole_{default}"]),
+                           "ratio_default_vs_seisbench_default_streaming": ratios(
+                               rows["service_default"], rows["streaming_fp32"]),
+                           "ratio_default_vs_seisbench_default_whole": ratios(
+                               rows["service_default"], rows["whole_fp32"])}
+    for precision, svc in service_at.items():
+        out[f"ratio_{precision}_vs_streaming"] = ratios(svc, rows[f"streaming_{precision}"])
+        out[f"ratio_{precision}_vs_whole_trace"] = ratios(svc, rows[f"whole_{precision}"])
+    return out
+
+
+def seisbench_wrapper(sbm: Any, module: Any, device: Any, precision: str) -> Any:
+    """SeisBench's PhaseNet wrapper (its ``annotate``: windows, batches, stacking) around our
+    exported network, computing at ``precision`` as the service would."""
+    import torch
+
+    from stream.inference.precision import autocast
+
+    def forward(x: Any, logits: bool = False) -> Any:
+        with autocast(device, precision):
+            return module(x).float()
+
+    net = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std")
+    net.forward = forward
+    net.eval()
+    torch.set_num_threads(cores())
+    return net
 
 
 def bench_references(plan: Plan) -> dict[str, Any]:
@@ -98,9 +142,10 @@ def bench_references(plan: Plan) -> dict[str, Any]:
         sbm = None
     if sbm is not None:
         ours = service_picker(torch.device("cpu"))  # frozen, exactly what the service runs
-        same = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std")
-        same.forward = lambda x, logits=False: ours(x)  # our exported network, SeisBench's annotate
-        same.eval()
+        nets = {"fp32": seisbench_wrapper(sbm, ours.module, ours.device, "fp32")}
+        if ours.precision == "bf16":
+            nets["bf16"] = seisbench_wrapper(sbm, ours.module, ours.device, "bf16")
+        same = nets["fp32"]  # SeisBench's default arithmetic
         native = sbm.PhaseNet(phases="PSN", sampling_rate=100, norm="std").eval()
         # SeisBench uses the cores through torch's intra-op threads; geosentry through workers
         for key, model, threads in (("seisbench_annotate_same_net", same, cores()),
@@ -119,7 +164,7 @@ def bench_references(plan: Plan) -> dict[str, Any]:
         torch.set_num_threads(cores())
         out["seisbench_streaming_same_net"] = {
             **seisbench_streaming(same, st, plan.repeats), "torch_threads": cores()}
-        out["paired"] = paired_ratios(plan, same, st, pairs=plan.repeats + 2)
+        out["paired"] = paired_ratios(plan, nets, st, pairs=plan.repeats + 2)
         torch.set_num_threads(1)
     from obspy.signal.trigger import recursive_sta_lta, trigger_onset
 

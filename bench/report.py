@@ -51,12 +51,27 @@ def markdown(res: dict[str, Any]) -> str:
                      *vs(one, sb1, "SeisBench annotate, same network, 1 thread")))
     pr = ref.get("paired")
     if pr:
+        dp = pr.get("service_precision", "fp32")
+        svc = pr.get("service_default", pr.get("service"))
+        like = f"SeisBench at {dp} too" if dp != "fp32" else "SeisBench at fp32"
         rows.append((f"picker throughput and SeisBench (same network) run back to back, "
-                     f"{pr['pairs']} pairs: the ratio of each pair (station-s/s)",
-                     f"service {_fmt(pr['service'])}",
-                     f"streaming wrapper {_fmt(pr['streaming'])} · whole traces "
-                     f"{_fmt(pr['whole'])}",
+                     f"{pr['pairs']} pairs: the ratio of each pair (station-s/s); service "
+                     f"defaults (picker at {dp}) vs {like}",
+                     f"service {_fmt(svc)}",
+                     f"streaming wrapper {_fmt(pr.get(f'streaming_{dp}', pr.get('streaming')))} · "
+                     f"whole traces {_fmt(pr.get(f'whole_{dp}', pr.get('whole')))}",
                      f"{_fmt(pr['ratio_vs_streaming'], 2)}× · {_fmt(pr['ratio_vs_whole_trace'], 2)}×"))
+        if dp != "fp32" and "service_fp32" in pr:
+            rows.append(("", f"service pinned to fp32 (`inference.precision = \"fp32\"`) "
+                             f"{_fmt(pr['service_fp32'])}",
+                         f"SeisBench at fp32 (its default): streaming wrapper "
+                         f"{_fmt(pr['streaming_fp32'])} · whole traces {_fmt(pr['whole_fp32'])}",
+                         f"{_fmt(pr['ratio_fp32_vs_streaming'], 2)}× · "
+                         f"{_fmt(pr['ratio_fp32_vs_whole_trace'], 2)}×"))
+            rows.append(("", f"service defaults ({dp}) {_fmt(svc)}",
+                         "SeisBench defaults (fp32), as above",
+                         f"{_fmt(pr['ratio_default_vs_seisbench_default_streaming'], 2)}× · "
+                         f"{_fmt(pr['ratio_default_vs_seisbench_default_whole'], 2)}×"))
     so = tp.get("picker_scaleout")
     if so:
         rows.append((f"picker throughput scaled out: {so['processes']} processes × 1 worker "
@@ -151,12 +166,17 @@ def markdown(res: dict[str, Any]) -> str:
                      f"1 thread {_fmt(pc['threads_1'], 2)}",
                      f"{many.split('_')[1]} threads {_fmt(pc[many], 2)}", ""))
     fw = res["forward"]
-    rows.append(("picker forward alone, B = 64 (windows/s)", f"1 thread {_fmt(fw['threads_1'])}",
+    rows.append(("picker forward alone, B = 64, fp32 (windows/s)", f"1 thread {_fmt(fw['threads_1'])}",
                  f"2 threads {_fmt(fw['threads_2'])}", f"{ratio(fw['threads_1'], fw['threads_2'])}×"))
+    if "threads_1_bf16" in fw:
+        rows.append(("picker forward alone, B = 64, bf16 (the service's choice here: "
+                     f"{fw['precision_reason']}) (windows/s)", f"1 thread {_fmt(fw['threads_1_bf16'])}",
+                     f"2 threads {_fmt(fw['threads_2_bf16'])}",
+                     f"{ratio(fw['threads_1_bf16'], fw['threads_1'])}× fp32 (1 thread)"))
     fl = res.get("floors", {})
     names = {"throughput_vs_seisbench_streaming_ge_1.2":
-             "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network; median "
-             "of the back-to-back pairs when measured)",
+             "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network, same "
+             "precision; median of the back-to-back pairs when measured)",
              "throughput_vs_seisbench_whole_trace_ge_1.2":
              "also ≥ 1.2× whole-trace (offline) annotate",
              "realtime_stations_ge_5000": "≥ 5,000 stations in real time",
@@ -168,7 +188,8 @@ def markdown(res: dict[str, Any]) -> str:
     out = [f"`{res['command']}` — {m['date']}, {m['cpus']} cores ({m['cpu_model']}), shared with "
            f"other work (load average {m['loadavg_start'][0]:.1f} at start, "
            f"{m['loadavg_end'][0]:.1f} at end), torch {m['torch']}, the service's default "
-           f"{m['service_workers']} inference workers × {m['torch_threads_per_worker']} thread; "
+           f"{m['service_workers']} inference workers × {m['torch_threads_per_worker']} thread, "
+           f"models at {m.get('precision', 'fp32')} (`inference.precision = \"auto\"`); "
            f"median (min–max) of {res['plan']['repeats']} runs unless noted.", ""]
     for i, r in enumerate(rows):
         out.append("| " + " | ".join(r) + " |")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import PLANS, RESULTS, Plan, log, machine
+from bench.common import PLANS, RESULTS, Plan, log, machine, model_precisions
 from bench.latency import bench_kafka, bench_latency, bench_overload
 from bench.report import figures, floors, markdown, update_readme
 from bench.references import bench_references
@@ -41,6 +41,8 @@ def run(mode: str = "full", out_dir: Path = RESULTS, command: str | None = None,
                                                   + ("" if mode == "full" else f" --{mode}")
                                                   + (f" --kafka {kafka}" if kafka else "")),
                            "mode": mode, "plan": plan.__dict__, "machine": machine()}
+    res["models"] = model_precisions()
+    res["machine"]["precision"] = ", ".join(f"{k} {v['precision']}" for k, v in res["models"].items())
     sections: list[tuple[str, Callable[[Plan], dict[str, Any]]]] = [
         ("parallel_cpu", bench_parallel_cpu), ("forward", bench_forward),
         ("decode", bench_decode), ("throughput", bench_throughput),

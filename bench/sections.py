@@ -18,36 +18,45 @@ from bench.common import (PREFILL_S, ROOT, Plan, cores, kept_up_in_real_time, lo
                           service_workers, stats)
 
 def bench_forward(plan: Plan) -> dict[str, Any]:
-    """The picker's forward pass alone, B = 64: the compute floor under everything else."""
+    """The picker's forward pass alone, B = 64: the compute floor under everything else, at
+    float32 and, when the service chose it on this machine, at bfloat16."""
     import torch
 
-    module = service_picker(torch.device("cpu"))
-    out: dict[str, Any] = {}
+    from stream.inference.precision import autocast
+
+    det = service_picker(torch.device("cpu"))
+    module = det.module
+    out: dict[str, Any] = {"service_precision": det.precision,
+                           "precision_reason": det.precision_choice.reason}
     x = torch.randn(64, 3, 3001)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        rates = []
-        with torch.inference_mode():
-            module(x)
-            for _ in range(plan.repeats):
-                t0, k = time.perf_counter(), 0
-                while time.perf_counter() - t0 < plan.forward_s:
-                    module(x)
-                    k += 64
-                rates.append(k / (time.perf_counter() - t0))
-        out[f"threads_{threads}"] = stats(rates, "windows/s")
+    precisions = ["fp32"] + (["bf16"] if det.precision == "bf16" else [])
+    for precision in precisions:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rates = []
+            with torch.inference_mode(), autocast(det.device, precision):
+                module(x)
+                for _ in range(plan.repeats):
+                    t0, k = time.perf_counter(), 0
+                    while time.perf_counter() - t0 < plan.forward_s:
+                        module(x)
+                        k += 64
+                    rates.append(k / (time.perf_counter() - t0))
+            suffix = "" if precision == "fp32" else "_bf16"
+            out[f"threads_{threads}{suffix}"] = stats(rates, "windows/s")
     torch.set_num_threads(1)
     return out
 
 
-def service_picker(device: Any) -> Any:
-    """The shipped picker exactly as the service runs it (loaded, checked, frozen)."""
+def service_picker(device: Any, precision: str = "auto") -> Any:
+    """The shipped picker exactly as the service loads it (checked, frozen, precision chosen);
+    its ``module`` is the TorchScript it runs, under ``autocast(device, precision)``."""
     from stream.config import DetectorConfig
     from stream.inference.model import TorchScriptDetector
     from stream.models import resolve
 
     cfg = DetectorConfig(name="picker", type="model", path="builtin:picker")
-    return TorchScriptDetector(cfg, resolve(cfg.path), device).module
+    return TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
 
 
 def bench_decode(plan: Plan) -> dict[str, Any]:
@@ -229,15 +238,18 @@ def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
     size that maximises throughput with a batch still under the 100 ms latency budget."""
     import torch
 
+    from stream.inference.precision import autocast
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    module = service_picker(device)
+    det = service_picker(device)
+    module = det.module
     if device.type == "cpu":
         torch.set_num_threads(max(1, cores() // service_workers()))
     rows = {}
     for b in plan.sweep_batches:
         x = torch.randn(b, 3, 3001, device=device)
         times = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, det.precision):
             module(x)
             for _ in range(max(plan.repeats, 3)):
                 if device.type == "cuda":
@@ -253,7 +265,7 @@ def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
     ok = [r for r in rows.values() if (r["batch_ms"]["median"] or 1e9) <= 100.0]
     best = max(ok, key=lambda r: r["windows_per_s"]["median"] or 0.0) if ok else None
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
-    return {"device": name, "by_batch": rows, "budget_ms": 100.0,
+    return {"device": name, "precision": det.precision, "by_batch": rows, "budget_ms": 100.0,
             "best_batch_within_budget": best["batch"] if best else None,
             "workers": service_workers() if device.type == "cpu" else 1}
 

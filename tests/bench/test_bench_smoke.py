@@ -23,6 +23,9 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "latest.json").read_text())
     assert data["schema"] == "geosentry.bench.v1"
     assert data["machine"]["cpus"] >= 1
+    for name in ("picker", "anomaly"):  # what inference.precision = "auto" chose here, and why
+        assert data["models"][name]["precision"] in ("fp32", "bf16") and data["models"][name]["reason"]
+    assert data["forward"]["service_precision"] == data["models"]["picker"]["precision"]
     for det in ("picker", "stalta"):
         tp = data["throughput"][det]
         for key in ("samples_per_s", "station_seconds_per_s", "windows_per_s"):
@@ -43,6 +46,10 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
         sbs = ref["seisbench_streaming_same_net"]
         assert sbs["calls"] == 2 and sbs["seconds_of_data"] == 60.0  # 2 windows, as the service
         assert _is_stat(sbs["station_seconds_per_s"])
+        pr = ref["paired"]
+        assert _is_stat(pr["ratio_vs_streaming"]) and _is_stat(pr["ratio_vs_whole_trace"])
+        if pr["service_precision"] == "bf16":  # like for like at fp32 too
+            assert _is_stat(pr["ratio_fp32_vs_streaming"]) and _is_stat(pr["whole_bf16"])
     lat = data["latency"]["3"]
     for key in ("p50_ms", "p95_ms", "p99_ms", "source_lag_p99_s"):
         assert _is_stat(lat[key]), key
@@ -54,3 +61,17 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
         "realtime_stations_ge_5000", "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000"}
     table = (tmp_path / "latest.md").read_text()
     assert table == markdown(res) and "| figure | geosentry | reference | ratio |" in table
+
+
+def test_station_codes_fit_seed_headers_beyond_10000() -> None:
+    """Loads of more than 10,000 stations keep 5-character SEED station codes (decimal numbering
+    overflowed the header field and corrupted the records)."""
+    import pymseed
+
+    from bench.data import build_load, station_code
+
+    assert len({station_code(i) for i in range(0, 36 ** 4, 997)}) == len(range(0, 36 ** 4, 997))
+    load = build_load(2, 10.0, first=10_000)
+    got = {next(iter(pymseed.MS3Record.from_buffer(p, unpack_data=False))).sourceid
+           for p in load.payloads}
+    assert {s.split("_")[1] for s in got} == {station_code(10_000), station_code(10_001)}
