@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,13 +87,16 @@ class Pipeline:
         inf = self.cfg.inference
         shed = inf.overload == "shed" or (inf.overload == "auto"
                                           and all(is_live(s) for s in self.sources))
+        workers = inference_workers(inf.workers)
+        # one pool of inference threads for every detector: `workers` forward passes at a time
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="infer")
         for det in self.detectors:
             if hasattr(det, "precision"):  # a loaded model: which file, where, at what precision
                 self.metrics.model_info.labels(
                     detector=det.name, model=det.model.name, sha256=det.model.sha256[:12],
                     device=str(getattr(det, "device", "cpu")), precision=det.precision).set(1)
             runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
-                                 inf.max_pending_windows, workers=inference_workers(inf.workers),
+                                 inf.max_pending_windows, workers=workers, executor=pool,
                                  shed_after_s=inf.max_lag_s if shed else None,
                                  max_data_latency_s=inf.max_data_latency_s if shed else None,
                                  on_overload=self._overload)
@@ -121,6 +125,7 @@ class Pipeline:
             committer.cancel()
             for runner in self._runners.values():
                 await runner.stop()
+            pool.shutdown(wait=True)
             for sink in self.sinks:
                 await sink.stop()
             for src in self.sources:

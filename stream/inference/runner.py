@@ -5,7 +5,9 @@ A batch closes at ``max_batch`` windows or ``max_wait_s`` after its first window
 first. A detector that splits its work into ``infer`` (thread-safe, e.g. a TorchScript forward
 pass) and ``score`` (stateful, per station) gets up to ``workers`` batches inferred side by side
 in worker threads; scoring and delivery then happen strictly in batch order, so per-station
-state and alert order are the same as with one worker. Other detectors run ``process`` one batch
+state and alert order are the same as with one worker. The worker threads can be one pool
+shared by every detector (``executor``: the pipeline passes one with a thread per core), so two
+models on two cores run two forward passes at a time, not four fighting for the cores. Other detectors run ``process`` one batch
 at a time in their own thread.
 
 Overload (``shed_after_s`` set): a window that waited longer than that for inference is *shed*,
@@ -54,7 +56,8 @@ class BatchRunner:
     def __init__(self, detector: Detector, handler: Handler, metrics: Metrics, max_batch: int,
                  max_wait_s: float, max_pending: int, workers: int = 1,
                  shed_after_s: float | None = None, max_data_latency_s: float | None = None,
-                 on_overload: OverloadHandler | None = None) -> None:
+                 on_overload: OverloadHandler | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self.detector = detector
         self.handler = handler
         self.metrics = metrics
@@ -68,7 +71,9 @@ class BatchRunner:
         self.on_overload = on_overload
         self.queue: asyncio.Queue[tuple[Window, int]] = asyncio.Queue(max_pending)
         name = detector.name
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"infer-{name}")
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(self.workers,
+                                                        thread_name_prefix=f"infer-{name}")
         self._scorer = ThreadPoolExecutor(1, thread_name_prefix=f"score-{name}")
         self._slots = asyncio.Semaphore(self.workers)
         self._inflight: asyncio.Queue[tuple[list[tuple[Window, int]], asyncio.Future[Any]]]
@@ -105,7 +110,8 @@ class BatchRunner:
                 await task
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=True)
         self._scorer.shutdown(wait=True)
 
     # ---- batching and shedding ---------------------------------------------------------------
