@@ -11,6 +11,7 @@ coincidence ``detection`` alerts (several stations triggering together).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 
 from stream.buffer.windows import ChannelEvent
@@ -49,16 +50,22 @@ class Coincidence:
     """Network ``detection`` when ``min_stations`` stations trigger within ``window_s``.
 
     Station alerts of kind ``detection`` or P ``pick`` feed it, grouped per network and
-    detector; each network event is reported once, at its earliest station trigger.
+    detector; each network event is reported once, at its earliest station trigger, and a
+    trigger within ``window_s`` of an event already reported belongs to it. Triggers are kept
+    sorted by time for ``HORIZON_WINDOWS`` windows behind the newest, so an earthquake seen by
+    thousands of stations at once costs a binary search per trigger, not a scan of all of them.
     """
+
+    HORIZON_WINDOWS = 20
 
     def __init__(self, min_stations: int, window_s: float) -> None:
         self.min_stations = min_stations
         self.window_ns = int(window_s * NS_PER_S)
         params = f"min_stations={min_stations},window_s={window_s:g}"
         self.model = ModelRef("coincidence", params, hashlib.sha256(params.encode()).hexdigest())
-        self._triggers: dict[tuple[str, str], list[Alert]] = {}
-        self._events: dict[tuple[str, str], list[int]] = {}
+        self._times: dict[tuple[str, str], list[int]] = {}  # sorted trigger times per key
+        self._triggers: dict[tuple[str, str], list[Alert]] = {}  # in the same order
+        self._events: dict[tuple[str, str], list[int]] = {}  # onsets reported
 
     def add(self, alerts: list[Alert]) -> list[Alert]:
         out: list[Alert] = []
@@ -66,14 +73,22 @@ class Coincidence:
             if a.station == "*" or not (a.kind == "detection" or (a.kind == "pick" and a.phase == "P")):
                 continue
             key = (a.network, str(a.details.get("detector", a.model.name)))
+            times = self._times.setdefault(key, [])
             triggers = self._triggers.setdefault(key, [])
-            triggers.append(a)
-            near = [t for t in triggers if abs(t.time_ns - a.time_ns) <= self.window_ns]
+            events = self._events.setdefault(key, [])
+            self._prune(key, max(a.time_ns, times[-1] if times else a.time_ns))
+            i = bisect.bisect_right(times, a.time_ns)
+            times.insert(i, a.time_ns)
+            triggers.insert(i, a)
+            if any(abs(a.time_ns - e) <= self.window_ns for e in events):
+                continue  # part of a network event already reported
+            lo = bisect.bisect_left(times, a.time_ns - self.window_ns)
+            hi = bisect.bisect_right(times, a.time_ns + self.window_ns)
+            near = triggers[lo:hi]
             stations = sorted({t.station for t in near})
             if len(stations) < self.min_stations:
                 continue
-            onset = min(t.time_ns for t in near)
-            events = self._events.setdefault(key, [])
+            onset = near[0].time_ns
             if any(abs(onset - e) <= self.window_ns for e in events):
                 continue
             events.append(onset)
@@ -82,7 +97,13 @@ class Coincidence:
                 time_ns=onset, score=float(len(stations)), threshold=float(self.min_stations),
                 model=self.model, newest_arrival_ns=max(t.newest_arrival_ns for t in near),
                 details={"detector": key[1], "stations": stations, "scope": "network"}))
-            horizon = a.time_ns - 20 * self.window_ns
-            self._triggers[key] = [t for t in triggers if t.time_ns >= horizon]
-            self._events[key] = [e for e in events if e >= horizon]
         return out
+
+    def _prune(self, key: tuple[str, str], newest_ns: int) -> None:
+        horizon = newest_ns - self.HORIZON_WINDOWS * self.window_ns
+        times = self._times[key]
+        if times and times[0] < horizon:
+            k = bisect.bisect_left(times, horizon)
+            del times[:k]
+            del self._triggers[key][:k]
+            self._events[key] = [e for e in self._events[key] if e >= horizon]
