@@ -17,8 +17,8 @@ Acceptance (``RULE``, the usual one for reduced precision: a bounded loss): no F
 figure lower, and no false-alarm rate higher, than float32's by more than ``MAX_METRIC_DIFF``, and
 at most ``MAX_FLIP_SHARE`` of the picks (moved by more than 0.1 s, appeared or vanished) or
 anomaly flags changing. (A first, two-sided version of the rule also bounded gains; it rejected
-the picker because two of its bfloat16 picks moved inside the ±0.1 s tolerance, raising the
-±0.1 s F1 by 0.013 and 0.029.) With
+the picker because bfloat16 moved 2 P and 4 S picks to within ±0.1 s of the analyst's, raising
+the ±0.1 s F1 by 0.013 and 0.029.) With
 ``--write-contracts`` an accepted model's contract gets ``precisions.bf16`` (this evidence plus
 the load-time ``tolerance``), which the service needs before it runs that model at bfloat16; a
 rejected model's entry is removed. The ``.pt`` files are not touched (their sha256 stays).
