@@ -328,6 +328,14 @@ Reading the table (every figure is in the rows below):
   the shared machine's drift hits both sides of each ratio (row "run back to back"; separate
   runs minutes apart drift by up to ~30 %). Against whole-trace `annotate` (offline) the ratio
   is lower: given a finished trace, SeisBench stacks big batches for torch's intra-op threads.
+* Precision: the service's default (`inference.precision = "auto"`) runs the picker and the
+  seismic autoencoder at bfloat16 on a CPU with native bf16 (validated on held-out data, see
+  Models). The pairs compare like for like (SeisBench's wrapper under the same autocast), and
+  also the service pinned to fp32 against SeisBench at fp32, and each tool's defaults. On a CPU
+  without native bf16 (e.g. the AMD EPYC of earlier runs) everything runs at fp32.
+* Capacity is estimated from fast-fed throughput and checked with paced input; a network-wide
+  burst of picks (all stations carry the same tiled events) once made network coincidence
+  quadratic in the station count, which was what limited the paced checks before this run.
 * One process decodes and cuts windows on its event loop under the GIL ("where the time goes":
   decode + windows against the inference batches) while its inference workers run beside it.
   Scaled out to one process per core, ingestion runs in parallel too, but each process holds
