@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import time
 
 from stream.buffer.windows import ChannelEvent
 from stream.records import NS_PER_S, Alert, ModelRef
@@ -54,9 +55,13 @@ class Coincidence:
     trigger within ``window_s`` of an event already reported belongs to it. Triggers are kept
     sorted by time for ``HORIZON_WINDOWS`` windows behind the newest, so an earthquake seen by
     thousands of stations at once costs a binary search per trigger, not a scan of all of them.
+    A trigger is dropped only once it is both that far behind in data time and received more
+    than ``KEEP_S`` ago, so a replay whose Kafka partitions are read one after another (one
+    partition's stations far ahead of another's) still finds the events across them.
     """
 
     HORIZON_WINDOWS = 20
+    KEEP_S = 600.0
 
     def __init__(self, min_stations: int, window_s: float) -> None:
         self.min_stations = min_stations
@@ -102,8 +107,14 @@ class Coincidence:
     def _prune(self, key: tuple[str, str], newest_ns: int) -> None:
         horizon = newest_ns - self.HORIZON_WINDOWS * self.window_ns
         times = self._times[key]
-        if times and times[0] < horizon:
-            k = bisect.bisect_left(times, horizon)
-            del times[:k]
-            del self._triggers[key][:k]
-            self._events[key] = [e for e in self._events[key] if e >= horizon]
+        if not times or times[0] >= horizon:
+            return
+        k = bisect.bisect_left(times, horizon)
+        received_before = time.time_ns() - int(self.KEEP_S * NS_PER_S)
+        old = self._triggers[key][:k]
+        keep = [t for t in old if t.newest_arrival_ns > received_before]
+        if len(keep) == len(old):
+            return
+        self._triggers[key][:k] = keep
+        times[:k] = [t.time_ns for t in keep]
+        self._events[key] = [e for e in self._events[key] if e >= horizon or keep]

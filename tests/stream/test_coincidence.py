@@ -39,3 +39,19 @@ def test_old_triggers_are_dropped() -> None:
         assert c.add([_pick(f"S{k % 7}", 10.0 * k)]) == []
     kept = c._times[("XX", "picker")]
     assert len(kept) <= Coincidence.HORIZON_WINDOWS // 10 + 2 and kept == sorted(kept)
+
+
+def test_a_partition_far_ahead_does_not_drop_recent_triggers() -> None:
+    """Kafka partitions read one after another: stations of one run minutes ahead in data
+    time; triggers received just now are kept, so the lagging stations still complete events."""
+    import time
+
+    now = time.time_ns()
+
+    def recent(sta: str, t_s: float) -> Alert:
+        return Alert("pick", "XX", sta, "", "HHZ", int(t_s * NS_PER_S), 0.9, 0.3, M, now, phase="P")
+
+    c = Coincidence(min_stations=3, window_s=5.0)
+    assert c.add([recent("A", 100.0), recent("B", 101.0)]) == []
+    assert c.add([recent("A", 5000.0)]) == []  # partition 1 has run far ahead
+    assert [a.time_ns for a in c.add([recent("C", 102.0)])] == [int(100.0 * NS_PER_S)]
