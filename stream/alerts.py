@@ -71,6 +71,7 @@ class Coincidence:
         self._times: dict[tuple[str, str], list[int]] = {}  # sorted trigger times per key
         self._triggers: dict[tuple[str, str], list[Alert]] = {}  # in the same order
         self._events: dict[tuple[str, str], list[int]] = {}  # onsets reported
+        self._retry_ns: dict[tuple[str, str], int] = {}  # wall time of the next prune attempt
 
     def add(self, alerts: list[Alert]) -> list[Alert]:
         out: list[Alert] = []
@@ -107,14 +108,20 @@ class Coincidence:
     def _prune(self, key: tuple[str, str], newest_ns: int) -> None:
         horizon = newest_ns - self.HORIZON_WINDOWS * self.window_ns
         times = self._times[key]
-        if not times or times[0] >= horizon:
+        now = time.time_ns()
+        if not times or times[0] >= horizon or now < self._retry_ns.get(key, 0):
             return
         k = bisect.bisect_left(times, horizon)
-        received_before = time.time_ns() - int(self.KEEP_S * NS_PER_S)
+        keep_ns = int(self.KEEP_S * NS_PER_S)
         old = self._triggers[key][:k]
-        keep = [t for t in old if t.newest_arrival_ns > received_before]
+        keep = [t for t in old if t.newest_arrival_ns > now - keep_ns]
+        # nothing kept can go before the earliest of them is KEEP_S old: no rescans till then
+        # (a fast replay keeps minutes of triggers behind the horizon; one scan per add of all
+        # of them would be quadratic again)
+        self._retry_ns[key] = min(t.newest_arrival_ns for t in keep) + keep_ns if keep else 0
         if len(keep) == len(old):
             return
         self._triggers[key][:k] = keep
         times[:k] = [t.time_ns for t in keep]
-        self._events[key] = [e for e in self._events[key] if e >= horizon or keep]
+        if not keep:  # events stay while triggers behind the horizon do, to dedupe against them
+            self._events[key] = [e for e in self._events[key] if e >= horizon]
