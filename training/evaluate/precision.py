@@ -59,6 +59,13 @@ def load_service_model(name: str, models_dir: Path = MODELS_DIR) -> Any:
     return TorchScriptDetector(cfg, models_dir / f"{name}.pt", torch.device("cpu"), "fp32")
 
 
+def _nearest(picks: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Distance in samples from each of ``picks`` to the nearest of ``others`` (inf if none)."""
+    if not others.size:
+        return np.full(len(picks), np.inf)
+    return np.abs(picks[:, None] - others[None, :]).min(axis=1)
+
+
 def _tolerance(max_diff: float) -> float:
     return round(min(0.5, max(MIN_TOLERANCE, TOLERANCE_FACTOR * max_diff)), 4)
 
@@ -88,12 +95,10 @@ def picker_case(data: Any, models_dir: Path, per_event: int = 8) -> dict[str, An
             diffs.append(f1["fp32"] - f1["bf16"])
         for a, b in zip(picks["fp32"], picks["bf16"]):
             n_picks += len(a)
-            for t in a:  # a float32 pick with no bfloat16 pick within 0.1 s has changed
-                near = np.abs(b - t) if b.size else np.array([10 ** 9])
-                flips += int(near.min() > 0.1 * SR)
-                if near.min() <= 0.1 * SR:
-                    moved.append(int(near.min()))
-            flips += sum(int((np.abs(a - t).min() if a.size else 10 ** 9) > 0.1 * SR) for t in b)
+            to_b, to_a = _nearest(a, b), _nearest(b, a)
+            # a pick with no pick of the other precision within 0.1 s has changed (or is new)
+            flips += int((to_b > 0.1 * SR).sum() + (to_a > 0.1 * SR).sum())
+            moved += [int(d) for d in to_b if d <= 0.1 * SR]
     max_diff = float(np.abs(probs["bf16"] - probs["fp32"]).max())
     out.update({"max_abs_probability_diff": round(max_diff, 5),
                 "max_metric_loss": round(max(0.0, *diffs), 4),
