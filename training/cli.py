@@ -15,6 +15,7 @@ program name; ``python -m training ...`` does the same.
                                                           (training.evaluate.kfold)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
+    export picker --from-model PT [--out DIR]            (same weights, current model code)
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a trained run (or tiny-picker) as TorchScript + contract")
     x.add_argument("task", choices=TASK_NAMES + ("tiny-picker",))
     x.add_argument("--run", type=Path)
+    x.add_argument("--from-model", type=Path,
+                   help="picker only: re-export this TorchScript file's weights under the current "
+                        "model code (contract carried over; training.export.reexport)")
     x.add_argument("--out", type=Path, default=MODELS_DIR)
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--quick", action="store_true")
@@ -164,6 +168,13 @@ def _cmd_export(a: argparse.Namespace) -> int:
         from training.export import export_tiny_picker
 
         pt, js = export_tiny_picker(a.out, a.window_samples, a.stride_samples, seed=a.seed)
+    elif a.from_model is not None:
+        from training.export.reexport import reexport_picker
+
+        if a.task != "picker":
+            raise SystemExit("--from-model re-exports a picker only")
+        pt, js = reexport_picker(a.from_model, a.out, "python -m training export picker "
+                                 f"--from-model {a.from_model} --out {a.out}")
     else:
         run = a.run or REPO_ROOT / "runs" / a.task
         task = SPECS[a.task].build(a.seed, a.quick)

@@ -33,10 +33,15 @@ def owned_range(w: Window, stride_s: float, tail_s: float, warmup_s: float = 0.0
     >>> owned_range(w, stride_s=2.0, tail_s=1.0)
     (700, 900)
     """
-    rate = w.sampling_rate_hz
-    n = w.data.shape[-1]
-    hi = max(0, n - seconds_to_samples(tail_s, rate))
-    lo = max(0, hi - seconds_to_samples(stride_s, rate))
-    if w.first:
-        lo = min(seconds_to_samples(warmup_s, rate), hi)
+    return owned_samples(w.data.shape[-1], w.sampling_rate_hz, stride_s, tail_s, w.first,
+                         warmup_s)
+
+
+def owned_samples(n_samples: int, rate_hz: float, stride_s: float, tail_s: float, first: bool,
+                  warmup_s: float = 0.0) -> tuple[int, int]:
+    """``owned_range`` for a window of ``n_samples`` (``first``: a stream's first window)."""
+    hi = max(0, n_samples - seconds_to_samples(tail_s, rate_hz))
+    lo = max(0, hi - seconds_to_samples(stride_s, rate_hz))
+    if first:
+        lo = min(seconds_to_samples(warmup_s, rate_hz), hi)
     return lo, hi

@@ -66,6 +66,10 @@ class ModelContract:
     # reduced precisions validated on held-out data (``geosentry evaluate precision``): name ->
     # evidence, with ``tolerance`` (largest probe-batch output difference accepted at load)
     precisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # picker only: the TorchScript module also exports ``forward_range(x, start, stop)``, equal
+    # to ``forward(x)[:, :, start:stop]`` (checked at export and again at load), so the service
+    # decodes only the stretch of each window it scores
+    forward_range: bool = False
     contract: str = CONTRACT_SCHEMA
 
     @property
@@ -121,6 +125,11 @@ class ModelContract:
             if not isinstance(tol, (int, float)) or not 0 < tol < 1:
                 raise ContractError(f"precisions.{key}.tolerance: must be a number in (0, 1), "
                                     f"got {tol!r}")
+        forward_range = raw.get("forward_range", False)
+        if not isinstance(forward_range, bool):
+            raise ContractError(f"forward_range: must be true or false, got {forward_range!r}")
+        if forward_range and kind != "picker":
+            raise ContractError(f"forward_range: only a picker may export it (kind {kind!r})")
         sha = str(raw["sha256"])
         if len(sha) != 64:
             raise ContractError("sha256: must be 64 hex digits")
@@ -132,7 +141,7 @@ class ModelContract:
             output_step_samples=step, domain=str(raw.get("domain", "seismic")),
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
-            precisions=precisions,
+            precisions=precisions, forward_range=forward_range,
         )
 
     @classmethod

@@ -10,22 +10,32 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
-from stream.detectors.base import owned_range
+from stream.detectors.base import owned_range, owned_samples
 from stream.errors import ContractError
 from stream.inference.contract import ModelContract, contract_path_for, sha256_file
 from stream.inference.precision import PrecisionChoice, autocast, decide
-from stream.inference.scoring import score_anomaly, score_detector, score_picker
-from stream.records import Alert, ModelRef, Window
+from stream.inference.scoring import PEAK_CONTEXT_S, score_anomaly, score_detector, score_picker
+from stream.records import Alert, ModelRef, Window, seconds_to_samples
 
 log = logging.getLogger(__name__)
 RUNNABLE_KINDS = ("picker", "detector", "anomaly")
 PRECISION_PROBE_SAMPLES = 64_000  # per channel, in the batch that checks and times a precision
+RANGE_ATOL = 1e-4  # forward_range vs forward on the load probe (float32)
+
+
+class ModelOutputs(NamedTuple):
+    """One batch's model outputs: ``values[i, ..., k]`` is window ``i``'s output at its sample
+    ``start + k``; ``start`` is 0 unless only a range of each window was decoded."""
+
+    values: np.ndarray
+    start: int = 0
 
 
 def pick_device(requested: str) -> torch.device:
@@ -45,14 +55,15 @@ def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule
     return module
 
 
-def freeze_checked(module: torch.jit.ScriptModule, probe: torch.Tensor,
-                   name: str) -> torch.jit.ScriptModule:
+def freeze_checked(module: torch.jit.ScriptModule, probe: torch.Tensor, name: str,
+                   methods: tuple[str, ...] = ()) -> torch.jit.ScriptModule:
     """``torch.jit.freeze`` (weights inlined, conv + batch-norm folded: ~10-25 % faster on CPU)
-    when the frozen module gives the same output on ``probe``; otherwise the module as loaded."""
+    when the frozen module gives the same output on ``probe``; otherwise the module as loaded.
+    ``methods`` (e.g. ``forward_range``) are kept and frozen beside ``forward``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frozen = torch.jit.freeze(module)
+            frozen = torch.jit.freeze(module, preserved_attrs=list(methods))
         with torch.inference_mode():
             a, b = module(probe), frozen(probe)
         if a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5):
@@ -103,8 +114,13 @@ class TorchScriptDetector:
         self._state: dict[str, dict[str, float]] = {}
         self._probe()
         g = torch.Generator().manual_seed(0)
-        probe = torch.randn((4, len(c.components), c.window_samples), generator=g)
-        self.module = freeze_checked(self.module, probe.to(device), c.name)
+        probe = torch.randn((4, len(c.components), c.window_samples), generator=g).to(device)
+        methods = ("forward_range",) if c.forward_range else ()
+        self.module = freeze_checked(self.module, probe, c.name, methods)
+        self._tail_s = (c.window_s - stride_s) / 2
+        self._context_samples = seconds_to_samples(PEAK_CONTEXT_S, c.sampling_rate_hz)
+        if c.forward_range:
+            self._check_range(probe)
         batch = max(4, min(64, PRECISION_PROBE_SAMPLES // c.window_samples))
         probe = torch.randn((batch, len(c.components), c.window_samples), generator=g)
         self.precision_choice: PrecisionChoice = decide(
@@ -113,6 +129,30 @@ class TorchScriptDetector:
         self.precision = self.precision_choice.precision
         log.info("model %s on %s at %s: %s", c.name, device, self.precision,
                  self.precision_choice.reason)
+
+    def _check_range(self, probe: torch.Tensor) -> None:
+        """The contract promises ``forward_range``: the module must export it, and on ``probe``
+        it must give ``forward``'s outputs over the range this detector decodes."""
+        c = self.contract
+        if not hasattr(self.module, "forward_range"):
+            raise ContractError(f"model {c.name}: the contract says forward_range but the "
+                                "TorchScript module does not export it")
+        start, stop = self.decode_range(c.window_samples, first=False)
+        with torch.inference_mode():
+            want = self.module(probe)[:, :, start:stop]
+            got = self.module.forward_range(probe, start, stop)
+        diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
+        if diff > RANGE_ATOL:
+            raise ContractError(f"model {c.name}: forward_range({start}, {stop}) differs from "
+                                f"forward by {diff:.3g} on a probe batch (shape {tuple(got.shape)})")
+
+    def decode_range(self, n_samples: int, first: bool) -> tuple[int, int]:
+        """Samples ``[start, stop)`` of a window of ``n_samples`` whose outputs scoring reads: the
+        stretch the window owns plus ``PEAK_CONTEXT_S`` either side (peak finding looks that far).
+        """
+        lo, hi = owned_samples(n_samples, self.contract.sampling_rate_hz, self.stride_s,
+                               self._tail_s, first)
+        return max(0, lo - self._context_samples), min(n_samples, hi + self._context_samples)
 
     def _output_difference(self, x: torch.Tensor, ref: torch.Tensor, low: torch.Tensor) -> float:
         """What a precision's tolerance bounds: the largest probability difference (picker,
@@ -149,9 +189,22 @@ class TorchScriptDetector:
             x /= np.abs(x).max(axis=-1, keepdims=True) + norm.eps
         return x
 
-    def infer(self, windows: list[Window]) -> np.ndarray:
-        """Model outputs for a batch (thread-safe: several batches may run at once)."""
-        return self.infer_array(np.stack([w.data for w in windows]))
+    def infer(self, windows: list[Window]) -> ModelOutputs:
+        """Model outputs for a batch (thread-safe: several batches may run at once). A picker
+        whose contract has ``forward_range`` decodes only the samples scoring reads (the union
+        over the batch of each window's ``decode_range``)."""
+        raw = np.stack([w.data for w in windows])
+        if not self.contract.forward_range:
+            return ModelOutputs(self.infer_array(raw))
+        n = raw.shape[-1]
+        ranges = [self.decode_range(n, w.first) for w in windows]
+        start, stop = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if stop - start >= n:
+            return ModelOutputs(self.infer_array(raw))
+        x = self.normalise(raw)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            out = self.module.forward_range(torch.from_numpy(x).to(self.device), start, stop)
+        return ModelOutputs(out.float().cpu().numpy(), start)
 
     def infer_array(self, raw: np.ndarray, precision: str | None = None) -> np.ndarray:
         """Outputs for raw windows ``(B, C, N)`` as the service computes them: normalised, at
@@ -167,19 +220,22 @@ class TorchScriptDetector:
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return self.score(windows, self.infer(windows))
 
-    def score(self, windows: list[Window], outputs: np.ndarray) -> list[tuple[Window, list[Alert]]]:
+    def score(self, windows: list[Window],
+              outputs: ModelOutputs) -> list[tuple[Window, list[Alert]]]:
         """Alerts from model outputs; keeps per-station state, so batches go in stream order."""
         c = self.contract
-        tail_s = (c.window_s - self.stride_s) / 2
+        tail_s = self._tail_s
+        start = outputs.start
         results: list[tuple[Window, list[Alert]]] = []
-        for w, out in zip(windows, outputs):
+        for w, out in zip(windows, outputs.values):
             key = w.station_key + "." + next((ch[:2] for ch in w.channels if ch), "")
             state = self._state.setdefault(key, {})
             if w.first:
                 state.clear()
             lo, hi = owned_range(w, self.stride_s, tail_s)
             if c.kind == "picker":
-                alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model, self.name)
+                alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model,
+                                      self.name, start)
             elif c.kind == "detector":
                 alerts = score_detector(w, out[0], c.output_step_samples, self.thresholds,
                                         lo, hi, state, self.model, self.name)

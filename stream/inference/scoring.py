@@ -11,6 +11,9 @@ from scipy.signal import find_peaks
 from stream.records import Alert, ModelRef, Window, NS_PER_S
 
 MIN_PICK_SEPARATION_S = 0.5
+#: outputs read beyond a window's owned stretch on either side: peak finding compares a peak with
+#: others up to ``MIN_PICK_SEPARATION_S`` away, which compare with theirs in turn
+PEAK_CONTEXT_S = 2 * MIN_PICK_SEPARATION_S
 
 
 def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, model: ModelRef,
@@ -24,9 +27,13 @@ def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, mode
 
 def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
                  thresholds: dict[str, float], lo: int, hi: int, state: dict[str, float],
-                 model: ModelRef, name: str) -> list[Alert]:
-    """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``."""
+                 model: ModelRef, name: str, start: int = 0) -> list[Alert]:
+    """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``.
+
+    ``probs[:, k]`` is the window's sample ``start + k`` (a decoded range, which must reach
+    ``PEAK_CONTEXT_S`` beyond ``[lo, hi)`` where the window has samples there)."""
     alerts: list[Alert] = []
+    lo, hi = max(0, lo - start), max(0, hi - start)
     distance = max(1, int(MIN_PICK_SEPARATION_S * w.sampling_rate_hz))
     for i, label in enumerate(labels):
         if label not in thresholds:
@@ -38,7 +45,7 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
         for p, h in zip(peaks, props["peak_heights"]):
             if not lo <= p < hi:
                 continue
-            t_ns = w.time_of(int(p))
+            t_ns = w.time_of(int(p) + start)
             last = state.get(label)
             if last is not None and (t_ns - last) < MIN_PICK_SEPARATION_S * NS_PER_S:
                 continue  # the same peak seen from the previous window

@@ -38,10 +38,16 @@ def _edit_contract(pt: Path, **changes: object) -> None:
     js.write_text(json.dumps(raw))
 
 
-def test_exported_model_loads_and_matches_eager(tiny: Path) -> None:
+@pytest.mark.parametrize("stride_s, decoded", [(None, 400), (0.5, 250)])
+def test_exported_model_loads_and_matches_eager(tiny: Path, stride_s: float | None,
+                                                 decoded: int) -> None:
+    """The service's outputs equal the eager network's; at a short stride only the owned
+    stretch and a second either side are decoded (forward_range), at half a window of 4 s
+    that already covers the window."""
     from training.models.cnn import PhasePicker
 
-    det = TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+    det = TorchScriptDetector(_cfg(stride_s=stride_s), tiny, torch.device("cpu"))
+    assert det.contract.forward_range
     assert det.spec.components == ("Z", "N", "E") and det.spec.window_s == 4.0
     rng = np.random.default_rng(0)
     windows = [Window("XX", f"S{i}", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
@@ -53,7 +59,9 @@ def test_exported_model_loads_and_matches_eager(tiny: Path) -> None:
                         kernel=5).eval()
     with torch.no_grad():
         want = eager(torch.from_numpy(det.normalise(np.stack([w.data for w in windows])))).numpy()
-    np.testing.assert_allclose(det.infer(windows), want, atol=1e-5)
+    out = det.infer(windows)
+    assert out.values.shape == (5, 3, decoded)
+    np.testing.assert_allclose(out.values, want[:, :, out.start:out.start + decoded], atol=1e-5)
 
 
 def test_hash_mismatch_is_refused(tiny: Path) -> None:
@@ -70,7 +78,9 @@ def test_window_mismatch_is_refused(tiny: Path) -> None:
 
 @pytest.mark.parametrize("changes, match", [
     ({"format": "onnx"}, "format"),
-    ({"kind": "generator"}, "not run by the service"),
+    ({"kind": "generator", "forward_range": False}, "not run by the service"),
+    ({"kind": "detector"}, "forward_range: only a picker"),
+    ({"forward_range": "yes"}, "forward_range: must be true or false"),
     ({"stride_samples": 0}, "stride_samples"),
     ({"components": ["Z", "Z", "E"]}, "components"),
     ({"contract": "other.v9"}, "contract"),
@@ -79,6 +89,57 @@ def test_invalid_contracts_are_refused(tiny: Path, changes: dict, match: str) ->
     _edit_contract(tiny, **changes)
     with pytest.raises(ContractError, match=match):
         TorchScriptDetector(_cfg(), tiny, torch.device("cpu"))
+
+
+class _OneConvPicker(torch.nn.Module):
+    """A picker with no ``forward_range`` (or, ``wrong``, one that disagrees with forward)."""
+
+    def __init__(self, wrong: bool = False) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(3, 3, 5, padding=2)
+        self.wrong = wrong
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.conv(x), dim=1)
+
+
+class _WrongRangePicker(_OneConvPicker):
+    @torch.jit.export
+    def forward_range(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        return self.forward(x)[:, :, start + 1:stop + 1]  # off by one sample
+
+
+def _export_one_conv(out: Path, module: torch.nn.Module) -> Path:
+    pt, _ = training_export.export_model(
+        module, name="one-conv", kind="picker", sampling_rate_hz=100.0,
+        components=("Z", "N", "E"), window_samples=400, stride_samples=200,
+        labels=("P", "S", "N"), thresholds={"P": 0.5, "S": 0.5}, out_dir=out)
+    return pt
+
+
+def test_forward_range_promised_but_absent_is_refused(tmp_path: Path) -> None:
+    pt = _export_one_conv(tmp_path, _OneConvPicker())
+    assert json.loads(pt.with_suffix(".json").read_text())["forward_range"] is False
+    det = TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
+    assert det.infer([Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
+                             np.ones((3, 400), np.float32), 0, "picker")]).values.shape[-1] == 400
+    _edit_contract(pt, forward_range=True)
+    with pytest.raises(ContractError, match="does not export it"):
+        TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
+
+
+def test_forward_range_that_disagrees_is_refused_at_export_and_at_load(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="forward_range differs from forward"):
+        _export_one_conv(tmp_path, _WrongRangePicker())
+    # the same file slipped past export (contract edited by hand): the service refuses it
+    scripted = torch.jit.script(_WrongRangePicker().eval())
+    pt = _export_one_conv(tmp_path, _OneConvPicker())
+    torch.jit.save(scripted, str(pt))
+    from stream.inference.contract import sha256_file
+
+    _edit_contract(pt, forward_range=True, sha256=sha256_file(pt))
+    with pytest.raises(ContractError, match="forward_range.*differs from forward"):
+        TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
 
 
 def test_missing_model_file_is_refused(tmp_path: Path) -> None:

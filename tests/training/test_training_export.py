@@ -83,3 +83,44 @@ def test_wrong_output_shape_is_rejected(tmp_path: Path) -> None:
                      sampling_rate_hz=100.0, components=("Z", "N", "E"), window_samples=400,
                      stride_samples=200, labels=("event",), thresholds={}, out_dir=tmp_path,
                      output_step_samples=10)
+
+
+@pytest.mark.parametrize("layout", [dict(channels=(4, 8, 8), kernel=5),
+                                    dict(channels=(4, 8, 16), kernel=7, down_stride=4,
+                                         widen_first=False)])
+def test_picker_forward_range_matches_forward_everywhere(layout: dict) -> None:
+    """Every range, at the edges and across level boundaries, equals the full forward's slice
+    (eager and scripted), for both U-Net layouts and a window length that pads levels."""
+    torch.manual_seed(0)
+    net = PhasePicker(window_samples=401, **layout).eval()
+    scripted = torch.jit.script(net)
+    x = torch.randn(3, 3, 401)
+    with torch.no_grad():
+        full = net(x)
+        for a, b in [(0, 1), (0, 401), (400, 401), (3, 9), (97, 305), (200, 201), (390, 500)]:
+            want = full[:, :, a:min(b, 401)]
+            assert torch.allclose(net.forward_range(x, a, b), want, atol=1e-6)
+            assert torch.allclose(scripted.forward_range(x, a, b), want, atol=1e-6)
+
+
+def test_reexport_keeps_weights_and_contract(tmp_path: Path) -> None:
+    """``export picker --from-model``: same outputs as the old file, contract carried over with
+    the old hash recorded, ``forward_range`` added."""
+    from training.cli import main
+
+    pt, js = export_tiny_picker(tmp_path / "old")
+    raw = json.loads(js.read_text())
+    raw["forward_range"] = False  # as an export made before forward_range existed
+    raw["precisions"] = {"bf16": {"tolerance": 0.05, "evidence": {"accepted": True}}}
+    js.write_text(json.dumps(raw))
+    assert main(["export", "picker", "--from-model", str(pt), "--out", str(tmp_path / "new")]) == 0
+    new = verify_export(tmp_path / "new" / pt.name)
+    assert new.forward_range and new.precisions == raw["precisions"]
+    assert new.thresholds == raw["thresholds"] and new.training["seed"] == raw["training"]["seed"]
+    assert new.training["reexported"]["from_sha256"] == raw["sha256"]
+    assert new.training["reexported"]["parity_vs_old_max_abs_diff"] <= 1e-5
+    x = torch.randn(2, 3, 400)
+    with torch.no_grad():
+        old_y = torch.jit.load(str(pt))(x)
+        new_y = torch.jit.load(str(tmp_path / "new" / pt.name))(x)
+    assert torch.allclose(old_y, new_y, atol=1e-6)

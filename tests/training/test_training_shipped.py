@@ -32,6 +32,11 @@ def test_shipped_model_matches_contract(name: str) -> None:
                 "anomaly": (2, len(c.components), c.window_samples)}[c.kind]
     assert tuple(y.shape) == expected and torch.isfinite(y).all()
     assert c.metrics, "shipped models carry their evaluation metrics"
+    if c.kind == "picker":  # the service decodes only what it scores
+        assert c.forward_range
+        with torch.no_grad():
+            part = model.forward_range(x, 1400, 1700)
+        assert torch.allclose(part, y[:, :, 1400:1700], atol=1e-5)
     if c.kind == "anomaly":
         assert "anomaly" in c.thresholds
 

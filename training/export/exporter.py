@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,21 @@ def parity_check(eager: nn.Module, scripted: torch.jit.ScriptModule,
     return float((a - b).abs().max().item())
 
 
+def range_parity(scripted: torch.jit.ScriptModule, x: Tensor) -> float:
+    """Max absolute difference between ``forward_range(x, a, b)`` and ``forward(x)[..., a:b]``
+    over ranges at the start, in the middle, at the end and across the whole window."""
+    n = x.size(2)
+    ranges = [(0, min(n, 7)), (n // 4, n - n // 4), (n - n // 3, n), (n // 2, n // 2 + 1), (0, n)]
+    diffs = []
+    with torch.no_grad():
+        full = scripted(x)
+        for a, b in ranges:
+            part = scripted.forward_range(x, a, b)
+            same_shape = part.shape == full[:, :, a:b].shape
+            diffs.append(float((part - full[:, :, a:b]).abs().max()) if same_shape else math.inf)
+    return max(diffs)
+
+
 def expected_output_shape(kind: str, batch: int, n_channels: int, n_labels: int, window: int,
                           step: int) -> tuple[int, ...]:
     """What the service expects back from a model of ``kind``."""
@@ -88,7 +104,9 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
 
     Steps: eval mode -> ``torch.jit.script`` -> save -> reload the saved file -> parity check
     (eager vs reloaded, max abs diff <= ``parity_atol`` else ``AssertionError``) -> output-shape
-    check against the contract -> sha256 -> contract validated by ``ModelContract.from_dict``,
+    check against the contract -> a picker's ``forward_range`` against ``forward`` (then
+    ``forward_range: true`` in the contract) -> sha256 -> contract validated by
+    ``ModelContract.from_dict``,
     written, re-loaded and compared.
     """
     out_dir = Path(out_dir)
@@ -114,6 +132,12 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
         if shape != want:
             tmp.unlink(missing_ok=True)
             raise AssertionError(f"{name}: output shape {shape}, contract expects {want}")
+    forward_range = kind == "picker" and hasattr(reloaded, "forward_range")
+    if forward_range:
+        range_diff = range_parity(reloaded, inputs[0])
+        if range_diff > parity_atol:
+            tmp.unlink(missing_ok=True)
+            raise AssertionError(f"{name}: forward_range differs from forward by {range_diff:.3g}")
     tmp.replace(pt_path)
     train_info = dict(training or {})
     train_info["export_parity_max_abs_diff"] = diff
@@ -126,6 +150,7 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
         "normalisation": dict(normalisation or {"method": "std", "demean": True, "eps": 1e-8}),
         "output_step_samples": int(output_step_samples), "domain": domain,
         "training": train_info, "metrics": dict(metrics or {}), "versions": versions(),
+        "forward_range": forward_range,
     }
     raw = json.loads(json.dumps(raw, default=str))  # tuples -> lists etc.: what a reader sees
     contract = ModelContract.from_dict(raw)

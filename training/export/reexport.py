@@ -1,0 +1,76 @@
+"""Re-export a shipped TorchScript picker under the current model code, with the same weights.
+
+When the picker's code gains something the service can use (``forward_range``) its weights need
+not be trained again: the network is rebuilt from the exported file (the architecture read from
+the weights' shapes), the weights are loaded into it, and it goes through ``export_model`` like
+any export (eager vs TorchScript parity, output shape, ``forward_range`` parity). The new file
+must also give the old file's outputs; everything the old contract says about the weights
+(thresholds, metrics, training record, validated precisions) is carried over, and
+``training.reexported`` records the old hash and the command.
+
+    python -m training export picker --from-model stream/models/picker.pt --out stream/models
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from training.export.exporter import export_model, parity_check
+from training.models.cnn import PhasePicker
+
+
+def picker_from_torchscript(pt_path: Path, contract: ModelContract) -> PhasePicker:
+    """The eager ``PhasePicker`` holding ``pt_path``'s weights (architecture from their shapes)."""
+    scripted = torch.jit.load(str(pt_path), map_location="cpu")
+    state = scripted.state_dict()
+    downs = sorted({int(k.split(".")[1]) for k in state if k.startswith("downs.")})
+    channels = [int(state["stem.conv.weight"].shape[0])]
+    channels += [int(state[f"downs.{i}.down.conv.weight"].shape[0]) for i in downs]
+    kernel = int(state["stem.conv.weight"].shape[2])
+    down_stride = int(state["ups.0.up.weight"].shape[2])  # transposed conv: kernel = stride
+    widen_first = int(state["downs.0.conv.conv.weight"].shape[0]) == channels[1]
+    net = PhasePicker(contract.components, contract.labels, contract.sampling_rate_hz,
+                      contract.window_samples, channels, kernel, down_stride, widen_first)
+    net.load_state_dict(state)  # strict: any other layout fails here, naming the keys
+    return net.eval()
+
+
+def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> tuple[Path, Path]:
+    """Re-export the picker at ``pt_path`` into ``out_dir`` (may be the same directory)."""
+    pt_path = Path(pt_path)
+    old = ModelContract.load(contract_path_for(pt_path))
+    if old.kind != "picker":
+        raise SystemExit(f"{pt_path}: kind {old.kind!r}; only a picker can be re-exported")
+    old_sha = sha256_file(pt_path)
+    if old_sha != old.sha256:
+        raise SystemExit(f"{pt_path}: sha256 does not match its contract")
+    net = picker_from_torchscript(pt_path, old)
+    with tempfile.TemporaryDirectory() as tmp:  # keep the old file until the new one is checked
+        old_copy = Path(tmp) / "old.pt"
+        old_copy.write_bytes(pt_path.read_bytes())
+        training: dict[str, Any] = {**old.training, "reexported": {
+            "from_sha256": old_sha, "command": command}}
+        new_pt, new_js = export_model(
+            net, name=old.name, kind=old.kind, sampling_rate_hz=old.sampling_rate_hz,
+            components=old.components, window_samples=old.window_samples,
+            stride_samples=old.stride_samples, labels=old.labels, thresholds=old.thresholds,
+            out_dir=out_dir, version=old.version, normalisation=vars(old.normalisation),
+            output_step_samples=old.output_step_samples, domain=old.domain, training=training,
+            metrics=old.metrics, file_stem=pt_path.stem)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(4, len(old.components), old.window_samples, generator=g)
+        diff = parity_check(torch.jit.load(str(old_copy)), torch.jit.load(str(new_pt)), (x,))
+    if diff > 1e-5:
+        raise AssertionError(f"re-exported {new_pt} differs from the old file by {diff:.3g}")
+    raw = json.loads(new_js.read_text())
+    raw["precisions"] = old.precisions  # validated for these weights, which did not change
+    raw["training"]["reexported"]["parity_vs_old_max_abs_diff"] = diff
+    ModelContract.from_dict(raw)
+    new_js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    return new_pt, new_js
