@@ -173,6 +173,15 @@ def markdown(res: dict[str, Any]) -> str:
                      f"{fw['precision_reason']}) (windows/s)", f"1 thread {_fmt(fw['threads_1_bf16'])}",
                      f"2 threads {_fmt(fw['threads_2_bf16'])}",
                      f"{ratio(fw['threads_1_bf16'], fw['threads_1'])}× fp32 (1 thread)"))
+    whole = fw["threads_1_bf16" if fw["service_precision"] == "bf16" else "threads_1"]
+    for key in ("range_stride_15", "range_stride_1"):
+        rg = fw.get(key)
+        if rg:
+            rows.append((f"picker forward of the scored stretch only (forward_range, samples "
+                         f"{rg['start']}-{rg['stop']} of 3,001: stride {rg['stride_s']:g} s), "
+                         f"B = 64, {rg['precision']}, 1 thread (windows/s)",
+                         _fmt(rg["windows_per_s"]), f"whole window, same precision: "
+                         f"{_fmt(whole)}", f"{ratio(rg['windows_per_s'], whole)}×"))
     fl = res.get("floors", {})
     names = {"throughput_vs_seisbench_streaming_ge_1.2":
              "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network, same "

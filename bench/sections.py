@@ -19,7 +19,10 @@ from bench.common import (PREFILL_S, ROOT, Plan, cores, kept_up_in_real_time, lo
 
 def bench_forward(plan: Plan) -> dict[str, Any]:
     """The picker's forward pass alone, B = 64: the compute floor under everything else, at
-    float32 and, when the service chose it on this machine, at bfloat16."""
+    float32 and, when the service chose it on this machine, at bfloat16; then, at the service's
+    precision on one thread, what the service runs: ``forward_range`` over the stretch each
+    window owns plus the peak-finding context, at the throughput stride (15 s) and the latency
+    stride (1 s)."""
     import torch
 
     from stream.inference.precision import autocast
@@ -29,33 +32,44 @@ def bench_forward(plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {"service_precision": det.precision,
                            "precision_reason": det.precision_choice.reason}
     x = torch.randn(64, 3, 3001)
+
+    def rate(fn: Any, precision: str) -> dict[str, Any]:
+        rates = []
+        with torch.inference_mode(), autocast(det.device, precision):
+            fn()
+            for _ in range(plan.repeats):
+                t0, k = time.perf_counter(), 0
+                while time.perf_counter() - t0 < plan.forward_s:
+                    fn()
+                    k += 64
+                rates.append(k / (time.perf_counter() - t0))
+        return stats(rates, "windows/s")
+
     precisions = ["fp32"] + (["bf16"] if det.precision == "bf16" else [])
     for precision in precisions:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            rates = []
-            with torch.inference_mode(), autocast(det.device, precision):
-                module(x)
-                for _ in range(plan.repeats):
-                    t0, k = time.perf_counter(), 0
-                    while time.perf_counter() - t0 < plan.forward_s:
-                        module(x)
-                        k += 64
-                    rates.append(k / (time.perf_counter() - t0))
             suffix = "" if precision == "fp32" else "_bf16"
-            out[f"threads_{threads}{suffix}"] = stats(rates, "windows/s")
+            out[f"threads_{threads}{suffix}"] = rate(lambda: module(x), precision)
     torch.set_num_threads(1)
+    for stride_s in (15.0, 1.0):
+        d = det if stride_s == det.stride_s else service_picker(det.device, stride_s=stride_s)
+        start, stop = d.decode_range(x.shape[-1], first=False)
+        out[f"range_stride_{stride_s:g}"] = {
+            "start": start, "stop": stop, "stride_s": stride_s, "precision": det.precision,
+            "threads": 1, "windows_per_s": rate(lambda: d.module.forward_range(x, start, stop),
+                                               det.precision)}
     return out
 
 
-def service_picker(device: Any, precision: str = "auto") -> Any:
+def service_picker(device: Any, precision: str = "auto", stride_s: float | None = None) -> Any:
     """The shipped picker exactly as the service loads it (checked, frozen, precision chosen);
     its ``module`` is the TorchScript it runs, under ``autocast(device, precision)``."""
     from stream.config import DetectorConfig
     from stream.inference.model import TorchScriptDetector
     from stream.models import resolve
 
-    cfg = DetectorConfig(name="picker", type="model", path="builtin:picker")
+    cfg = DetectorConfig(name="picker", type="model", path="builtin:picker", stride_s=stride_s)
     return TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
 
 
