@@ -138,6 +138,10 @@ class ChannelBuffer:
             self._held.clear()
             self._reset_to(rec)
             return [event]
+        if not self._held and abs(rec.start_ns - self._end_ns) <= self._period_ns / 2:
+            self._append(rec.data)  # the next record, in order: what _drain would do, sooner
+            self._arrivals.append((rec.end_ns, rec.arrival_ns))
+            return []
         item = (rec.start_ns, self._seq, rec)
         self._seq += 1
         bisect.insort(self._held, item)

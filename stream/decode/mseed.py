@@ -1,5 +1,12 @@
 """miniSEED decoding with pymseed (libmseed 3): 2 and 3, Steim1/2, integer and float encodings.
 
+A live feed delivers one small record per packet, so per-record Python overhead is what decoding
+costs: ``decode_payload`` calls libmseed's parser through pymseed's own CFFI binding
+(``pymseed.clib``) and reads the parsed header fields directly (about 3x fewer Python calls than
+``MS3Record.from_buffer`` and its properties). Any status other than success is handed to
+``from_buffer``, which words the error, so both paths decode the same and fail the same
+(``tests/stream/test_decode.py``).
+
 >>> from stream.testing import synthetic_mseed
 >>> payload = synthetic_mseed("XX.TEST..HHZ", n_samples=300)
 >>> [(r.sid, r.sampling_rate_hz) for r in decode_payload(payload, arrival_ns=0)][:1]
@@ -11,11 +18,13 @@ from __future__ import annotations
 import functools
 import io
 import math
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 import obspy
 import pymseed
+from pymseed.clib import clibmseed, ffi
 
 from stream.errors import DecodeError
 from stream.records import Record, SourceRef
@@ -44,6 +53,24 @@ def geomag_band_code(rate_hz: float) -> str:
     return "P"
 
 
+#: what ``MS3Record.from_buffer(payload, unpack_data=True)`` asks of libmseed
+_PARSE_FLAGS = (clibmseed.MSF_UNPACKDATA | clibmseed.MSF_VALIDATECRC | clibmseed.MSF_ATENDOFFILE)
+_SAMPLE_BYTES = {"i": 4, "f": 4, "d": 8}
+
+
+_local = threading.local()
+
+
+def _thread_record() -> object:
+    """This thread's ``MS3Record **``, reused by every parse (freed with the thread). Each C
+    call releases the GIL, and getting it back while inference threads run can take a while,
+    so the decode path makes as few as it can: no allocation or free per record."""
+    ptr = getattr(_local, "msr_ptr", None)
+    if ptr is None:
+        ptr = _local.msr_ptr = ffi.gc(ffi.new("MS3Record **"), clibmseed.msr3_free)
+    return ptr
+
+
 def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None) -> list[Record]:
     """Decode every miniSEED record in ``payload``.
 
@@ -51,6 +78,63 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
     corrupt bytes, impossible sample rates and non-finite samples. A payload either decodes
     completely or raises: callers count the error and move on.
     """
+    out: list[Record] = []
+    size = len(payload)
+    if size < clibmseed.MINRECLEN:
+        return _decode_with_pymseed(payload, arrival_ns, ref)
+    msr_ptr = _thread_record()
+    buf = ffi.from_buffer(payload)
+    offset = 0
+    sid: str | None = None
+    try:
+        while offset < size:
+            if size - offset < clibmseed.MINRECLEN or clibmseed.msr3_parse(
+                    buf + offset, size - offset, msr_ptr, _PARSE_FLAGS, 0) != clibmseed.MS_NOERROR:
+                return _decode_with_pymseed(payload, arrival_ns, ref)  # words the error
+            msr = msr_ptr[0]
+            offset += msr.reclen
+            rec = _record(msr, arrival_ns, ref)
+            if rec is not None:
+                out.append(rec)
+            else:
+                sid = ffi.string(msr.sid).decode("utf-8")
+    finally:
+        ffi.release(buf)
+    if not out:
+        raise DecodeError("payload holds no data samples", sid and ".".join(_nslc(sid)))
+    return out
+
+
+def _record(msr: object, arrival_ns: int, ref: SourceRef | None) -> Record | None:
+    """A parsed libmseed record (``MS3Record *``) as a ``Record``; None for one without samples."""
+    net, sta, loc, cha = _nslc(ffi.string(msr.sid).decode("utf-8"))  # type: ignore[attr-defined]
+    sid = f"{net}.{sta}.{loc}.{cha}"
+    rate = float(msr.samprate)  # type: ignore[attr-defined]
+    if rate < 0.0:  # libmseed's convention for a period in seconds (msr3_sampratehz)
+        rate = -1.0 / rate
+    if not (math.isfinite(rate) and 0.0 < rate <= MAX_RATE_HZ):
+        raise DecodeError(f"impossible sample rate {rate} Hz", sid)
+    if len(cha) == 1:  # USGS geomag element-only channel ("H", "U") -> SEED "LFH"
+        cha = f"{geomag_band_code(rate)}F{cha}"
+    n = int(msr.numsamples)  # type: ignore[attr-defined]
+    if n == 0:
+        return None  # empty / log records carry no samples
+    kind = msr.sampletype.decode("ascii")  # type: ignore[attr-defined]
+    dtype = SAMPLE_DTYPES.get(kind)
+    if dtype is None:
+        raise DecodeError(f"unsupported sample type {kind!r}", sid)
+    # libmseed's sample buffer, copied by astype before the record is freed or reused
+    view = ffi.buffer(msr.datasamples, n * _SAMPLE_BYTES[kind])  # type: ignore[attr-defined]
+    data = np.frombuffer(view, dtype=dtype).astype(np.float64)
+    if kind != "i" and not np.isfinite(data).all():  # integers are always finite
+        raise DecodeError("non-finite samples (NaN/inf)", sid)
+    return Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns,  # type: ignore[attr-defined]
+                  ref)
+
+
+def _decode_with_pymseed(payload: bytes, arrival_ns: int,
+                         ref: SourceRef | None = None) -> list[Record]:
+    """``decode_payload`` through pymseed's public reader (its error messages)."""
     out: list[Record] = []
     sid: str | None = None
     try:
