@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import scaleout
 from bench.common import Plan, cores, stats
 from bench.sections import service_picker
 
@@ -42,8 +43,9 @@ def seisbench_streaming(model: Any, st: Any, repeats: int) -> dict[str, Any]:
 
 
 def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> dict[str, Any]:
-    """The service (defaults, one process, picker throughput case) and SeisBench on the same
-    network run back to back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
+    """The service (defaults, one process, picker throughput case; and scaled out to one process
+    per core, ``bench.scaleout.HeldMembers``) and SeisBench on the same network run back to
+    back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
     what the shared machine gives then hits both sides of each ratio alike; the floor uses the
     median of these ratios. ``nets`` maps a precision (``fp32``, and ``bf16`` when the service
     runs the picker at bfloat16 here) to SeisBench's wrapper computing at it: the service at
@@ -58,6 +60,7 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
 
     n, seconds = plan.tp_picker
     load = build_load(n, seconds)
+    members = scaleout.HeldMembers("picker", n, seconds, pairs, cores()) if cores() > 1 else None
     cfgs = {"default": config("picker")}
     if "bf16" in nets:
         cfgs["fp32"] = config("picker", precision="fp32")
@@ -70,6 +73,8 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
             torch.set_num_threads(max(1, cores() // service_workers()))  # as the service sets it
             rows.setdefault(f"service_{key}", []).append(
                 n * seconds / run_case(load, cfg, detectors=dets[key]).wall_s)
+        if members is not None:  # one process per core, as a consumer group deploys it
+            rows.setdefault("service_scaleout", []).append(members.run())
         torch.set_num_threads(cores())
         for precision, net in nets.items():
             rows.setdefault(f"streaming_{precision}", []).append(
@@ -78,6 +83,8 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
             net.annotate(st, overlap=1500, batch_size=64)
             rows.setdefault(f"whole_{precision}", []).append(n * seconds / (time.perf_counter() - t0))
     torch.set_num_threads(1)
+    if members is not None:
+        members.close()
     service_at = {default: rows["service_default"], **({"fp32": rows["service_fp32"]}
                                                        if "service_fp32" in rows else {})}
 
@@ -95,6 +102,12 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
                                rows["service_default"], rows["streaming_fp32"]),
                            "ratio_default_vs_seisbench_default_whole": ratios(
                                rows["service_default"], rows["whole_fp32"])}
+    if members is not None:  # the scale-out runs at the service's default precision too
+        out["scaleout_processes"] = members.processes
+        out["ratio_scaleout_vs_streaming"] = ratios(rows["service_scaleout"],
+                                                    rows[f"streaming_{default}"])
+        out["ratio_scaleout_vs_whole_trace"] = ratios(rows["service_scaleout"],
+                                                      rows[f"whole_{default}"])
     for precision, svc in service_at.items():
         out[f"ratio_{precision}_vs_streaming"] = ratios(svc, rows[f"streaming_{precision}"])
         out[f"ratio_{precision}_vs_whole_trace"] = ratios(svc, rows[f"whole_{precision}"])

@@ -20,7 +20,8 @@ from bench.common import PREFILL_S, kept_up_in_real_time, stats
 
 
 def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
-            paced: dict[str, float] | None, barrier: Any, results: Any) -> None:
+            paced: dict[str, float] | None, barrier: Any, results: Any,
+            ready: Any = None) -> None:
     import logging
 
     from bench.data import build_load
@@ -31,6 +32,8 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
     load = build_load(count, seconds, first=first)
     cfg = config(detector, workers=1, threads=1)
     dets = build_detectors(cfg)
+    if ready is not None:
+        ready.put(first)  # loaded: the parent starts nothing heavy before every member is
     for rep in range(repeats):
         fresh_state(dets)
         barrier.wait()
@@ -58,6 +61,39 @@ def run_members(detector: str, n: int, seconds: float, repeats: int, processes: 
     for proc in procs:
         proc.join(timeout=60)
     return [[g for g in got if g["rep"] == rep] for rep in range(repeats)]
+
+
+class HeldMembers:
+    """``processes`` service processes started once and held between repeats: each ``run()``
+    releases one repeat (the members wait on a barrier the parent joins) and returns its
+    station-seconds per second, so repeats can alternate with reference runs in the parent
+    (back-to-back pairs) without the members' start-up or idle loops in between."""
+
+    def __init__(self, detector: str, n: int, seconds: float, repeats: int,
+                 processes: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.n, self.seconds, self.processes = n, seconds, processes
+        self.barrier, self.results, ready = ctx.Barrier(processes + 1), ctx.Queue(), ctx.Queue()
+        shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
+        firsts = [sum(shares[:p]) for p in range(processes)]
+        self.procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, None,
+                                                        self.barrier, self.results, ready),
+                                  daemon=True) for f, c in zip(firsts, shares)]
+        for proc in self.procs:
+            proc.start()
+        for _ in self.procs:
+            ready.get(timeout=300)
+
+    def run(self) -> float:
+        self.barrier.wait()
+        ms = [self.results.get(timeout=900) for _ in self.procs]
+        return self.n * self.seconds / (max(m["t1"] for m in ms) - min(m["t0"] for m in ms))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
 
 
 def throughput(detector: str, n: int, seconds: float, repeats: int,

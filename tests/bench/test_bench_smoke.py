@@ -48,6 +48,8 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
         assert _is_stat(sbs["station_seconds_per_s"])
         pr = ref["paired"]
         assert _is_stat(pr["ratio_vs_streaming"]) and _is_stat(pr["ratio_vs_whole_trace"])
+        if "service_scaleout" in pr:  # one process per core, paired the same way
+            assert _is_stat(pr["service_scaleout"]) and _is_stat(pr["ratio_scaleout_vs_whole_trace"])
         if pr["service_precision"] == "bf16":  # like for like at fp32 too
             assert _is_stat(pr["ratio_fp32_vs_streaming"]) and _is_stat(pr["whole_bf16"])
     lat = data["latency"]["3"]
@@ -58,7 +60,8 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
     assert rss["rss_peak_mb"]["median"] > 0
     assert set(data["floors"]) == {
         "throughput_vs_seisbench_streaming_ge_1.2", "throughput_vs_seisbench_whole_trace_ge_1.2",
-        "realtime_stations_ge_5000", "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000"}
+        "realtime_stations_ge_5000", "p99_le_100ms_at_500", "rss_le_1.5GB_at_1000",
+        "throughput_deployment"}
     table = (tmp_path / "latest.md").read_text()
     assert table == markdown(res) and "| figure | geosentry | reference | ratio |" in table
 
