@@ -349,10 +349,12 @@ over each whole trace. The batch-size sweep runs on CUDA when a GPU is present (
 `inference.device = "auto"` uses it too). The machine is shared: compare ratios within one run.
 
 Reading the table (every figure is in the rows below):
-* The throughput floor compares streaming with streaming: the service (defaults, one process)
-  against SeisBench's streaming wrapper on the same network, run back to back in pairs so that
-  the shared machine's drift hits both sides of each ratio (row "run back to back"; separate
-  runs minutes apart drift by up to ~30 %). The same pairs also compare it with whole-trace
+* The throughput floors come from back-to-back pairs: the service (defaults; one process, and
+  one process per core as a consumer group deploys it) and SeisBench on the same network, so
+  that the shared machine's drift hits both sides of each ratio (rows "run back to back";
+  separate runs minutes apart drift by up to ~30 %). The floors use the faster deployment and
+  the issue-floors row names it. The pairs compare the service with SeisBench's streaming
+  wrapper (what a live service built on `annotate` runs) and with whole-trace
   `annotate`, an offline job that is given finished, decoded traces and stacks big batches for
   torch's intra-op threads, where the service decodes every 512-byte record as it arrives.
 * A stream reads each window's outputs only over the stretch that window owns, so the service
