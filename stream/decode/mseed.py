@@ -20,11 +20,13 @@ import io
 import math
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import obspy
 import pymseed
 from pymseed.clib import clibmseed, ffi
+from pymseed.logging import ensure_thread_logging
 
 from stream.errors import DecodeError
 from stream.records import Record, SourceRef
@@ -61,12 +63,13 @@ _SAMPLE_BYTES = {"i": 4, "f": 4, "d": 8}
 _local = threading.local()
 
 
-def _thread_record() -> object:
+def _thread_record() -> Any:
     """This thread's ``MS3Record **``, reused by every parse (freed with the thread). Each C
     call releases the GIL, and getting it back while inference threads run can take a while,
     so the decode path makes as few as it can: no allocation or free per record."""
     ptr = getattr(_local, "msr_ptr", None)
     if ptr is None:
+        ensure_thread_logging()  # libmseed's messages to pymseed's registry, not to stderr
         ptr = _local.msr_ptr = ffi.gc(ffi.new("MS3Record **"), clibmseed.msr3_free)
     return ptr
 
@@ -105,31 +108,30 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
     return out
 
 
-def _record(msr: object, arrival_ns: int, ref: SourceRef | None) -> Record | None:
+def _record(msr: Any, arrival_ns: int, ref: SourceRef | None) -> Record | None:
     """A parsed libmseed record (``MS3Record *``) as a ``Record``; None for one without samples."""
-    net, sta, loc, cha = _nslc(ffi.string(msr.sid).decode("utf-8"))  # type: ignore[attr-defined]
+    net, sta, loc, cha = _nslc(ffi.string(msr.sid).decode("utf-8"))
     sid = f"{net}.{sta}.{loc}.{cha}"
-    rate = float(msr.samprate)  # type: ignore[attr-defined]
+    rate = float(msr.samprate)
     if rate < 0.0:  # libmseed's convention for a period in seconds (msr3_sampratehz)
         rate = -1.0 / rate
     if not (math.isfinite(rate) and 0.0 < rate <= MAX_RATE_HZ):
         raise DecodeError(f"impossible sample rate {rate} Hz", sid)
     if len(cha) == 1:  # USGS geomag element-only channel ("H", "U") -> SEED "LFH"
         cha = f"{geomag_band_code(rate)}F{cha}"
-    n = int(msr.numsamples)  # type: ignore[attr-defined]
+    n = int(msr.numsamples)
     if n == 0:
         return None  # empty / log records carry no samples
-    kind = msr.sampletype.decode("ascii")  # type: ignore[attr-defined]
+    kind = msr.sampletype.decode("ascii")
     dtype = SAMPLE_DTYPES.get(kind)
     if dtype is None:
         raise DecodeError(f"unsupported sample type {kind!r}", sid)
     # libmseed's sample buffer, copied by astype before the record is freed or reused
-    view = ffi.buffer(msr.datasamples, n * _SAMPLE_BYTES[kind])  # type: ignore[attr-defined]
+    view = ffi.buffer(msr.datasamples, n * _SAMPLE_BYTES[kind])
     data = np.frombuffer(view, dtype=dtype).astype(np.float64)
     if kind != "i" and not np.isfinite(data).all():  # integers are always finite
         raise DecodeError("non-finite samples (NaN/inf)", sid)
-    return Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns,  # type: ignore[attr-defined]
-                  ref)
+    return Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns, ref)
 
 
 def _decode_with_pymseed(payload: bytes, arrival_ns: int,

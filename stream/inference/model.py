@@ -144,7 +144,8 @@ class TorchScriptDetector:
         diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
         if diff > RANGE_ATOL:
             raise ContractError(f"model {c.name}: forward_range({start}, {stop}) differs from "
-                                f"forward by {diff:.3g} on a probe batch (shape {tuple(got.shape)})")
+                                f"forward by {diff:.3g} on a probe batch "
+                                f"(shape {tuple(got.shape)})")
 
     def decode_range(self, n_samples: int, first: bool) -> tuple[int, int]:
         """Samples ``[start, stop)`` of a window of ``n_samples`` whose outputs scoring reads: the

@@ -22,7 +22,7 @@ quarter of the arithmetic and at one second of thirty nearly half. It equals
 """
 
 
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +65,7 @@ class Up(nn.Module):
     def forward_range(self, x: Tensor, x_start: int, coarse_length: int, skip: Tensor,
                       start: int, stop: int) -> Tensor:
         """``forward`` at this level's samples ``[start, stop)`` only. ``x`` holds the coarser
-        level's samples from ``x_start`` on (as many as ``coarse_ranges`` asks for) out of
+        level's samples from ``x_start`` on (as many as ``coarse_range`` asks for) out of
         ``coarse_length``; ``skip`` is this level's whole skip connection."""
         half = self.conv.conv.kernel_size[0] // 2
         stride = self.up.stride[0]
@@ -116,16 +116,20 @@ class PhasePicker(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv1d(chans[0], len(self.labels), 1)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """Un-normalised class scores ``(B, len(labels), N)`` (used by the training loss)."""
-        n = x.size(2)
+    def encode(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """The bottom level's features and every level's skip connection, finest first."""
         x = self.stem(x)
         skips: List[Tensor] = []
         for down in self.downs:
             pair = down(x)
             skips.append(pair[0])
             x = pair[1]
-        x = self.bottom(x)
+        return self.bottom(x), skips
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Un-normalised class scores ``(B, len(labels), N)`` (used by the training loss)."""
+        n = x.size(2)
+        x, skips = self.encode(x)
         depth = len(skips)
         for i, up in enumerate(self.ups):
             x = up(x, skips[depth - 1 - i])
@@ -142,13 +146,7 @@ class PhasePicker(nn.Module):
         n = x.size(2)
         start = max(0, min(start, n))
         stop = max(start, min(stop, n))
-        x = self.stem(x)
-        skips: List[Tensor] = []
-        for down in self.downs:
-            pair = down(x)
-            skips.append(pair[0])
-            x = pair[1]
-        x = self.bottom(x)
+        x, skips = self.encode(x)
         depth = len(skips)
         lengths = [s.size(2) for s in skips] + [x.size(2)]
         # ranges[level]: the samples each level must decode, from the output's range downwards
