@@ -37,6 +37,9 @@ def describe(name: str) -> str:
                     f", {k} (validated: {v.get('command', '?')}; load tolerance {v.get('tolerance')})"
                     for k, v in c.get("precisions", {}).items()),
             ]
+            if c.get("forward_range"):
+                lines.append("  decoding:   forward_range (only the stretch of each window that "
+                             "is scored)")
             if c.get("training"):
                 lines.append(f"  training:   {c['training']}")
             if c.get("metrics"):
