@@ -42,31 +42,16 @@ def seisbench_streaming(model: Any, st: Any, repeats: int) -> dict[str, Any]:
             "samples_per_s": stats([r * 300 for r in rates], "samples/s", 0)}
 
 
-def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> dict[str, Any]:
-    """The service (defaults, one process, picker throughput case; and scaled out to one process
-    per core, ``bench.scaleout.HeldMembers``) and SeisBench on the same network run back to
-    back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
-    what the shared machine gives then hits both sides of each ratio alike; the floor uses the
-    median of these ratios. ``nets`` maps a precision (``fp32``, and ``bf16`` when the service
-    runs the picker at bfloat16 here) to SeisBench's wrapper computing at it: the service at
-    each precision is compared with SeisBench at the same one (like for like), and the
-    service's default with SeisBench's default (float32)."""
+def _pairs(pairs: int, n: int, seconds: float, load: Any, cfgs: dict[str, Any],
+           dets: dict[str, Any], members: Any, nets: dict[str, Any], st: Any,
+           rows: dict[str, list[float]]) -> None:
+    """``pairs`` rounds of: the service (each config, then scaled out), then SeisBench (each
+    precision, streaming wrapper then whole traces); rates appended to ``rows``."""
     import torch
 
     from bench.common import service_workers
-    from bench.data import build_load
-    from bench.harness import config, fresh_state, run_case
-    from stream.detectors.factory import build_detectors
+    from bench.harness import fresh_state, run_case
 
-    n, seconds = plan.tp_picker
-    load = build_load(n, seconds)
-    members = scaleout.HeldMembers("picker", n, seconds, pairs, cores()) if cores() > 1 else None
-    cfgs = {"default": config("picker")}
-    if "bf16" in nets:
-        cfgs["fp32"] = config("picker", precision="fp32")
-    dets = {k: build_detectors(c) for k, c in cfgs.items()}
-    default = next(d.precision for d in dets["default"])
-    rows: dict[str, list[float]] = {}
     for _ in range(pairs):
         for key, cfg in cfgs.items():
             fresh_state(dets[key])
@@ -82,9 +67,39 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
             t0 = time.perf_counter()
             net.annotate(st, overlap=1500, batch_size=64)
             rows.setdefault(f"whole_{precision}", []).append(n * seconds / (time.perf_counter() - t0))
-    torch.set_num_threads(1)
-    if members is not None:
-        members.close()
+
+
+def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> dict[str, Any]:
+    """The service (defaults, one process, picker throughput case; and scaled out to one process
+    per core, ``bench.scaleout.HeldMembers``) and SeisBench on the same network run back to
+    back, ``pairs`` times: streaming wrapper, then whole traces. Drift in
+    what the shared machine gives then hits both sides of each ratio alike; the floor uses the
+    median of these ratios. ``nets`` maps a precision (``fp32``, and ``bf16`` when the service
+    runs the picker at bfloat16 here) to SeisBench's wrapper computing at it: the service at
+    each precision is compared with SeisBench at the same one (like for like), and the
+    service's default with SeisBench's default (float32)."""
+    import torch
+
+    from bench.data import build_load
+    from bench.harness import config
+    from stream.detectors.factory import build_detectors
+
+    n, seconds = plan.tp_picker
+    load = build_load(n, seconds)
+    cfgs = {"default": config("picker")}
+    if "bf16" in nets:
+        cfgs["fp32"] = config("picker", precision="fp32")
+    dets = {k: build_detectors(c) for k, c in cfgs.items()}
+    default = next(d.precision for d in dets["default"])
+    members = (scaleout.HeldMembers("picker", n, seconds, pairs, cores(), precision=default)
+               if cores() > 1 else None)
+    rows: dict[str, list[float]] = {}
+    try:
+        _pairs(pairs, n, seconds, load, cfgs, dets, members, nets, st, rows)
+    finally:
+        torch.set_num_threads(1)
+        if members is not None:
+            members.close()
     service_at = {default: rows["service_default"], **({"fp32": rows["service_fp32"]}
                                                        if "service_fp32" in rows else {})}
 
@@ -104,6 +119,7 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
                                rows["service_default"], rows["whole_fp32"])}
     if members is not None:  # the scale-out runs at the service's default precision too
         out["scaleout_processes"] = members.processes
+        out["scaleout_precision"] = members.precision
         out["ratio_scaleout_vs_streaming"] = ratios(rows["service_scaleout"],
                                                     rows[f"streaming_{default}"])
         out["ratio_scaleout_vs_whole_trace"] = ratios(rows["service_scaleout"],

@@ -193,8 +193,7 @@ def markdown(res: dict[str, Any]) -> str:
     deployment = fl.get("throughput_deployment", "one process")
     names = {"throughput_vs_seisbench_streaming_ge_1.2":
              "streaming throughput ≥ 1.2× SeisBench annotate streaming (same network, same "
-             f"precision; median of the back-to-back pairs when measured; {deployment}, the "
-             "faster deployment)",
+             f"precision; median of the back-to-back pairs when measured; {deployment})",
              "throughput_vs_seisbench_whole_trace_ge_1.2":
              "also ≥ 1.2× whole-trace (offline) annotate",
              "realtime_stations_ge_5000": "≥ 5,000 stations in real time",
@@ -289,10 +288,13 @@ def floors(res: dict[str, Any]) -> dict[str, Any]:
         rs = pr["ratio_vs_streaming"]["median"]
         r = pr["ratio_vs_whole_trace"]["median"]
         scaled = pr.get("service_scaleout")
-        if scaled and (scaled["median"] or 0) > (pr["service_default"]["median"] or 0):
-            deployment = f"{pr['scaleout_processes']} processes"  # the faster deployment
-            rs = pr["ratio_scaleout_vs_streaming"]["median"]
-            r = pr["ratio_scaleout_vs_whole_trace"]["median"]
+        if scaled:
+            procs = f"{pr['scaleout_processes']} processes"
+            deployment = f"one process, faster than {procs}"
+            if (scaled["median"] or 0) > (pr["service_default"]["median"] or 0):
+                deployment = f"{procs}, faster than one"
+                rs = pr["ratio_scaleout_vs_streaming"]["median"]
+                r = pr["ratio_scaleout_vs_whole_trace"]["median"]
     lat = res["latency"].get("500")
     rss1000 = res["rss"]["by_stations"].get("1000")
     cap = res["capacity"]

@@ -21,7 +21,7 @@ from bench.common import PREFILL_S, kept_up_in_real_time, stats
 
 def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
             paced: dict[str, float] | None, barrier: Any, results: Any,
-            ready: Any = None) -> None:
+            ready: Any = None, precision: str = "auto") -> None:
     import logging
 
     from bench.data import build_load
@@ -30,7 +30,7 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
 
     logging.getLogger("stream").setLevel(logging.ERROR)
     load = build_load(count, seconds, first=first)
-    cfg = config(detector, workers=1, threads=1)
+    cfg = config(detector, workers=1, threads=1, precision=precision)
     dets = build_detectors(cfg)
     if ready is not None:
         ready.put(first)  # loaded: the parent starts nothing heavy before every member is
@@ -41,6 +41,7 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
         r = run_case(load, cfg, detectors=dets, paced=paced)
         lag = r.source_lag_s
         results.put({"rep": rep, "t0": t0, "t1": time.time(), "cpu_s": r.cpu_s,
+                     "precision": getattr(dets[0], "precision", "fp32"),
                      "windows": r.windows, "shed": r.shed, "cut_short": r.cut_short,
                      "drain_s": r.drain_s, "lag_p99_s": float(np.percentile(lag, 99)) if lag else None})
 
@@ -69,29 +70,41 @@ class HeldMembers:
     station-seconds per second, so repeats can alternate with reference runs in the parent
     (back-to-back pairs) without the members' start-up or idle loops in between."""
 
-    def __init__(self, detector: str, n: int, seconds: float, repeats: int,
-                 processes: int) -> None:
+    def __init__(self, detector: str, n: int, seconds: float, repeats: int, processes: int,
+                 precision: str = "auto") -> None:
         ctx = mp.get_context("spawn")
         self.n, self.seconds, self.processes = n, seconds, processes
+        self.precision = precision  # pinned: members timing the choice at once may disagree
         self.barrier, self.results, ready = ctx.Barrier(processes + 1), ctx.Queue(), ctx.Queue()
         shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
         firsts = [sum(shares[:p]) for p in range(processes)]
         self.procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, None,
-                                                        self.barrier, self.results, ready),
+                                                        self.barrier, self.results, ready,
+                                                        precision),
                                   daemon=True) for f, c in zip(firsts, shares)]
         for proc in self.procs:
             proc.start()
-        for _ in self.procs:
-            ready.get(timeout=300)
+        try:
+            for _ in self.procs:
+                ready.get(timeout=300)
+        except BaseException:
+            self.close()
+            raise
 
     def run(self) -> float:
-        self.barrier.wait()
-        ms = [self.results.get(timeout=900) for _ in self.procs]
+        """One repeat, every member at once; raises (never hangs) when a member died."""
+        self.barrier.wait(timeout=300)
+        ms = [self.results.get(timeout=600) for _ in self.procs]
+        got = {m["precision"] for m in ms}
+        if self.precision != "auto" and got != {self.precision}:
+            raise RuntimeError(f"scale-out members ran at {got}, not {self.precision}")
         return self.n * self.seconds / (max(m["t1"] for m in ms) - min(m["t0"] for m in ms))
 
     def close(self) -> None:
+        """Release members still waiting (they exit on the broken barrier); safe to call twice."""
+        self.barrier.abort()
         for proc in self.procs:
-            proc.join(timeout=60)
+            proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
 

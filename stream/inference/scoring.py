@@ -16,6 +16,39 @@ MIN_PICK_SEPARATION_S = 0.5
 PEAK_CONTEXT_S = 2 * MIN_PICK_SEPARATION_S
 
 
+def pick_distance_samples(rate_hz: float) -> int:
+    """``MIN_PICK_SEPARATION_S`` in samples: the ``distance`` peak finding keeps between picks."""
+    return max(1, int(MIN_PICK_SEPARATION_S * rate_hz))
+
+
+def cut_near_peak(probs: np.ndarray, start: int, n_samples: int, labels: tuple[str, ...],
+                  thresholds: dict[str, float], rate_hz: float) -> bool:
+    """Whether peak finding on a decoded range ``probs`` (window samples ``start`` on, of
+    ``n_samples``) might differ from peak finding on the whole window: some label reaches its
+    threshold within one pick separation of a cut end. Only there can a peak beyond the range
+    (or a chain of peaks suppressing one another, or a plateau) change which peaks survive;
+    otherwise the peaks inside are more than a separation away from anything outside.
+
+    >>> p = np.zeros((3, 300)); p[0, 150] = 0.9
+    >>> cut_near_peak(p, 100, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
+    False
+    >>> p[0, 10] = 0.9    # a pick 10 samples inside the left cut
+    >>> cut_near_peak(p, 100, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
+    True
+    >>> cut_near_peak(p, 0, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)  # window edge
+    False
+    """
+    d = pick_distance_samples(rate_hz)
+    left, right = start > 0, start + probs.shape[-1] < n_samples
+    for i, label in enumerate(labels):
+        thr = thresholds.get(label)
+        if thr is None:
+            continue
+        if (left and probs[i, :d].max() >= thr) or (right and probs[i, -d:].max() >= thr):
+            return True
+    return False
+
+
 def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, model: ModelRef,
            name: str, phase: str | None = None, **details: object) -> Alert:
     channel = next((ch for ch in w.channels if ch), "")
@@ -31,10 +64,11 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
     """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``.
 
     ``probs[:, k]`` is the window's sample ``start + k`` (a decoded range, which must reach
-    ``PEAK_CONTEXT_S`` beyond ``[lo, hi)`` where the window has samples there)."""
+    ``PEAK_CONTEXT_S`` beyond ``[lo, hi)`` where the window has samples there, and must not be
+    ``cut_near_peak``: then the peaks are those of the whole window's outputs)."""
     alerts: list[Alert] = []
     lo, hi = max(0, lo - start), max(0, hi - start)
-    distance = max(1, int(MIN_PICK_SEPARATION_S * w.sampling_rate_hz))
+    distance = pick_distance_samples(w.sampling_rate_hz)
     for i, label in enumerate(labels):
         if label not in thresholds:
             continue  # e.g. the noise class

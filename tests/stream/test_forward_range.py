@@ -9,14 +9,13 @@ many peaks, some near the edges of owned stretches, are compared.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from stream.config import load_config_dict
 from stream.detectors.factory import build_detectors
+from stream.inference.model import ModelOutputs
 from stream.pipeline import Pipeline
 from stream.records import Window
 from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
@@ -31,9 +30,8 @@ def _picks(stride_s: float, whole_windows: bool) -> list[tuple[str, str, int, fl
                        "thresholds": {"P": 0.1, "S": 0.1}}],
         "inference": {"precision": "fp32", "max_batch": 16}})
     dets = build_detectors(cfg)
-    assert dets[0].contract.forward_range
-    if whole_windows:
-        dets[0].contract = dataclasses.replace(dets[0].contract, forward_range=False)
+    assert dets[0].contract.forward_range and dets[0].decodes_range
+    dets[0].decodes_range = not whole_windows
     payloads = [p for tr in demo_stream() for p in mseed_records(tr)]
     sink = MemorySink()
     import asyncio
@@ -41,6 +39,41 @@ def _picks(stride_s: float, whole_windows: bool) -> list[tuple[str, str, int, fl
     asyncio.run(Pipeline(cfg, [MemorySource(payloads)], [sink], dets).run())
     return sorted((a.station, a.phase or "", a.time_ns, round(a.score, 4))
                   for a in sink.alerts if a.kind == "pick")
+
+
+def test_peak_near_a_cut_is_scored_on_the_whole_window() -> None:
+    """Peak finding keeps picks a separation apart, so a peak just outside a decoded range could
+    change which peaks inside survive. When a label reaches its threshold within a separation
+    of a cut, the window is decoded whole and scored from that: here the decoded range is
+    replaced by a silent one with a high value right at its left cut, and the picks are the
+    whole window's (a range with nothing near its cuts is scored as decoded)."""
+    cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model",
+                                           "path": "builtin:picker", "stride_s": 1.0,
+                                           "thresholds": {"P": 0.1, "S": 0.1}}],
+                            "inference": {"precision": "fp32"}})
+    det = build_detectors(cfg)[0]
+    tr = demo_stream()[0]  # 50 Hz: resample the event stretch to the model's 100 Hz
+    tr.interpolate(100.0)
+    i0 = int((tr.stats.npts - 3001) // 2)
+    while True:  # a window whose owned second holds a pick
+        data = np.zeros((3, 3001), np.float32)
+        data[0] = tr.data[i0:i0 + 3001]
+        w = Window("BW", "UH1", "", ("HHZ", "", ""), 0, 100.0, data, 0, "picker")
+        full = det.infer_array(data[None])
+        whole = det.score([w], ModelOutputs.whole(full))[0][1]
+        det._state.clear()
+        if whole or i0 <= 100:
+            break
+        i0 -= 100
+    assert whole, "no pick in any window tried"
+    part = det.infer([w])
+    assert part.starts[0] > 0
+    silent = np.zeros_like(part.values[0])  # a decoded range with no pick in it: scored as is
+    assert det.score([w], ModelOutputs([silent], part.starts))[0][1] == []
+    det._state.clear()
+    silent[0, :5] = 0.99  # a P value at the left cut: only the whole window can say
+    scored = det.score([w], ModelOutputs([silent], part.starts))[0][1]
+    assert [(a.phase, a.time_ns) for a in scored] == [(a.phase, a.time_ns) for a in whole]
 
 
 @pytest.mark.parametrize("stride_s", [15.0, 1.0])
@@ -51,9 +84,10 @@ def test_owned_stretch_decoding_gives_the_same_picks(stride_s: float) -> None:
     np.testing.assert_allclose([p[3] for p in ranged], [p[3] for p in whole], atol=2e-4)
 
 
-def test_batch_decodes_the_union_of_its_windows_ranges() -> None:
-    """A stream's first window owns everything before its stride: a batch holding one decodes
-    from sample 0; a batch of steady-state windows decodes their stretch only."""
+def test_each_window_decodes_its_own_range() -> None:
+    """A stream's first window owns everything before its stride, so it is decoded from sample
+    0; steady-state windows in the same batch still decode their stretch only (and so give the
+    same outputs whichever windows share their batch)."""
     cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model",
                                            "path": "builtin:picker", "stride_s": 1.0}],
                             "inference": {"precision": "fp32"}})
@@ -66,9 +100,9 @@ def test_batch_decodes_the_union_of_its_windows_ranges() -> None:
 
     steady = det.infer([window(False), window(False)])
     # owned: the second ending 14.5 s before the end (3001 samples); 1 s of peak context each side
-    assert (steady.start, steady.values.shape[-1]) == (1351, 300)
-    mixed = det.infer([window(False), window(True)])
-    assert (mixed.start, mixed.values.shape[-1]) == (0, 1651)
+    assert steady.starts == (1351, 1351) and [v.shape[-1] for v in steady.values] == [300, 300]
+    mixed = det.infer([window(False), window(True)])  # each window decoded on its own range
+    assert mixed.starts == (1351, 0) and [v.shape[-1] for v in mixed.values] == [300, 1651]
     with torch.inference_mode():
         x = torch.from_numpy(det.normalise(np.stack([window(False).data])))
         full = det.module(x).numpy()

@@ -60,8 +60,9 @@ def test_exported_model_loads_and_matches_eager(tiny: Path, stride_s: float | No
     with torch.no_grad():
         want = eager(torch.from_numpy(det.normalise(np.stack([w.data for w in windows])))).numpy()
     out = det.infer(windows)
-    assert out.values.shape == (5, 3, decoded)
-    np.testing.assert_allclose(out.values, want[:, :, out.start:out.start + decoded], atol=1e-5)
+    for v, start, full in zip(out.values, out.starts, want):
+        assert v.shape == (3, decoded)
+        np.testing.assert_allclose(v, full[:, start:start + decoded], atol=1e-5)
 
 
 def test_hash_mismatch_is_refused(tiny: Path) -> None:
@@ -122,24 +123,30 @@ def test_forward_range_promised_but_absent_is_refused(tmp_path: Path) -> None:
     assert json.loads(pt.with_suffix(".json").read_text())["forward_range"] is False
     det = TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
     assert det.infer([Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
-                             np.ones((3, 400), np.float32), 0, "picker")]).values.shape[-1] == 400
+                             np.ones((3, 400), np.float32), 0, "picker")]).values[0].shape[-1] == 400
     _edit_contract(pt, forward_range=True)
     with pytest.raises(ContractError, match="does not export it"):
         TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
 
 
-def test_forward_range_that_disagrees_is_refused_at_export_and_at_load(tmp_path: Path) -> None:
+def test_forward_range_that_disagrees_is_refused_at_export_and_unused_at_load(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(AssertionError, match="forward_range differs from forward"):
         _export_one_conv(tmp_path, _WrongRangePicker())
-    # the same file slipped past export (contract edited by hand): the service refuses it
+    # the same file slipped past export (contract edited by hand): the service says so and
+    # decodes whole windows, which are right whatever forward_range does
     scripted = torch.jit.script(_WrongRangePicker().eval())
     pt = _export_one_conv(tmp_path, _OneConvPicker())
     torch.jit.save(scripted, str(pt))
     from stream.inference.contract import sha256_file
 
     _edit_contract(pt, forward_range=True, sha256=sha256_file(pt))
-    with pytest.raises(ContractError, match="forward_range.*differs from forward"):
-        TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
+    det = TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
+    assert not det.decodes_range
+    assert "differs from forward" in caplog.text and "decoding whole windows" in caplog.text
+    w = Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0, np.ones((3, 400), np.float32), 0,
+               "picker")
+    assert det.infer([w]).values[0].shape[-1] == 400
 
 
 def test_missing_model_file_is_refused(tmp_path: Path) -> None:

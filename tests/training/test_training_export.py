@@ -124,3 +124,18 @@ def test_reexport_keeps_weights_and_contract(tmp_path: Path) -> None:
         old_y = torch.jit.load(str(pt))(x)
         new_y = torch.jit.load(str(tmp_path / "new" / pt.name))(x)
     assert torch.allclose(old_y, new_y, atol=1e-6)
+
+
+def test_failed_reexport_leaves_the_old_files(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-export that does not reproduce the old outputs (fault injected: the parity check
+    reports a difference) raises and leaves the model and its contract untouched in place."""
+    import training.export.reexport as reexport
+
+    pt, js = export_tiny_picker(tmp_path)
+    before = (pt.read_bytes(), js.read_text())
+    monkeypatch.setattr(reexport, "parity_check", lambda *a: 0.5)
+    with pytest.raises(AssertionError, match="left as it was"):
+        reexport.reexport_picker(pt, tmp_path, "test")
+    assert (pt.read_bytes(), js.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pt.name, js.name])

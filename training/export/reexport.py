@@ -14,6 +14,7 @@ must also give the old file's outputs; everything the old contract says about th
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,26 +52,32 @@ def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> t
     if old_sha != old.sha256:
         raise SystemExit(f"{pt_path}: sha256 does not match its contract")
     net = picker_from_torchscript(pt_path, old)
-    with tempfile.TemporaryDirectory() as tmp:  # keep the old file until the new one is checked
-        old_copy = Path(tmp) / "old.pt"
-        old_copy.write_bytes(pt_path.read_bytes())
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # exported and checked beside, moved into place only when it is right (out_dir may hold
+    # the old file: a failure leaves it as it was)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         training: dict[str, Any] = {**old.training, "reexported": {
             "from_sha256": old_sha, "command": command}}
         new_pt, new_js = export_model(
             net, name=old.name, kind=old.kind, sampling_rate_hz=old.sampling_rate_hz,
             components=old.components, window_samples=old.window_samples,
             stride_samples=old.stride_samples, labels=old.labels, thresholds=old.thresholds,
-            out_dir=out_dir, version=old.version, normalisation=vars(old.normalisation),
+            out_dir=tmp, version=old.version, normalisation=vars(old.normalisation),
             output_step_samples=old.output_step_samples, domain=old.domain, training=training,
             metrics=old.metrics, file_stem=pt_path.stem)
         g = torch.Generator().manual_seed(0)
         x = torch.randn(4, len(old.components), old.window_samples, generator=g)
-        diff = parity_check(torch.jit.load(str(old_copy)), torch.jit.load(str(new_pt)), (x,))
-    if diff > 1e-5:
-        raise AssertionError(f"re-exported {new_pt} differs from the old file by {diff:.3g}")
-    raw = json.loads(new_js.read_text())
-    raw["precisions"] = old.precisions  # validated for these weights, which did not change
-    raw["training"]["reexported"]["parity_vs_old_max_abs_diff"] = diff
-    ModelContract.from_dict(raw)
-    new_js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
-    return new_pt, new_js
+        diff = parity_check(torch.jit.load(str(pt_path)), torch.jit.load(str(new_pt)), (x,))
+        if diff > 1e-5:
+            raise AssertionError(f"re-exported {pt_path.name} differs from the old file by "
+                                 f"{diff:.3g}; {out_dir} left as it was")
+        raw = json.loads(new_js.read_text())
+        raw["precisions"] = old.precisions  # validated for these weights, which did not change
+        raw["training"]["reexported"]["parity_vs_old_max_abs_diff"] = diff
+        ModelContract.from_dict(raw)
+        new_js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+        final_pt, final_js = out_dir / new_pt.name, out_dir / new_js.name
+        os.replace(new_pt, final_pt)
+        os.replace(new_js, final_js)
+    return final_pt, final_js

@@ -99,6 +99,8 @@ class PhasePicker(nn.Module):
                  window_samples: int = 3001, channels: Sequence[int] = (8, 16, 32, 48, 64),
                  kernel: int = 7, down_stride: int = 2, widen_first: bool = True) -> None:
         super().__init__()
+        if kernel % 2 == 0:  # "same" padding keeps every level's length (forward_range needs it)
+            raise ValueError(f"kernel must be odd, got {kernel}")
         self.sampling_rate_hz = float(sampling_rate_hz)
         self.window_samples = int(window_samples)
         self.components = [str(c) for c in components]
