@@ -255,7 +255,7 @@ class TorchScriptDetector:
             lo, hi = owned_range(w, self.stride_s, tail_s)
             if c.kind == "picker":
                 offset = start
-                if cut_near_peak(out, start, w.data.shape[-1], c.labels, self.thresholds,
+                if cut_near_peak(out, start, w.data.shape[-1], lo, hi, c.labels, self.thresholds,
                                  w.sampling_rate_hz):
                     out, offset = self.infer_array(w.data[None])[0], 0  # exact: whole window
                 alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model,

@@ -21,32 +21,49 @@ def pick_distance_samples(rate_hz: float) -> int:
     return max(1, int(MIN_PICK_SEPARATION_S * rate_hz))
 
 
-def cut_near_peak(probs: np.ndarray, start: int, n_samples: int, labels: tuple[str, ...],
-                  thresholds: dict[str, float], rate_hz: float) -> bool:
+def cut_near_peak(probs: np.ndarray, start: int, n_samples: int, lo: int, hi: int,
+                  labels: tuple[str, ...], thresholds: dict[str, float], rate_hz: float) -> bool:
     """Whether peak finding on a decoded range ``probs`` (window samples ``start`` on, of
-    ``n_samples``) might differ from peak finding on the whole window: some label reaches its
-    threshold within one pick separation of a cut end. Only there can a peak beyond the range
-    (or a chain of peaks suppressing one another, or a plateau) change which peaks survive;
-    otherwise the peaks inside are more than a separation away from anything outside.
+    ``n_samples``) might keep other picks in ``[lo, hi)`` than peak finding on the whole window.
+
+    Peaks closer than a pick separation (``d`` samples) suppress one another, in chains, so a
+    peak beyond a cut end can decide which peaks inside survive. Not across a quiet stretch,
+    though: where some ``d`` consecutive samples between a cut end and ``[lo, hi)`` stay below
+    the label's threshold, no peak on one side is within ``d`` of one on the other, and the
+    picks inside are the whole window's. So this is True only when a label has no such quiet
+    stretch on a side that was cut (rare: threshold crossings all across the context).
 
     >>> p = np.zeros((3, 300)); p[0, 150] = 0.9
-    >>> cut_near_peak(p, 100, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
+    >>> cut_near_peak(p, 100, 1000, 200, 300, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
     False
-    >>> p[0, 10] = 0.9    # a pick 10 samples inside the left cut
-    >>> cut_near_peak(p, 100, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
+    >>> p[0, 10:95:20] = 0.9    # peaks all across the left context, the last near [lo, hi)
+    >>> cut_near_peak(p, 100, 1000, 200, 300, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
     True
-    >>> cut_near_peak(p, 0, 1000, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)  # window edge
+    >>> cut_near_peak(p, 0, 1000, 100, 200, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 100.0)
     False
     """
     d = pick_distance_samples(rate_hz)
-    left, right = start > 0, start + probs.shape[-1] < n_samples
+    width = probs.shape[-1]
+    lo_rel, hi_rel = max(0, lo - start), min(width, hi - start)
+    sides = ([(0, lo_rel)] if start > 0 else []) + (
+        [(hi_rel, width)] if start + width < n_samples else [])
     for i, label in enumerate(labels):
         thr = thresholds.get(label)
         if thr is None:
             continue
-        if (left and probs[i, :d].max() >= thr) or (right and probs[i, -d:].max() >= thr):
-            return True
+        for a, b in sides:
+            if not _quiet_run(probs[i, a:b] >= thr, d):
+                return True
     return False
+
+
+def _quiet_run(above: np.ndarray, d: int) -> bool:
+    """Whether ``d`` consecutive samples are not ``above`` (a stretch no pick chain crosses)."""
+    idx = np.flatnonzero(above)
+    if idx.size == 0:
+        return above.size >= d
+    gaps = np.diff(np.concatenate(([-1], idx, [above.size]))) - 1  # below-threshold run lengths
+    return bool(gaps.max() >= d)
 
 
 def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, model: ModelRef,

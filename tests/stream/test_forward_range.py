@@ -43,10 +43,11 @@ def _picks(stride_s: float, whole_windows: bool) -> list[tuple[str, str, int, fl
 
 def test_peak_near_a_cut_is_scored_on_the_whole_window() -> None:
     """Peak finding keeps picks a separation apart, so a peak just outside a decoded range could
-    change which peaks inside survive. When a label reaches its threshold within a separation
-    of a cut, the window is decoded whole and scored from that: here the decoded range is
-    replaced by a silent one with a high value right at its left cut, and the picks are the
-    whole window's (a range with nothing near its cuts is scored as decoded)."""
+    change which peaks inside survive. When a label has no quiet stretch (a separation below
+    its threshold) between a cut and the owned stretch, the window is decoded whole and scored:
+    here the decoded range is replaced by a silent one with peaks every 0.2 s from its left cut
+    to the owned second, and the picks are the whole window's (a range with nothing near its
+    cuts is scored as decoded)."""
     cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model",
                                            "path": "builtin:picker", "stride_s": 1.0,
                                            "thresholds": {"P": 0.1, "S": 0.1}}],
@@ -71,7 +72,9 @@ def test_peak_near_a_cut_is_scored_on_the_whole_window() -> None:
     silent = np.zeros_like(part.values[0])  # a decoded range with no pick in it: scored as is
     assert det.score([w], ModelOutputs([silent], part.starts))[0][1] == []
     det._state.clear()
-    silent[0, :5] = 0.99  # a P value at the left cut: only the whole window can say
+    lo = w.data.shape[-1] - round(det._tail_s * 100) - 100 - part.starts[0]  # owned, in range
+    silent[0, 0:lo:20] = 0.99  # P peaks from the left cut up to the owned second: a chain only
+    # the whole window can resolve
     scored = det.score([w], ModelOutputs([silent], part.starts))[0][1]
     assert [(a.phase, a.time_ns) for a in scored] == [(a.phase, a.time_ns) for a in whole]
 
