@@ -4,6 +4,7 @@ whose contract does not match is refused with a clear error."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,7 @@ def test_forward_range_that_disagrees_is_refused_at_export_and_unused_at_load(
     from stream.inference.contract import sha256_file
 
     _edit_contract(pt, forward_range=True, sha256=sha256_file(pt))
+    caplog.set_level(logging.WARNING, logger="stream.inference.model")  # whatever ran before
     det = TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
     assert not det.decodes_range
     assert "differs from forward" in caplog.text and "decoding whole windows" in caplog.text
