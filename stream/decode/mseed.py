@@ -19,7 +19,7 @@ import functools
 import io
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,6 @@ def geomag_band_code(rate_hz: float) -> str:
 
 #: what ``MS3Record.from_buffer(payload, unpack_data=True)`` asks of libmseed
 _PARSE_FLAGS = (clibmseed.MSF_UNPACKDATA | clibmseed.MSF_VALIDATECRC | clibmseed.MSF_ATENDOFFILE)
-_SAMPLE_BYTES = {"i": 4, "f": 4, "d": 8}
 
 
 _local = threading.local()
@@ -96,7 +95,13 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
                 return _decode_with_pymseed(payload, arrival_ns, ref)  # words the error
             msr = msr_ptr[0]
             offset += msr.reclen
-            rec = _record(msr, arrival_ns, ref)
+            rate = float(msr.samprate)
+            kind = msr.sampletype
+            rec = _record(ffi.string(msr.sid).decode("utf-8"),
+                          -1.0 / rate if rate < 0.0 else rate,  # negative: a period (libmseed)
+                          int(msr.numsamples), None if kind == b"\x00" else kind.decode("ascii"),
+                          lambda nbytes: ffi.buffer(msr.datasamples, nbytes),
+                          int(msr.starttime), arrival_ns, ref)
             if rec is not None:
                 out.append(rec)
             else:
@@ -108,30 +113,27 @@ def decode_payload(payload: bytes, arrival_ns: int, ref: SourceRef | None = None
     return out
 
 
-def _record(msr: Any, arrival_ns: int, ref: SourceRef | None) -> Record | None:
-    """A parsed libmseed record (``MS3Record *``) as a ``Record``; None for one without samples."""
-    net, sta, loc, cha = _nslc(ffi.string(msr.sid).decode("utf-8"))
+def _record(sourceid: str, rate: float, n: int, kind: str | None,
+            samples: Callable[[int], Any], start_ns: int, arrival_ns: int,
+            ref: SourceRef | None) -> Record | None:
+    """One parsed record's fields as a ``Record`` (None for one without samples), for both
+    parse paths. ``samples(nbytes)`` gives libmseed's sample buffer, only read once the header
+    checks pass, and copied by ``astype`` before the record is freed or reused."""
+    net, sta, loc, cha = _nslc(sourceid)
     sid = f"{net}.{sta}.{loc}.{cha}"
-    rate = float(msr.samprate)
-    if rate < 0.0:  # libmseed's convention for a period in seconds (msr3_sampratehz)
-        rate = -1.0 / rate
     if not (math.isfinite(rate) and 0.0 < rate <= MAX_RATE_HZ):
         raise DecodeError(f"impossible sample rate {rate} Hz", sid)
     if len(cha) == 1:  # USGS geomag element-only channel ("H", "U") -> SEED "LFH"
         cha = f"{geomag_band_code(rate)}F{cha}"
-    n = int(msr.numsamples)
     if n == 0:
         return None  # empty / log records carry no samples
-    kind = msr.sampletype.decode("ascii")
-    dtype = SAMPLE_DTYPES.get(kind)
+    dtype = SAMPLE_DTYPES.get(kind) if kind is not None else None
     if dtype is None:
         raise DecodeError(f"unsupported sample type {kind!r}", sid)
-    # libmseed's sample buffer, copied by astype before the record is freed or reused
-    view = ffi.buffer(msr.datasamples, n * _SAMPLE_BYTES[kind])
-    data = np.frombuffer(view, dtype=dtype).astype(np.float64)
+    data = np.frombuffer(samples(n * dtype.itemsize), dtype=dtype, count=n).astype(np.float64)
     if kind != "i" and not np.isfinite(data).all():  # integers are always finite
         raise DecodeError("non-finite samples (NaN/inf)", sid)
-    return Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns, ref)
+    return Record(net, sta, loc, cha, start_ns, rate, data, arrival_ns, ref)
 
 
 def _decode_with_pymseed(payload: bytes, arrival_ns: int,
@@ -141,24 +143,11 @@ def _decode_with_pymseed(payload: bytes, arrival_ns: int,
     sid: str | None = None
     try:
         for msr in pymseed.MS3Record.from_buffer(payload, unpack_data=True):
-            net, sta, loc, cha = _nslc(msr.sourceid)
-            sid = f"{net}.{sta}.{loc}.{cha}"
-            rate = float(msr.samprate)
-            if not (math.isfinite(rate) and 0.0 < rate <= MAX_RATE_HZ):
-                raise DecodeError(f"impossible sample rate {rate} Hz", sid)
-            if len(cha) == 1:  # USGS geomag element-only channel ("H", "U") -> SEED "LFH"
-                cha = f"{geomag_band_code(rate)}F{cha}"
-            if msr.numsamples == 0:
-                continue  # empty / log records carry no samples
-            kind = msr.sampletype
-            dtype = SAMPLE_DTYPES.get(kind)
-            if dtype is None:
-                raise DecodeError(f"unsupported sample type {kind!r}", sid)
-            # a view of libmseed's buffer, copied by astype before the next record reuses it
-            data = np.frombuffer(msr.datasamples, dtype=dtype).astype(np.float64)
-            if kind != "i" and not np.isfinite(data).all():  # integers are always finite
-                raise DecodeError("non-finite samples (NaN/inf)", sid)
-            out.append(Record(net, sta, loc, cha, int(msr.starttime), rate, data, arrival_ns, ref))
+            sid = ".".join(_nslc(msr.sourceid))
+            rec = _record(msr.sourceid, float(msr.samprate), msr.numsamples, msr.sampletype,
+                          lambda _: msr.datasamples, int(msr.starttime), arrival_ns, ref)
+            if rec is not None:
+                out.append(rec)
     except DecodeError:
         raise
     except pymseed.MiniSEEDError as exc:
