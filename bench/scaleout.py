@@ -46,13 +46,18 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
                      "drain_s": r.drain_s, "lag_p99_s": float(np.percentile(lag, 99)) if lag else None})
 
 
+def _split(n: int, processes: int) -> tuple[list[int], list[int]]:
+    """First station and station count of each process: split as evenly as partitions are."""
+    shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
+    return [sum(shares[:p]) for p in range(processes)], shares
+
+
 def run_members(detector: str, n: int, seconds: float, repeats: int, processes: int,
                 paced: dict[str, float] | None = None) -> list[list[dict[str, Any]]]:
     """Per repeat, one result per process (stations split as evenly as partitions would be)."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
-    firsts = [sum(shares[:p]) for p in range(processes)]
+    firsts, shares = _split(n, processes)
     procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, paced, barrier,
                                                results), daemon=True)
              for f, c in zip(firsts, shares)]
@@ -76,8 +81,7 @@ class HeldMembers:
         self.n, self.seconds, self.processes = n, seconds, processes
         self.precision = precision  # pinned: members timing the choice at once may disagree
         self.barrier, self.results, ready = ctx.Barrier(processes + 1), ctx.Queue(), ctx.Queue()
-        shares = [n // processes + (1 if p < n % processes else 0) for p in range(processes)]
-        firsts = [sum(shares[:p]) for p in range(processes)]
+        firsts, shares = _split(n, processes)
         self.procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, None,
                                                         self.barrier, self.results, ready,
                                                         precision),

@@ -178,14 +178,16 @@ def split_records(buffer: bytes) -> Iterator[tuple[bytes, int | None]]:
             pos = nxt
 
 
-def encode_traces(traces: obspy.Trace | obspy.Stream, reclen: int = 512) -> list[bytes]:
-    """miniSEED 2 records, one ``bytes`` each: Steim2 for int32 samples, FLOAT64 otherwise."""
+def encode_traces(traces: obspy.Trace | obspy.Stream, reclen: int = 512,
+                  encoding: str | None = None) -> list[bytes]:
+    """miniSEED 2 records, one ``bytes`` each: ``encoding`` (an ObsPy name), by default Steim2
+    for int32 samples and FLOAT64 otherwise."""
     st = obspy.Stream([traces]) if isinstance(traces, obspy.Trace) else traces
     out: list[bytes] = []
     for tr in st:
         buf = io.BytesIO()
-        encoding = "STEIM2" if tr.data.dtype == np.int32 else "FLOAT64"
-        tr.write(buf, format="MSEED", reclen=reclen, encoding=encoding)
+        enc = encoding or ("STEIM2" if tr.data.dtype == np.int32 else "FLOAT64")
+        tr.write(buf, format="MSEED", reclen=reclen, encoding=enc)
         raw = buf.getvalue()
         out.extend(raw[i:i + reclen] for i in range(0, len(raw), reclen))
     return out

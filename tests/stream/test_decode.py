@@ -65,15 +65,6 @@ def test_split_records_resyncs_after_corruption() -> None:
     assert any(end is None for _, end in parts)
 
 
-def _encoded(tr: obspy.Trace, encoding: str, reclen: int = 512) -> list[bytes]:
-    import io
-
-    buf = io.BytesIO()
-    tr.write(buf, format="MSEED", reclen=reclen, encoding=encoding)
-    raw = buf.getvalue()
-    return [raw[i:i + reclen] for i in range(0, len(raw), reclen)]
-
-
 def _mseed3(tr: obspy.Trace) -> bytes:
     """The trace as miniSEED 3 records (pymseed's writer), one payload."""
     import pymseed
@@ -97,7 +88,7 @@ def test_direct_parse_equals_pymseed_reader(encoding: str) -> None:
     tr = demo_stream()[1]
     if encoding.startswith("FLOAT"):
         tr.data = tr.data.astype(np.float32 if encoding == "FLOAT32" else np.float64) / 7.0
-    payloads = _encoded(tr, encoding)
+    payloads = mseed_records(tr, encoding=encoding)
     payloads += [b"".join(payloads[:5])]  # several records in one payload (a Kafka message)
     if encoding == "STEIM2":
         payloads.append(_mseed3(demo_stream()[1]))
