@@ -139,19 +139,27 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
     return out
 
 
-def bench_latency(plan: Plan) -> dict[str, Any]:
+def _latency_runs(plan: Plan, kafka: str | None = None) -> dict[str, Any]:
+    """``_latency`` at each of the plan's N: the smallest N repeated, larger ones (minutes of
+    paced time each) once over a shorter paced stretch."""
     out = {}
     for n in plan.latency_ns:
-        overloaded = plan.latency_overload_paced_s and n > min(plan.latency_ns)
-        paced = plan.latency_overload_paced_s if overloaded else plan.latency_paced_s
-        repeats = 1 if overloaded else plan.repeats
-        log(f"latency N={n} paced {paced:g} s of data at {plan.latency_speed:g}x real time x {repeats}")
-        out[str(n)] = _latency(n, paced, repeats, plan.latency_speed)
+        large = plan.latency_overload_paced_s and n > min(plan.latency_ns)
+        paced = plan.latency_overload_paced_s if large else plan.latency_paced_s
+        repeats = 1 if large else plan.repeats
+        log(f"latency{' (kafka)' if kafka else ''} N={n} paced {paced:g} s of data at "
+            f"{plan.latency_speed:g}x real time x {repeats}")
+        out[str(n)] = _latency(n, paced, repeats, plan.latency_speed, kafka=kafka)
     return out
 
 
+def bench_latency(plan: Plan) -> dict[str, Any]:
+    return _latency_runs(plan)
+
+
 def bench_kafka(plan: Plan, kafka: str) -> dict[str, Any]:
-    """Latency to the alert acknowledged by a real Kafka broker (``deploy/kafka/broker.sh``).
+    """Latency to the alert acknowledged by a real Kafka broker (``deploy/kafka/broker.sh``),
+    at the same N as ``bench_latency``.
 
     ``auto`` starts a private broker (own state directory, free port) and stops it afterwards;
     anything else is a bootstrap address of a running broker. Runs last: the JVM shares the
@@ -163,7 +171,6 @@ def bench_kafka(plan: Plan, kafka: str) -> dict[str, Any]:
     broker = ROOT / "deploy" / "kafka" / "broker.sh"
     env = dict(os.environ)
     state = None
-    n = min(plan.latency_ns)
     try:
         if kafka == "auto":
             state = tempfile.mkdtemp(prefix="geosentry-bench-kafka-")
@@ -176,10 +183,8 @@ def bench_kafka(plan: Plan, kafka: str) -> dict[str, Any]:
             address = done.stdout.strip().splitlines()[-1]
         else:
             address = kafka
-        log(f"kafka latency N={n} via {address}")
-        out = _latency(n, plan.latency_paced_s, plan.repeats, plan.latency_speed, kafka=address)
-        out["bootstrap"] = address
-        return out
+        log(f"kafka broker {address}")
+        return {"bootstrap": address, "by_stations": _latency_runs(plan, kafka=address)}
     except Exception as exc:  # report, don't lose the rest of the run
         return {"skipped": f"kafka latency failed: {exc!r}"}
     finally:

@@ -78,3 +78,27 @@ def test_station_codes_fit_seed_headers_beyond_10000() -> None:
     got = {next(iter(pymseed.MS3Record.from_buffer(p, unpack_data=False))).sourceid
            for p in load.payloads}
     assert {s.split("_")[1] for s in got} == {station_code(10_000), station_code(10_001)}
+
+
+def test_kafka_ack_latency_at_every_latency_n(kafka_bootstrap: str) -> None:
+    """``--kafka``: alerts go to the real broker (acks=all) and the latency to their
+    acknowledgement is reported at each N the sink latency is, with its own table row."""
+    from dataclasses import replace
+
+    from bench.common import PLANS
+    from bench.latency import bench_kafka
+    from bench.report import latency_rows
+
+    # 8 s of paced data after the 29 s prefill: the templates' first P onsets (30-35 s) alert
+    plan = replace(PLANS["smoke"], latency_ns=(2, 3), latency_paced_s=8.0,
+                   latency_overload_paced_s=8.0)
+    out = bench_kafka(plan, kafka_bootstrap)
+    assert out["bootstrap"] == kafka_bootstrap and set(out["by_stations"]) == {"2", "3"}
+    for n, kl in out["by_stations"].items():
+        assert kl["stations"] == int(n) and "kafka" in kl["sink"] and kl["alerts_per_run"][0] > 0
+        for key in ("acked_p50_ms", "acked_p99_ms", "p99_ms"):
+            assert _is_stat(kl[key]), (n, key)
+        # acknowledged only after being handed over: the ack latency cannot be the smaller
+        assert kl["acked_p99_ms"]["median"] >= kl["p99_ms"]["median"]
+    rows = [r[0] for r in latency_rows({"latency": {}, "latency_kafka": out})]
+    assert [r.split(",")[1].strip() for r in rows] == ["N = 2", "N = 3"]
