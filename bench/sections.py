@@ -147,11 +147,15 @@ def best_deployment(throughput: dict[str, Any], detector: str) -> tuple[str, dic
     return max(rows, key=lambda kv: kv[1]["station_seconds_per_s"]["median"] or 0.0)
 
 
+CAPACITY_SHARES = (0.8, 0.5)  # of the fast-fed estimate, paced-checked in this order
+
+
 def bench_capacity(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:
     """Largest N kept up with in real time, throughput mode, picker + anomaly scorer: estimated
     from their fast-fed throughput (station-seconds per second = stations in real time), then
-    checked with paced input at 0.9, 0.7 and 0.5 of the estimate until one keeps up (paced
-    input batches differently from a fast feed, so the estimate can be optimistic)."""
+    checked with paced input at ``CAPACITY_SHARES`` of the estimate until one keeps up (paced
+    input batches differently from a fast feed, so the estimate can be optimistic; two checks
+    at most keep the whole run under ten minutes)."""
     key, best = best_deployment(throughput, "picker_anomaly")
     est = best["station_seconds_per_s"]["median"]
     procs = best.get("processes", 1)
@@ -161,11 +165,11 @@ def bench_capacity(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:
                            "detectors": "picker (stride 15 s) + anomaly scorer (stride 5 s)",
                            "method": "fast-fed picker + anomaly throughput (station-s/s) = "
                                      "stations kept up with in real time; checked with paced "
-                                     "input at 0.9x, else 0.7x, else 0.5x"}
+                                     "input at " + ", else ".join(f"{x:g}x" for x in CAPACITY_SHARES)}
     out["check"], out["checks"] = None, []
     if not plan.capacity_check or not est:
         return out
-    for share in (0.9, 0.7, 0.5):
+    for share in CAPACITY_SHARES:
         n = int(share * est)
         log(f"capacity check N={n} paced {plan.capacity_paced_s:g} s, {procs} process(es)")
         check = _paced_capacity(n, plan.capacity_paced_s, procs)
