@@ -23,7 +23,8 @@ from typing import Any
 
 from bench.common import PLANS, RESULTS, Plan, log, machine, model_precisions
 from bench.latency import bench_kafka, bench_latency, bench_overload
-from bench.report import figures, floors, markdown, update_readme
+from bench.readme import update_readme
+from bench.report import figures, floors, markdown
 from bench.references import bench_references
 from bench.sections import (bench_batch_sweep, bench_capacity, bench_decode, bench_forward,
                             bench_parallel_cpu, bench_rss, bench_stages, bench_throughput,
