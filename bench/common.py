@@ -48,6 +48,7 @@ class Plan:
     rss_seconds: float
     rss_repeats: int
     overload_paced_s: float = 0.0  # 0: skip the overload run
+    overload_recovery_s: float = 12.0  # paced seconds at half capacity after the overload
     sweep_batches: tuple[int, ...] = (1, 8, 32, 128)
 
 
@@ -60,11 +61,13 @@ PLANS = {
     "quick": Plan("quick", repeats=3, forward_s=0.5, decode_records=500, tp_picker=(10, 120),
                   tp_stalta=(5, 120), latency_ns=(10,), latency_paced_s=20.0, latency_speed=2.0,
                   latency_overload_paced_s=0.0, capacity_check=False, capacity_paced_s=0.0,
-                  rss_ns=(5, 25), rss_seconds=40.0, rss_repeats=3, overload_paced_s=8.0),
+                  rss_ns=(5, 25), rss_seconds=40.0, rss_repeats=3, overload_paced_s=8.0,
+                  overload_recovery_s=8.0),
     "smoke": Plan("smoke", repeats=1, forward_s=0.2, decode_records=100, tp_picker=(3, 60),
                   tp_stalta=(2, 70), latency_ns=(3,), latency_paced_s=2.0, latency_speed=2.0,
                   latency_overload_paced_s=0.0, capacity_check=False, capacity_paced_s=0.0,
                   rss_ns=(2,), rss_seconds=40.0, rss_repeats=1, overload_paced_s=3.0,
+                  overload_recovery_s=4.0,
                   sweep_batches=(1, 4)),
 }
 PREFILL_S = 29.0  # latency/capacity runs: data before the first window (30 s) at once, then paced

@@ -36,8 +36,24 @@ class Load:
     seconds: float
     payloads: list[bytes]
     rel_end_s: np.ndarray  # end time of each record relative to the first sample (s)
-    samples: int  # total samples in all records
     stations: list[str]
+    station_of: np.ndarray  # index into ``stations`` of each payload's station
+    samples_of: np.ndarray  # samples in each payload
+
+    @property
+    def samples(self) -> int:
+        """Samples in all records."""
+        return int(self.samples_of.sum())
+
+    def silenced(self, keep: int, after_s: float) -> "Load":
+        """This load with every station from index ``keep`` on silent once its records end
+        after ``after_s``: what the service sees when part of a network drops out (or when the
+        input falls back below capacity after an overload)."""
+        mask = (self.station_of < keep) | (self.rel_end_s <= after_s)
+        idx = np.flatnonzero(mask)
+        return Load(self.n_stations, self.seconds, [self.payloads[j] for j in idx],
+                    self.rel_end_s[idx], self.stations, self.station_of[idx],
+                    self.samples_of[idx])
 
     @property
     def nbytes(self) -> int:
@@ -137,8 +153,9 @@ def build_load(n_stations: int, seconds: float, stagger: bool = True, first: int
     enc = _encoded(float(seconds))
     rels: list[float] = []
     payloads: list[bytes] = []
-    samples = 0
     stations = []
+    station_of: list[int] = []
+    samples_of: list[int] = []
     for i in range(first, first + n_stations):
         code = station_code(i).ljust(5).encode()
         stations.append(station_code(i))
@@ -149,11 +166,13 @@ def build_load(n_stations: int, seconds: float, stagger: bool = True, first: int
             if offset:
                 _shift_btime(b, offset)
             payloads.append(bytes(b))
+            station_of.append(i - first)
+            samples_of.append(ns)
             rels.append(rel + offset)
-            samples += ns
     order = np.argsort(np.asarray(rels), kind="stable")
     rel_arr = np.asarray(rels)[order]
-    return Load(n_stations, seconds, [payloads[j] for j in order], rel_arr, samples, stations)
+    return Load(n_stations, seconds, [payloads[j] for j in order], rel_arr, stations,
+                np.asarray(station_of)[order], np.asarray(samples_of)[order])
 
 
 def station_streams(n_stations: int, seconds: float) -> obspy.Stream:

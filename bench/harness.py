@@ -104,6 +104,7 @@ class CaseResult:
     windows: int
     alerts: dict[str, int]
     latencies_s: list[float] = field(default_factory=list)
+    latency_arrivals_ns: list[int] = field(default_factory=list)  # newest arrival, same order
     source_lag_s: list[float] = field(default_factory=list)
     drain_s: float = 0.0
     since_ns: int = 0  # alerts counted for latency: newest sample arrived after this
@@ -111,6 +112,8 @@ class CaseResult:
     shed: int = 0  # windows shed by the overload policy
     inference_s: float = 0.0  # summed wall time of inference batches (all workers)
     health_events: list[str] = field(default_factory=list)  # service-wide health alerts
+    health_at_ns: list[int] = field(default_factory=list)  # when each was handed to the sink
+    paced_from_ns: int = 0  # wall clock when pacing started (paced runs)
 
 
 def fresh_state(detectors: list[Any]) -> None:
@@ -141,17 +144,20 @@ def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
     t_done = time.perf_counter()
     alerts = getattr(sink, "alerts", [])
     since = getattr(src, "paced_from_ns", 0) + NS_PER_S  # paced alerts only (not the prefill's)
-    lat = [(a.emitted_ns - a.newest_arrival_ns) / NS_PER_S for a in alerts
-           if a.kind != "health" and a.newest_arrival_ns >= since]
+    timed = [a for a in alerts if a.kind != "health" and a.newest_arrival_ns >= since]
+    lat = [(a.emitted_ns - a.newest_arrival_ns) / NS_PER_S for a in timed]
     res = CaseResult(wall, cpu, pipe.summary.records, load.samples, pipe.summary.windows,
                      dict(pipe.summary.alerts), lat)
     res.since_ns = since
+    res.latency_arrivals_ns = [a.newest_arrival_ns for a in timed]
     res.shed = int(sum(pipe.metrics.value("geosentry_windows_shed_total", detector=d.name) or 0
                        for d in dets))
     res.inference_s = sum(pipe.metrics.value("geosentry_inference_batch_seconds_sum",
                                              detector=d.name) for d in dets)
-    res.health_events = [str(a.details.get("event")) for a in alerts
-                         if a.kind == "health" and a.station == "*"]
+    service_health = [a for a in alerts if a.kind == "health" and a.station == "*"]
+    res.health_events = [str(a.details.get("event")) for a in service_health]
+    res.health_at_ns = [a.emitted_ns for a in service_health]
+    res.paced_from_ns = getattr(src, "paced_from_ns", 0)
     if paced:
         res.source_lag_s = src.lags
         res.drain_s = t_done - src.t_last if src.t_last else 0.0

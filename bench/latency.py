@@ -197,33 +197,48 @@ def bench_kafka(plan: Plan, kafka: str) -> dict[str, Any]:
 
 
 def bench_overload(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:
-    """Latency mode (picker, stride 1 s) fed at twice the stations it can serve: the service
-    must shed stale windows (oldest first), say so with health alerts, and keep memory and the
-    latency of what it does run bounded instead of queueing without limit."""
+    """Latency mode (picker, stride 1 s) fed at twice the stations it can serve, then, with
+    three quarters of the stations gone silent, at half: while overloaded the service must shed
+    stale windows (oldest first), say so with a health alert, and keep memory and the latency
+    of what it does run bounded instead of queueing without limit; once the input is back
+    under capacity it must stop shedding, say so, and return to its normal latency."""
     if not plan.overload_paced_s:
         return {"skipped": "not in this mode"}
     from bench.data import build_load
     from bench.harness import config, run_case
+    from stream.records import NS_PER_S
 
     # capacity at stride 1 s = picker windows per second fed as fast as possible
     capacity = throughput["picker"]["windows_per_s"]["median"] or 1.0
-    n = max(2, int(2 * capacity))
-    log(f"overload N={n} (2 x {capacity:.0f} stations at stride 1 s) paced "
-        f"{plan.overload_paced_s:g} s")
-    load = build_load(n, PREFILL_S + plan.overload_paced_s)
+    n = max(4, int(2 * capacity))
+    over_s, after_s = plan.overload_paced_s, plan.overload_recovery_s
+    log(f"overload N={n} (2 x {capacity:.0f} stations at stride 1 s) paced {over_s:g} s, then "
+        f"{n // 4} stations {after_s:g} s")
+    drop_s = PREFILL_S + over_s  # data time (and paced seconds after the prefill) of the drop
+    load = build_load(n, drop_s + after_s).silenced(n // 4, drop_s)
     cfg = config("picker", stride_s=1.0, **LATENCY_MODE)
     r = run_case(load, cfg, paced={"speed": 1.0, "prefill_s": PREFILL_S,
-                                   "deadline_s": plan.overload_paced_s + 5.0})
+                                   "deadline_s": over_s + after_s + 5.0})
     lag = r.source_lag_s
+    t_drop_ns = r.paced_from_ns + round(over_s * NS_PER_S)
+    stopped = [t for e, t in zip(r.health_events, r.health_at_ns) if e == "overload_stopped"]
+    stop_ns = stopped[-1] if stopped else None
+    after = [x for x, a in zip(r.latencies_s, r.latency_arrivals_ns)
+             if stop_ns is not None and a >= stop_ns]
     return {"stations": n, "capacity_stations_stride_1s": round(capacity),
-            "paced_s": plan.overload_paced_s, "policy": "shed windows whose newest record "
+            "paced_s": over_s, "recovery_paced_s": after_s, "stations_after": n // 4,
+            "policy": "shed windows whose newest record "
             f"arrived > {LATENCY_MODE['max_lag_s']} s earlier (the paced source stamps arrival "
             "when a record is due, so a backlog before the queue counts too; "
             "inference.overload = shed / auto on live feeds)",
             "windows": r.windows, "windows_shed": r.shed,
             "shed_fraction": round(r.shed / r.windows, 3) if r.windows else None,
             "health_events": r.health_events,
+            "stopped_after_drop_s": round((stop_ns - t_drop_ns) / NS_PER_S, 2)
+            if stop_ns is not None else None,
             "alert_latency_p50_ms": round(pct(r.latencies_s, 50) or 0, 1) if r.latencies_s else None,
             "alert_latency_p99_ms": round(pct(r.latencies_s, 99) or 0, 1) if r.latencies_s else None,
+            "after_recovery_alerts": len(after),
+            "after_recovery_p99_ms": round(pct(after, 99) or 0, 1) if after else None,
             "source_lag_p99_s": round(float(np.percentile(lag, 99)), 3) if lag else None,
             "feeding_cut_short": r.cut_short, "drain_after_last_record_s": round(r.drain_s, 2)}

@@ -81,7 +81,9 @@ Reading the table (every figure is in the rows below):
 * Latency mode (stride 1 s) needs one forward pass per station per second: its capacity is the
   forward rate at small batches. Past it, windows whose newest record arrived more than
   `max_lag_s` earlier are shed (counted, one health-alert episode), whether they waited in the
-  inference queue or in front of the service (the overload row).
+  inference queue or in front of the service (the overload row: twice the capacity, then
+  three quarters of the stations fall silent, and the row says when shedding stopped and the
+  latency of the alerts after that).
 * STA/LTA streams its filter and STA/LTA state (only new samples are computed), but at a 1 s
   stride its cost is per-window Python overhead, not arithmetic; ObsPy's row is one C call over
   a whole trace, which a live stream cannot do.

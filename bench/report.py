@@ -117,13 +117,19 @@ def markdown(res: dict[str, Any]) -> str:
     rows += latency_rows(res)
     ov = res.get("overload")
     if ov and "skipped" not in ov:
+        ev = ov["health_events"]
+        stop = ov.get("stopped_after_drop_s")
         rows.append((f"overload: {ov['stations']:,} stations = 2 × capacity at stride 1 s, paced "
-                     f"{ov['paced_s']:g} s", f"shed {ov['windows_shed']:,} of {ov['windows']:,} "
-                     f"windows ({ov['shed_fraction']}); alerts p99 {ov['alert_latency_p99_ms']} ms",
-                     f"overload episodes (health alerts started/stopped): "
-                     f"{ov['health_events'].count('overload_started')}/"
-                     f"{ov['health_events'].count('overload_stopped')}; source lag p99 "
-                     f"{ov['source_lag_p99_s']} s", ""))
+                     f"{ov['paced_s']:g} s, then {ov['stations_after']:,} for "
+                     f"{ov['recovery_paced_s']:g} s", f"shed {ov['windows_shed']:,} of "
+                     f"{ov['windows']:,} windows ({ov['shed_fraction']}); alerts p99 "
+                     f"{ov['alert_latency_p99_ms']} ms; after recovery p99 "
+                     f"{ov['after_recovery_p99_ms']} ms ({ov['after_recovery_alerts']} alerts)",
+                     f"health alerts overload_started/stopped: {ev.count('overload_started')}/"
+                     f"{ev.count('overload_stopped')}"
+                     + (f", stopped {stop} s after the input fell to half capacity"
+                        if stop is not None else ", never stopped")
+                     + f"; source lag p99 {ov['source_lag_p99_s']} s", ""))
     sg = res.get("stages")
     if sg:
         rows.append(("where the time goes, picker, 1 worker (s per station-hour of data)",

@@ -56,6 +56,11 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
     for key in ("p50_ms", "p95_ms", "p99_ms", "source_lag_p99_s"):
         assert _is_stat(lat[key]), key
     assert data["capacity"]["estimate_stations"] > 0
+    ov = data["overload"]  # twice the capacity, then a quarter of the stations
+    started, stopped = (ov["health_events"].count(e) for e in ("overload_started",
+                                                               "overload_stopped"))
+    assert ov["stations_after"] == ov["stations"] // 4 and started - stopped in (0, 1)
+    assert (ov["stopped_after_drop_s"] is None) == (stopped == 0)
     rss = data["rss"]["by_stations"]["2"]
     assert rss["rss_peak_mb"]["median"] > 0
     assert set(data["floors"]) == {
@@ -102,3 +107,15 @@ def test_kafka_ack_latency_at_every_latency_n(kafka_bootstrap: str) -> None:
         assert kl["acked_p99_ms"]["median"] >= kl["p99_ms"]["median"]
     rows = [r[0] for r in latency_rows({"latency": {}, "latency_kafka": out})]
     assert [r.split(",")[1].strip() for r in rows] == ["N = 2", "N = 3"]
+
+
+def test_silenced_load_drops_only_the_silent_stations_later_records() -> None:
+    from bench.data import build_load
+
+    load = build_load(4, 20.0)
+    cut = load.silenced(keep=1, after_s=10.0)
+    late = load.rel_end_s > 10.0
+    assert set(load.station_of[late]) == {0, 1, 2, 3}
+    assert set(cut.station_of[cut.rel_end_s > 10.0]) == {0}
+    assert (cut.rel_end_s <= 10.0).sum() == (~late).sum()  # nothing before the drop is lost
+    assert 0 < cut.samples < load.samples and len(cut.payloads) == len(cut.rel_end_s)
