@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +80,36 @@ def kept_up_in_real_time(lag_p99_s: float | None, drain_s: float, cut_short: boo
     window's inference ended within one stride (15 s) of the last record, and feeding was not
     cut short."""
     return lag_p99_s is not None and lag_p99_s < 1.0 and drain_s < 15.0 and not cut_short
+
+
+#: the precision every service the benchmark builds runs at (``harness.config``, also in the
+#: scale-out processes, which inherit the environment), pinned by ``pinned_precision``
+PRECISION_ENV = "GEOSENTRY_BENCH_PRECISION"
+
+
+def bench_precision() -> str:
+    """``inference.precision`` for the services the benchmark builds: the pinned choice, or
+    ``auto`` outside ``pinned_precision``."""
+    return os.environ.get(PRECISION_ENV, "auto")
+
+
+@contextlib.contextmanager
+def pinned_precision(models: dict[str, dict[str, Any]]) -> Iterator[None]:
+    """Run every service at what ``auto`` chose once at the start (``model_precisions``), when
+    all benchmarked models chose the same: ``auto`` times bfloat16 against float32 at each load,
+    and on a busy machine a later load could land on the other side of its speed threshold,
+    so rows labelled with the choice would not all have been measured at it."""
+    chosen = {m["precision"] for m in models.values()}
+    before = os.environ.get(PRECISION_ENV)
+    if len(chosen) == 1:
+        os.environ[PRECISION_ENV] = chosen.pop()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PRECISION_ENV, None)
+        else:
+            os.environ[PRECISION_ENV] = before
 
 
 def model_precisions() -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import bench_precision
 from bench.data import Load
 from stream.config import Config, load_config_dict
 from stream.detectors.factory import build_detectors
@@ -38,9 +39,8 @@ def config(detector: str, stride_s: float | None = None, **inference: Any) -> Co
                               "stalta": [STALTA]}[detector]]
     if stride_s is not None:
         dets[0]["stride_s"] = stride_s
-    raw: dict[str, Any] = {"detectors": dets, "sinks": ["jsonl:-"]}
-    if inference:
-        raw["inference"] = inference
+    raw: dict[str, Any] = {"detectors": dets, "sinks": ["jsonl:-"],
+                           "inference": {"precision": bench_precision(), **inference}}
     return load_config_dict(raw)
 
 

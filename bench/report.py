@@ -163,7 +163,7 @@ def markdown(res: dict[str, Any]) -> str:
                  f"2 threads {_fmt(fw['threads_2'])}", f"{ratio(fw['threads_1'], fw['threads_2'])}×"))
     if "threads_1_bf16" in fw:
         rows.append(("picker forward alone, B = 64, bf16 (the service's choice here: "
-                     f"{fw['precision_reason']}) (windows/s)", f"1 thread {_fmt(fw['threads_1_bf16'])}",
+                     f"{res['models']['picker']['reason']}) (windows/s)", f"1 thread {_fmt(fw['threads_1_bf16'])}",
                      f"2 threads {_fmt(fw['threads_2_bf16'])}",
                      f"{ratio(fw['threads_1_bf16'], fw['threads_1'])}× fp32 (1 thread)"))
     whole = fw["threads_1_bf16" if fw["service_precision"] == "bf16" else "threads_1"]

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import PLANS, RESULTS, Plan, log, machine, model_precisions
+from bench.common import (PLANS, RESULTS, Plan, log, machine, model_precisions,
+                          pinned_precision)
 from bench.latency import bench_kafka, bench_latency, bench_overload
 from bench.readme import update_readme
 from bench.report import figures, floors, markdown
@@ -51,11 +52,12 @@ def run(mode: str = "full", out_dir: Path = RESULTS, command: str | None = None,
         ("batch_sweep", bench_batch_sweep), ("latency", bench_latency),
         ("capacity", lambda p: bench_capacity(p, res["throughput"])),
         ("overload", lambda p: bench_overload(p, res["throughput"])), ("rss", bench_rss)]
-    for name, section in sections:
-        log(name)
-        res[name] = section(plan)
-    if kafka:
-        res["latency_kafka"] = bench_kafka(plan, kafka)
+    with pinned_precision(res["models"]):  # every service below at the choice reported above
+        for name, section in sections:
+            log(name)
+            res[name] = section(plan)
+        if kafka:
+            res["latency_kafka"] = bench_kafka(plan, kafka)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
     res["elapsed_s"] = round(time.perf_counter() - t_start, 1)
     res["floors"] = floors(res)

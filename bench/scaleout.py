@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import PREFILL_S, kept_up_in_real_time, stats
+from bench.common import PREFILL_S, bench_precision, kept_up_in_real_time, stats
 
 
 def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
             paced: dict[str, float] | None, barrier: Any, results: Any,
-            ready: Any = None, precision: str = "auto") -> None:
+            ready: Any = None, precision: str | None = None) -> None:
     import logging
 
     from bench.data import build_load
@@ -30,7 +30,8 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
 
     logging.getLogger("stream").setLevel(logging.ERROR)
     load = build_load(count, seconds, first=first)
-    cfg = config(detector, workers=1, threads=1, precision=precision)
+    cfg = config(detector, workers=1, threads=1,
+                 **({"precision": precision} if precision else {}))  # else the bench's pinned one
     dets = build_detectors(cfg)
     if ready is not None:
         ready.put(first)  # loaded: the parent starts nothing heavy before every member is
@@ -76,15 +77,16 @@ class HeldMembers:
     (back-to-back pairs) without the members' start-up or idle loops in between."""
 
     def __init__(self, detector: str, n: int, seconds: float, repeats: int, processes: int,
-                 precision: str = "auto") -> None:
+                 precision: str | None = None) -> None:
         ctx = mp.get_context("spawn")
         self.n, self.seconds, self.processes = n, seconds, processes
-        self.precision = precision  # pinned: members timing the choice at once may disagree
+        # pinned: members timing the choice at once may disagree
+        self.precision = precision or bench_precision()
         self.barrier, self.results, ready = ctx.Barrier(processes + 1), ctx.Queue(), ctx.Queue()
         firsts, shares = _split(n, processes)
         self.procs = [ctx.Process(target=_member, args=(detector, f, c, seconds, repeats, None,
                                                         self.barrier, self.results, ready,
-                                                        precision),
+                                                        self.precision),
                                   daemon=True) for f, c in zip(firsts, shares)]
         for proc in self.procs:
             proc.start()
@@ -121,6 +123,7 @@ def throughput(detector: str, n: int, seconds: float, repeats: int,
     st_s = n * seconds
     return {"stations": n, "seconds_of_data": seconds, "processes": processes,
             "workers_per_process": 1, "torch_threads_per_worker": 1,
+            "precision": sorted({m["precision"] for ms in runs for m in ms}),
             "windows": sum(m["windows"] for m in runs[0]),
             "station_seconds_per_s": stats([st_s / w for w in walls], "station-s/s", 0),
             "samples_per_s": stats([st_s * 300 / w for w in walls], "samples/s", 0),

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import (PREFILL_S, ROOT, Plan, cores, kept_up_in_real_time, log, ratio,
-                          service_workers, stats)
+from bench.common import (PREFILL_S, ROOT, Plan, bench_precision, cores, kept_up_in_real_time,
+                          log, ratio, service_workers, stats)
 
 def bench_forward(plan: Plan) -> dict[str, Any]:
     """The picker's forward pass alone, B = 64: the compute floor under everything else, at
@@ -29,8 +29,7 @@ def bench_forward(plan: Plan) -> dict[str, Any]:
 
     det = service_picker(torch.device("cpu"))
     module = det.module
-    out: dict[str, Any] = {"service_precision": det.precision,
-                           "precision_reason": det.precision_choice.reason}
+    out: dict[str, Any] = {"service_precision": det.precision}
     x = torch.randn(64, 3, 3001)
 
     def rate(fn: Any, precision: str) -> dict[str, Any]:
@@ -62,15 +61,16 @@ def bench_forward(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def service_picker(device: Any, precision: str = "auto", stride_s: float | None = None) -> Any:
-    """The shipped picker exactly as the service loads it (checked, frozen, precision chosen);
-    its ``module`` is the TorchScript it runs, under ``autocast(device, precision)``."""
+def service_picker(device: Any, precision: str | None = None, stride_s: float | None = None) -> Any:
+    """The shipped picker exactly as the service loads it (checked, frozen, at ``precision``,
+    by default the benchmark's: ``bench_precision``); its ``module`` is the TorchScript it runs,
+    under ``autocast(device, precision)``."""
     from stream.config import DetectorConfig
     from stream.inference.model import TorchScriptDetector
     from stream.models import resolve
 
     cfg = DetectorConfig(name="picker", type="model", path="builtin:picker", stride_s=stride_s)
-    return TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
+    return TorchScriptDetector(cfg, resolve(cfg.path), device, precision or bench_precision())
 
 
 def bench_decode(plan: Plan) -> dict[str, Any]:

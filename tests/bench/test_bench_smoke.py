@@ -7,6 +7,7 @@ asserts no performance number (floors are measured by ``python -m bench``, never
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from bench.run import markdown, run
@@ -25,7 +26,9 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
     assert data["machine"]["cpus"] >= 1
     for name in ("picker", "anomaly"):  # what inference.precision = "auto" chose here, and why
         assert data["models"][name]["precision"] in ("fp32", "bf16") and data["models"][name]["reason"]
+    # decided once ("auto" times bf16 against fp32) and pinned: every row at the reported choice
     assert data["forward"]["service_precision"] == data["models"]["picker"]["precision"]
+    assert "GEOSENTRY_BENCH_PRECISION" not in os.environ  # restored after the run
     for det in ("picker", "stalta"):
         tp = data["throughput"][det]
         for key in ("samples_per_s", "station_seconds_per_s", "windows_per_s"):
@@ -36,6 +39,7 @@ def test_smallest_case_writes_every_field(tmp_path: Path) -> None:
         so = data["throughput"]["picker_scaleout"]
         assert so["processes"] == data["machine"]["cores"]
         assert so["windows"] == data["throughput"]["picker"]["windows"]
+        assert so["precision"] == [data["models"]["picker"]["precision"]]  # pinned there too
         assert _is_stat(so["station_seconds_per_s"]) and so["station_seconds_per_s"]["median"] > 0
     assert data["decode"]["pymseed"]["median"] > 0 and data["decode"]["obspy"]["median"] > 0
     assert data["decode"]["ratio_pymseed_vs_obspy"] > 0
