@@ -62,7 +62,8 @@ Reading the table (every figure is in the rows below):
   Models). The pairs compare like for like (SeisBench's wrapper under the same autocast), and
   also the service pinned to fp32 against SeisBench at fp32, and each tool's defaults. On a CPU
   without native bf16 everything runs at fp32; the line above the table says what this run's
-  CPU chose.
+  CPU chose. The run makes that choice once, at its start, and pins it for every service it
+  builds (`auto` times bf16 against fp32 at each load, which a busy machine can tip).
 * Capacity is estimated from fast-fed throughput and checked with paced input; a network-wide
   burst of picks (all stations carry the same tiled events) once made network coincidence
   quadratic in the station count, which was what limited the paced checks before this run.
