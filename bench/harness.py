@@ -143,7 +143,8 @@ def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
     wall, cpu = asyncio.run(go())
     t_done = time.perf_counter()
     alerts = getattr(sink, "alerts", [])
-    since = getattr(src, "paced_from_ns", 0) + NS_PER_S  # paced alerts only (not the prefill's)
+    paced_from_ns = getattr(src, "paced_from_ns", 0)
+    since = paced_from_ns + NS_PER_S  # paced alerts only (not the prefill's)
     timed = [a for a in alerts if a.kind != "health" and a.newest_arrival_ns >= since]
     lat = [(a.emitted_ns - a.newest_arrival_ns) / NS_PER_S for a in timed]
     res = CaseResult(wall, cpu, pipe.summary.records, load.samples, pipe.summary.windows,
@@ -157,7 +158,7 @@ def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
     service_health = [a for a in alerts if a.kind == "health" and a.station == "*"]
     res.health_events = [str(a.details.get("event")) for a in service_health]
     res.health_at_ns = [a.emitted_ns for a in service_health]
-    res.paced_from_ns = getattr(src, "paced_from_ns", 0)
+    res.paced_from_ns = paced_from_ns
     if paced:
         res.source_lag_s = src.lags
         res.drain_s = t_done - src.t_last if src.t_last else 0.0

@@ -41,6 +41,11 @@ class AckTimingSink:
         await self.inner.stop()
 
 
+def _alert_topic() -> str:
+    """The topic this benchmark run's alerts go to (created once by ``bench_kafka``)."""
+    return f"bench-alerts-{os.getpid()}"
+
+
 def _create_topic(bootstrap: str, topic: str) -> None:
     """Create the alert topic before timing (auto-creation on the first send is not latency)."""
     import asyncio
@@ -86,16 +91,13 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
     pooled: list[float] = []
     counts = []
     acked: list[list[float]] = []
-    topic = f"bench-alerts-{os.getpid()}"
-    if kafka:
-        _create_topic(kafka, topic)
     for _ in range(repeats):
         fresh_state(dets)
         sink = None
         if kafka:
             from stream.sinks.kafka import KafkaSink
 
-            sink = AckTimingSink(KafkaSink(f"kafka://{kafka}/{topic}"))
+            sink = AckTimingSink(KafkaSink(f"kafka://{kafka}/{_alert_topic()}"))
         window_lat.clear()
         r = run_case(load, cfg, detectors=dets, sink=sink,
                      paced={"speed": speed, "prefill_s": PREFILL_S,
@@ -184,6 +186,7 @@ def bench_kafka(plan: Plan, kafka: str) -> dict[str, Any]:
         else:
             address = kafka
         log(f"kafka broker {address}")
+        _create_topic(address, _alert_topic())
         # twice at the smallest N, not three times: the sink rows above repeat the same runs
         # without the broker, and the whole benchmark must stay under ten minutes
         return {"bootstrap": address,

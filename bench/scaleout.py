@@ -30,8 +30,7 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
 
     logging.getLogger("stream").setLevel(logging.ERROR)
     load = build_load(count, seconds, first=first)
-    cfg = config(detector, workers=1, threads=1,
-                 **({"precision": precision} if precision else {}))  # else the bench's pinned one
+    cfg = config(detector, workers=1, threads=1, precision=precision or bench_precision())
     dets = build_detectors(cfg)
     if ready is not None:
         ready.put(first)  # loaded: the parent starts nothing heavy before every member is
