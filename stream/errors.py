@@ -6,6 +6,8 @@ Every error carries ``retriable``: ``True`` when retrying the same operation lat
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class GeosentryError(Exception):
     """Base class of every error geosentry raises on purpose."""
@@ -22,12 +24,37 @@ class ConfigError(GeosentryError):
         self.why = why
 
 
-class DecodeError(GeosentryError):
-    """A record could not be decoded (corrupt, truncated, impossible header values)."""
+class DecodeReason(StrEnum):
+    """Why a record could not be decoded: the fixed vocabulary of the
+    ``geosentry_decode_errors_total{reason}`` label (never derived from exception text)."""
 
-    def __init__(self, message: str, sid: str | None = None) -> None:
+    TRUNCATED = "truncated"        # the record ends before its header says it does
+    NOT_MSEED = "not_mseed"        # no miniSEED 2/3 record header where one was expected
+    BAD_HEADER = "bad_header"      # a header field or blockette chain that cannot be right
+    BAD_LENGTH = "bad_length"      # impossible record length
+    BAD_RATE = "bad_rate"          # sample rate zero, negative, non-finite or out of range
+    BAD_TIME = "bad_time"          # start/end time invalid or outside the supported years
+    BAD_SID = "bad_sid"            # source id not UTF-8 or not a FDSN/SEED id
+    BAD_SAMPLES = "bad_samples"    # sample count disagrees with the data (or is impossible)
+    BAD_ENCODING = "bad_encoding"  # unknown data encoding or corrupt compressed frames
+    BAD_CRC = "bad_crc"            # miniSEED 3 CRC mismatch
+    NON_FINITE = "non_finite"      # NaN/inf float samples
+    UNSUPPORTED = "unsupported"    # valid, but a sample type the service does not use (text)
+    NO_DATA = "no_data"            # the payload holds no data samples at all
+    CORRUPT = "corrupt"            # anything else libmseed refused
+
+
+class DecodeError(GeosentryError):
+    """A record could not be decoded (corrupt, truncated, impossible header values).
+
+    ``reason`` is one of ``DecodeReason`` (metrics label); ``sid`` the SEED id when the header
+    was readable."""
+
+    def __init__(self, message: str, sid: str | None = None,
+                 reason: DecodeReason = DecodeReason.CORRUPT) -> None:
         super().__init__(f"{sid}: {message}" if sid else message)
         self.sid = sid
+        self.reason = DecodeReason(reason)
 
 
 class ContractError(GeosentryError):

@@ -164,11 +164,16 @@ class Pipeline:
         try:
             records = decode_payload(raw.payload, raw.arrival_ns, raw.ref)
         except DecodeError as exc:
-            reason = str(exc).split(":")[-1].split("(")[0].strip()[:40] or "corrupt"
+            reason = exc.reason.value  # one of DecodeReason: a bounded set of label values
             m.decode_errors.labels(reason=reason).inc()
             self.summary.decode_errors += 1
-            self._log_once((exc.sid or raw.key or "?", reason), "decode error in %s (key %s, %s): %s",
-                           source, raw.key, raw.ref, exc)
+            ref = raw.ref
+            where = ("" if ref is None else f" at byte {ref.offset} of {ref.source}"
+                     if source == "files" else
+                     f" at {ref.source} partition {ref.partition} offset {ref.offset}")
+            self._log_once((exc.sid or raw.key or (ref.source if ref else "?"), reason),
+                           "decode error (%s) in %s%s (key %s): %s",
+                           reason, source, where, raw.key, exc)
             self.tracker.record(raw.ref, None, 0)
             return
         for rec in records:

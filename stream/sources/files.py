@@ -2,6 +2,11 @@
 
 ``speed = 1`` releases each record when it would have arrived live (its last sample's time,
 relative to the first), ``speed = 10`` ten times faster, ``speed = 0`` as fast as possible.
+
+Corrupt or truncated bytes cost only themselves: ``split_records_at`` resumes at the next
+parseable record header at any byte offset, and yields the bad stretch as one payload that the
+pipeline counts as a decode error. Each ``RawRecord`` carries ``ref = SourceRef(file, 0, byte
+offset)``, so a decode warning names the file and where in it the bad record starts.
 """
 
 from __future__ import annotations
@@ -12,11 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from stream.decode.iaga import iaga_to_mseed, is_iaga
-from stream.decode.mseed import split_records
+from stream.decode.mseed import split_records_at
 from stream.errors import SourceError
-from stream.records import NS_PER_S, RawRecord, now_ns
+from stream.records import NS_PER_S, RawRecord, SourceRef, now_ns
 from stream.sources import FiniteSource
-
 
 
 def list_files(path: Path) -> list[Path]:
@@ -27,20 +31,27 @@ def list_files(path: Path) -> list[Path]:
     raise SourceError(f"no such file or directory: {path}")
 
 
-def archive_records(path: str | Path) -> list[tuple[int, bytes]]:
-    """Every record under ``path`` as ``(end_ns, payload)``, sorted by end time (stable).
+def archive_entries(path: str | Path) -> list[tuple[int, bytes, SourceRef]]:
+    """Every record under ``path`` as ``(end_ns, payload, ref)``, sorted by end time (stable);
+    ``ref`` names the file and the payload's byte offset in it (for IAGA-2002 files: in the
+    miniSEED converted from it). A corrupt stretch sorts with the record before it.
 
     IAGA-2002 files (``.sec``/``.min``, gzipped or not) are converted to miniSEED records on the
     way in, so everything downstream sees one format."""
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, bytes, SourceRef]] = []
     for f in list_files(Path(path)):
-        last = 0
+        last, name = 0, str(f)
         raw = b"".join(iaga_to_mseed(f)) if is_iaga(f) else f.read_bytes()
-        for payload, end_ns in split_records(raw):
+        for offset, payload, end_ns in split_records_at(raw):
             last = end_ns if end_ns is not None else last
-            out.append((last, payload))
+            out.append((last, payload, SourceRef(name, 0, offset)))
     out.sort(key=lambda item: item[0])
     return out
+
+
+def archive_records(path: str | Path) -> list[tuple[int, bytes]]:
+    """``archive_entries`` without the refs: ``(end_ns, payload)``."""
+    return [(end_ns, payload) for end_ns, payload, _ in archive_entries(path)]
 
 
 def paced(records: list[tuple[int, bytes]], speed: float) -> Iterator[tuple[float, bytes]]:
@@ -60,12 +71,14 @@ class FileSource(FiniteSource):
         list_files(self.path)  # fail early, with the path in the message
 
     async def records(self) -> AsyncIterator[RawRecord]:
-        loaded = await asyncio.to_thread(archive_records, self.path)
+        loaded = await asyncio.to_thread(archive_entries, self.path)
+        refs = [ref for _, _, ref in loaded]
         started = time.monotonic()
-        for due_s, payload in paced(loaded, self.speed):
+        timed = paced([(end_ns, payload) for end_ns, payload, _ in loaded], self.speed)
+        for (due_s, payload), ref in zip(timed, refs):
             while not self._stopping and (delay := due_s - (time.monotonic() - started)) > 0:
                 await asyncio.sleep(min(delay, 0.5))  # short naps keep SIGTERM responsive
             if self._stopping:
                 return
-            yield RawRecord(payload, now_ns(), key=None, ref=None)
+            yield RawRecord(payload, now_ns(), key=None, ref=ref)
 
