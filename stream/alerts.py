@@ -18,7 +18,8 @@ import time
 from stream.buffer.windows import ChannelEvent
 from stream.records import NS_PER_S, Alert, ModelRef
 
-HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low"}
+HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low",
+                 "rate_unsupported"}
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
 

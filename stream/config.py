@@ -20,6 +20,8 @@ from typing import Any
 from stream.errors import ConfigError
 
 DETECTOR_TYPES = ("stalta", "model", "dbdt", "ssc", "artefacts")
+#: what ``channels`` may name besides band + instrument patterns (``stream.buffer.spec``)
+CHANNEL_KINDS = ("any", "seismic", "geomagnetic")
 MISSING_POLICIES = ("skip", "zeros")
 
 
@@ -69,6 +71,8 @@ class DetectorConfig:
     missing_components: str = "skip"
     # model: label -> threshold; geomagnetic detectors: also per-class / per-observatory tables
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # which instruments feed it: kinds (CHANNEL_KINDS) or band + instrument patterns ("HH", "?F")
+    channels: tuple[str, ...] = ("any",)
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
     values = dict(raw)
     if "components" in values:
         values["components"] = tuple(values["components"])
+    if "channels" in values:
+        values["channels"] = _channels(p + "channels", values["channels"])
     if values.get("bandpass_hz") is not None:
         band = tuple(values["bandpass_hz"])
         if len(band) != 2 or not 0 < band[0] < band[1]:
@@ -188,6 +194,20 @@ def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
         if cfg.sta_s >= cfg.lta_s:
             raise ConfigError(p + "sta_s", "must be shorter than lta_s")
     return cfg
+
+
+def _channels(key: str, value: Any) -> tuple[str, ...]:
+    """``"seismic"``, ``["HH", "EH"]``, ``"?F"`` ... -> a tuple of kinds / 2-letter patterns."""
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(key, f"must be a string or a non-empty list of strings, got {value!r}")
+    for item in items:
+        ok = isinstance(item, str) and (item in CHANNEL_KINDS or (
+            len(item) == 2 and all(c.isalnum() or c in "?*" for c in item)))
+        if not ok:
+            raise ConfigError(key, f"{item!r}: must be one of {CHANNEL_KINDS} or a band + "
+                                   "instrument code pattern such as 'HH' or '?F'")
+    return tuple(items)
 
 
 def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
@@ -239,12 +259,20 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     return load_config_dict(raw, **overrides)
 
 
-def default_config_dict() -> dict[str, Any]:
-    """The embedded defaults: the classic STA/LTA trigger on vertical components.
+#: The geomagnetic detectors of ``deploy/geomag.toml`` with their built-in per-latitude profiles.
+GEOMAG_DEFAULTS: tuple[dict[str, Any], ...] = (
+    {"name": "dbdt", "type": "dbdt"}, {"name": "ssc", "type": "ssc"},
+    {"name": "artefacts", "type": "artefacts"})
 
-    Learned models (``builtin:picker`` ...) are added by ``stream.models.default_detectors``
-    when they ship with the package.
+
+def default_config_dict() -> dict[str, Any]:
+    """The embedded defaults, routed by what a channel is: on seismic channels the classic
+    STA/LTA trigger on vertical components plus the learned models that ship with the package
+    (``stream.models.default_detector_tables``); on geomagnetic channels (magnetometers, e.g.
+    IAGA-2002 files) the dB/dt, sudden-commencement and artefact detectors.
     """
     from stream.models import default_detector_tables
 
-    return {"detectors": default_detector_tables()}
+    seismic = [{**t, "channels": "seismic"} for t in default_detector_tables()]
+    geomag = [{**t, "channels": "geomagnetic"} for t in GEOMAG_DEFAULTS]
+    return {"detectors": seismic + geomag}

@@ -4,10 +4,14 @@ An *instrument* is ``NET.STA.LOC`` plus the band and instrument codes (``HH``, `
 its channels ``HHZ``/``HHN``/``HHE`` (or ``HHZ``/``HH1``/``HH2``) make one multi-component stream.
 Each detector declares a ``WindowSpec``; windows advance by its stride over time, so every
 detector sees every stretch of data exactly once per stride, whatever the record boundaries.
+An instrument feeds only the detectors whose spec applies to its kind (``WindowSpec.applies_to``:
+seismic, geomagnetic), and a detector that cannot run at the instrument's rate
+(``WindowSpec.refusal``) is reported once (``rate_too_low`` / ``rate_unsupported``) and skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,36 +20,20 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from stream.buffer.channel import BufferEvent, ChannelBuffer
+from stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
 from stream.config import BufferConfig
-from stream.records import NS_PER_S, Record, Window, seconds_to_samples
+from stream.records import NS_PER_S, Record, Window
 
+__all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
+           "WindowSpec", "Windower", "channel_kind", "component_of"]
+log = logging.getLogger(__name__)
 #: SEED orientation codes mapped onto the component letters detectors ask for.
 COMPONENT_ALIASES = {"1": "N", "2": "E"}
-#: Most a channel is upsampled to a detector's rate (20 Hz broadband into a 100 Hz model); a
-#: slower channel (one-minute data into a 1 Hz model) is refused: the model would see
-#: interpolation, not data.
-MAX_UPSAMPLE = 5.0
 
 
 def component_of(channel: str) -> str:
     code = channel[-1:].upper()
     return COMPONENT_ALIASES.get(code, code)
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """What one detector consumes. ``rate_hz=None`` means the instrument's native rate."""
-
-    detector: str
-    components: tuple[str, ...]
-    window_s: float
-    stride_s: float
-    rate_hz: float | None = None
-    missing: str = "skip"
-
-    def samples(self, rate_hz: float) -> tuple[int, int]:
-        """(window, stride) in samples at ``rate_hz``."""
-        return seconds_to_samples(self.window_s, rate_hz), seconds_to_samples(self.stride_s, rate_hz)
 
 
 @dataclass(slots=True)
@@ -89,6 +77,7 @@ class Instrument:
     buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
     cursors: dict[str, _Cursor] = field(default_factory=dict)
+    specs: list[WindowSpec] = field(default_factory=list)  # the detectors this instrument feeds
 
 
 class Windower:
@@ -101,30 +90,48 @@ class Windower:
         self.policy = policy
         self.used_components = {c for s in specs for c in s.components}
         #: never hold less than a few windows, whatever max_buffer_s says
-        self.max_hold_s = max(policy.max_buffer_s, 4 * max(s.window_s + s.stride_s for s in specs))
+        self.max_hold_s = self._hold_s(specs)
         self.instruments: dict[str, Instrument] = {}
         self._missing_reported: set[tuple[str, str]] = set()  # (instrument, detector)
         self._rate_reported: set[tuple[str, str]] = set()
+        self._routes: dict[str, tuple[list[WindowSpec], set[str]]] = {}  # by band + instrument
+        for spec in specs:
+            log.info("%s", spec.describe())
+
+    def _hold_s(self, specs: list[WindowSpec]) -> float:
+        return max([self.policy.max_buffer_s] + [4 * (s.window_s + s.stride_s) for s in specs])
+
+    def route(self, prefix: str) -> tuple[list[WindowSpec], set[str]]:
+        """The specs instruments with this band + instrument code (``HH``) feed, and the
+        components those use."""
+        found = self._routes.get(prefix)
+        if found is None:
+            specs = [s for s in self.specs if s.applies_to(prefix)]
+            found = self._routes[prefix] = (specs, {c for s in specs for c in s.components})
+            log.debug("%s? channels (%s) feed %s", prefix, channel_kind(prefix),
+                      ", ".join(s.detector for s in specs) or "no detector")
+        return found
 
     def accepts(self, rec: Record) -> bool:
         """Whether any detector uses this channel (others are counted as ``unknown_channel``)."""
-        return len(rec.channel) == 3 and component_of(rec.channel) in self.used_components
+        return len(rec.channel) == 3 and component_of(rec.channel) in self.route(rec.channel[:2])[1]
 
     def push(self, rec: Record) -> tuple[list[Window], list[ChannelEvent]]:
         key = self.instrument_key(rec)
         inst = self.instruments.get(key)
         if inst is None:
-            inst = Instrument(rec.network, rec.station, rec.location, rec.channel[:2], rec.start_ns)
+            inst = Instrument(rec.network, rec.station, rec.location, rec.channel[:2], rec.start_ns,
+                              specs=self.route(rec.channel[:2])[0])
             self.instruments[key] = inst
         comp = component_of(rec.channel)
         buf = inst.buffers.get(comp)
         if buf is None:
             buf = ChannelBuffer(self.policy.max_interpolate_gap_s, self.policy.reorder_tolerance_s,
-                                self.max_hold_s)
+                                self._hold_s(inst.specs))
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
         events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
-        if not events and all(self._waiting(inst, spec) for spec in self.specs):
+        if not events and all(self._waiting(inst, spec) for spec in inst.specs):
             return [], events  # fast path: no detector has a complete window yet
         return self._cut(inst, events), events
 
@@ -156,7 +163,7 @@ class Windower:
     # ---- cutting ---------------------------------------------------------------------------
     def _cut(self, inst: Instrument, events: list[ChannelEvent]) -> list[Window]:
         out: list[Window] = []
-        for spec in self.specs:
+        for spec in inst.specs:
             out.extend(self._cut_spec(inst, spec, events))
         trim_to = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
         if trim_to:
@@ -181,15 +188,14 @@ class Windower:
         present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
         if not present:
             return []
-        slowest_hz = min(b.rate_hz for _, b in present)
-        if spec.rate_hz and slowest_hz * MAX_UPSAMPLE < spec.rate_hz:
+        refused = next((r for r in map(spec.refusal, sorted({b.rate_hz for _, b in present}))
+                        if r is not None), None)
+        if refused is not None:  # stride, window or STA below a sample, rate out of range ...
             key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
             if key not in self._rate_reported:
                 self._rate_reported.add(key)  # once per instrument and detector
                 events.append(ChannelEvent(key[0] + "?", BufferEvent(
-                    "rate_too_low", present[0][1].start_ns, detail=(
-                        f"{spec.detector}: needs {spec.rate_hz:g} Hz, channel has "
-                        f"{slowest_hz:g} Hz (more than {MAX_UPSAMPLE:g}x upsampling refused)"))))
+                    refused[0], present[0][1].start_ns, detail=refused[1])))
             return []
         if len(present) < len(spec.components):
             lacking = "".join(c for c in spec.components if c not in inst.buffers)
@@ -217,6 +223,8 @@ class Windower:
         n_window, n_stride = spec.samples(rate_hz)
         window_ns = round(n_window * NS_PER_S / rate_hz)
         stride_ns = round(n_stride * NS_PER_S / rate_hz)
+        if n_window < 1 or stride_ns <= 0 or n_window > MAX_WINDOW_SAMPLES:
+            return []  # refusal() rules these out; never loop on a cursor that cannot advance
         cursor.window_ns = window_ns
         out: list[Window] = []
         while all(b.end_ns >= cursor.start_ns + window_ns for _, b in present):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import torch
 
@@ -18,13 +19,18 @@ GEOMAG: dict[str, type[DbDtDetector] | type[SscDetector] | type[ArtefactDetector
 
 
 def build_detector(cfg: DetectorConfig, device: torch.device, precision: str = "auto") -> Detector:
+    det: Detector
     if cfg.type == "stalta":
-        return StaLtaDetector(cfg)
-    if cfg.type in GEOMAG:
-        return GEOMAG[cfg.type](cfg)
-    from stream.inference.model import TorchScriptDetector
+        det = StaLtaDetector(cfg)
+    elif cfg.type in GEOMAG:
+        det = GEOMAG[cfg.type](cfg)
+    else:
+        from stream.inference.model import TorchScriptDetector
 
-    return TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
+        det = TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
+    if det.spec.channels != cfg.channels:  # routing: which instruments feed it (config)
+        det.spec = replace(det.spec, channels=cfg.channels)
+    return det
 
 
 def build_detectors(cfg: Config) -> list[Detector]:

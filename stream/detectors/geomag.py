@@ -19,13 +19,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import median_filter
 
-from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
 from stream.detectors.base import owned_range
 from stream.detectors.geomag_artefacts import ArtefactDetector, spikes, steps
 from stream.detectors.geomag_base import (CLASSES, OBSERVATORY_MLAT_DEG, PROFILES, Profiles,
-                                          _alert, _Detector, _odd, jitter, latitude_class,
-                                          robust_sigma)
+                                          _alert, _Detector, _odd, geomag_spec, jitter,
+                                          latitude_class, robust_sigma)
 from stream.records import NS_PER_S, seconds_to_samples
 
 __all__ = ["ArtefactDetector", "CLASSES", "DbDtDetector", "OBSERVATORY_MLAT_DEG", "PROFILES",
@@ -56,7 +55,7 @@ class DbDtDetector(_Detector):
 
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__(cfg, "dbdt")
-        self.spec = WindowSpec(cfg.name, ("H", "E"), cfg.window_s or 600.0, self.stride_s)
+        self.spec = geomag_spec(cfg, ("H", "E"), cfg.window_s or 600.0, self.stride_s)
         self._armed: dict[str, bool] = {}
         self._last: dict[str, int] = {}
 
@@ -93,7 +92,7 @@ class SscDetector(_Detector):
 
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__(cfg, "ssc")
-        self.spec = WindowSpec(cfg.name, ("H",), cfg.window_s or 2400.0, self.stride_s)
+        self.spec = geomag_spec(cfg, ("H",), cfg.window_s or 2400.0, self.stride_s)
         self._last: dict[str, int] = {}
 
     def _one(self, w: Window) -> list[Alert]:

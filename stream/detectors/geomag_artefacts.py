@@ -8,10 +8,9 @@ import math
 import numpy as np
 from scipy.ndimage import median_filter
 
-from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
 from stream.detectors.base import owned_range
-from stream.detectors.geomag_base import _alert, _Detector
+from stream.detectors.geomag_base import _alert, _Detector, geomag_spec
 from stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
 
 Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, threshold)
@@ -25,7 +24,7 @@ class ArtefactDetector(_Detector):
         super().__init__(cfg, "artefacts")
         self.tail_s = 120.0
         comps = tuple(cfg.components) if cfg.components != ("Z",) else ("H", "E", "Z", "F")
-        self.spec = WindowSpec(cfg.name, comps, cfg.window_s or 900.0, self.stride_s, None, "zeros")
+        self.spec = geomag_spec(cfg, comps, cfg.window_s or 900.0, self.stride_s, "zeros")
         self._last: dict[tuple[str, str], int] = {}
         self._flat = FlatLines()
 

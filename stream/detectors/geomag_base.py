@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.buffer.spec import WindowSpec
 from stream.config import DetectorConfig
 from stream.errors import ConfigError
 from stream.records import Alert, ModelRef, Window
@@ -120,6 +121,18 @@ def _alert(w: Window, kind: str, row: int, t_ns: int, score: float, threshold: f
                  model=model, newest_arrival_ns=w.newest_arrival_ns,
                  details={"detector": name, "window_s": w.data.shape[-1] / w.sampling_rate_hz,
                           "profile": profile, **details})
+
+
+#: Native rates the geomagnetic detectors run on: one-minute (``U``) to 10 Hz (``B``) data.
+MIN_RATE_HZ = 0.99 / 60.0
+MAX_RATE_HZ = 10.0 * 1.01
+
+
+def geomag_spec(cfg: DetectorConfig, components: tuple[str, ...], window_s: float,
+                stride_s: float, missing: str = "skip") -> WindowSpec:
+    """The window spec of a geomagnetic detector: native rate, one minute to 10 Hz."""
+    return WindowSpec(cfg.name, components, window_s, stride_s, None, missing,
+                      channels=cfg.channels, min_rate_hz=MIN_RATE_HZ, max_rate_hz=MAX_RATE_HZ)
 
 
 class _Detector:

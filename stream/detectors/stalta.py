@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,18 @@ from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 from stream.buffer.windows import WindowSpec
 from stream.config import DetectorConfig
 from stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
+
+
+#: Highest band-pass corner, as a fraction of the sampling rate (below Nyquist).
+MAX_CORNER_OF_RATE = 0.45
+
+
+def stalta_min_rate_hz(cfg: DetectorConfig) -> float:
+    """Slowest channel the trigger runs on: its band-pass must fit below Nyquist (a 1-20 Hz band
+    needs more than 2.2 Hz); STA and LTA must be a sample or more (``WindowSpec.lengths_s``)."""
+    if cfg.bandpass_hz is None:
+        return 0.0
+    return math.nextafter(cfg.bandpass_hz[0] / MAX_CORNER_OF_RATE, math.inf)
 
 
 @dataclass(slots=True)
@@ -60,7 +73,9 @@ class StaLtaDetector:
         self.name = cfg.name
         assert cfg.window_s is not None and cfg.stride_s is not None  # set by config validation
         self.stride_s = cfg.stride_s
-        self.spec = WindowSpec(cfg.name, ("Z",), cfg.window_s, cfg.stride_s, None, "skip")
+        self.spec = WindowSpec(cfg.name, ("Z",), cfg.window_s, cfg.stride_s, None, "skip",
+                               channels=cfg.channels, min_rate_hz=stalta_min_rate_hz(cfg),
+                               lengths_s=(("sta_s", cfg.sta_s), ("lta_s", cfg.lta_s)))
         params = (f"sta={cfg.sta_s:g},lta={cfg.lta_s:g},on={cfg.trigger_on:g},"
                   f"off={cfg.trigger_off:g},band={cfg.bandpass_hz}")
         self.model = ModelRef("recursive_sta_lta", params,
@@ -79,7 +94,7 @@ class StaLtaDetector:
             sos = None
             if self.cfg.bandpass_hz is not None:
                 low, high = self.cfg.bandpass_hz
-                high = min(high, 0.45 * rate_hz)
+                high = min(high, MAX_CORNER_OF_RATE * rate_hz)
                 if low < high:
                     nyquist = 0.5 * rate_hz
                     sos = iirfilter(4, [low / nyquist, high / nyquist], btype="band",
@@ -123,6 +138,8 @@ class StaLtaDetector:
             sq[0] = 0.0  # ObsPy's recursion starts at the second sample
         nsta = seconds_to_samples(self.cfg.sta_s, rate)
         nlta = seconds_to_samples(self.cfg.lta_s, rate)
+        if nsta < 1 or nlta < 1:  # the windower refuses such channels (spec.refusal): no division
+            return []
         a_sta, a_lta = 1.0 - 1.0 / nsta, 1.0 - 1.0 / nlta
         sta, _ = lfilter([1.0 / nsta], [1.0, -a_sta], sq, zi=[a_sta * s.sta])
         lta, _ = lfilter([1.0 / nlta], [1.0, -a_lta], sq, zi=[a_lta * s.lta])
