@@ -19,7 +19,7 @@ from stream.buffer.windows import ChannelEvent
 from stream.records import NS_PER_S, Alert, ModelRef
 
 HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low",
-                 "rate_unsupported"}
+                 "rate_unsupported", "future", "released"}
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
 

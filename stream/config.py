@@ -32,6 +32,14 @@ class BufferConfig:
     max_interpolate_gap_s: float = 0.1
     reorder_tolerance_s: float = 5.0
     max_buffer_s: float = 600.0
+    #: clock policy (stream/buffer/clock.py): live feeds reject records starting this long after
+    #: the wall clock; replays hold records this far off the channel's timeline until
+    #: ``clock_confirm_records`` records in a row agree on the jump (0: policy off)
+    max_future_s: float = 60.0
+    clock_confirm_records: int = 3
+    #: an instrument with no record for this long (arrival time, at least 3 of its records'
+    #: spans) lets go of its data so input offsets can be committed (0: never)
+    release_silent_s: float = 120.0
 
 
 OVERLOAD_POLICIES = ("auto", "shed", "backpressure")
@@ -129,6 +137,9 @@ def _buffer(raw: dict[str, Any]) -> BufferConfig:
     _num("buffer.max_interpolate_gap_s", cfg.max_interpolate_gap_s, lo=0)
     _num("buffer.reorder_tolerance_s", cfg.reorder_tolerance_s, lo=0)
     _num("buffer.max_buffer_s", cfg.max_buffer_s, lo=0, strict_lo=True)
+    _num("buffer.max_future_s", cfg.max_future_s, lo=0)
+    _num("buffer.clock_confirm_records", cfg.clock_confirm_records, lo=1, hi=1000, integer=True)
+    _num("buffer.release_silent_s", cfg.release_silent_s, lo=0)
     return cfg
 
 

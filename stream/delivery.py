@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from stream.records import SourceRef
@@ -42,6 +42,20 @@ class DeliveryTracker:
             return
         self._pending.setdefault((ref.source, ref.partition), deque()).append(
             _Entry(ref.offset, inst, end_ns))
+
+    def forget(self, refs: Iterable[SourceRef]) -> None:
+        """These inputs were rejected after being registered (a record from the future: nothing
+        of it is retained): done once the records before them are, whatever their time says.
+        Cheap for the recent records it is meant for: each search runs from the newest entry."""
+        for ref in refs:
+            entries = self._pending.get((ref.source, ref.partition))
+            if not entries:
+                continue
+            for e in reversed(entries):
+                if e.offset <= ref.offset:
+                    if e.offset == ref.offset:
+                        e.inst = None
+                    break
 
     def begin(self, inst: str, start_ns: int) -> int:
         """A window (or health alert) from ``inst`` starting at ``start_ns`` is in flight."""

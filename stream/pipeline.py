@@ -65,7 +65,8 @@ class Pipeline:
         self.sinks = sinks
         self.detectors = detectors
         self.metrics = metrics or Metrics()
-        self.windower = Windower([d.spec for d in detectors], cfg.buffer)
+        self.windower = Windower([d.spec for d in detectors], cfg.buffer,  # live: clock policy
+                                 live=bool(sources) and all(is_live(s) for s in sources))
         self.tracker = DeliveryTracker()
         self.coincidence = (Coincidence(cfg.coincidence.min_stations, cfg.coincidence.window_s)
                             if cfg.coincidence.enabled else None)
@@ -202,9 +203,11 @@ class Pipeline:
             elif kind == "missing_component":
                 m.windows_incomplete.labels(detector=ev.event.detail.split(":")[0],
                                             action="reported").inc()
+            elif kind == "released":  # a silent instrument let go of its data
+                m.gaps.labels(action="released").inc()
             else:
                 m.records_rejected.labels(reason=kind.replace("reset_", "")).inc()
-            if kind in HEALTH_EVENTS:
+            if kind in HEALTH_EVENTS and ev.event.alert:  # alert=False: already reported
                 self._log_once((ev.sid, kind), "%s: %s at %s (%s)", ev.sid, kind,
                                ev.event.start_ns, ev.event.detail or f"{ev.event.duration_s:g} s")
                 health.append(health_alert(ev, arrival_ns))
@@ -254,7 +257,15 @@ class Pipeline:
                 self.summary.delivered.append(a)
 
     # ---- offsets ---------------------------------------------------------------------------
+    async def _release_silent(self) -> None:
+        """Instruments silent past buffer.release_silent_s let go of their data (their windows
+        are cut now), so the committed offsets keep moving on a live feed."""
+        windows, events = self.windower.release_silent()
+        await self._handle_events(events, time.time_ns())
+        await self._enqueue(windows)
+
     async def _commit(self) -> None:
+        self.tracker.forget(self.windower.take_dropped())  # rejected by the clock policy: done
         offsets = self.tracker.committable(self.windower.needed_ns)
         for src in self.sources:
             if src.name in offsets:
@@ -268,6 +279,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(COMMIT_INTERVAL_S)
             try:
+                await self._release_silent()
                 await self._commit()
             except Exception:  # commit trouble must not kill the service; next round retries
                 log.exception("offset commit failed")

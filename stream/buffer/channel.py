@@ -9,7 +9,11 @@ Policies (all in seconds at the API, samples inside):
   interpolation between the neighbouring samples (counted, never zeros);
 * long gap: the buffer resets (its windows start afresh) and the caller raises a ``health`` alert;
 * overlap / duplicate: samples already held are dropped, the new tail (if any) is appended;
-* sample-rate change: the buffer resets (``health`` alert).
+* sample-rate change: the buffer resets (``health`` alert);
+* clock: a record dated in the future (live: past the wall clock; replay: far past the channel's
+  newest data, until later records confirm the jump) is rejected as ``future``, never buffered,
+  so it cannot make the correct records after it look like duplicates (``stream.buffer.clock``;
+  one ``health`` alert per channel).
 
 >>> import numpy as np
 >>> from stream.records import Record
@@ -31,25 +35,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.records import NS_PER_S, Record, sample_period_ns
+from stream.buffer.clock import ClockGuard, ClockPolicy
+from stream.records import NS_PER_S, Record, SourceRef, sample_period_ns
 
 
 @dataclass(frozen=True, slots=True)
 class BufferEvent:
     """Something the policy did: ``interpolated``, ``reset_gap``, ``reset_rate``, ``duplicate``,
-    ``overlap``, ``reordered``."""
+    ``overlap``, ``reordered``, ``future`` (a record dated in the future, rejected; ``duration_s``
+    is how far ahead), ``released`` (an instrument silent too long let go of its data).
+    ``alert=False``: counted, but a ``health`` alert for it was already raised (once per channel)."""
 
     kind: str
     start_ns: int
     duration_s: float = 0.0
     detail: str = ""
+    alert: bool = True
 
 
 class ChannelBuffer:
     """Contiguous samples of one SEED channel, trimmed from the front by the windower."""
 
     def __init__(self, max_interpolate_gap_s: float, reorder_tolerance_s: float,
-                 max_buffer_s: float = 600.0) -> None:
+                 max_buffer_s: float = 600.0, clock: ClockPolicy | None = None) -> None:
         self.max_interpolate_gap_s = max_interpolate_gap_s
         self.reorder_tolerance_s = reorder_tolerance_s
         self.max_buffer_s = max_buffer_s
@@ -65,6 +73,10 @@ class ChannelBuffer:
         self._held: list[tuple[int, int, Record]] = []  # (start_ns, seq, record), sorted
         self._seq = 0
         self._arrivals: deque[tuple[int, int]] = deque()  # (end_ns, arrival_ns) per record
+        self._clock = ClockGuard(clock) if clock is not None and clock.enabled else None
+        #: inputs of records rejected by the clock policy since the owner last looked: nothing
+        #: of them is retained, so their offsets may be committed (``DeliveryTracker.forget``)
+        self.dropped_refs: list[SourceRef] = []
 
     # ---- read side -------------------------------------------------------------------------
     @property
@@ -97,6 +109,8 @@ class ChannelBuffer:
     def oldest_ns(self) -> int | None:
         """Oldest sample time held or waiting to be put in order (None when empty)."""
         times = ([self.start_ns] if self._n else []) + ([self._held[0][0]] if self._held else [])
+        if self._clock is not None and self._clock.suspects:
+            times.append(min(r.start_ns for r in self._clock.suspects))
         return min(times) if times else None
 
     def arrival_for(self, t_ns: int) -> int:
@@ -118,17 +132,65 @@ class ChannelBuffer:
             self._arrivals.popleft()
 
     def flush(self) -> list[BufferEvent]:
-        """End of stream: stop waiting for missing records and apply the gap policy now."""
+        """End of stream: stop waiting for missing records and apply the gap policy now.
+        Records held aside as a suspected clock jump are adopted: nothing is left to poison."""
+        events: list[BufferEvent] = []
+        if self._clock is not None and self._clock.suspects:
+            adopted = self._clock.adopt()
+            events += self._take(adopted, back=self.rate_hz > 0 and adopted[0].end_ns < self._end_ns)
         tolerance, self.reorder_tolerance_s = self.reorder_tolerance_s, 0.0
         try:
-            return self._drain()
+            return events + self._drain()
         finally:
             self.reorder_tolerance_s = tolerance
 
     # ---- write side ------------------------------------------------------------------------
     def push(self, rec: Record) -> list[BufferEvent]:
         """Apply one record under the policies; returns what happened (may be empty)."""
-        self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+        if self._clock is None:
+            self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+            return self._push(rec)
+        known = self.rate_hz > 0  # the channel has a timeline to compare with
+        newest = max(self._end_ns, self._held[-1][2].end_ns) if self._held else self._end_ns
+        screened = self._clock.screen(rec, newest if known else None,
+                                      self._end_ns if known else None)
+        if not (screened.rejected and screened.rejected[-1] is rec):  # heard from, for real
+            self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+        events: list[BufferEvent] = []
+        for r, future in zip(screened.rejected, screened.future):
+            if r.ref is not None:
+                self.dropped_refs.append(r.ref)
+            if not future:  # behind the channel and never confirmed: what it always was
+                events.append(BufferEvent("duplicate", r.start_ns, len(r.data) / r.sampling_rate_hz))
+                continue
+            live = self._clock.policy.live
+            ahead_s = (r.start_ns - (r.arrival_ns if live else newest)) / NS_PER_S
+            events.append(BufferEvent(
+                "future", r.start_ns, ahead_s,
+                detail=f"record starts {ahead_s:.6g} s after "
+                       + ("its arrival (wall clock)" if live else "the channel's newest data")
+                       + "; rejected (further ones are only counted)"))
+        if screened.accept:
+            events += self._take(screened.accept, screened.back)
+        return events
+
+    def _take(self, records: list[Record], back: bool) -> list[BufferEvent]:
+        """Push ``records`` (in time order); ``back``: they are a confirmed jump back in time,
+        so the channel first resets to the first of them."""
+        events: list[BufferEvent] = []
+        if back:
+            first, records = records[0], records[1:]
+            events += self.flush()  # the old timeline's held records: gap policy now
+            gap_s = (first.start_ns - self._end_ns) / NS_PER_S
+            events.append(BufferEvent("reset_gap", self._end_ns, gap_s,
+                                      detail=f"clock moved back {-gap_s:.6g} s (confirmed)"))
+            self._held.clear()
+            self._reset_to(first)
+        for r in records:
+            events += self._push(r)
+        return events
+
+    def _push(self, rec: Record) -> list[BufferEvent]:
         if self._n == 0 and not self._held:
             self._reset_to(rec)
             return []

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from stream.buffer.channel import BufferEvent, ChannelBuffer
+from stream.buffer.clock import ClockPolicy
 from stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
 from stream.config import BufferConfig
-from stream.records import NS_PER_S, Record, Window
+from stream.records import NS_PER_S, Record, SourceRef, Window
 
 __all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
            "WindowSpec", "Windower", "channel_kind", "component_of"]
@@ -78,12 +79,14 @@ class Instrument:
     channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
     cursors: dict[str, _Cursor] = field(default_factory=dict)
     specs: list[WindowSpec] = field(default_factory=list)  # the detectors this instrument feeds
+    last_arrival_ns: int = 0  # arrival of its newest record the clock policy did not reject
+    span_ns: int = 0  # time span of its newest record (slow channels send rarely)
 
 
 class Windower:
     """Records in, windows (and policy events) out. Synchronous and cheap: runs on the loop."""
 
-    def __init__(self, specs: list[WindowSpec], policy: BufferConfig) -> None:
+    def __init__(self, specs: list[WindowSpec], policy: BufferConfig, live: bool = False) -> None:
         if not specs:
             raise ValueError("Windower needs at least one WindowSpec")
         self.specs = specs
@@ -94,6 +97,13 @@ class Windower:
         self.instruments: dict[str, Instrument] = {}
         self._missing_reported: set[tuple[str, str]] = set()  # (instrument, detector)
         self._rate_reported: set[tuple[str, str]] = set()
+        #: ``live``: the records come from live feeds (the clock policy compares with the wall
+        #: clock, see ``stream.buffer.clock``)
+        self.clock = ClockPolicy(policy.max_future_s, policy.clock_confirm_records, live,
+                                 policy.reorder_tolerance_s)
+        self.newest_arrival_ns = 0  # of any record: the reference for silence (release_silent)
+        self._dropped: list[SourceRef] = []  # inputs rejected outright (see take_dropped)
+        self._future_reported: set[str] = set()  # channels with a ``future`` health alert
         self._routes: dict[str, tuple[list[WindowSpec], set[str]]] = {}  # by band + instrument
         for spec in specs:
             log.info("%s", spec.describe())
@@ -127,10 +137,17 @@ class Windower:
         buf = inst.buffers.get(comp)
         if buf is None:
             buf = ChannelBuffer(self.policy.max_interpolate_gap_s, self.policy.reorder_tolerance_s,
-                                self._hold_s(inst.specs))
+                                self._hold_s(inst.specs), self.clock)
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
-        events = [ChannelEvent(rec.sid, e) for e in buf.push(rec)]
+        events = [ChannelEvent(rec.sid, e if e.kind != "future" else self._future_once(rec.sid, e))
+                  for e in buf.push(rec)]
+        self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+        inst.last_arrival_ns = max(inst.last_arrival_ns, buf.newest_arrival_ns)
+        inst.span_ns = rec.end_ns - rec.start_ns
+        if buf.dropped_refs:
+            self._dropped += buf.dropped_refs
+            buf.dropped_refs.clear()
         if not events and all(self._waiting(inst, spec) for spec in inst.specs):
             return [], events  # fast path: no detector has a complete window yet
         return self._cut(inst, events), events
@@ -159,6 +176,53 @@ class Windower:
         cursors = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
         candidates = ([min(cursors)] if cursors else held) + held
         return min(candidates) if candidates else None
+
+    def _future_once(self, sid: str, event: BufferEvent) -> BufferEvent:
+        """One ``health`` alert per channel for records from the future; the rest are counted."""
+        if sid in self._future_reported:
+            return replace(event, alert=False)
+        self._future_reported.add(sid)
+        return event
+
+    def take_dropped(self) -> list[SourceRef]:
+        """Inputs of the records rejected since the last call (the clock policy): nothing of them
+        is retained, so ``DeliveryTracker.forget`` may let their offsets be committed."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def release_silent(self) -> tuple[list[Window], list[ChannelEvent]]:
+        """Let go of instruments that sent nothing for ``buffer.release_silent_s`` (and for 3 of
+        their records' spans, so slow channels that send a record every few minutes are not
+        silent), measured on arrival times against the newest arrival of any record: a stalled
+        service (every station quiet) releases nothing. What a released instrument holds is
+        resolved as at the end of a stream (held records, complete windows), the rest dropped, so
+        ``needed_ns`` stops pinning its input offsets and commits keep moving on a live feed;
+        its next record starts it afresh. One ``released`` event each (a ``health`` alert).
+
+        Meant for a periodic sweep (the pipeline's commit loop, once a second): one pass over
+        the instruments, nothing per record."""
+        limit_ns = round(self.policy.release_silent_s * NS_PER_S)
+        windows: list[Window] = []
+        events: list[ChannelEvent] = []
+        if limit_ns <= 0:
+            return windows, events
+        for key, inst in list(self.instruments.items()):
+            silent_ns = self.newest_arrival_ns - inst.last_arrival_ns
+            if silent_ns <= max(limit_ns, 3 * inst.span_ns) or self.needed_ns(key) is None:
+                continue  # still sending, or holds nothing (pins no offset)
+            for comp, buf in inst.buffers.items():
+                sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
+                events.extend(ChannelEvent(sid, e) for e in buf.flush())
+                self._dropped += buf.dropped_refs
+            windows.extend(self._cut(inst, events))
+            del self.instruments[key]
+            end_ns = max((b.end_ns for b in inst.buffers.values() if b.rate_hz),
+                         default=inst.first_ns)
+            events.append(ChannelEvent(f"{key}?", BufferEvent(
+                "released", end_ns, silent_ns / NS_PER_S,
+                detail=f"no record for {silent_ns / NS_PER_S:.0f} s: its buffered data was "
+                       "released (input offsets move on); it restarts with its next record")))
+        return windows, events
 
     # ---- cutting ---------------------------------------------------------------------------
     def _cut(self, inst: Instrument, events: list[ChannelEvent]) -> list[Window]:
