@@ -21,6 +21,7 @@ from stream.records import NS_PER_S, Alert, ModelRef
 HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low",
                  "rate_unsupported", "future", "released"}
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
+_WATCHDOG = ModelRef("watchdog", "1", hashlib.sha256(b"geosentry.watchdog.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
 
 
@@ -36,6 +37,17 @@ def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert
                  newest_arrival_ns=now_ns, phase=None,
                  details={"event": "overload_started" if started else "overload_stopped",
                           "detail": str(info.get("detector", "")), **info})
+
+
+def stall_alert(why: str, now_ns: int) -> Alert:
+    """Service-wide ``health`` alert from the watchdog: work pending and nothing moving.
+
+    >>> stall_alert("3 windows pending and no progress for 60 s", 0).details["event"]
+    'stalled'
+    """
+    return Alert(kind="health", network="*", station="*", location="", channel="",
+                 time_ns=now_ns, score=0.0, threshold=0.0, model=_WATCHDOG,
+                 newest_arrival_ns=now_ns, phase=None, details={"event": "stalled", "detail": why})
 
 
 def health_alert(ev: ChannelEvent, arrival_ns: int) -> Alert:

@@ -1,6 +1,9 @@
 """``geosentry`` command line: run, replay, demo, models; train/evaluate/export go to ``training``.
 
-SIGTERM/SIGINT stop reading, drain, flush the producer, commit offsets and exit 0.
+SIGTERM/SIGINT stop reading, drain, flush the producer and commit offsets within
+``shutdown_timeout_s``; a second signal exits at once. Exit status (``ExitCode``): 0 all
+delivered, 1 a source or detector failed, 2 bad input or configuration (one line, no
+traceback), 3 stopped with alerts undelivered.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from stream.config import Config, load_config
-from stream.errors import GeosentryError
+from stream.errors import ConfigError, GeosentryError
 
 log = logging.getLogger("geosentry")
 
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML configuration file")
     run.add_argument("--speed", type=float, help="replay pace: 1 = real time, 0 = max (default)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    run.add_argument("--metrics-host", help="address for --metrics-port (default 127.0.0.1; "
+                                            "0.0.0.0 serves every interface)")
 
     rep = sub.add_parser("replay", help="publish archived miniSEED records into Kafka")
     rep.add_argument("path")
@@ -91,26 +96,36 @@ async def _serve(cfg: Config) -> int:
     from stream.pipeline import Pipeline
     from stream.sinks import open_sink
     from stream.sources import open_source
+    from stream.supervision import SignalGuard
 
     if not cfg.sources:
         raise GeosentryError("no --source given (a miniSEED path or kafka://HOST:PORT/TOPIC)")
     metrics = Metrics()
     if cfg.metrics_port:
-        metrics.serve(cfg.metrics_port)
-    pipeline = Pipeline(cfg, [open_source(s, cfg.speed) for s in cfg.sources],
-                        [open_sink(s) for s in cfg.sinks], build_detectors(cfg), metrics)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, pipeline.request_stop)
-    summary = await pipeline.run()
-    log.info("done: %d records, %d decode errors, %d windows, alerts %s", summary.records,
-             summary.decode_errors, summary.windows, dict(summary.alerts))
-    return 0
+        try:
+            metrics.serve(cfg.metrics_port, cfg.metrics_host)
+        except OSError as exc:
+            raise ConfigError("--metrics-port", f"cannot serve metrics on {cfg.metrics_host}:"
+                              f"{cfg.metrics_port} ({exc.strerror or exc})") from exc
+    sources = [open_source(s, cfg.speed, cfg.connect_timeout_s) for s in cfg.sources]
+    sinks = [open_sink(s, cfg.connect_timeout_s) for s in cfg.sinks]
+    pipeline = Pipeline(cfg, sources, sinks, build_detectors(cfg), metrics)
+    guard = SignalGuard(pipeline.request_stop, cfg.shutdown_timeout_s)
+    guard.install()
+    try:
+        summary = await pipeline.run()
+    finally:
+        guard.uninstall()
+    code = summary.exit_code
+    log.info("done: %d records, %d decode errors, %d windows, alerts %s; exit status %d (%s)",
+             summary.records, summary.decode_errors, summary.windows, dict(summary.alerts),
+             code, code.name.lower())
+    return int(code)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, sources=args.source, sinks=args.sink, speed=args.speed,
-                      metrics_port=args.metrics_port)
+                      metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return asyncio.run(_serve(cfg))
 
 

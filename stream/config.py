@@ -98,6 +98,13 @@ class Config:
     sinks: tuple[str, ...] = ("jsonl:-",)
     speed: float = 0.0
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    #: SIGTERM/SIGINT to exit, in every state (an unreachable sink included)
+    shutdown_timeout_s: float = 30.0
+    #: watchdog: work pending and nothing moving (or the loop blocked) this long is a stall
+    watchdog_s: float = 60.0
+    #: start-up: how long an unreachable Kafka broker is retried before a one-line error
+    connect_timeout_s: float = 30.0
     buffer: BufferConfig = field(default_factory=BufferConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detectors: tuple[DetectorConfig, ...] = ()
@@ -224,7 +231,8 @@ def _channels(key: str, value: Any) -> tuple[str, ...]:
 def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
     top = {"buffer", "inference", "detectors", "coincidence", "sources", "sinks", "speed",
-           "metrics_port"}
+           "metrics_port", "metrics_host", "shutdown_timeout_s", "watchdog_s",
+           "connect_timeout_s"}
     for key in raw:
         if key not in top:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(top))})")
@@ -243,11 +251,18 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     values: dict[str, Any] = {
         "sources": tuple(raw.get("sources", ())), "sinks": tuple(raw.get("sinks", ("jsonl:-",))),
         "speed": raw.get("speed", 0.0), "metrics_port": raw.get("metrics_port", 0),
+        **{k: raw[k] for k in ("metrics_host", "shutdown_timeout_s", "watchdog_s",
+                               "connect_timeout_s") if k in raw},
     }
     values.update({k: (tuple(v) if isinstance(v, list) else v)
                    for k, v in overrides.items() if v is not None and v != []})
     _num("speed", values["speed"], lo=0)
     _num("metrics_port", values["metrics_port"], lo=0, hi=65535, integer=True)
+    for key in ("shutdown_timeout_s", "watchdog_s", "connect_timeout_s"):
+        if key in values:
+            _num(key, values[key], lo=0, strict_lo=True)
+    if not isinstance(values.get("metrics_host", ""), str) or values.get("metrics_host") == "":
+        raise ConfigError("metrics_host", "must be a host name or address, e.g. 127.0.0.1")
     if not values["sinks"]:
         raise ConfigError("sinks", "at least one sink is required")
     return Config(buffer=_buffer(_section(raw, "buffer")),

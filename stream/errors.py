@@ -7,6 +7,7 @@ Every error carries ``retriable``: ``True`` when retrying the same operation lat
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class GeosentryError(Exception):
@@ -63,3 +64,18 @@ class ContractError(GeosentryError):
 
 class SourceError(GeosentryError):
     """A source failed (file missing, broker unreachable)."""
+
+
+class SinkError(GeosentryError):
+    """A sink could not take alerts. ``retriable``: the same alerts may be sent again later
+    (broker away, disk full); otherwise the sink cannot work at all (no such folder)."""
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        #: the alerts of the failed ``send`` that were not delivered (None: all of them)
+        self.undelivered: list[Any] | None = None
+
+
+class NotStartedError(GeosentryError):
+    """A source or sink was used before ``start()`` (or after ``stop()``)."""

@@ -65,6 +65,12 @@ class Metrics:
                                  ["stage"], registry=r)
         self.consumer_lag = Gauge("geosentry_consumer_lag", "Kafka consumer lag (records)",
                                   ["topic", "partition"], registry=r)
+        self.sink_errors = Counter(
+            "geosentry_sink_errors", "Failed deliveries to a sink, each retried with backoff",
+            ["sink"], registry=r)
+        self.watchdog_stalls = Counter(
+            "geosentry_watchdog_stalls", "Episodes of pending work with no progress (or a "
+            "blocked event loop) for watchdog_s", registry=r)
         self.model_info = Gauge(
             "geosentry_model_info", "1 per loaded model: its sha256, device and the numeric "
             "precision chosen at load (inference.precision)",
@@ -75,6 +81,6 @@ class Metrics:
         got = self.registry.get_sample_value(name, labels)
         return 0.0 if got is None else float(got)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` on ``addr:port`` (a daemon thread)."""
         start_http_server(port, addr=addr, registry=self.registry)

@@ -13,23 +13,26 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert
+from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
 from stream.buffer.windows import ChannelEvent, Windower
 from stream.config import Config
 from stream.decode.mseed import decode_payload
 from stream.delivery import DeliveryTracker
 from stream.detectors.base import Detector
-from stream.errors import DecodeError
+from stream.errors import DecodeError, SinkError
 from stream.inference.runner import BatchRunner, inference_workers
 from stream.metrics import Metrics
 from stream.records import NS_PER_S, Alert, RawRecord, Window
 from stream.sinks import Sink
 from stream.sources import Source, is_live
+from stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
+SEND_BACKOFF_S = (0.5, 10.0)  # first and longest wait between retries of a failing sink
 YIELD_EVERY = 64  # records ingested between chances for other tasks to run
 
 
@@ -40,6 +43,17 @@ class Summary:
     windows: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     delivered: list[Alert] = field(default_factory=list)
+    #: what went wrong, one line each (source or detector failures, a broken delivery)
+    failures: list[str] = field(default_factory=list)
+    #: windows whose alerts were not delivered when the run ended (shutdown timeout)
+    undelivered_windows: int = 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``UNDELIVERED`` before ``FAILED``: an operator must know first that alerts are lost."""
+        if self.undelivered_windows:
+            return ExitCode.UNDELIVERED
+        return ExitCode.FAILED if self.failures else ExitCode.OK
 
 
 def _instrument(w: Window) -> str:
@@ -74,6 +88,9 @@ class Pipeline:
         self.keep_alerts = keep_alerts
         self._log_once = _LogOnce()
         self._stop = asyncio.Event()
+        self._deadline = float("inf")
+        self._background: set[asyncio.Future[None]] = set()
+        self._sink_trouble: dict[str, float] = {}  # sink -> when its current outage began
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
         self._window_counters: dict[str, tuple[Any, Any]] = {}
@@ -83,55 +100,146 @@ class Pipeline:
         self._stop.set()
 
     async def run(self) -> Summary:
-        for sink in self.sinks:
-            await sink.start()
+        """Start, stream until every finite source ends or ``request_stop``, then drain,
+        deliver and commit within ``shutdown_timeout_s``. ``Summary.exit_code`` says how it
+        ended. Start-up errors (a sink folder missing, a broker unreachable) are raised."""
         inf = self.cfg.inference
         shed = inf.overload == "shed" or (inf.overload == "auto"
                                           and all(is_live(s) for s in self.sources))
         workers = inference_workers(inf.workers)
         # one pool of inference threads for every detector: `workers` forward passes at a time
         pool = ThreadPoolExecutor(workers, thread_name_prefix="infer")
-        for det in self.detectors:
-            if hasattr(det, "precision"):  # a loaded model: which file, where, at what precision
-                self.metrics.model_info.labels(
-                    detector=det.name, model=det.model.name, sha256=det.model.sha256[:12],
-                    device=str(getattr(det, "device", "cpu")), precision=det.precision).set(1)
-            runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch, inf.max_wait_s,
-                                 inf.max_pending_windows, workers=workers, executor=pool,
-                                 shed_after_s=inf.max_lag_s if shed else None,
-                                 max_data_latency_s=inf.max_data_latency_s if shed else None,
-                                 on_overload=self._overload)
-            runner.start()
-            self._runners[det.name] = runner
-        for src in self.sources:
-            await src.start()
-        committer = asyncio.create_task(self._commit_loop())
+        watchdog = Watchdog(self.cfg.watchdog_s, self._progress, self._pending, self._stalled)
+        committer: asyncio.Task[None] | None = None
         try:
-            ingest = [asyncio.create_task(self._ingest(s)) for s in self.sources]
-            stop_wait = asyncio.create_task(self._stop.wait())
-            await asyncio.wait([stop_wait, asyncio.gather(*ingest)],
-                               return_when=asyncio.FIRST_COMPLETED)
-            self._stop.set()
-            for src in self.sources:
-                src.stop_reading()
-            for result in await asyncio.gather(*ingest, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    log.error("source failed: %r", result)
-            stop_wait.cancel()
-            for runner in self._runners.values():
-                await runner.drain()
-            committer.cancel()
-            await self._commit()
+            if not await self._start_all(self.sinks, "sink"):
+                return self.summary
+            for det in self.detectors:
+                self._model_info(det)
+                runner = BatchRunner(det, self._deliver, self.metrics, inf.max_batch,
+                                     inf.max_wait_s, inf.max_pending_windows, workers=workers,
+                                     executor=pool, shed_after_s=inf.max_lag_s if shed else None,
+                                     max_data_latency_s=inf.max_data_latency_s if shed else None,
+                                     on_overload=self._overload)
+                runner.start(self._task_failed)
+                self._runners[det.name] = runner
+            if not await self._start_all(self.sources, "source"):
+                return self.summary
+            watchdog.start()
+            committer = supervise(self._commit_loop(watchdog), "commit", self._task_failed)
+            await self._stream()
+            await self._finish(committer)
         finally:
-            committer.cancel()
-            for runner in self._runners.values():
-                await runner.stop()
-            pool.shutdown(wait=True)
-            for sink in self.sinks:
-                await sink.stop()
-            for src in self.sources:
-                await src.stop()
+            watchdog.stop()
+            if committer is not None:
+                committer.cancel()
+            await self._close(pool)
+        self._judge()
         return self.summary
+
+    async def _start_all(self, parts: Sequence[Source | Sink], what: str) -> bool:
+        """Start sinks or sources; False when a stop was asked for meanwhile (a broker that is
+        being retried must not hold up SIGTERM)."""
+        for part in parts:
+            start = asyncio.ensure_future(part.start())
+            stop = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait([start, stop], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not start.done():
+                start.cancel()
+                log.warning("stopped while starting %s %s", what, part.name)
+                return False
+            start.result()  # a start-up error is raised to the caller (exit status 2)
+        return True
+
+    async def _stream(self) -> None:
+        """Read every source until they end or a stop is asked for."""
+        ingest = [supervise(self._ingest(s), f"ingest-{s.name}", self._source_failed)
+                  for s in self.sources]
+        stop_wait = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([stop_wait, *ingest], return_when=asyncio.FIRST_COMPLETED)
+        while not self._stop.is_set() and not all(t.done() for t in ingest):
+            await asyncio.wait([stop_wait, *ingest], return_when=asyncio.FIRST_COMPLETED)
+        self._stop.set()
+        self._deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        stop_wait.cancel()
+        for src in self.sources:
+            src.stop_reading()
+        # an ingest task blocked on a full queue (a sink away) is cancelled at the deadline:
+        # the windows it had not queued were registered in flight, so nothing past them is
+        # committed
+        _, waiting = await asyncio.wait(ingest, timeout=self._remaining())
+        for task in waiting:
+            task.cancel()
+
+    async def _finish(self, committer: asyncio.Task[None]) -> None:
+        """Drain the inference queues (every alert delivered) and commit, within the deadline."""
+        drains = asyncio.gather(*(r.drain() for r in self._runners.values()))
+        try:
+            await asyncio.wait_for(drains, self._remaining())
+        except TimeoutError:
+            self.summary.undelivered_windows = self._pending()
+            log.error("shutdown timeout (%g s): %d windows not processed or not delivered; "
+                      "their input is not committed", self.cfg.shutdown_timeout_s,
+                      self.summary.undelivered_windows)
+        committer.cancel()
+        try:
+            await asyncio.wait_for(self._commit(), max(1.0, self._remaining()))
+        except Exception as exc:
+            log.error("final offset commit failed: %r (records will be re-read)", exc)
+
+    async def _close(self, pool: ThreadPoolExecutor) -> None:
+        """Stop runners, sinks and sources, each bounded: a dead broker cannot hold the exit."""
+        for runner in self._runners.values():
+            self.summary.undelivered_windows += runner.undelivered
+            await runner.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for part in [*self.sinks, *self.sources]:
+            try:
+                await asyncio.wait_for(part.stop(), max(1.0, self._remaining()))
+            except Exception as exc:
+                log.error("stopping %s: %r", part.name, exc)
+
+    def _judge(self) -> None:
+        """Failures the exit status must tell: a detector that never ran, a delivery that broke."""
+        for name, runner in self._runners.items():
+            if runner.failing:
+                self.summary.failures.append(
+                    f"detector {name} failed on every window it was given "
+                    f"({runner.windows_failed})")
+        for failure in self.summary.failures:
+            log.error("%s", failure)
+
+    def _source_failed(self, name: str, exc: BaseException) -> None:
+        """A source ended with an error: the others go on; the exit status says so."""
+        self.summary.failures.append(f"source {name.removeprefix('ingest-')} failed: {exc}")
+
+    def _remaining(self) -> float:
+        return max(0.0, self._deadline - time.monotonic())
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        """A supervised task ended with an error: stop in order, exit status says so."""
+        self.summary.failures.append(f"{name} failed: {exc!r}")
+        self.request_stop()
+
+    def _progress(self) -> int:
+        return self.summary.records + sum(r.delivered for r in self._runners.values())
+
+    def _pending(self) -> int:
+        return sum(r.pending for r in self._runners.values())
+
+    def _stalled(self, why: str) -> None:
+        self.metrics.watchdog_stalls.inc()
+        alert = stall_alert(why, time.time_ns())
+        task = asyncio.ensure_future(self._send_best_effort([alert]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _model_info(self, det: Detector) -> None:
+        if hasattr(det, "precision"):  # a loaded model: which file, where, at what precision
+            self.metrics.model_info.labels(
+                detector=det.name, model=det.model.name, sha256=det.model.sha256[:12],
+                device=str(getattr(det, "device", "cpu")), precision=det.precision).set(1)
 
     # ---- ingestion -------------------------------------------------------------------------
     async def _ingest(self, src: Source) -> None:
@@ -219,7 +327,10 @@ class Pipeline:
                 self.tracker.end(inst, token)
 
     async def _enqueue(self, windows: list[Window]) -> None:
-        for w in windows:
+        # every window is in flight before the first wait on a full queue: if ingestion is
+        # cancelled meanwhile (shutdown), no offset past an unqueued window is ever committed
+        tokens = [self.tracker.begin(_instrument(w), w.start_ns) for w in windows]
+        for w, token in zip(windows, tokens):
             counters = self._window_counters.get(w.detector)
             if counters is None:
                 counters = self._window_counters[w.detector] = (
@@ -229,7 +340,6 @@ class Pipeline:
             if "" in w.channels:
                 counters[1].inc()
             self.summary.windows += 1
-            token = self.tracker.begin(_instrument(w), w.start_ns)
             await self._runners[w.detector].put(w, token)
 
     async def _overload(self, detector: str, started: bool, info: dict[str, object]) -> None:
@@ -246,7 +356,7 @@ class Pipeline:
             self.tracker.end(_instrument(w), token)
 
     async def _send(self, alerts: list[Alert]) -> None:
-        await asyncio.gather(*(sink.send(alerts) for sink in self.sinks))
+        await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))
         for a in alerts:
             for sink in self.sinks:
                 self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()
@@ -255,6 +365,38 @@ class Pipeline:
             self.summary.alerts[a.kind] += 1
             if self.keep_alerts:
                 self.summary.delivered.append(a)
+
+    async def _send_to(self, sink: Sink, alerts: list[Alert]) -> None:
+        """Deliver to one sink, retrying transient trouble with backoff for as long as the
+        service runs (never past the shutdown deadline): a sink outage back-pressures the
+        input and sheds nothing. A non-retriable error is raised (orderly stop, exit 1)."""
+        pending, backoff_s = alerts, SEND_BACKOFF_S[0]
+        while pending:
+            try:
+                await sink.send(pending)
+                break
+            except (SinkError, OSError) as exc:
+                if not getattr(exc, "retriable", True):
+                    raise
+                self.metrics.sink_errors.labels(sink=sink.name).inc()
+                if sink.name not in self._sink_trouble:
+                    self._sink_trouble[sink.name] = time.monotonic()
+                    log.warning("sink %s: %s; retrying with backoff (up to %g s) until it "
+                                "works; input waits meanwhile", sink.name, exc, SEND_BACKOFF_S[1])
+                pending = getattr(exc, "undelivered", None) or pending
+                await asyncio.sleep(backoff_s)  # at shutdown, the deadline cancels this
+                backoff_s = min(backoff_s * 2, SEND_BACKOFF_S[1])
+        began = self._sink_trouble.pop(sink.name, None)
+        if began is not None:
+            log.warning("sink %s: delivering again after %.1f s", sink.name,
+                        time.monotonic() - began)
+
+    async def _send_best_effort(self, alerts: list[Alert]) -> None:
+        """Service health alerts outside the data path (watchdog): never fail the caller."""
+        try:
+            await self._send(alerts)
+        except Exception as exc:
+            log.error("could not deliver a health alert: %r", exc)
 
     # ---- offsets ---------------------------------------------------------------------------
     async def _release_silent(self) -> None:
@@ -275,9 +417,10 @@ class Pipeline:
                 for partition, behind in (await lag()).items():
                     self.metrics.consumer_lag.labels(topic=src.name, partition=str(partition)).set(behind)
 
-    async def _commit_loop(self) -> None:
+    async def _commit_loop(self, watchdog: Watchdog) -> None:
         while True:
             await asyncio.sleep(COMMIT_INTERVAL_S)
+            watchdog.beat()
             try:
                 await self._release_silent()
                 await self._commit()

@@ -99,6 +99,48 @@ class MemorySink:
         return None
 
 
+class FaultySink(MemorySink):
+    """A ``MemorySink`` with injected faults (what a real sink cannot do on demand):
+    ``fail_first=N`` raises a retriable ``SinkError`` on the first N sends (an outage),
+    ``error`` raises that exception on every send (a broken sink), ``hang=True`` never returns
+    (a sink stuck in a call). ``attempts`` counts every call."""
+
+    name = "faulty"
+
+    def __init__(self, fail_first: int = 0, error: BaseException | None = None,
+                 hang: bool = False) -> None:
+        super().__init__()
+        self.fail_first = fail_first
+        self.error = error
+        self.hang = hang
+        self.attempts = 0
+
+    async def send(self, alerts: list[Alert]) -> None:
+        from stream.errors import SinkError
+
+        self.attempts += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.error is not None:
+            raise self.error
+        if self.attempts <= self.fail_first:
+            raise SinkError(f"injected outage ({self.attempts}/{self.fail_first})")
+        await super().send(alerts)
+
+
+class FailingSource(MemorySource):
+    """Yields ``payloads``, then raises ``error`` (a source that breaks mid-stream)."""
+
+    def __init__(self, payloads: Iterable[bytes], error: BaseException) -> None:
+        super().__init__(payloads, name="failing")
+        self.error = error
+
+    async def records(self) -> AsyncIterator[RawRecord]:
+        async for raw in super().records():
+            yield raw
+        raise self.error
+
+
 IAGA_T0 = np.datetime64("2014-04-07T00:00:00", "s")
 
 

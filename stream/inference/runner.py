@@ -33,6 +33,7 @@ from typing import Any
 from stream.detectors.base import Detector
 from stream.metrics import Metrics
 from stream.records import NS_PER_S, Alert, Window
+from stream.supervision import supervise
 
 log = logging.getLogger(__name__)
 Results = list[tuple[Window, list[Alert]]]
@@ -84,21 +85,47 @@ class BatchRunner:
         self._overloaded = metrics.overloaded.labels(detector=name)
         self._shedding = False
         self._shed_count = 0
+        #: accounting for the exit status: batches (or lone windows) that ran, windows that
+        #: failed even alone, windows whose results went to the handler
+        self.batches_ok = 0
+        self.windows_failed = 0
+        self.delivered = 0
+        self.undelivered = 0
+        self.on_failure: Callable[[str, BaseException], None] | None = None
+        self._failed_stations: set[str] = set()
         self._last_shed_ns = 0
 
     async def put(self, window: Window, token: int) -> None:
         await self.queue.put((window, token))
         self._depth.set(self.queue.qsize())
 
-    def start(self) -> None:
+    def start(self, on_failure: Callable[[str, BaseException], None] | None = None) -> None:
+        """Start the loops; an unexpected end of either is logged and given to ``on_failure``
+        (the pipeline then stops in order, with a failure exit status)."""
         if not self._tasks:
             name = self.detector.name
-            self._tasks = [asyncio.create_task(self._batch_loop(), name=f"batch-{name}"),
-                           asyncio.create_task(self._deliver_loop(), name=f"deliver-{name}")]
+            self.on_failure = on_failure
+            report = on_failure or (lambda _n, _e: None)
+            self._tasks = [supervise(self._batch_loop(), f"batch-{name}", report),
+                           supervise(self._deliver_loop(), f"deliver-{name}", report)]
 
     async def drain(self) -> None:
         """Wait until every queued window has been processed and its alerts delivered."""
         await self.queue.join()
+
+    @property
+    def pending(self) -> int:
+        """Windows queued or in flight (not yet handed to the handler)."""
+        return self.queue._unfinished_tasks  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
+    @property
+    def failing(self) -> bool:
+        """True when windows failed and none ever ran: the detector cannot run this input."""
+        return self.windows_failed > 0 and self.batches_ok == 0
 
     async def stop(self) -> None:
         """Cancel the loops and release the threads; safe to call twice."""
@@ -110,9 +137,10 @@ class BatchRunner:
                 await task
             except asyncio.CancelledError:
                 pass
+        # never wait for a thread here: a stuck forward pass must not hold up the shutdown
         if self._own_executor:
-            self._executor.shutdown(wait=True)
-        self._scorer.shutdown(wait=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._scorer.shutdown(wait=False, cancel_futures=True)
 
     # ---- batching and shedding ---------------------------------------------------------------
     async def _next_batch(self) -> list[tuple[Window, int]]:
@@ -218,26 +246,79 @@ class BatchRunner:
 
     async def _deliver_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        det = self.detector
-        name = det.name
         while True:
             batch, future = await self._inflight.get()
             windows = [w for w, _ in batch]
+            results: Results
+            held = True  # this batch's inference slot
             try:
-                try:
-                    out = await future
-                finally:
+                out = await future
+                if self._split:  # inference done: the next batch may start while this scores
                     self._slots.release()
-                if self._split:
-                    out = await loop.run_in_executor(self._scorer, det.score, windows, out)  # type: ignore[attr-defined]
-                results: Results = out
-            except Exception:  # a failing batch must not stop the stream
-                self.metrics.inference_errors.labels(detector=name).inc()
-                log.exception("detector %s failed on a batch of %d windows (first: %s)",
-                              name, len(windows), windows[0].station_key)
-                results = [(w, []) for w in windows]
+                    held = False
+                    out = await loop.run_in_executor(self._scorer, self._score, windows, out)
+                results = out
+                self.batches_ok += 1
+            except Exception as exc:  # a failing batch must not stop the stream
+                # a stateful ``process`` keeps its slot while its windows are rerun one by one,
+                # so the next batch cannot overtake them (per-station state stays in order)
+                results = await self._isolate(windows, exc)
+            finally:
+                if held:
+                    self._slots.release()
             try:
                 await self.handler(results, [token for _, token in batch])
+                self.delivered += len(batch)
+            except Exception as exc:
+                # delivery cannot go on (a sink refused for good, or a bug): keep consuming so
+                # the drain ends, count what was not delivered (its input is never committed)
+                self.undelivered += len(batch)
+                if self.undelivered == len(batch):
+                    log.error("detector %s: delivering alerts failed: %r", self.detector.name,
+                              exc, exc_info=exc)
+                    if self.on_failure is not None:
+                        self.on_failure(f"deliver-{self.detector.name}", exc)
             finally:
                 for _ in batch:
                     self.queue.task_done()
+
+    def _score(self, windows: list[Window], out: Any) -> Results:
+        return self.detector.score(windows, out)  # type: ignore[attr-defined, no-any-return]
+
+    def _one(self, window: Window) -> Results:
+        """Run one window alone (infer + score, or process) in the scorer thread."""
+        if self._split:
+            return self._score([window], self._timed(self.detector.infer,  # type: ignore[attr-defined]
+                                                     [window]))
+        return self.detector.process([window])
+
+    async def _isolate(self, windows: list[Window], exc: Exception) -> Results:
+        """A batch raised: run its windows one at a time so one bad window costs only its own
+        alerts, never those of the other stations in the batch. Each failing window is counted
+        (``geosentry_inference_errors_total``) and logged once per station."""
+        name = self.detector.name
+        if len(windows) == 1:
+            return self._failed(windows[0], exc)
+        loop = asyncio.get_running_loop()
+        results: Results = []
+        for w in windows:
+            try:
+                results += await loop.run_in_executor(self._scorer, self._one, w)
+                self.batches_ok += 1
+            except Exception as one_exc:
+                results += self._failed(w, one_exc)
+        log.debug("detector %s: batch of %d failed (%r); retried window by window", name,
+                  len(windows), exc)
+        return results
+
+    def _failed(self, w: Window, exc: Exception) -> Results:
+        name = self.detector.name
+        self.metrics.inference_errors.labels(detector=name).inc()
+        self.windows_failed += 1
+        if w.station_key not in self._failed_stations:
+            self._failed_stations.add(w.station_key)
+            log.error("detector %s failed on a window of %s at %s (%d Hz, %s samples): %r "
+                      "(further failures of this station are only counted)", name,
+                      w.station_key, w.start_ns, w.sampling_rate_hz, w.data.shape[-1], exc,
+                      exc_info=exc)
+        return [(w, [])]

@@ -18,7 +18,7 @@ class Sink(Protocol):
     async def stop(self) -> None: ...
 
 
-def open_sink(uri: str) -> Sink:
+def open_sink(uri: str, connect_timeout_s: float = 30.0) -> Sink:
     """``jsonl:-``, ``jsonl:PATH`` or ``kafka://HOST:PORT/TOPIC``."""
     from stream.errors import ConfigError
 
@@ -29,7 +29,7 @@ def open_sink(uri: str) -> Sink:
     if uri.startswith("kafka://"):
         from stream.sinks.kafka import KafkaSink
 
-        return KafkaSink(uri)
+        return KafkaSink(uri, connect_timeout_s=connect_timeout_s)
     if uri.startswith("memory:"):
         from stream.testing import MemorySink
 

@@ -1,18 +1,21 @@
 """Alerts to Kafka: idempotent producer, ``acks=all``, key ``NET.STA``, value = alert JSON.
 
-``send`` returns only when the broker has acknowledged every alert. Broker outages are retried
-with bounded exponential backoff for as long as the service runs (the pipeline applies
-backpressure meanwhile), so no alert is dropped; input offsets are not committed until then.
+``send`` returns only when the broker has acknowledged every alert, or raises a retriable
+``SinkError`` naming those it has not: the pipeline retries them with bounded exponential
+backoff for as long as the service runs (backpressure meanwhile), so no alert is dropped; input
+offsets are not committed until then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from stream.errors import NotStartedError, SinkError
 from stream.records import Alert, now_ns
 from stream.uris import parse_kafka
 
@@ -20,15 +23,21 @@ log = logging.getLogger(__name__)
 
 
 class KafkaSink:
-    def __init__(self, uri: str, max_backoff_s: float = 10.0) -> None:
+    def __init__(self, uri: str, max_backoff_s: float = 10.0,
+                 connect_timeout_s: float = 30.0) -> None:
         self.uri = parse_kafka(uri, "--sink")
         self.name = "kafka"
         self.max_backoff_s = max_backoff_s
+        self.connect_timeout_s = connect_timeout_s
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        """Connect; while the broker is unreachable, retry with bounded backoff (logged once)."""
+        """Connect; while the broker is unreachable, retry with bounded backoff (logged once)
+        for up to ``connect_timeout_s``, then raise a non-retriable ``SinkError`` (start-up
+        trouble is a configuration error: the process exits 2 with one line; outages once
+        running are retried for as long as the service runs)."""
         backoff, warned = 0.5, False
+        deadline = time.monotonic() + self.connect_timeout_s
         while self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.uri.bootstrap, enable_idempotence=True, acks="all",
@@ -38,39 +47,51 @@ class KafkaSink:
                 self._producer = producer
             except KafkaError as exc:
                 await producer.stop()
+                if time.monotonic() + backoff > deadline:
+                    raise SinkError(f"kafka sink {self.uri.bootstrap}: broker not reachable "
+                                    f"within {self.connect_timeout_s:g} s ({exc})",
+                                    retriable=False) from exc
                 if not warned:
-                    log.warning("kafka sink %s: cannot connect (%s); retrying until it can",
-                                self.uri.bootstrap, exc)
+                    log.warning("kafka sink %s: cannot connect (%s); retrying for up to %g s",
+                                self.uri.bootstrap, exc, self.connect_timeout_s)
                     warned = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def send(self, alerts: list[Alert]) -> None:
+        """One attempt at every alert; those not acknowledged are raised as a retriable
+        ``SinkError`` carrying them (``undelivered``), for the pipeline to retry with backoff."""
         if not alerts:
             return
-        assert self._producer is not None, "start() the sink first"
+        if self._producer is None:
+            raise NotStartedError("kafka sink: start() it first")
         stamp = now_ns()
         for a in alerts:
             a.emitted_ns = a.emitted_ns or stamp
-        backoff, warned = 0.5, False
-        pending = list(alerts)
-        while pending:
+        results: list[object] = []
+        try:
             futures = [await self._producer.send(self.uri.topic, a.to_json(),
-                                                 key=a.station_key.encode()) for a in pending]
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [a for a, r in zip(pending, results) if isinstance(r, BaseException)]
-            if not failed:
-                return
-            if not warned:
-                log.warning("kafka sink %s/%s: %d alerts not acknowledged (%s); retrying",
-                            self.uri.bootstrap, self.uri.topic, len(failed),
-                            next(r for r in results if isinstance(r, BaseException)))
-                warned = True
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
-            pending = failed
+                                                 key=a.station_key.encode()) for a in alerts]
+            results = list(await asyncio.gather(*futures, return_exceptions=True))
+        except KafkaError as exc:  # e.g. KafkaTimeoutError: no metadata, buffer full
+            results += [exc] * (len(alerts) - len(results))
+        failed = [a for a, r in zip(alerts, results) if isinstance(r, BaseException)]
+        if failed:
+            first = next(r for r in results if isinstance(r, BaseException))
+            err = SinkError(f"kafka sink {self.uri.bootstrap}/{self.uri.topic}: {len(failed)} "
+                            f"of {len(alerts)} alerts not acknowledged ({first!r})",
+                            retriable=True)
+            err.undelivered = failed
+            raise err
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()  # flushes what is in flight
+
+    async def __aenter__(self) -> KafkaSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

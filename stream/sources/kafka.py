@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from stream.errors import NotStartedError, SourceError
 from stream.records import RawRecord, SourceRef, now_ns
 from stream.uris import parse_kafka
 
@@ -25,8 +27,10 @@ class KafkaSource:
     """``?idle_exit_s=N`` ends the stream after N s without new records (replay/test use):
     the topic is then treated as finished, so windows are flushed and every offset committed."""
 
-    def __init__(self, uri: str, idle_exit_s: float | None = None) -> None:
+    def __init__(self, uri: str, idle_exit_s: float | None = None,
+                 connect_timeout_s: float = 30.0) -> None:
         self.uri = parse_kafka(uri, "--source")
+        self.connect_timeout_s = connect_timeout_s
         self.name = f"kafka:{self.uri.topic}"
         self.idle_exit_s = idle_exit_s if idle_exit_s is not None else (
             float(self.uri.params["idle_exit_s"]) if "idle_exit_s" in self.uri.params else None)
@@ -36,16 +40,34 @@ class KafkaSource:
         self.live = self.idle_exit_s is None  # an idle-exit read is a replay of the topic
 
     async def start(self) -> None:
-        if self._consumer is not None:
-            return
-        self._consumer = AIOKafkaConsumer(
-            self.uri.topic, bootstrap_servers=self.uri.bootstrap,
-            group_id=self.uri.group or DEFAULT_GROUP, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20)
-        await self._consumer.start()
+        """Connect; an unreachable broker is retried for ``connect_timeout_s`` (one warning),
+        then a ``SourceError`` (start-up: one line, exit status 2)."""
+        backoff_s, warned = 0.5, False
+        deadline = time.monotonic() + self.connect_timeout_s
+        while self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                self.uri.topic, bootstrap_servers=self.uri.bootstrap,
+                group_id=self.uri.group or DEFAULT_GROUP, enable_auto_commit=False,
+                auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20)
+            try:
+                await consumer.start()
+                self._consumer = consumer
+            except KafkaError as exc:
+                await consumer.stop()
+                if time.monotonic() + backoff_s > deadline:
+                    raise SourceError(f"kafka source {self.uri.bootstrap}/{self.uri.topic}: "
+                                      f"broker not reachable within {self.connect_timeout_s:g} s "
+                                      f"({exc})") from exc
+                if not warned:
+                    log.warning("kafka source %s: cannot connect (%s); retrying for up to %g s",
+                                self.uri.bootstrap, exc, self.connect_timeout_s)
+                    warned = True
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(2 * backoff_s, 5.0)
 
     async def records(self) -> AsyncIterator[RawRecord]:
-        assert self._consumer is not None, "start() the source first"
+        if self._consumer is None:
+            raise NotStartedError("kafka source: start() it first")
         idle_s = 0.0
         while not self._stopping.is_set():
             try:
