@@ -91,6 +91,7 @@ class Pipeline:
         self._deadline = float("inf")
         self._background: set[asyncio.Future[None]] = set()
         self._sink_trouble: dict[str, float] = {}  # sink -> when its current outage began
+        self._outage_end_ns = 0  # wall clock when the last sink outage ended
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
         self._window_counters: dict[str, tuple[Any, Any]] = {}
@@ -121,6 +122,7 @@ class Pipeline:
                                      executor=pool, shed_after_s=inf.max_lag_s if shed else None,
                                      max_data_latency_s=inf.max_data_latency_s if shed else None,
                                      on_overload=self._overload)
+                runner.held = self._held
                 runner.start(self._task_failed)
                 self._runners[det.name] = runner
             if not await self._start_all(self.sources, "source"):
@@ -209,6 +211,10 @@ class Pipeline:
                     f"({runner.windows_failed})")
         for failure in self.summary.failures:
             log.error("%s", failure)
+
+    def _held(self, w: Window) -> bool:
+        """A window that arrived before a sink outage ended waited for the sink: never shed."""
+        return bool(self._sink_trouble) or w.newest_arrival_ns <= self._outage_end_ns
 
     def _source_failed(self, name: str, exc: BaseException) -> None:
         """A source ended with an error: the others go on; the exit status says so."""
@@ -388,6 +394,7 @@ class Pipeline:
                 backoff_s = min(backoff_s * 2, SEND_BACKOFF_S[1])
         began = self._sink_trouble.pop(sink.name, None)
         if began is not None:
+            self._outage_end_ns = time.time_ns()
             log.warning("sink %s: delivering again after %.1f s", sink.name,
                         time.monotonic() - began)
 

@@ -92,6 +92,9 @@ class BatchRunner:
         self.delivered = 0
         self.undelivered = 0
         self.on_failure: Callable[[str, BaseException], None] | None = None
+        #: windows that must not be shed whatever they waited (set by the pipeline: those that
+        #: arrived before a sink outage ended — an outage is not overload)
+        self.held: Callable[[Window], bool] | None = None
         self._failed_stations: set[str] = set()
         self._last_shed_ns = 0
 
@@ -182,13 +185,15 @@ class BatchRunner:
             for _ in stale:
                 self.queue.task_done()
         elif keep and self._shedding and self._recovered(keep[0][0], now):
+            # (held windows count as on time: an outage ends shedding like a calm input)
             await self._set_overload(False, keep[0][0], now)
         return keep
 
     def _stale(self, w: Window, now_ns: int, share: float = 1.0) -> bool:
         """Waited more than ``share`` of ``max_lag_s``, or its data are older than ``share`` of
-        ``max_data_latency_s``."""
-        assert self.shed_after_ns is not None
+        ``max_data_latency_s``; never a window ``held`` (it waited for a sink, not for us)."""
+        if self.shed_after_ns is None or (self.held is not None and self.held(w)):
+            return False
         if now_ns - w.newest_arrival_ns > self.shed_after_ns * share:
             return True
         return self.max_age_ns is not None and now_ns - w.end_ns > self.max_age_ns * share
@@ -196,7 +201,6 @@ class BatchRunner:
     def _recovered(self, w: Window, now_ns: int) -> bool:
         """Hysteresis: shedding ends only after ``max_lag_s`` without a stale window and with
         windows within half the budgets, so one episode gives one pair of alerts."""
-        assert self.shed_after_ns is not None
         return (now_ns - self._last_shed_ns >= self.shed_after_ns
                 and not self._stale(w, now_ns, share=0.5))
 

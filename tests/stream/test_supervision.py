@@ -168,3 +168,17 @@ async def test_detector_failing_on_every_window_is_a_failure(payloads: list[byte
     summary = await Pipeline(cfg, [MemorySource(payloads)], [MemorySink()], dets).run()  # type: ignore[arg-type]
     assert summary.exit_code == ExitCode.FAILED
     assert any("failed on every window" in f for f in summary.failures)
+
+
+async def test_sink_outage_on_a_live_feed_sheds_nothing(payloads: list[bytes]) -> None:
+    # windows that waited for a sink used to be shed as overload (alerts lost for good)
+    want = await _reference(payloads, stalta_only=True)
+    cfg = _cfg(stalta_only=True)
+    cfg = replace(cfg, inference=replace(cfg.inference, overload="shed", max_lag_s=0.3))
+    sink, metrics = FaultySink(fail_first=3), Metrics()  # ~3.5 s of outage, > max_lag_s
+    summary = await asyncio.wait_for(Pipeline(
+        cfg, [MemorySource(payloads, delay_s=0.002, live=True)], [sink], build_detectors(cfg),
+        metrics).run(), 120)
+    assert metrics.value("geosentry_windows_shed_total", detector="stalta") == 0
+    assert summary.exit_code == ExitCode.OK
+    assert {a.id for a in sink.alerts} == set(want)
