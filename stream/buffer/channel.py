@@ -152,6 +152,9 @@ class ChannelBuffer:
             return self._push(rec)
         known = self.rate_hz > 0  # the channel has a timeline to compare with
         newest = max(self._end_ns, self._held[-1][2].end_ns) if self._held else self._end_ns
+        if known and self._clock.plain(rec, newest, self._end_ns):
+            self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
+            return self._push(rec)
         screened = self._clock.screen(rec, newest if known else None,
                                       self._end_ns if known else None)
         if not (screened.rejected and screened.rejected[-1] is rec):  # heard from, for real

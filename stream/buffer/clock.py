@@ -80,11 +80,23 @@ class Screened:
 class ClockGuard:
     """Per-channel state of the clock policy: the suspects held aside, and the rule."""
 
-    __slots__ = ("policy", "suspects")
+    __slots__ = ("jump_ns", "future_ns", "policy", "suspects")
 
     def __init__(self, policy: ClockPolicy) -> None:
         self.policy = policy
         self.suspects: list[Record] = []
+        self.future_ns = policy.future_ns  # read per record: computed once
+        self.jump_ns = policy.jump_ns
+
+    def plain(self, rec: Record, newest_ns: int, expected_ns: int) -> bool:
+        """The common case, cheaply: nothing held aside and ``rec`` is within the tolerances
+        (``screen`` would just accept it). Needs a channel with a timeline."""
+        if self.suspects:
+            return False
+        if self.policy.live:
+            return rec.start_ns - rec.arrival_ns <= self.future_ns
+        return (rec.start_ns - newest_ns <= self.jump_ns
+                and expected_ns - rec.end_ns <= self.jump_ns)
 
     def screen(self, rec: Record, newest_ns: int | None, expected_ns: int | None) -> Screened:
         """``newest_ns``: end of the newest data the channel accepted (buffered or held for
@@ -94,12 +106,12 @@ class ClockGuard:
         if not p.enabled:
             return Screened(accept=[rec])
         if p.live:
-            if rec.start_ns - rec.arrival_ns > p.future_ns:
+            if rec.start_ns - rec.arrival_ns > self.future_ns:
                 return Screened(rejected=[rec], future=[True])
             return Screened(accept=[rec])
         if newest_ns is None or expected_ns is None:
             return Screened(accept=[rec])
-        limit = p.jump_ns
+        limit = self.jump_ns
         ahead = rec.start_ns - newest_ns > limit
         behind = expected_ns - rec.end_ns > limit
         if not ahead and not behind:  # the channel's own timeline: suspects were bad stamps
@@ -124,7 +136,7 @@ class ClockGuard:
         last = self.suspects[-1]
         end = max(r.end_ns for r in self.suspects)
         return (rec.sampling_rate_hz == last.sampling_rate_hz
-                and abs(rec.start_ns - end) <= self.policy.jump_ns)
+                and abs(rec.start_ns - end) <= self.jump_ns)
 
     def _reject_suspects(self, expected_ns: int) -> Screened:
         out = Screened(rejected=self.suspects,
