@@ -73,8 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="run dir for checkpoints/history (default runs/TASK)")
     t.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--export-dir", type=Path, default=MODELS_DIR)
+    t.add_argument("--export-dir", type=Path,
+                   help="where the exported .pt/.json go (default: the run dir; the shipped "
+                        "models' folder only with --overwrite)")
     t.add_argument("--no-export", action="store_true")
+    t.add_argument("--overwrite", action="store_true",
+                   help="allow replacing a shipped model (stream/models)")
     t.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
     e = sub.add_parser("evaluate", help="evaluate a trained run (held-out stations)")
     e.add_argument("task", choices=TASK_NAMES)
@@ -88,12 +92,29 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--from-model", type=Path,
                    help="picker only: re-export this TorchScript file's weights under the current "
                         "model code (contract carried over; training.export.reexport)")
-    x.add_argument("--out", type=Path, default=MODELS_DIR)
+    x.add_argument("--out", type=Path, help="where the .pt/.json go (default: the run dir, or "
+                                             "runs/export; stream/models only with --overwrite)")
+    x.add_argument("--overwrite", action="store_true",
+                   help="allow replacing a shipped model (stream/models)")
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--quick", action="store_true")
     x.add_argument("--window-samples", type=int, default=400, help="tiny-picker only")
     x.add_argument("--stride-samples", type=int, default=200, help="tiny-picker only")
     return p
+
+
+class ShippedModelError(Exception):
+    """An export would replace a model that ships with the package, and nobody asked."""
+
+
+def _export_dir(target: Path, overwrite: bool) -> Path:
+    """``target``, unless it is the shipped models' folder and ``--overwrite`` was not given:
+    a smoke run (``--quick``) must never replace what ``geosentry run`` loads by default."""
+    if target.resolve() == MODELS_DIR.resolve() and not overwrite:
+        raise ShippedModelError(
+            f"{target} holds the shipped models: pass --overwrite to replace them, or choose "
+            "another --export-dir/--out")
+    return target
 
 
 def _restore(task: Any, run: Path) -> None:
@@ -120,6 +141,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
     spec = SPECS[a.task]
     run = a.out or REPO_ROOT / "runs" / a.task
+    export_dir = None if a.no_export else _export_dir(a.export_dir or run, a.overwrite)
     task = spec.build(a.seed, a.quick)
     cfg = FitConfig(epochs=a.epochs or spec.epochs,
                     steps_per_epoch=a.steps_per_epoch or spec.steps_per_epoch,
@@ -139,13 +161,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
     write_report(metrics, run, a.task)
     _figures(task, run)
     print(json.dumps(metrics, indent=2, default=str))
-    if not a.no_export:
+    if export_dir is not None:
         training = {"command": "python -m training " + " ".join(argv), "seed": a.seed,
                     "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
                     "train_seconds_this_invocation": round(train_s, 1),
                     "eval_seconds": round(eval_s, 1),
                     "final_epoch": history[-1] if history else {}, "threads": cfg.threads}
-        pt, js = task.export(a.export_dir, metrics, training)
+        pt, js = task.export(export_dir, metrics, training)
         print(f"exported {pt} and {js}")
     return 0
 
@@ -164,6 +186,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
+    default = (REPO_ROOT / "runs" / "export" if a.task == "tiny-picker" or a.from_model
+               else a.run or REPO_ROOT / "runs" / a.task)
+    a.out = _export_dir(a.out or default, a.overwrite)
     if a.task == "tiny-picker":
         from training.export import export_tiny_picker
 
@@ -219,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return gan_aug_main(argv[2:])
     a = _parser().parse_args(argv)
-    return {"train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export}[a.cmd](a)
+    try:
+        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "export": _cmd_export}[a.cmd](a)
+    except ShippedModelError as exc:
+        print(f"geosentry {a.cmd}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -92,3 +92,23 @@ def test_gan_augmentation_command_compares_arms(no_shared: Path, tmp_path: Path)
     assert list(report["arms"]) == ["baseline", "gan-noise", "gan-full"]
     assert report["arms"]["baseline"]["P_f1_0.5s_minus_baseline"] == 0.0
     assert "| gan-full |" in (out / "gan_augmentation.md").read_text()
+
+
+def test_quick_training_never_replaces_a_shipped_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `geosentry train picker --quick` used to overwrite stream/models/picker.pt silently
+    import hashlib
+
+    from stream.models import MODELS_DIR
+    from training.cli import main
+
+    shipped = MODELS_DIR / "picker.pt"
+    before = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert main(["train", "picker", "--quick", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--out", str(tmp_path / "run"), "--export-dir", str(MODELS_DIR)]) == 2
+    assert main(["export", "tiny-picker", "--out", str(MODELS_DIR)]) == 2
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before
+    # without --export-dir the export lands in the run dir
+    assert main(["train", "picker", "--quick", "--epochs", "1", "--steps-per-epoch", "1",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "picker.pt").exists()
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before

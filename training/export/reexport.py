@@ -8,7 +8,7 @@ must also give the old file's outputs; everything the old contract says about th
 (thresholds, metrics, training record, validated precisions) is carried over, and
 ``training.reexported`` records the old hash and the command.
 
-    python -m training export picker --from-model stream/models/picker.pt --out stream/models
+    python -m training export picker --from-model stream/models/picker.pt --out stream/models --overwrite
 """
 
 from __future__ import annotations
