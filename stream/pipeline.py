@@ -61,12 +61,19 @@ def _instrument(w: Window) -> str:
 
 
 class _LogOnce:
+    """One warning per (channel, reason); bounded: a feed of endlessly new garbage ids cannot
+    grow it without limit (past ``MAX_KEYS`` the oldest are forgotten and may log again)."""
+
+    MAX_KEYS = 50_000
+
     def __init__(self) -> None:
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[tuple[str, str], None] = {}
 
     def __call__(self, key: tuple[str, str], msg: str, *args: object) -> None:
         if key not in self._seen:
-            self._seen.add(key)
+            if len(self._seen) >= self.MAX_KEYS:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = None
             log.warning(msg + " (further occurrences are only counted)", *args)
 
 
