@@ -163,3 +163,26 @@ def test_policy_off_and_config_validation() -> None:
                        ("release_silent_s", "x")):
         with pytest.raises(ConfigError, match=f"buffer.{key}"):
             load_config_dict({"buffer": {key: value}})
+
+
+def test_rejected_records_do_not_pin_the_committed_offset() -> None:
+    """A record from the future is registered with the DeliveryTracker like any other (its
+    end a year ahead would never be 'done'); once rejected it is forgotten, so the partition's
+    offset moves past it as soon as the records before it are done."""
+    from dataclasses import replace
+
+    from stream.delivery import DeliveryTracker
+    from stream.records import SourceRef
+
+    recs = _records(seconds=60.0)
+    bad = replace(recs[3], start_ns=recs[3].start_ns + YEAR_S * NS_PER_S)
+    feed = [replace(r, ref=SourceRef("k", 0, i)) for i, r in enumerate(recs[:5] + [bad] + recs[5:])]
+    w = Windower([WindowSpec("d", ("Z",), 10.0, 5.0)], BufferConfig())  # a replay
+    tracker = DeliveryTracker()
+    for r in feed:
+        w.push(r)
+        tracker.record(r.ref, Windower.instrument_key(r), r.end_ns)
+    assert tracker.committable(w.needed_ns) == {"k": {0: 5}}  # held at the rejected record
+    tracker.forget(w.take_dropped())
+    # past it, up to the records the next window still needs (the last 10 s or so)
+    assert 5 + 1 < tracker.committable(w.needed_ns)["k"][0] < len(feed)
