@@ -20,8 +20,9 @@ True
 ('rate_unsupported', 'stalta: stride_s 1 s is 0 samples at 0.1 Hz (needs >= 1)')
 >>> channel_kind("LF"), channel_kind("HH"), channel_kind("LK")
 ('geomagnetic', 'seismic', 'other')
->>> spec.applies_to("LF"), WindowSpec("d", ("H",), 600.0, 60.0, channels=("geomagnetic",)).applies_to("LF")
-(True, True)
+>>> geomag = WindowSpec("d", ("H",), 600.0, 60.0, channels=("geomagnetic",))
+>>> spec.applies_to("LF"), geomag.applies_to("LF"), geomag.applies_to("HH")
+(True, True, False)
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class WindowSpec:
 
     def samples(self, rate_hz: float) -> tuple[int, int]:
         """(window, stride) in samples at ``rate_hz``."""
-        return seconds_to_samples(self.window_s, rate_hz), seconds_to_samples(self.stride_s, rate_hz)
+        return (seconds_to_samples(self.window_s, rate_hz),
+                seconds_to_samples(self.stride_s, rate_hz))
 
     def applies_to(self, prefix: str) -> bool:
         """Whether instruments with this band + instrument code (``HH``) feed this detector."""

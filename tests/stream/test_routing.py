@@ -83,14 +83,16 @@ def _records(sid: str, seconds: float, rate_hz: float) -> list[Record]:
     return [r for i, p in enumerate(mseed_records(tr)) for r in decode_payload(p, arrival_ns=i)]
 
 
-def test_the_windower_feeds_each_instrument_only_its_detectors(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_windower_feeds_each_instrument_only_its_detectors(
+        caplog: pytest.LogCaptureFixture) -> None:
     specs = [WindowSpec("stalta", ("Z",), 10.0, 1.0, channels=("seismic",)),
              WindowSpec("ssc", ("H",), 600.0, 60.0, channels=("geomagnetic",)),
              WindowSpec("dbdt", ("H", "Z"), 600.0, 60.0, channels=("geomagnetic",))]
     caplog.set_level(logging.INFO, logger="stream.buffer.windows")
     w = Windower(specs, BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0))
     lines = [r.getMessage() for r in caplog.records]
-    assert [ln.split()[1] for ln in lines if ln.startswith("detector ")] == ["stalta", "ssc", "dbdt"]
+    started = [ln.split()[1] for ln in lines if ln.startswith("detector ")]
+    assert started == ["stalta", "ssc", "dbdt"]
     assert any("stalta takes seismic channels" in ln for ln in lines)
     recs = sorted(_records("XX.A..HHZ", 120.0, 100.0) + _records("NT.BOU.R0.LFH", 3600.0, 1.0)
                   + _records("NT.BOU.R0.LFZ", 3600.0, 1.0), key=lambda r: r.start_ns)
