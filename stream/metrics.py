@@ -31,8 +31,8 @@ class Metrics:
                                      ["reason"], registry=r)
         self.records_rejected = Counter(
             "geosentry_records_rejected", "Decoded records not used, by reason "
-            "(duplicate, overlap, unknown_channel, rate_change, stale)", ["reason"], registry=r)
-        self.gaps = Counter("geosentry_gaps", "Gaps by action (interpolated, reset, held)",
+            "(duplicate, overlap, unknown_channel, rate_change, stale, future, rate_unsupported)", ["reason"], registry=r)
+        self.gaps = Counter("geosentry_gaps", "Gaps by action (interpolated, reset, held, released: a silent instrument let go)",
                             ["action"], registry=r)
         self.reordered = Counter("geosentry_records_reordered",
                                  "Out-of-order records put back in order", registry=r)
