@@ -233,7 +233,17 @@ class Windower:
         if trim_to:
             for comp, buf in inst.buffers.items():
                 buf.trim_before(min(trim_to))
+        elif inst.specs and all(self._refusal(inst, spec) for spec in inst.specs):
+            for buf in inst.buffers.values():  # no detector can run on it: hold nothing
+                buf.trim_before(buf.end_ns)
         return out
+
+    @staticmethod
+    def _refusal(inst: Instrument, spec: WindowSpec) -> tuple[str, str] | None:
+        """Why ``spec`` cannot run on ``inst``'s channels at their rates (None: it can)."""
+        rates = sorted({b.rate_hz for c, b in inst.buffers.items()
+                        if c in spec.components and b.n_samples})
+        return next((r for r in map(spec.refusal, rates) if r is not None), None)
 
     @staticmethod
     def _waiting(inst: Instrument, spec: WindowSpec) -> bool:
@@ -252,8 +262,7 @@ class Windower:
         present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
         if not present:
             return []
-        refused = next((r for r in map(spec.refusal, sorted({b.rate_hz for _, b in present}))
-                        if r is not None), None)
+        refused = self._refusal(inst, spec)
         if refused is not None:  # stride, window or STA below a sample, rate out of range ...
             key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
             if key not in self._rate_reported:

@@ -157,3 +157,13 @@ def test_a_refused_rate_that_changes_to_a_runnable_one_runs() -> None:
 def test_bad_channels_name_the_key(value: object) -> None:
     with pytest.raises(ConfigError, match=r"detectors\[0\]\.channels"):
         load_config_dict({"detectors": [{**STALTA, "channels": value}]})
+
+
+def test_an_instrument_no_detector_can_run_holds_no_data() -> None:
+    """Refused everywhere: nothing is buffered for it, so it pins no input offset."""
+    w = Windower([WindowSpec("d", ("Z",), 10.0, 1.0, lengths_s=(("sta_s", 0.5),))], POLICY)
+    for rec in _records(_lhz(600.0)):
+        w.push(rec)
+    key = "XX.LP..LH"
+    assert w.needed_ns(key) is None
+    assert all(b.n_samples == 0 for b in w.instruments[key].buffers.values())
