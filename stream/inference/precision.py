@@ -11,10 +11,13 @@ difference seen). At load the service uses bfloat16 only if
 * ``inference.precision`` allows it (``auto``, the default, or ``bf16``),
 * the contract lists it as validated,
 * the device computes it natively (``native_bf16``),
-* on a probe batch its outputs stay within the contract's tolerance of float32, and
-* (``auto`` only) the probe batch runs at least ``MIN_SPEEDUP`` times faster.
+* on a (seeded) probe batch its outputs stay within the contract's tolerance of float32.
 
-Otherwise it runs float32, and says why. ``inference.precision = "fp32"`` pins float32 (e.g. for
+Otherwise it runs float32, and says why. Nothing is timed: the choice is a function of the
+model, its contract and the device alone, so a restart on the same machine makes the same
+choice (alert ids include pick times, which the precision can move by a sample). Whether
+bfloat16 pays on a device is for the benchmark to show (``python -m bench``), not for a
+start-up race on a busy machine to decide. ``inference.precision = "fp32"`` pins float32 (e.g. for
 bit-for-bit reproducible replays: alert ids include the pick time, which a bfloat16 pass can move
 by a sample).
 
@@ -27,7 +30,6 @@ by a sample).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,6 @@ import torch
 from stream.config import PRECISION_SETTINGS
 from stream.errors import ContractError
 
-MIN_SPEEDUP = 1.15  # auto: bfloat16 must beat float32 by this much on the probe batch
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -46,7 +47,6 @@ CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 class PrecisionChoice:
     precision: str  # "fp32" or "bf16"
     reason: str
-    speedup: float | None = None  # probe batch, fp32 time / bf16 time
     max_abs_diff: float | None = None  # probe batch, bf16 vs fp32 outputs
 
 
@@ -95,22 +95,6 @@ def choose(requested: str, validated: dict[str, dict[str, Any]], native: bool) -
     return PrecisionChoice("bf16", "validated, native")
 
 
-def _time(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> float:
-    """Best of ``repeats`` timings of ``fn`` (after one warm-up call)."""
-    best = float("inf")
-    with torch.inference_mode():
-        fn()
-        for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-    return best
-
-
 @contextlib.contextmanager
 def _warnings_off() -> Iterator[None]:
     import warnings
@@ -124,9 +108,8 @@ def decide(module: Callable[[torch.Tensor], torch.Tensor], probe: torch.Tensor,
            compare: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], float],
            requested: str, validated: dict[str, dict[str, Any]], name: str) -> PrecisionChoice:
     """Full decision for ``module``: :func:`choose`, then on ``probe`` the output check
-    (``compare(probe, out_fp32, out_bf16)`` must be within the contract's tolerance) and, for
-    ``auto``, the speed check. A failed check falls back to float32 (``auto``) or raises
-    (``bf16``)."""
+    (``compare(probe, out_fp32, out_bf16)`` must be within the contract's tolerance). A failed
+    check falls back to float32 (``auto``) or raises (``bf16``). Deterministic: no timing."""
     device = probe.device
     first = choose(requested, validated, native_bf16(device))
     if first.precision == "fp32":
@@ -143,20 +126,5 @@ def decide(module: Callable[[torch.Tensor], torch.Tensor], probe: torch.Tensor,
         if requested == "bf16":
             raise ContractError(msg)
         return PrecisionChoice("fp32", msg, max_abs_diff=diff)
-    if requested == "bf16":
-        return PrecisionChoice("bf16", first.reason, max_abs_diff=diff)
-
-    def run_bf16() -> Any:
-        with autocast(device, "bf16"):
-            return module(probe)
-
-    with _warnings_off():
-        t32 = _time(lambda: module(probe), device)
-        t16 = _time(run_bf16, device)
-    speedup = t32 / t16 if t16 > 0 else None
-    if speedup is None or speedup < MIN_SPEEDUP:
-        return PrecisionChoice("fp32", f"bf16 not faster on this device ({speedup or 0:.2f}x on "
-                                       f"the probe batch, needs {MIN_SPEEDUP}x)",
-                               speedup=speedup, max_abs_diff=diff)
-    return PrecisionChoice("bf16", f"validated, native, {speedup:.2f}x faster on the probe batch",
-                           speedup=speedup, max_abs_diff=diff)
+    return PrecisionChoice("bf16", f"{first.reason}, probe within tolerance ({diff:.3g} <= "
+                                   f"{tolerance:g})", max_abs_diff=diff)
