@@ -36,3 +36,16 @@ def kafka_bootstrap():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def topic_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def _package_log_levels():  # type: ignore[no-untyped-def]
+    """Restore the package loggers' levels after each test: the bench quiets them to ERROR,
+    and a later test's ``caplog`` must still see warnings."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("stream", "training", "geosentry")]
+    levels = [lg.level for lg in loggers]
+    yield
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(level)
