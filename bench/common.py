@@ -27,7 +27,7 @@ def cores() -> int:
 
 def service_workers() -> int:
     """Inference workers the service runs by default here (``inference.workers = 0``)."""
-    from stream.inference.runner import inference_workers
+    from geosentry.stream.inference.runner import inference_workers
 
     return inference_workers(0)
 
@@ -116,9 +116,9 @@ def model_precisions() -> dict[str, dict[str, Any]]:
     """What ``inference.precision = "auto"`` chooses for the benchmarked models here, and why."""
     import torch
 
-    from stream.config import DetectorConfig
-    from stream.inference.model import TorchScriptDetector
-    from stream.models import resolve
+    from geosentry.stream.config import DetectorConfig
+    from geosentry.stream.inference.model import TorchScriptDetector
+    from geosentry.stream.models import resolve
 
     out = {}
     for name in ("picker", "anomaly"):
@@ -162,7 +162,7 @@ def machine() -> dict[str, Any]:
         pass
     import torch
 
-    from stream.inference.precision import cpu_flags
+    from geosentry.stream.inference.precision import cpu_flags
 
     flags = sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx"))
     return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),

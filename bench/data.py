@@ -20,8 +20,8 @@ import obspy
 import pymseed
 from scipy.signal import resample_poly
 
-from stream.decode.mseed import encode_traces
-from stream.testing import demo_stream
+from geosentry.stream.decode.mseed import encode_traces
+from geosentry.stream.testing import demo_stream
 
 START = obspy.UTCDateTime("2024-01-01T00:00:00")
 SHIFTS_S = (0, 85, 58)  # every template has a P onset 30-35 s in (what the latency runs see)

@@ -13,13 +13,13 @@ import numpy as np
 
 from bench.common import bench_precision
 from bench.data import Load
-from stream.config import Config, load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.records import NS_PER_S, RawRecord, now_ns
-from stream.sources import FiniteSource
-from stream.testing import MemorySink, MemorySource
+from geosentry.stream.config import Config, load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import NS_PER_S, RawRecord, now_ns
+from geosentry.stream.sources import FiniteSource
+from geosentry.stream.testing import MemorySink, MemorySource
 
 PICKER = {"name": "picker", "type": "model", "path": "builtin:picker",
           "missing_components": "zeros"}
@@ -129,7 +129,7 @@ def fresh_state(detectors: list[Any]) -> None:
 def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
              sink: Any = None, detectors: list[Any] | None = None) -> CaseResult:
     """Run ``load`` through a fresh Pipeline; fed as fast as possible, or paced."""
-    logging.getLogger("stream").setLevel(logging.ERROR)
+    logging.getLogger("geosentry.stream").setLevel(logging.ERROR)
     dets = detectors if detectors is not None else build_detectors(cfg)
     sink = sink or MemorySink()
     src: Any = PacedSource(load, **paced) if paced else MemorySource(load.payloads)

@@ -30,7 +30,7 @@ class AckTimingSink:
         await self.inner.start()
 
     async def send(self, alerts: list[Any]) -> None:
-        from stream.records import now_ns
+        from geosentry.stream.records import now_ns
 
         await self.inner.send(alerts)
         t = now_ns()
@@ -67,7 +67,7 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
              kafka: str | None = None) -> dict[str, Any]:
     from bench.data import build_load
     from bench.harness import config, fresh_state, run_case
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.detectors.factory import build_detectors
 
     load = build_load(n, PREFILL_S + paced_s)
     cfg = config("picker", stride_s=1.0, **LATENCY_MODE)
@@ -76,7 +76,7 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
     inner = dets[0].score  # type: ignore[attr-defined]
 
     def timed(windows: list[Any], outputs: Any) -> list[Any]:
-        from stream.records import now_ns
+        from geosentry.stream.records import now_ns
 
         out = inner(windows, outputs)
         t = now_ns()
@@ -95,7 +95,7 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
         fresh_state(dets)
         sink = None
         if kafka:
-            from stream.sinks.kafka import KafkaSink
+            from geosentry.stream.sinks.kafka import KafkaSink
 
             sink = AckTimingSink(KafkaSink(f"kafka://{kafka}/{_alert_topic()}"))
         window_lat.clear()
@@ -209,7 +209,7 @@ def bench_overload(plan: Plan, throughput: dict[str, Any]) -> dict[str, Any]:
         return {"skipped": "not in this mode"}
     from bench.data import build_load
     from bench.harness import config, run_case
-    from stream.records import NS_PER_S
+    from geosentry.stream.records import NS_PER_S
 
     # capacity at stride 1 s = picker windows per second fed as fast as possible
     capacity = throughput["picker"]["windows_per_s"]["median"] or 1.0

@@ -82,7 +82,7 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
 
     from bench.data import build_load
     from bench.harness import config
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.detectors.factory import build_detectors
 
     n, seconds = plan.tp_picker
     load = build_load(n, seconds)
@@ -135,7 +135,7 @@ def seisbench_wrapper(sbm: Any, module: Any, device: Any, precision: str) -> Any
     exported network, computing at ``precision`` as the service would."""
     import torch
 
-    from stream.inference.precision import autocast
+    from geosentry.stream.inference.precision import autocast
 
     def forward(x: Any, logits: bool = False) -> Any:
         with autocast(device, precision):

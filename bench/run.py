@@ -7,7 +7,7 @@ rate, side by side with SeisBench ``annotate`` and ObsPy STA/LTA, in one run on 
 Writes ``bench/results/latest.json``, ``latest.md`` (the README table) and ``latest_*.png``.
 Every figure is the median over repeats with min/max; ratios are computed inside one run
 because the machine is shared and noisy. All geosentry figures go through the real path:
-``stream.pipeline.Pipeline`` fed with real 512-byte Steim2 records (``bench/data.py``) from an
+``geosentry.stream.pipeline.Pipeline`` fed with real 512-byte Steim2 records (``bench/data.py``) from an
 in-memory source, alerts to an in-memory sink.
 """
 

@@ -26,9 +26,9 @@ def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
 
     from bench.data import build_load
     from bench.harness import config, fresh_state, run_case
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.detectors.factory import build_detectors
 
-    logging.getLogger("stream").setLevel(logging.ERROR)
+    logging.getLogger("geosentry.stream").setLevel(logging.ERROR)
     load = build_load(count, seconds, first=first)
     cfg = config(detector, workers=1, threads=1, precision=precision or bench_precision())
     dets = build_detectors(cfg)

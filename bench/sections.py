@@ -25,7 +25,7 @@ def bench_forward(plan: Plan) -> dict[str, Any]:
     stride (1 s)."""
     import torch
 
-    from stream.inference.precision import autocast
+    from geosentry.stream.inference.precision import autocast
 
     det = service_picker(torch.device("cpu"))
     module = det.module
@@ -65,9 +65,9 @@ def service_picker(device: Any, precision: str | None = None, stride_s: float | 
     """The shipped picker exactly as the service loads it (checked, frozen, at ``precision``,
     by default the benchmark's: ``bench_precision``); its ``module`` is the TorchScript it runs,
     under ``autocast(device, precision)``."""
-    from stream.config import DetectorConfig
-    from stream.inference.model import TorchScriptDetector
-    from stream.models import resolve
+    from geosentry.stream.config import DetectorConfig
+    from geosentry.stream.inference.model import TorchScriptDetector
+    from geosentry.stream.models import resolve
 
     cfg = DetectorConfig(name="picker", type="model", path="builtin:picker", stride_s=stride_s)
     return TorchScriptDetector(cfg, resolve(cfg.path), device, precision or bench_precision())
@@ -77,7 +77,7 @@ def bench_decode(plan: Plan) -> dict[str, Any]:
     import obspy
 
     from bench.data import build_load
-    from stream.decode.mseed import decode_payload
+    from geosentry.stream.decode.mseed import decode_payload
 
     payloads = build_load(max(1, plan.decode_records // 200 + 1), 230).payloads[:plan.decode_records]
     rates: dict[str, list[float]] = {"pymseed": [], "obspy": []}
@@ -100,7 +100,7 @@ def _throughput(detector: str, n: int, seconds: float, repeats: int,
                 **inference: Any) -> dict[str, Any]:
     from bench.data import build_load
     from bench.harness import config, fresh_state, run_case
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.detectors.factory import build_detectors
 
     load = build_load(n, seconds)
     cfg = config(detector, **inference)
@@ -209,7 +209,7 @@ def rss_child(n: int, seconds: float) -> dict[str, Any]:
     def rss_now_mb() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.detectors.factory import build_detectors
 
     cfg = config("picker")
     dets = build_detectors(cfg)
@@ -256,7 +256,7 @@ def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
     size that maximises throughput with a batch still under the 100 ms latency budget."""
     import torch
 
-    from stream.inference.precision import autocast
+    from geosentry.stream.inference.precision import autocast
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     det = service_picker(device)
@@ -295,9 +295,9 @@ def bench_stages(plan: Plan) -> dict[str, Any]:
     and CPU time."""
     from bench.data import build_load
     from bench.harness import config, fresh_state, run_case
-    from stream.buffer.windows import Windower
-    from stream.decode.mseed import decode_payload
-    from stream.detectors.factory import build_detectors
+    from geosentry.stream.buffer.windows import Windower
+    from geosentry.stream.decode.mseed import decode_payload
+    from geosentry.stream.detectors.factory import build_detectors
 
     n, seconds = plan.tp_picker
     load = build_load(n, seconds)

@@ -6,4 +6,6 @@ Data flows one way, one record type per boundary::
     (RawRecord)  (Record)    (Window)        (Alert)
 """
 
-__version__ = "0.1.0"
+from geosentry import __version__
+
+__all__ = ["__version__"]

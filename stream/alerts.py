@@ -1,7 +1,7 @@
 """Alert construction beyond single windows: buffer-policy ``health`` alerts and network
 coincidence ``detection`` alerts (several stations triggering together).
 
->>> from stream.records import ModelRef
+>>> from geosentry.stream.records import ModelRef
 >>> c = Coincidence(min_stations=2, window_s=5.0)
 >>> m = ModelRef("recursive_sta_lta", "x", "0" * 64)
 >>> a = lambda sta, t: Alert("detection", "XX", sta, "", "HHZ", t, 5.0, 3.5, m, 0)
@@ -15,8 +15,8 @@ import bisect
 import hashlib
 import time
 
-from stream.buffer.windows import ChannelEvent
-from stream.records import NS_PER_S, Alert, ModelRef
+from geosentry.stream.buffer.windows import ChannelEvent
+from geosentry.stream.records import NS_PER_S, Alert, ModelRef
 
 HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low",
                  "rate_unsupported", "future", "released"}

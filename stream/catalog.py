@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stream.errors import GeosentryError
-from stream.models import shipped
+from geosentry.stream.errors import GeosentryError
+from geosentry.stream.models import shipped
 
 
 def list_models() -> list[dict[str, Any]]:

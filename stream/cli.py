@@ -16,8 +16,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from stream.config import Config, load_config
-from stream.errors import ConfigError, GeosentryError
+from geosentry.stream.config import Config, load_config
+from geosentry.stream.errors import ConfigError, GeosentryError
 
 log = logging.getLogger("geosentry")
 
@@ -91,12 +91,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(cfg: Config) -> int:
-    from stream.detectors.factory import build_detectors
-    from stream.metrics import Metrics
-    from stream.pipeline import Pipeline
-    from stream.sinks import open_sink
-    from stream.sources import open_source
-    from stream.supervision import SignalGuard
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.metrics import Metrics
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.sinks import open_sink
+    from geosentry.stream.sources import open_source
+    from geosentry.stream.supervision import SignalGuard
 
     if not cfg.sources:
         raise GeosentryError("no --source given (a miniSEED path or kafka://HOST:PORT/TOPIC)")
@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from stream.replay import replay_to_kafka
+    from geosentry.stream.replay import replay_to_kafka
 
     n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed))
     print(f"published {n} records to {args.to}", file=sys.stderr)
@@ -138,7 +138,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
-    from stream.seedlink.server import SeedLinkServer
+    from geosentry.stream.seedlink.server import SeedLinkServer
 
     async def serve() -> None:
         server = SeedLinkServer(args.archive, args.host, args.port, args.speed, args.ring_records,
@@ -161,14 +161,14 @@ def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
 
 
 def _cmd_seedlink_info(args: argparse.Namespace) -> int:
-    from stream.sources.seedlink import seedlink_info
+    from geosentry.stream.sources.seedlink import seedlink_info
 
     print(json.dumps(asyncio.run(seedlink_info(args.server, " ".join(args.level))), indent=2))
     return 0
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from stream.seedlink.bridge import Bridge
+    from geosentry.stream.seedlink.bridge import Bridge
 
     async def ingest() -> int:
         bridge = Bridge(args.source, args.to)
@@ -183,13 +183,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo
+    from geosentry.stream.demo import run_demo
 
     return asyncio.run(run_demo(args.sink or ["jsonl:-"]))
 
 
 def _cmd_decimate(args: argparse.Namespace) -> int:
-    from stream.filters import decimate_archive
+    from geosentry.stream.filters import decimate_archive
 
     n = decimate_archive(args.path, args.out, 60.0 if args.interval == "minute" else 1.0, args.fir)
     print(f"wrote {n} channels to {args.out}", file=sys.stderr)
@@ -197,7 +197,7 @@ def _cmd_decimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from stream.catalog import describe, list_models
+    from geosentry.stream.catalog import describe, list_models
 
     if args.models_command == "list":
         entries = list_models()
@@ -214,7 +214,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("train", "evaluate", "export"):
-        from training.cli import main as training_main  # lazily: `run` never imports training
+        from geosentry.training.cli import main as training_main  # lazily: `run` never imports training
 
         return int(training_main(argv) or 0)
     args = _parser().parse_args(argv)

@@ -5,7 +5,7 @@ Every error names the key and says why:
 >>> load_config_dict({"buffer": {"max_interpolate_gap_s": -1}})
 Traceback (most recent call last):
 ...
-stream.errors.ConfigError: config key 'buffer.max_interpolate_gap_s': must be >= 0, got -1
+geosentry.stream.errors.ConfigError: config key 'buffer.max_interpolate_gap_s': must be >= 0, got -1
 >>> load_config_dict({}).buffer.reorder_tolerance_s
 5.0
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from stream.errors import ConfigError
+from geosentry.stream.errors import ConfigError
 
 DETECTOR_TYPES = ("stalta", "model", "dbdt", "ssc", "artefacts")
-#: what ``channels`` may name besides band + instrument patterns (``stream.buffer.spec``)
+#: what ``channels`` may name besides band + instrument patterns (``geosentry.stream.buffer.spec``)
 CHANNEL_KINDS = ("any", "seismic", "geomagnetic")
 MISSING_POLICIES = ("skip", "zeros")
 
@@ -294,10 +294,10 @@ GEOMAG_DEFAULTS: tuple[dict[str, Any], ...] = (
 def default_config_dict() -> dict[str, Any]:
     """The embedded defaults, routed by what a channel is: on seismic channels the classic
     STA/LTA trigger on vertical components plus the learned models that ship with the package
-    (``stream.models.default_detector_tables``); on geomagnetic channels (magnetometers, e.g.
+    (``geosentry.stream.models.default_detector_tables``); on geomagnetic channels (magnetometers, e.g.
     IAGA-2002 files) the dB/dt, sudden-commencement and artefact detectors.
     """
-    from stream.models import default_detector_tables
+    from geosentry.stream.models import default_detector_tables
 
     seismic = [{**t, "channels": "seismic"} for t in default_detector_tables()]
     geomag = [{**t, "channels": "geomagnetic"} for t in GEOMAG_DEFAULTS]

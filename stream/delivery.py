@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from stream.records import SourceRef
+from geosentry.stream.records import SourceRef
 
 
 @dataclass(slots=True)

@@ -19,13 +19,13 @@ from obspy.signal.trigger import coincidence_trigger
 
 from typing import Any
 
-from stream.config import default_config_dict, load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.records import ns_to_iso
-from stream.sinks import open_sink
-from stream.sources.files import FileSource
-from stream.testing import demo_stream, mseed_records
+from geosentry.stream.config import default_config_dict, load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import ns_to_iso
+from geosentry.stream.sinks import open_sink
+from geosentry.stream.sources.files import FileSource
+from geosentry.stream.testing import demo_stream, mseed_records
 
 
 #: As in ObsPy's coincidence-trigger tutorial for these short-period stations.
@@ -34,14 +34,14 @@ DEMO_BAND_HZ = (10.0, 20.0)
 
 #: Shipped models the demo runs even when they are not default detectors (the seismic
 #: autoencoder is an anomaly scorer at a controlled false-alarm rate: it does not beat STA/LTA
-#: at event detection, so ``stream.models.default_detector_tables`` leaves it out).
+#: at event detection, so ``geosentry.stream.models.default_detector_tables`` leaves it out).
 DEMO_EXTRA_MODELS = ("anomaly",)
 
 
 def demo_config_dict() -> dict[str, Any]:
     """The embedded default detectors (STA/LTA with the band of ObsPy's tutorial, the shipped
     picker and RNN detector) plus the shipped seismic anomaly autoencoder."""
-    from stream.models import MODELS_DIR
+    from geosentry.stream.models import MODELS_DIR
 
     raw = default_config_dict()
     for table in raw["detectors"]:

@@ -83,8 +83,8 @@ def decimate_archive(path: str | Path, out: str | Path, interval_s: float,
     """
     import obspy
 
-    from stream.decode.mseed import decode_payload, encode_traces, geomag_band_code
-    from stream.sources.files import archive_records
+    from geosentry.stream.decode.mseed import decode_payload, encode_traces, geomag_band_code
+    from geosentry.stream.sources.files import archive_records
 
     st = obspy.Stream()
     for _, payload in archive_records(path):

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
 
-from stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
-from stream.buffer.windows import ChannelEvent, Windower
-from stream.config import Config
-from stream.decode.mseed import decode_payload
-from stream.delivery import DeliveryTracker
-from stream.detectors.base import Detector
-from stream.errors import DecodeError, SinkError
-from stream.inference.runner import BatchRunner, inference_workers
-from stream.metrics import Metrics
-from stream.records import NS_PER_S, Alert, RawRecord, Window
-from stream.sinks import Sink
-from stream.sources import Source, is_live
-from stream.supervision import ExitCode, Watchdog, supervise
+from geosentry.stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
+from geosentry.stream.buffer.windows import ChannelEvent, Windower
+from geosentry.stream.config import Config
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.delivery import DeliveryTracker
+from geosentry.stream.detectors.base import Detector
+from geosentry.stream.errors import DecodeError, SinkError
+from geosentry.stream.inference.runner import BatchRunner, inference_workers
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.records import NS_PER_S, Alert, RawRecord, Window
+from geosentry.stream.sinks import Sink
+from geosentry.stream.sources import Source, is_live
+from geosentry.stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0

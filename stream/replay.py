@@ -14,8 +14,8 @@ from pathlib import Path
 import pymseed
 from aiokafka import AIOKafkaProducer
 
-from stream.sources.files import archive_records, paced
-from stream.uris import parse_kafka
+from geosentry.stream.sources.files import archive_records, paced
+from geosentry.stream.uris import parse_kafka
 
 log = logging.getLogger(__name__)
 

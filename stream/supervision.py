@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from enum import IntEnum
 from typing import Any
 
-from stream.errors import GeosentryError
+from geosentry.stream.errors import GeosentryError
 
 log = logging.getLogger(__name__)
 #: seconds between the shutdown deadline and the hard exit (room for logging and closing)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import obspy
 
-from stream.decode.mseed import encode_traces as mseed_records
-from stream.records import Alert, RawRecord, now_ns
-from stream.sources import FiniteSource
+from geosentry.stream.decode.mseed import encode_traces as mseed_records
+from geosentry.stream.records import Alert, RawRecord, now_ns
+from geosentry.stream.sources import FiniteSource
 
 OBSPY_DATA = Path(obspy.__file__).resolve().parent / "signal" / "tests" / "data"
 #: The BW.UH1-UH4 recordings ObsPy ships (2010-05-27 16:24-16:28), three network triggers.
@@ -59,7 +59,7 @@ def synthetic_mseed(sid: str, n_samples: int = 1000, rate_hz: float = 100.0) -> 
 
 class MemorySource(FiniteSource):
     """A finite source over in-memory payloads, ``delay_s`` apart; ``live=True`` makes the
-    service treat it as a live feed (overload shedding applies, see ``stream.sources``)."""
+    service treat it as a live feed (overload shedding applies, see ``geosentry.stream.sources``)."""
 
     def __init__(self, payloads: Iterable[bytes], name: str = "memory", delay_s: float = 0.0,
                  live: bool = False) -> None:
@@ -116,7 +116,7 @@ class FaultySink(MemorySink):
         self.attempts = 0
 
     async def send(self, alerts: list[Alert]) -> None:
-        from stream.errors import SinkError
+        from geosentry.stream.errors import SinkError
 
         self.attempts += 1
         if self.hang:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from stream.errors import ConfigError
+from geosentry.stream.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""``python -m training ...`` -> :func:`training.cli.main`."""
+"""``python -m geosentry.training ...`` -> :func:`geosentry.training.cli.main`."""
 
 from __future__ import annotations
 
 import sys
 
-from training.cli import main
+from geosentry.training.cli import main
 
 sys.exit(main(sys.argv[1:]))

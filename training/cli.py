@@ -1,7 +1,7 @@
 """Command line for training, evaluating and exporting models.
 
 ``geosentry train|evaluate|export ...`` (the service CLI) calls :func:`main` with argv minus the
-program name; ``python -m training ...`` does the same.
+program name; ``python -m geosentry.training ...`` does the same.
 
     train {picker,detector,anomaly,anomaly-geomag,gan} [--epochs N] [--steps-per-epoch K]
           [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import torch
 
-from training.paths import MODELS_DIR, REPO_ROOT
+from geosentry.training.paths import MODELS_DIR, runs_dir
 
 TASK_NAMES = ("picker", "detector", "anomaly", "anomaly-geomag", "gan")
 
@@ -47,7 +47,7 @@ class TaskSpec:
 
 def _build(name: str) -> Callable[[int, bool], Any]:
     def build(seed: int, quick: bool) -> Any:
-        from training.train import tasks  # lazy: keeps `--help` and the service CLI fast
+        from geosentry.training.train import tasks  # lazy: keeps `--help` and the service CLI fast
 
         return tasks.build_task(name, seed, quick)
 
@@ -118,7 +118,7 @@ def _export_dir(target: Path, overwrite: bool) -> Path:
 
 
 def _restore(task: Any, run: Path) -> None:
-    from training.train.loop import checkpoint_path
+    from geosentry.training.train.loop import checkpoint_path
 
     ckpt = checkpoint_path(run)
     if not ckpt.exists():
@@ -136,11 +136,11 @@ def _figures(task: Any, out: Path) -> list[Path]:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from training.evaluate.report import write_report
-    from training.train.loop import FitConfig, fit
+    from geosentry.training.evaluate.report import write_report
+    from geosentry.training.train.loop import FitConfig, fit
 
     spec = SPECS[a.task]
-    run = a.out or REPO_ROOT / "runs" / a.task
+    run = a.out or runs_dir() / a.task
     export_dir = None if a.no_export else _export_dir(a.export_dir or run, a.overwrite)
     task = spec.build(a.seed, a.quick)
     cfg = FitConfig(epochs=a.epochs or spec.epochs,
@@ -150,7 +150,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
             str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else [])
     Path(run).mkdir(parents=True, exist_ok=True)
     (Path(run) / "run.json").write_text(json.dumps(
-        {"command": "python -m training " + " ".join(argv), "seed": a.seed, "epochs": cfg.epochs,
+        {"command": "python -m geosentry.training " + " ".join(argv), "seed": a.seed, "epochs": cfg.epochs,
          "steps_per_epoch": cfg.steps_per_epoch, "threads": cfg.threads}, indent=2) + "\n")
     t0 = time.perf_counter()
     history = fit(task, cfg)
@@ -162,7 +162,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     _figures(task, run)
     print(json.dumps(metrics, indent=2, default=str))
     if export_dir is not None:
-        training = {"command": "python -m training " + " ".join(argv), "seed": a.seed,
+        training = {"command": "python -m geosentry.training " + " ".join(argv), "seed": a.seed,
                     "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
                     "train_seconds_this_invocation": round(train_s, 1),
                     "eval_seconds": round(eval_s, 1),
@@ -173,10 +173,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from training.evaluate.report import write_report
+    from geosentry.training.evaluate.report import write_report
 
     task = SPECS[a.task].build(a.seed, a.quick)
-    _restore(task, a.run or REPO_ROOT / "runs" / a.task)
+    _restore(task, a.run or runs_dir() / a.task)
     metrics = task.evaluate()
     js, md = write_report(metrics, a.out, a.task)
     pngs = _figures(task, a.out)
@@ -186,22 +186,22 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    default = (REPO_ROOT / "runs" / "export" if a.task == "tiny-picker" or a.from_model
-               else a.run or REPO_ROOT / "runs" / a.task)
+    default = (runs_dir() / "export" if a.task == "tiny-picker" or a.from_model
+               else a.run or runs_dir() / a.task)
     a.out = _export_dir(a.out or default, a.overwrite)
     if a.task == "tiny-picker":
-        from training.export import export_tiny_picker
+        from geosentry.training.export import export_tiny_picker
 
         pt, js = export_tiny_picker(a.out, a.window_samples, a.stride_samples, seed=a.seed)
     elif a.from_model is not None:
-        from training.export.reexport import reexport_picker
+        from geosentry.training.export.reexport import reexport_picker
 
         if a.task != "picker":
             raise SystemExit("--from-model re-exports a picker only")
-        pt, js = reexport_picker(a.from_model, a.out, "python -m training export picker "
+        pt, js = reexport_picker(a.from_model, a.out, "python -m geosentry.training export picker "
                                  f"--from-model {a.from_model} --out {a.out}")
     else:
-        run = a.run or REPO_ROOT / "runs" / a.task
+        run = a.run or runs_dir() / a.task
         task = SPECS[a.task].build(a.seed, a.quick)
         _restore(task, run)
         report = run / f"{a.task}.json"
@@ -224,23 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["evaluate", "geomag"]:  # the service's geomagnetic detectors on real data
-        from training.evaluate.geomag import main as geomag_main
+        from geosentry.training.evaluate.geomag import main as geomag_main
 
         return geomag_main(argv[2:])
     if argv[:1] == ["evaluate"] and argv[1:2] in (["picker-kfold"], ["detector-kfold"]):
-        from training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
+        from geosentry.training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
         return kfold_main(argv[2:], argv[1].split("-")[0])
     if argv[:2] == ["evaluate", "picker-compare"]:  # CNN vs STA/LTA vs PhaseNetLight + bootstrap
-        from training.evaluate.compare import main as compare_main
+        from geosentry.training.evaluate.compare import main as compare_main
 
         return compare_main(argv[2:])
     if argv[:2] == ["evaluate", "precision"]:  # shipped models at bfloat16 vs float32, held out
-        from training.evaluate.precision import main as precision_main
+        from geosentry.training.evaluate.precision import main as precision_main
 
         return precision_main(argv[2:])
     if argv[:2] == ["evaluate", "gan-augmentation"]:  # picker F1 with vs without GAN augmentation
-        from training.evaluate.gan_augmentation import main as gan_aug_main
+        from geosentry.training.evaluate.gan_augmentation import main as gan_aug_main
 
         return gan_aug_main(argv[2:])
     a = _parser().parse_args(argv)

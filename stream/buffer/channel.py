@@ -12,11 +12,11 @@ Policies (all in seconds at the API, samples inside):
 * sample-rate change: the buffer resets (``health`` alert);
 * clock: a record dated in the future (live: past the wall clock; replay: far past the channel's
   newest data, until later records confirm the jump) is rejected as ``future``, never buffered,
-  so it cannot make the correct records after it look like duplicates (``stream.buffer.clock``;
+  so it cannot make the correct records after it look like duplicates (``geosentry.stream.buffer.clock``;
   one ``health`` alert per channel).
 
 >>> import numpy as np
->>> from stream.records import Record
+>>> from geosentry.stream.records import Record
 >>> buf = ChannelBuffer(max_interpolate_gap_s=0.05, reorder_tolerance_s=0.0)
 >>> r = lambda t0, n: Record("XX", "A", "", "HHZ", t0, 100.0, np.ones(n), 0)
 >>> [e.kind for e in buf.push(r(0, 100))], buf.n_samples
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.buffer.clock import ClockGuard, ClockPolicy
-from stream.records import NS_PER_S, Record, SourceRef, sample_period_ns
+from geosentry.stream.buffer.clock import ClockGuard, ClockPolicy
+from geosentry.stream.records import NS_PER_S, Record, SourceRef, sample_period_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ Without it, one record stamped a year ahead resets its channel to that time, and
 (correct) record is then dropped as a duplicate: the station goes silent for good. The rule,
 in one place:
 
-* **live feeds** (``stream.sources.is_live``): a record starting more than ``max_future_s``
+* **live feeds** (``geosentry.stream.sources.is_live``): a record starting more than ``max_future_s``
   after its arrival (the wall clock) is rejected. The wall clock is the truth there: no
   confirmation can make a record from the future right.
 * **replays** (files, a Kafka topic read to its end): there is no wall clock to compare with,
@@ -21,7 +21,7 @@ in one place:
 ``max_future_s = 0`` turns the policy off (the behaviour before it existed).
 
 >>> import numpy as np
->>> from stream.records import Record
+>>> from geosentry.stream.records import Record
 >>> year = 365 * 86400 * 10**9
 >>> r = lambda t0: Record("XX", "A", "", "HHZ", t0, 100.0, np.ones(100), 0)
 >>> guard = ClockGuard(ClockPolicy(max_future_s=60.0, confirm_records=3))
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.records import NS_PER_S, Record
+from geosentry.stream.records import NS_PER_S, Record
 
 
 @dataclass(frozen=True, slots=True)

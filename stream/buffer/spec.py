@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from stream.records import seconds_to_samples
+from geosentry.stream.records import seconds_to_samples
 
 #: Most a channel is upsampled to a detector's rate (20 Hz broadband into a 100 Hz model); a
 #: slower channel (one-minute data into a 1 Hz model) is refused: the model would see

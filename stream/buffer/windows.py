@@ -19,11 +19,11 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
-from stream.buffer.channel import BufferEvent, ChannelBuffer
-from stream.buffer.clock import ClockPolicy
-from stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
-from stream.config import BufferConfig
-from stream.records import NS_PER_S, Record, SourceRef, Window
+from geosentry.stream.buffer.channel import BufferEvent, ChannelBuffer
+from geosentry.stream.buffer.clock import ClockPolicy
+from geosentry.stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
+from geosentry.stream.config import BufferConfig
+from geosentry.stream.records import NS_PER_S, Record, SourceRef, Window
 
 __all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
            "WindowSpec", "Windower", "channel_kind", "component_of"]
@@ -98,7 +98,7 @@ class Windower:
         self._missing_reported: set[tuple[str, str]] = set()  # (instrument, detector)
         self._rate_reported: set[tuple[str, str]] = set()
         #: ``live``: the records come from live feeds (the clock policy compares with the wall
-        #: clock, see ``stream.buffer.clock``)
+        #: clock, see ``geosentry.stream.buffer.clock``)
         self.clock = ClockPolicy(policy.max_future_s, policy.clock_confirm_records, live,
                                  policy.reorder_tolerance_s)
         self.newest_arrival_ns = 0  # of any record: the reference for silence (release_silent)

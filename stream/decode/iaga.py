@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import obspy
 
-from stream.decode.mseed import encode_traces, geomag_band_code
-from stream.errors import DecodeError
+from geosentry.stream.decode.mseed import encode_traces, geomag_band_code
+from geosentry.stream.errors import DecodeError
 
 MISSING_MIN = 88887.0
 LOCATIONS = {"variation": "R0", "provisional": "R0", "adjusted": "A0",

@@ -14,7 +14,7 @@ are refused (``non_finite``). ``split_records`` cuts a file into records and, af
 truncated bytes, resynchronises on the next parseable record header at any byte offset
 (``tests/stream/test_decode_hardening.py``, ``tests/stream/test_decode_fuzz.py``).
 
->>> from stream.testing import synthetic_mseed
+>>> from geosentry.stream.testing import synthetic_mseed
 >>> payload = synthetic_mseed("XX.TEST..HHZ", n_samples=300)
 >>> [(r.sid, r.sampling_rate_hz) for r in decode_payload(payload, arrival_ns=0)][:1]
 [('XX.TEST..HHZ', 100.0)]
@@ -36,8 +36,8 @@ import pymseed
 from pymseed.clib import clibmseed, ffi
 from pymseed.logging import ensure_thread_logging
 
-from stream.errors import DecodeError, DecodeReason
-from stream.records import NS_PER_S, Record, SourceRef
+from geosentry.stream.errors import DecodeError, DecodeReason
+from geosentry.stream.records import NS_PER_S, Record, SourceRef
 
 MAX_RATE_HZ = 10_000.0
 #: lowest accepted rate: a period of about 11.6 days, below every SEED band code in use (the

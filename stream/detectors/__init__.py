@@ -1,1 +1,1 @@
-"""Detectors: turn windows into alerts. Non-learned ones live here; models in ``stream.inference``."""
+"""Detectors: turn windows into alerts. Non-learned ones live here; models in ``geosentry.stream.inference``."""

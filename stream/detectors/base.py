@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from stream.buffer.windows import WindowSpec
-from stream.records import Alert, ModelRef, Window, seconds_to_samples
+from geosentry.stream.buffer.windows import WindowSpec
+from geosentry.stream.records import Alert, ModelRef, Window, seconds_to_samples
 
 
 class Detector(Protocol):
@@ -28,7 +28,7 @@ def owned_range(w: Window, stride_s: float, tail_s: float, warmup_s: float = 0.0
     before each window's end; a stream's first window also owns everything after ``warmup_s``.
 
     >>> import numpy as np
-    >>> from stream.records import Window
+    >>> from geosentry.stream.records import Window
     >>> w = Window("XX", "A", "", ("HHZ",), 0, 100.0, np.zeros((1, 1000)), 0, "d")
     >>> owned_range(w, stride_s=2.0, tail_s=1.0)
     (700, 900)

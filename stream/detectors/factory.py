@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import torch
 
-from stream.config import Config, DetectorConfig
-from stream.detectors.base import Detector
-from stream.detectors.geomag import ArtefactDetector, DbDtDetector, SscDetector
-from stream.detectors.stalta import StaLtaDetector
-from stream.models import resolve
+from geosentry.stream.config import Config, DetectorConfig
+from geosentry.stream.detectors.base import Detector
+from geosentry.stream.detectors.geomag import ArtefactDetector, DbDtDetector, SscDetector
+from geosentry.stream.detectors.stalta import StaLtaDetector
+from geosentry.stream.models import resolve
 
 
 GEOMAG: dict[str, type[DbDtDetector] | type[SscDetector] | type[ArtefactDetector]] = {
@@ -25,7 +25,7 @@ def build_detector(cfg: DetectorConfig, device: torch.device, precision: str = "
     elif cfg.type in GEOMAG:
         det = GEOMAG[cfg.type](cfg)
     else:
-        from stream.inference.model import TorchScriptDetector
+        from geosentry.stream.inference.model import TorchScriptDetector
 
         det = TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
     if det.spec.channels != cfg.channels:  # routing: which instruments feed it (config)
@@ -34,9 +34,9 @@ def build_detector(cfg: DetectorConfig, device: torch.device, precision: str = "
 
 
 def build_detectors(cfg: Config) -> list[Detector]:
-    from stream.inference.model import pick_device
+    from geosentry.stream.inference.model import pick_device
 
-    from stream.inference.runner import inference_workers
+    from geosentry.stream.inference.runner import inference_workers
 
     device = pick_device(cfg.inference.device)
     inf = cfg.inference

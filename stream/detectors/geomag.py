@@ -19,13 +19,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import median_filter
 
-from stream.config import DetectorConfig
-from stream.detectors.base import owned_range
-from stream.detectors.geomag_artefacts import ArtefactDetector, spikes, steps
-from stream.detectors.geomag_base import (CLASSES, OBSERVATORY_MLAT_DEG, PROFILES, Profiles,
+from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.base import owned_range
+from geosentry.stream.detectors.geomag_artefacts import ArtefactDetector, spikes, steps
+from geosentry.stream.detectors.geomag_base import (CLASSES, OBSERVATORY_MLAT_DEG, PROFILES, Profiles,
                                           _alert, _Detector, _odd, geomag_spec, jitter,
                                           latitude_class, robust_sigma)
-from stream.records import NS_PER_S, seconds_to_samples
+from geosentry.stream.records import NS_PER_S, seconds_to_samples
 
 __all__ = ["ArtefactDetector", "CLASSES", "DbDtDetector", "OBSERVATORY_MLAT_DEG", "PROFILES",
            "Profiles", "SscDetector", "jitter", "latitude_class", "minute_rate", "robust_sigma",

@@ -8,10 +8,10 @@ import math
 import numpy as np
 from scipy.ndimage import median_filter
 
-from stream.config import DetectorConfig
-from stream.detectors.base import owned_range
-from stream.detectors.geomag_base import _alert, _Detector, geomag_spec
-from stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
+from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.base import owned_range
+from geosentry.stream.detectors.geomag_base import _alert, _Detector, geomag_spec
+from geosentry.stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
 
 Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, threshold)
 

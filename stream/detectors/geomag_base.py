@@ -1,6 +1,6 @@
 """Geomagnetic detector profiles: observatory latitude classes, per-class thresholds and their
 overrides, and what the dB/dt, SSC and artefact detectors share (see
-:mod:`stream.detectors.geomag`)."""
+:mod:`geosentry.stream.detectors.geomag`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from stream.buffer.spec import WindowSpec
-from stream.config import DetectorConfig
-from stream.errors import ConfigError
-from stream.records import Alert, ModelRef, Window
+from geosentry.stream.buffer.spec import WindowSpec
+from geosentry.stream.config import DetectorConfig
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.records import Alert, ModelRef, Window
 
 OBSERVATORY_MLAT_DEG = {
     "BDT": 48.0, "BOU": 48.0, "BRW": 70.0, "BSL": 39.5, "CMO": 65.6, "DED": 70.4, "FRD": 47.8,

@@ -12,8 +12,8 @@ only after the ratio falls below ``trigger_off`` (ObsPy ``trigger_onset`` semant
 
 >>> import numpy as np
 >>> from obspy.signal.trigger import recursive_sta_lta
->>> from stream.config import DetectorConfig
->>> from stream.records import Window
+>>> from geosentry.stream.config import DetectorConfig
+>>> from geosentry.stream.records import Window
 >>> det = StaLtaDetector(DetectorConfig("s", "stalta", window_s=4.0, stride_s=1.0, lta_s=2.0))
 >>> x = np.random.default_rng(0).normal(size=1000).astype(np.float32)
 >>> w = lambda k, first: Window("XX", "A", "", ("HHZ",), k * 10**9, 100.0,
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 
-from stream.buffer.windows import WindowSpec
-from stream.config import DetectorConfig
-from stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
+from geosentry.stream.buffer.windows import WindowSpec
+from geosentry.stream.config import DetectorConfig
+from geosentry.stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
 
 
 #: Highest band-pass corner, as a fraction of the sampling rate (below Nyquist).

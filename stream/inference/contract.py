@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream.errors import ContractError
+from geosentry.stream.errors import ContractError
 
 CONTRACT_SCHEMA = "geosentry.model.v1"
 KINDS = ("picker", "detector", "anomaly", "generator")

@@ -16,15 +16,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from stream.buffer.windows import WindowSpec
-from stream.config import DetectorConfig
-from stream.detectors.base import owned_range, owned_samples
-from stream.errors import ContractError
-from stream.inference.contract import ModelContract, contract_path_for, sha256_file
-from stream.inference.precision import PrecisionChoice, autocast, decide
-from stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
+from geosentry.stream.buffer.windows import WindowSpec
+from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.base import owned_range, owned_samples
+from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from geosentry.stream.inference.precision import PrecisionChoice, autocast, decide
+from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
                                       score_detector, score_picker)
-from stream.records import Alert, ModelRef, Window, seconds_to_samples
+from geosentry.stream.records import Alert, ModelRef, Window, seconds_to_samples
 
 log = logging.getLogger(__name__)
 RUNNABLE_KINDS = ("picker", "detector", "anomaly")

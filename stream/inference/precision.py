@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from stream.config import PRECISION_SETTINGS
-from stream.errors import ContractError
+from geosentry.stream.config import PRECISION_SETTINGS
+from geosentry.stream.errors import ContractError
 
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 

@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from stream.detectors.base import Detector
-from stream.metrics import Metrics
-from stream.records import NS_PER_S, Alert, Window
-from stream.supervision import supervise
+from geosentry.stream.detectors.base import Detector
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.records import NS_PER_S, Alert, Window
+from geosentry.stream.supervision import supervise
 
 log = logging.getLogger(__name__)
 Results = list[tuple[Window, list[Alert]]]

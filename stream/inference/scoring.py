@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import find_peaks
 
-from stream.records import Alert, ModelRef, Window, NS_PER_S
+from geosentry.stream.records import Alert, ModelRef, Window, NS_PER_S
 
 MIN_PICK_SEPARATION_S = 0.5
 #: outputs read beyond a window's owned stretch on either side: peak finding compares a peak with

@@ -1,6 +1,6 @@
 """A miniSEED archive as per-station SeedLink rings, published at a chosen pace.
 
-Records are ordered by end time (as ``stream.sources.files`` replays them) and numbered per
+Records are ordered by end time (as ``geosentry.stream.sources.files`` replays them) and numbered per
 station from ``first_seq`` (1 by default), deterministically, so a restarted server hands out
 the same sequence numbers and clients resume where they stopped. (A ``first_seq`` near
 ``0xFFFFFF`` makes protocol 3's 24-bit sequence numbers wrap within the archive.) ``speed = 1`` publishes each record when it would have
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pymseed
 
-from stream.errors import SourceError
-from stream.records import NS_PER_S
-from stream.seedlink.info import StationInfo
-from stream.sources.files import archive_records
+from geosentry.stream.errors import SourceError
+from geosentry.stream.records import NS_PER_S
+from geosentry.stream.seedlink.info import StationInfo
+from geosentry.stream.sources.files import archive_records
 
 
 @dataclass(frozen=True, slots=True)

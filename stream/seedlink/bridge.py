@@ -15,10 +15,10 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from stream.errors import SourceError
-from stream.records import SourceRef
-from stream.sources.seedlink import SeedLinkSource
-from stream.uris import parse_kafka
+from geosentry.stream.errors import SourceError
+from geosentry.stream.records import SourceRef
+from geosentry.stream.sources.seedlink import SeedLinkSource
+from geosentry.stream.uris import parse_kafka
 
 log = logging.getLogger(__name__)
 FLUSH_RECORDS = 500

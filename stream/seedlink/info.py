@@ -23,8 +23,8 @@ from xml.sax.saxutils import quoteattr
 
 import pymseed
 
-from stream.records import ns_to_iso
-from stream.seedlink.protocol import (CAPABILITIES_V4, LEGACY_CAPABILITIES, SOFTWARE,
+from geosentry.stream.records import ns_to_iso
+from geosentry.stream.seedlink.protocol import (CAPABILITIES_V4, LEGACY_CAPABILITIES, SOFTWARE,
                                       V3_SEQ_MODULUS, stream_id)
 
 V3_LEVELS = ("ID", "CAPABILITIES", "STATIONS", "STREAMS", "GAPS", "CONNECTIONS", "ALL")

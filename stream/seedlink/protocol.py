@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from stream.records import NS_PER_S
+from geosentry.stream.records import NS_PER_S
 
 V3_SEQ_MODULUS = 1 << 24
 _V4_HEADER = struct.Struct("<2sccIQB")

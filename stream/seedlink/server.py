@@ -15,11 +15,11 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from stream.errors import ConfigError
-from stream.records import now_ns
-from stream.seedlink.archive import Archive
-from stream.seedlink.info import ConnectionInfo
-from stream.seedlink.session import Session
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.records import now_ns
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.seedlink.info import ConnectionInfo
+from geosentry.stream.seedlink.session import Session
 
 TLS_PORT = 18500
 

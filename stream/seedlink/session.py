@@ -16,13 +16,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stream.records import now_ns
-from stream.seedlink import info as I
-from stream.seedlink import protocol as P
-from stream.seedlink.archive import Packet
+from geosentry.stream.records import now_ns
+from geosentry.stream.seedlink import info as I
+from geosentry.stream.seedlink import protocol as P
+from geosentry.stream.seedlink.archive import Packet
 
 if TYPE_CHECKING:
-    from stream.seedlink.server import SeedLinkServer
+    from geosentry.stream.seedlink.server import SeedLinkServer
 
 log = logging.getLogger(__name__)
 MAX_LINE = 4096

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from stream.records import Alert
+from geosentry.stream.records import Alert
 
 
 class Sink(Protocol):
@@ -20,18 +20,18 @@ class Sink(Protocol):
 
 def open_sink(uri: str, connect_timeout_s: float = 30.0) -> Sink:
     """``jsonl:-``, ``jsonl:PATH`` or ``kafka://HOST:PORT/TOPIC``."""
-    from stream.errors import ConfigError
+    from geosentry.stream.errors import ConfigError
 
     if uri.startswith("jsonl:"):
-        from stream.sinks.jsonl import JsonlSink
+        from geosentry.stream.sinks.jsonl import JsonlSink
 
         return JsonlSink(uri[len("jsonl:"):])
     if uri.startswith("kafka://"):
-        from stream.sinks.kafka import KafkaSink
+        from geosentry.stream.sinks.kafka import KafkaSink
 
         return KafkaSink(uri, connect_timeout_s=connect_timeout_s)
     if uri.startswith("memory:"):
-        from stream.testing import MemorySink
+        from geosentry.stream.testing import MemorySink
 
         return MemorySink()
     raise ConfigError("--sink", f"unknown sink {uri!r} (jsonl:-, jsonl:PATH, kafka://HOST:PORT/TOPIC)")

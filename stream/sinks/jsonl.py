@@ -14,8 +14,8 @@ import stat
 import sys
 from typing import IO
 
-from stream.errors import NotStartedError, SinkError
-from stream.records import Alert, now_ns
+from geosentry.stream.errors import NotStartedError, SinkError
+from geosentry.stream.records import Alert, now_ns
 
 
 class JsonlSink:

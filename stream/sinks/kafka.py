@@ -15,9 +15,9 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from stream.errors import NotStartedError, SinkError
-from stream.records import Alert, now_ns
-from stream.uris import parse_kafka
+from geosentry.stream.errors import NotStartedError, SinkError
+from geosentry.stream.records import Alert, now_ns
+from geosentry.stream.uris import parse_kafka
 
 log = logging.getLogger(__name__)
 

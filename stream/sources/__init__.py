@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from stream.records import RawRecord
+from geosentry.stream.records import RawRecord
 
 
 class Source(Protocol):
@@ -57,21 +57,21 @@ class FiniteSource:
 def open_source(uri: str, speed: float = 0.0, connect_timeout_s: float = 30.0) -> Source:
     """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]`` or
     ``seedlink[s]://HOST:PORT?streams=NET_STA[:SELECTORS],...`` (see
-    ``stream.sources.seedlink``; ``seedlinks`` is SeedLink over TLS)."""
+    ``geosentry.stream.sources.seedlink``; ``seedlinks`` is SeedLink over TLS)."""
     if uri.startswith("kafka://"):
-        from stream.sources.kafka import KafkaSource
+        from geosentry.stream.sources.kafka import KafkaSource
 
         return KafkaSource(uri, connect_timeout_s=connect_timeout_s)
     if uri.startswith(("seedlink://", "seedlinks://")):
-        from stream.sources.seedlink import SeedLinkSource
+        from geosentry.stream.sources.seedlink import SeedLinkSource
 
         return SeedLinkSource(uri)
     if "://" in uri.split("?")[0][:16]:
-        from stream.errors import ConfigError
+        from geosentry.stream.errors import ConfigError
 
         raise ConfigError("--source", f"unknown source scheme in {uri!r} (a miniSEED or "
                           "IAGA-2002 path, kafka://, seedlink:// or seedlinks://)")
-    from stream.sources.files import FileSource
+    from geosentry.stream.sources.files import FileSource
 
     return FileSource(uri, speed=speed)
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from stream.decode.iaga import iaga_to_mseed, is_iaga
-from stream.decode.mseed import split_records_at
-from stream.errors import SourceError
-from stream.records import NS_PER_S, RawRecord, SourceRef, now_ns
-from stream.sources import FiniteSource
+from geosentry.stream.decode.iaga import iaga_to_mseed, is_iaga
+from geosentry.stream.decode.mseed import split_records_at
+from geosentry.stream.errors import SourceError
+from geosentry.stream.records import NS_PER_S, RawRecord, SourceRef, now_ns
+from geosentry.stream.sources import FiniteSource
 
 
 def list_files(path: Path) -> list[Path]:

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from stream.errors import NotStartedError, SourceError
-from stream.records import RawRecord, SourceRef, now_ns
-from stream.uris import parse_kafka
+from geosentry.stream.errors import NotStartedError, SourceError
+from geosentry.stream.records import RawRecord, SourceRef, now_ns
+from geosentry.stream.uris import parse_kafka
 
 log = logging.getLogger(__name__)
 DEFAULT_GROUP = "geosentry"

@@ -51,8 +51,9 @@ from seedlink_client.state import load_state
 from seedlink_client.streams import sort_streams
 from seedlink_client.time_utils import parse_timestring
 
-from stream.errors import ConfigError, SourceError
-from stream.records import RawRecord, SourceRef, now_ns
+from geosentry import __version__
+from geosentry.stream.errors import ConfigError, SourceError
+from geosentry.stream.records import RawRecord, SourceRef, now_ns
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -192,7 +193,7 @@ def _make_client(u: SeedLinkURI) -> _StrictSeedLink:
     client = _StrictSeedLink(u.host, u.port, timeout=u.timeout_s, tls=u.tls,
                              tls_noverify=u.tls_noverify, protocol=u.protocol,
                              keepalive=u.keepalive_s, idle_timeout=u.read_timeout_s,
-                             dialup=u.dialup, clientname="geosentry", clientversion="0.1")
+                             dialup=u.dialup, clientname="geosentry", clientversion=__version__)
     client.ca_file = u.ca_file
     if u.start is not None:
         client.set_timewindow(u.start, u.end)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from stream.config import load_config_dict
-from stream.demo import demo_config_dict
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.sinks.kafka import KafkaSink
-from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.demo import demo_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.sinks.kafka import KafkaSink
+from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
 
 pytestmark = pytest.mark.kafka
 BROKER = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "broker.sh"

@@ -18,11 +18,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream.demo import DEMO_BAND_HZ, reference_events
-from stream.testing import demo_stream, mseed_records, read_topic
+from geosentry.stream.demo import DEMO_BAND_HZ, reference_events
+from geosentry.stream.testing import demo_stream, mseed_records, read_topic
 
 pytestmark = pytest.mark.kafka
-GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,11 @@ MODELS = {"picker": "pick", "detector": "detection", "anomaly": "anomaly"}
 @pytest.fixture(scope="module")
 def model_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """STA/LTA plus the shipped CNN picker, RNN detector and seismic autoencoder."""
-    from stream.models import MODELS_DIR
+    from geosentry.stream.models import MODELS_DIR
 
     missing = [n for n in MODELS if not (MODELS_DIR / f"{n}.pt").exists()]
     if missing:
-        pytest.skip(f"shipped models missing: {missing} (python -m training train ...)")
+        pytest.skip(f"shipped models missing: {missing} (python -m geosentry.training train ...)")
     path = tmp_path_factory.mktemp("cfg-models") / "geosentry.toml"
     path.write_text(STALTA_TOML + "".join(f"""
 [[detectors]]
@@ -128,7 +128,7 @@ async def test_replay_run_alerts_commit_and_rerun(kafka_bootstrap: str, archive:
                                                   model_config: Path, topic_name: str) -> None:
     """STA/LTA and the three shipped models (CNN picker, RNN detector, autoencoder) all run in
     `geosentry run` and their alerts come back through Kafka."""
-    from stream.models import MODELS_DIR
+    from geosentry.stream.models import MODELS_DIR
 
     config = model_config
     src, out, group = f"{topic_name}-in", f"{topic_name}-alerts", f"{topic_name}-g"
@@ -217,7 +217,7 @@ async def test_geomagnetic_iaga_file_round_trip(kafka_bootstrap: str, tmp_path: 
     """IAGA-2002 file -> `geosentry replay` -> Kafka -> `geosentry run` (SSC detector) -> alerts."""
     import numpy as np
 
-    from stream.testing import IAGA_T0, quiet_geomag, write_iaga
+    from geosentry.stream.testing import IAGA_T0, quiet_geomag, write_iaga
 
     h, d, z, f = quiet_geomag()
     h[4000:] += 25 * np.clip(np.arange(len(h) - 4000) / 90.0, 0, 1)

@@ -13,14 +13,14 @@ from dataclasses import replace
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from stream.config import load_config_dict
-from stream.demo import demo_config_dict
-from stream.detectors.factory import build_detectors
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.sinks.kafka import KafkaSink
-from stream.supervision import ExitCode
-from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, read_topic
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.demo import demo_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.sinks.kafka import KafkaSink
+from geosentry.stream.supervision import ExitCode
+from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, read_topic
 
 pytestmark = pytest.mark.kafka
 

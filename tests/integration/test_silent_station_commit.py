@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from stream.testing import mseed_records, synthetic_trace
+from geosentry.stream.testing import mseed_records, synthetic_trace
 
 pytestmark = pytest.mark.kafka
-GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 RELEASE_S = 3.0
 CONFIG = f"""
 [buffer]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from slhelpers import write_demo_archive
 
-from stream.seedlink.archive import Archive
+from geosentry.stream.seedlink.archive import Archive
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 async def main(uri: str, out: Path, total: int) -> None:
-    from stream.sources.seedlink import SeedLinkSource
+    from geosentry.stream.sources.seedlink import SeedLinkSource
 
     source = SeedLinkSource(uri)
     await source.start()

@@ -8,10 +8,10 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from stream.seedlink.server import SeedLinkServer
-from stream.testing import demo_stream, mseed_records
+from geosentry.stream.seedlink.server import SeedLinkServer
+from geosentry.stream.testing import demo_stream, mseed_records
 
-GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 
 
 def write_demo_archive(directory: Path) -> Path:
@@ -86,7 +86,7 @@ def by_station(payloads: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
 
 async def drain(uri: str, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
     """Every record a finite ``seedlink://`` source delivers, as ``(NET_STA, payload)``."""
-    from stream.sources.seedlink import SeedLinkSource
+    from geosentry.stream.sources.seedlink import SeedLinkSource
 
     source = SeedLinkSource(uri)
     await source.start()

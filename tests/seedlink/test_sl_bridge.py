@@ -12,8 +12,8 @@ import obspy
 import pytest
 from slhelpers import GEOSENTRY
 
-from stream.demo import DEMO_BAND_HZ, reference_events
-from stream.testing import read_topic
+from geosentry.stream.demo import DEMO_BAND_HZ, reference_events
+from geosentry.stream.testing import read_topic
 
 pytestmark = pytest.mark.kafka
 

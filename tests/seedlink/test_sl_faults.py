@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from slhelpers import fake_server, serving
 
-from stream.errors import ConfigError, SourceError
-from stream.seedlink.archive import Archive
-from stream.sources.seedlink import SeedLinkSource, SelectorRefused, parse_seedlink
-from stream.testing import synthetic_mseed
+from geosentry.stream.errors import ConfigError, SourceError
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.sources.seedlink import SeedLinkSource, SelectorRefused, parse_seedlink
+from geosentry.stream.testing import synthetic_mseed
 
 
 async def _drain(uri: str, timeout_s: float = 20.0) -> list[bytes]:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from slhelpers import serving, write_gappy_archive
 
-from stream.records import RawRecord
-from stream.seedlink.archive import Archive
-from stream.seedlink.info import _v3_time
-from stream.sources.seedlink import SeedLinkSource, seedlink_info
+from geosentry.stream.records import RawRecord
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.seedlink.info import _v3_time
+from geosentry.stream.sources.seedlink import SeedLinkSource, seedlink_info
 
 
 def _v3_stations(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

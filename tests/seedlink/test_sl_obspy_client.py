@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 from slhelpers import run_script, serving
 
-from stream.seedlink.archive import Archive
+from geosentry.stream.seedlink.archive import Archive
 
 HERE = Path(__file__).resolve().parent
 M = 1 << 24

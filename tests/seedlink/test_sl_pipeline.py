@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from slhelpers import serving
 
-from stream.config import load_config_dict
-from stream.demo import demo_config_dict, reference_events
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.records import Alert
-from stream.sources import open_source
-from stream.sources.seedlink import SeedLinkSource
-from stream.testing import MemorySink
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.demo import demo_config_dict, reference_events
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Alert
+from geosentry.stream.sources import open_source
+from geosentry.stream.sources.seedlink import SeedLinkSource
+from geosentry.stream.testing import MemorySink
 
 
 def _stalta_config() -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from slhelpers import serving
 
-from stream.seedlink.archive import Archive
-from stream.sources.seedlink import SeedLinkSource
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.sources.seedlink import SeedLinkSource
 
 HERE = Path(__file__).resolve().parent
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from slhelpers import GEOSENTRY, by_station, drain, serving
 
-from stream.errors import SourceError
-from stream.seedlink.archive import Archive
-from stream.sources.seedlink import SeedLinkSource, parse_seedlink, seedlink_info
+from geosentry.stream.errors import SourceError
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.sources.seedlink import SeedLinkSource, parse_seedlink, seedlink_info
 
 
 def _want(archive: Archive) -> dict[str, list[bytes]]:

@@ -10,9 +10,9 @@ import obspy
 import pytest
 from slhelpers import by_station, drain, run_script, serving, write_sds_archive
 
-from stream.records import NS_PER_S
-from stream.seedlink.archive import Archive
-from stream.sources.seedlink import SeedLinkSource
+from geosentry.stream.records import NS_PER_S
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.sources.seedlink import SeedLinkSource
 
 HERE = Path(__file__).resolve().parent
 START, END = "2010-05-27T16:25:00Z", "2010-05-27T16:26:00Z"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from slhelpers import serving
 
-from stream.seedlink import protocol as P
-from stream.seedlink.archive import Archive
-from stream.sources.seedlink import SeedLinkSource, save_state
+from geosentry.stream.seedlink import protocol as P
+from geosentry.stream.seedlink.archive import Archive
+from geosentry.stream.sources.seedlink import SeedLinkSource, save_state
 
 FIRST = 0xFFFFFF - 20  # each station has ~38 records: every station wraps
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stream.sources.files import archive_records, paced
-from stream.testing import demo_stream, mseed_records
+from geosentry.stream.sources.files import archive_records, paced
+from geosentry.stream.testing import demo_stream, mseed_records
 
-GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 
 
 def _archive(tmp_path: Path) -> Path:

@@ -18,7 +18,7 @@ import pytest
 
 DATA = Path(obspy.__file__).parent / "io" / "mseed" / "tests" / "data"
 MSEED = DATA / "test.mseed"
-GEOSENTRY = [sys.executable, "-m", "stream.cli"]
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 
 
 def _run(*args: str, timeout_s: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -58,8 +58,8 @@ def test_unknown_source_scheme() -> None:
 
 
 def test_seedlinks_is_a_seedlink_source_not_a_path() -> None:
-    from stream.sources import open_source
-    from stream.sources.seedlink import SeedLinkSource
+    from geosentry.stream.sources import open_source
+    from geosentry.stream.sources.seedlink import SeedLinkSource
 
     assert isinstance(open_source("seedlinks://127.0.0.1:18500?streams=GE_WLF"), SeedLinkSource)
 
@@ -118,7 +118,7 @@ def test_sigterm_during_a_paced_replay_exits_ok(tmp_path: Path) -> None:
 
 GUARD = textwrap.dedent("""
     import asyncio, sys, time
-    from stream.supervision import SignalGuard
+    from geosentry.stream.supervision import SignalGuard
 
     async def main():
         guard = SignalGuard(lambda: print("stop requested", flush=True), float(sys.argv[1]))

@@ -13,16 +13,16 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.buffer.windows import Windower, WindowSpec
-from stream.config import BufferConfig, load_config_dict
-from stream.decode.mseed import decode_payload
-from stream.demo import DEMO_BAND_HZ
-from stream.detectors.factory import build_detectors
-from stream.errors import ConfigError
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.records import NS_PER_S, Alert
-from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, synthetic_trace
+from geosentry.stream.buffer.windows import Windower, WindowSpec
+from geosentry.stream.config import BufferConfig, load_config_dict
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.demo import DEMO_BAND_HZ
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import NS_PER_S, Alert
+from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, synthetic_trace
 
 YEAR_S = 365 * 86400
 
@@ -171,8 +171,8 @@ def test_rejected_records_do_not_pin_the_committed_offset() -> None:
     offset moves past it as soon as the records before it are done."""
     from dataclasses import replace
 
-    from stream.delivery import DeliveryTracker
-    from stream.records import SourceRef
+    from geosentry.stream.delivery import DeliveryTracker
+    from geosentry.stream.records import SourceRef
 
     recs = _records(seconds=60.0)
     bad = replace(recs[3], start_ns=recs[3].start_ns + YEAR_S * NS_PER_S)

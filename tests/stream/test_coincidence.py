@@ -3,8 +3,8 @@ and bounded state over a long run."""
 
 from __future__ import annotations
 
-from stream.alerts import Coincidence
-from stream.records import NS_PER_S, Alert, ModelRef
+from geosentry.stream.alerts import Coincidence
+from geosentry.stream.records import NS_PER_S, Alert, ModelRef
 
 M = ModelRef("picker", "1", "0" * 64)
 

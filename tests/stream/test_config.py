@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import load_config, load_config_dict
-from stream.errors import ConfigError
+from geosentry.stream.config import load_config, load_config_dict
+from geosentry.stream.errors import ConfigError
 
 
 @pytest.mark.parametrize("raw, key, why", [

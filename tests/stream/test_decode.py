@@ -8,9 +8,9 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.decode.mseed import decode_payload, split_records
-from stream.errors import DecodeError
-from stream.testing import demo_stream, mseed_records, synthetic_trace
+from geosentry.stream.decode.mseed import decode_payload, split_records
+from geosentry.stream.errors import DecodeError
+from geosentry.stream.testing import demo_stream, mseed_records, synthetic_trace
 
 
 def test_decodes_obspy_recording_exactly() -> None:
@@ -83,7 +83,7 @@ def test_direct_parse_equals_pymseed_reader(encoding: str) -> None:
     """``decode_payload`` reads libmseed's struct directly; pymseed's public reader must give the
     same records (ids, times, rates, samples), for every encoding, one record or several per
     payload, and miniSEED 3."""
-    from stream.decode.mseed import _decode_with_pymseed
+    from geosentry.stream.decode.mseed import _decode_with_pymseed
 
     tr = demo_stream()[1]
     if encoding.startswith("FLOAT"):
@@ -103,7 +103,7 @@ def test_direct_parse_equals_pymseed_reader(encoding: str) -> None:
 
 def test_direct_parse_fails_as_pymseed_reader() -> None:
     """Bad bytes anywhere in a payload: the same DecodeError text from both paths."""
-    from stream.decode.mseed import _decode_with_pymseed
+    from geosentry.stream.decode.mseed import _decode_with_pymseed
 
     good = mseed_records(synthetic_trace("XX.A..HHZ", 10))
     bad = [good[0][:300], b"\x00garbage" * 64, good[0] + good[1][:200],

@@ -19,10 +19,10 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.decode.mseed import decode_payload
-from stream.errors import DecodeError, DecodeReason
-from stream.records import Record
-from stream.testing import demo_stream, mseed_records, synthetic_trace
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.errors import DecodeError, DecodeReason
+from geosentry.stream.records import Record
+from geosentry.stream.testing import demo_stream, mseed_records, synthetic_trace
 from tests.stream.test_decode_hardening import (MS2_DOY, MS2_NSAMP, MS2_RATE, MS2_YEAR,
                                                 b1000_offset, fix_crc3, float_trace, mseed3,
                                                 patch2, patch3)
@@ -195,12 +195,12 @@ def _interleaved(st: obspy.Stream) -> list[bytes]:
 async def test_fuzzed_stream_keeps_the_alerts_of_the_valid_records() -> None:
     """Demo recordings with 2,000 mutated ZZ.FUZZ payloads between them, through the real
     pipeline with the STA/LTA detector: the BW alerts are those of a clean run."""
-    from stream.config import load_config_dict
-    from stream.demo import demo_config_dict
-    from stream.detectors.factory import build_detectors
-    from stream.metrics import Metrics
-    from stream.pipeline import Pipeline
-    from stream.testing import MemorySink, MemorySource
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.demo import demo_config_dict
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.metrics import Metrics
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.testing import MemorySink, MemorySource
 
     raw = demo_config_dict()
     raw["detectors"] = [d for d in raw["detectors"] if d["type"] == "stalta"]

@@ -16,11 +16,11 @@ import obspy
 import pymseed
 import pytest
 
-from stream.decode.mseed import _decode_with_pymseed, decode_payload, split_records_at
-from stream.errors import DecodeError, DecodeReason
-from stream.metrics import Metrics
-from stream.sources.files import FileSource, archive_entries
-from stream.testing import mseed_records, synthetic_trace
+from geosentry.stream.decode.mseed import _decode_with_pymseed, decode_payload, split_records_at
+from geosentry.stream.errors import DecodeError, DecodeReason
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.sources.files import FileSource, archive_entries
+from geosentry.stream.testing import mseed_records, synthetic_trace
 
 OBSPY_MSEED = Path(obspy.__file__).resolve().parent / "io" / "mseed" / "tests" / "data"
 
@@ -133,11 +133,11 @@ def test_non_utf8_source_id_is_a_bad_sid_decode_error() -> None:
 
 async def test_non_utf8_source_id_is_counted_and_the_source_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
-    from stream.config import load_config_dict
-    from stream.demo import demo_config_dict
-    from stream.detectors.factory import build_detectors
-    from stream.pipeline import Pipeline
-    from stream.testing import MemorySink, MemorySource
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.demo import demo_config_dict
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.testing import MemorySink, MemorySource
 
     good = mseed3(synthetic_trace("XX.A..HHZ", 20).data)
     bad = with_sid3(good[0], b"FDSN:XX_\xff__H_H_Z")
@@ -289,11 +289,11 @@ def test_resync_finds_headers_at_odd_offsets_and_skips_garbage() -> None:
 
 async def test_decode_warning_names_file_and_byte_offset(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from stream.config import load_config_dict
-    from stream.demo import demo_config_dict
-    from stream.detectors.factory import build_detectors
-    from stream.pipeline import Pipeline
-    from stream.testing import MemorySink
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.demo import demo_config_dict
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.testing import MemorySink
 
     good = mseed_records(synthetic_trace("XX.A..HHZ", 30))
     blob, bad_at = _file_with_truncated(good, {3: 200})
@@ -302,7 +302,7 @@ async def test_decode_warning_names_file_and_byte_offset(
     cfg = load_config_dict(demo_config_dict())
     metrics = Metrics()
     # whatever level earlier tests left on the package logger (the bench sets ERROR)
-    with caplog.at_level(logging.WARNING, logger="stream"):
+    with caplog.at_level(logging.WARNING, logger="geosentry.stream"):
         summary = await Pipeline(cfg, [FileSource(path)], [MemorySink()], build_detectors(cfg),
                                  metrics).run()
     assert summary.decode_errors == 1 and summary.records == len(good)
@@ -314,11 +314,11 @@ async def test_decode_warning_names_file_and_byte_offset(
 
 async def test_decode_error_labels_come_from_the_fixed_set(good2: list[bytes]) -> None:
     """Hundreds of differently worded failures: the label values stay within DecodeReason."""
-    from stream.config import load_config_dict
-    from stream.demo import demo_config_dict
-    from stream.detectors.factory import build_detectors
-    from stream.pipeline import Pipeline
-    from stream.testing import MemorySink, MemorySource
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.demo import demo_config_dict
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.testing import MemorySink, MemorySource
 
     rng = np.random.default_rng(3)
     bad: list[bytes] = []

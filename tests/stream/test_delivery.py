@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.delivery import DeliveryTracker
-from stream.records import SourceRef
+from geosentry.stream.delivery import DeliveryTracker
+from geosentry.stream.records import SourceRef
 
 
 def _ref(offset: int, partition: int = 0) -> SourceRef:

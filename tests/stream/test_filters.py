@@ -8,8 +8,8 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.decode.iaga import parse_iaga, read_text
-from stream.filters import decimate, intermagnet_minute_window, load_fir, usgs_second_window
+from geosentry.stream.decode.iaga import parse_iaga, read_text
+from geosentry.stream.filters import decimate, intermagnet_minute_window, load_fir, usgs_second_window
 
 REF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag" / \
     "usgs-geomag-algorithms" / "filter"
@@ -75,7 +75,7 @@ def test_missing_inputs_make_gaps_not_numbers() -> None:
 
 
 def test_decimate_archive_writes_minute_miniseed(tmp_path: Path) -> None:
-    from stream.filters import decimate_archive
+    from geosentry.stream.filters import decimate_archive
 
     out = tmp_path / "llo.mseed"
     assert decimate_archive(REF / "LLO20200106vsec.sec", out, 60.0) == 3

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from stream.config import load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.inference.model import ModelOutputs
-from stream.pipeline import Pipeline
-from stream.records import Window
-from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.inference.model import ModelOutputs
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Window
+from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
 
-pytest.importorskip("training.models.cnn")
+pytest.importorskip("geosentry.training.models.cnn")
 
 
 def _picks(stride_s: float, whole_windows: bool) -> list[tuple[str, str, int, float]]:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.config import load_config_dict
-from stream.decode.iaga import parse_iaga, read_text
-from stream.decode.mseed import decode_payload
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.records import NS_PER_S, Alert
-from stream.sources.files import archive_records
-from stream.testing import IAGA_T0 as T0
-from stream.testing import MemorySink, MemorySource, write_iaga
-from stream.testing import quiet_geomag as quiet
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.decode.iaga import parse_iaga, read_text
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import NS_PER_S, Alert
+from geosentry.stream.sources.files import archive_records
+from geosentry.stream.testing import IAGA_T0 as T0
+from geosentry.stream.testing import MemorySink, MemorySource, write_iaga
+from geosentry.stream.testing import quiet_geomag as quiet
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag"
 

@@ -1,5 +1,5 @@
 """Artefacts against the smoothness of the band-limited field
-(``stream.detectors.geomag_artefacts``): at an auroral observatory a few-nT spike, step or F
+(``geosentry.stream.detectors.geomag_artefacts``): at an auroral observatory a few-nT spike, step or F
 offset is found even on a steep substorm variation, while the variation alone, with its slope
 reversals, raises nothing."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.testing import quiet_geomag as quiet
-from stream.testing import write_iaga
+from geosentry.stream.testing import quiet_geomag as quiet
+from geosentry.stream.testing import write_iaga
 from tests.stream.test_geomag_profiles import det, run
 
 T0, T1 = 3000, 4680  # the substorm: samples (s) into the 2 h record, 4 bay periods

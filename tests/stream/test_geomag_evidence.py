@@ -1,13 +1,13 @@
-"""The evaluation's evidence rules (``training.evaluate.geomag.evidence``) on small fixed cases:
+"""The evaluation's evidence rules (``geosentry.training.evaluate.geomag.evidence``) on small fixed cases:
 they decide whether a quiet-day alert is an instrument artefact, the field, or a false alarm."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from stream.decode.iaga import IagaFile
-from stream.records import NS_PER_S, Alert, ModelRef
-from training.evaluate.geomag import evidence
+from geosentry.stream.decode.iaga import IagaFile
+from geosentry.stream.records import NS_PER_S, Alert, ModelRef
+from geosentry.training.evaluate.geomag import evidence
 
 T0 = 1_396_828_800 * NS_PER_S
 N = 3600

@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream.config import DetectorConfig, load_config_dict
-from stream.decode.mseed import split_records
-from stream.detectors.factory import build_detectors
-from stream.detectors.geomag import (ArtefactDetector, DbDtDetector, Profiles, SscDetector,
+from geosentry.stream.config import DetectorConfig, load_config_dict
+from geosentry.stream.decode.mseed import split_records
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.detectors.geomag import (ArtefactDetector, DbDtDetector, Profiles, SscDetector,
                                      latitude_class)
-from stream.errors import ConfigError
-from stream.pipeline import Pipeline
-from stream.records import Alert
-from stream.sources.files import archive_records
-from stream.testing import MemorySink, MemorySource, write_iaga
-from stream.testing import quiet_geomag as quiet
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Alert
+from geosentry.stream.sources.files import archive_records
+from geosentry.stream.testing import MemorySink, MemorySource, write_iaga
+from geosentry.stream.testing import quiet_geomag as quiet
 
 
 def run(path: Path, *detectors: dict[str, Any]) -> list[Alert]:

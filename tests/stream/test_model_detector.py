@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from stream.config import DetectorConfig, load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.errors import ContractError
-from stream.inference.model import TorchScriptDetector
-from stream.pipeline import Pipeline
-from stream.records import Window
-from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.config import DetectorConfig, load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.model import TorchScriptDetector
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Window
+from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
-training_export = pytest.importorskip("training.export.exporter")
+training_export = pytest.importorskip("geosentry.training.export.exporter")
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_exported_model_loads_and_matches_eager(tiny: Path, stride_s: float | No
     """The service's outputs equal the eager network's; at a short stride only the owned
     stretch and a second either side are decoded (forward_range), at half a window of 4 s
     that already covers the window."""
-    from training.models.cnn import PhasePicker
+    from geosentry.training.models.cnn import PhasePicker
 
     det = TorchScriptDetector(_cfg(stride_s=stride_s), tiny, torch.device("cpu"))
     assert det.contract.forward_range
@@ -139,10 +139,10 @@ def test_forward_range_that_disagrees_is_refused_at_export_and_unused_at_load(
     scripted = torch.jit.script(_WrongRangePicker().eval())
     pt = _export_one_conv(tmp_path, _OneConvPicker())
     torch.jit.save(scripted, str(pt))
-    from stream.inference.contract import sha256_file
+    from geosentry.stream.inference.contract import sha256_file
 
     _edit_contract(pt, forward_range=True, sha256=sha256_file(pt))
-    caplog.set_level(logging.WARNING, logger="stream.inference.model")  # whatever ran before
+    caplog.set_level(logging.WARNING, logger="geosentry.stream.inference.model")  # whatever ran before
     det = TorchScriptDetector(_cfg(stride_s=0.5), pt, torch.device("cpu"))
     assert not det.decodes_range
     assert "differs from forward" in caplog.text and "decoding whole windows" in caplog.text

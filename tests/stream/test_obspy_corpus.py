@@ -7,7 +7,7 @@ Files that cannot be miniSEED (``not*.mseed``, the empty file, text) also exit 0
 are counted as decode errors like any corrupt record, which is what a replay of a directory
 holding a stray file should do.
 
-One subprocess imports the service once and calls ``stream.cli.main(["run", ...])`` for each
+One subprocess imports the service once and calls ``geosentry.stream.cli.main(["run", ...])`` for each
 file (a fresh interpreter per file would cost ~3 s of imports each); it prints one JSON line
 per file: exit code, whether a traceback was logged, peak-RSS growth, seconds.
 """
@@ -30,7 +30,7 @@ XFAIL: dict[str, str] = {}
 
 _RUNNER = r"""
 import io, json, logging, resource, signal, sys, time, contextlib
-from stream.cli import main
+from geosentry.stream.cli import main
 
 class Hang(Exception):
     pass

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stream.config import load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.records import RawRecord, Window, now_ns
-from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import RawRecord, Window, now_ns
+from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
 
 def _payloads(stations: int, seconds: float) -> list[bytes]:
@@ -111,7 +111,7 @@ async def test_replays_are_never_shed() -> None:
 @pytest.mark.parametrize("bad", [{"overload": "drop"}, {"max_lag_s": 0}, {"workers": -1},
                                  {"max_data_latency_s": -1}])
 def test_overload_settings_are_validated(bad: dict) -> None:
-    from stream.errors import ConfigError
+    from geosentry.stream.errors import ConfigError
 
     with pytest.raises(ConfigError, match="inference"):
         load_config_dict({"inference": bad})

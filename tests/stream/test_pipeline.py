@@ -12,13 +12,13 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.config import load_config_dict
-from stream.demo import demo_config_dict, reference_events
-from stream.detectors.factory import build_detectors
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.records import ns_to_iso
-from stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.demo import demo_config_dict, reference_events
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import ns_to_iso
+from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas" /
                      "alert.v1.json").read_text())
@@ -133,7 +133,7 @@ async def test_prometheus_endpoint_exports_the_counters(demo_payloads: list[byte
 async def test_a_model_faster_than_the_channel_is_refused_with_a_health_alert() -> None:
     """The 1 Hz geomagnetic autoencoder on one-minute data: no windows (it would see 60x
     interpolation), one ``rate_too_low`` health alert, counted, the rest keeps running."""
-    from stream.testing import synthetic_trace
+    from geosentry.stream.testing import synthetic_trace
 
     st = obspy.Stream()
     for i, comp in enumerate("HEZ"):

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from stream.config import DetectorConfig, load_config_dict
-from stream.errors import ConfigError, ContractError
-from stream.inference import precision as prec
-from stream.inference.contract import ModelContract
-from stream.inference.model import TorchScriptDetector
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.config import DetectorConfig, load_config_dict
+from geosentry.stream.errors import ConfigError, ContractError
+from geosentry.stream.inference import precision as prec
+from geosentry.stream.inference.contract import ModelContract
+from geosentry.stream.inference.model import TorchScriptDetector
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
-training_export = pytest.importorskip("training.export.exporter")
+training_export = pytest.importorskip("geosentry.training.export.exporter")
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_contract_and_config_validate_precision() -> None:
 
 
 def test_shipped_models_state_their_validated_precisions() -> None:
-    from stream.models import resolve
+    from geosentry.stream.models import resolve
 
     for name, bf16 in (("picker", True), ("anomaly", True), ("detector", False),
                        ("anomaly-geomag", False)):

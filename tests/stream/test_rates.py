@@ -14,16 +14,16 @@ import numpy as np
 import obspy
 import pytest
 
-from stream.buffer.spec import MAX_WINDOW_SAMPLES, WindowSpec
-from stream.buffer.windows import Windower
-from stream.config import BufferConfig, DetectorConfig, load_config_dict
-from stream.decode.mseed import decode_payload
-from stream.detectors.factory import build_detectors
-from stream.detectors.stalta import StaLtaDetector
-from stream.errors import ConfigError
-from stream.pipeline import Pipeline
-from stream.records import Record, Window
-from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.buffer.spec import MAX_WINDOW_SAMPLES, WindowSpec
+from geosentry.stream.buffer.windows import Windower
+from geosentry.stream.config import BufferConfig, DetectorConfig, load_config_dict
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.detectors.stalta import StaLtaDetector
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Record, Window
+from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
 #: ObsPy's own valid 0.1 Hz record (MN.TNV..VHZ, 60 samples): stride 1 s rounds to 0 samples.
 VHZ_FILE = (Path(obspy.__file__).resolve().parent / "io" / "mseed" / "tests" / "data"

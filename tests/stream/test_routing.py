@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream.buffer.spec import WindowSpec, channel_kind
-from stream.buffer.windows import Windower
-from stream.cli import main
-from stream.config import BufferConfig, load_config, load_config_dict
-from stream.decode.iaga import read_text
-from stream.decode.mseed import decode_payload
-from stream.records import NS_PER_S, Record
-from stream.testing import IAGA_T0, OBSPY_DATA, demo_stream, mseed_records, quiet_geomag, \
+from geosentry.stream.buffer.spec import WindowSpec, channel_kind
+from geosentry.stream.buffer.windows import Windower
+from geosentry.stream.cli import main
+from geosentry.stream.config import BufferConfig, load_config, load_config_dict
+from geosentry.stream.decode.iaga import read_text
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.records import NS_PER_S, Record
+from geosentry.stream.testing import IAGA_T0, OBSPY_DATA, demo_stream, mseed_records, quiet_geomag, \
     synthetic_trace, write_iaga
 
 VHZ_FILE = OBSPY_DATA.parents[2] / "io" / "mseed" / "tests" / "data" / \
@@ -88,7 +88,7 @@ def test_the_windower_feeds_each_instrument_only_its_detectors(
     specs = [WindowSpec("stalta", ("Z",), 10.0, 1.0, channels=("seismic",)),
              WindowSpec("ssc", ("H",), 600.0, 60.0, channels=("geomagnetic",)),
              WindowSpec("dbdt", ("H", "Z"), 600.0, 60.0, channels=("geomagnetic",))]
-    caplog.set_level(logging.INFO, logger="stream.buffer.windows")
+    caplog.set_level(logging.INFO, logger="geosentry.stream.buffer.windows")
     w = Windower(specs, BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0))
     lines = [r.getMessage() for r in caplog.records]
     started = [ln.split()[1] for ln in lines if ln.startswith("detector ")]

@@ -8,10 +8,10 @@ import numpy as np
 import obspy
 from obspy.signal.trigger import recursive_sta_lta, trigger_onset
 
-from stream.config import load_config_dict
-from stream.detectors.factory import build_detectors
-from stream.pipeline import Pipeline
-from stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
 DET = {"name": "sta", "type": "stalta", "window_s": 10.0, "stride_s": 1.0, "sta_s": 0.5,
        "lta_s": 5.0, "trigger_on": 3.0, "trigger_off": 1.5, "bandpass_hz": [1.0, 20.0]}

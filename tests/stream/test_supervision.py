@@ -1,7 +1,7 @@
 """Hardening of the delivery path: no task dies silently, a failing sink is retried or stops
 the run in order, shutdown is bounded in every state, a failing window costs only its own
 alerts, and the exit status tells what happened. Real ObsPy recordings through the real
-pipeline; faults injected with ``stream.testing`` doubles only where a real sink cannot fail on
+pipeline; faults injected with ``geosentry.stream.testing`` doubles only where a real sink cannot fail on
 demand."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from dataclasses import replace
 
 import pytest
 
-from stream.config import Config, load_config_dict
-from stream.demo import demo_config_dict
-from stream.detectors.factory import build_detectors
-from stream.errors import SinkError, SourceError
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline
-from stream.records import Window
-from stream.sinks.jsonl import JsonlSink
-from stream.supervision import ExitCode
-from stream.testing import (FailingSource, FaultySink, MemorySink, MemorySource, demo_stream,
+from geosentry.stream.config import Config, load_config_dict
+from geosentry.stream.demo import demo_config_dict
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.errors import SinkError, SourceError
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import Window
+from geosentry.stream.sinks.jsonl import JsonlSink
+from geosentry.stream.supervision import ExitCode
+from geosentry.stream.testing import (FailingSource, FaultySink, MemorySink, MemorySource, demo_stream,
                             mseed_records)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import obspy
 
-from stream.buffer.windows import Windower, WindowSpec
-from stream.config import BufferConfig
-from stream.decode.mseed import decode_payload
-from stream.records import NS_PER_S, Record
-from stream.testing import mseed_records, synthetic_trace
+from geosentry.stream.buffer.windows import Windower, WindowSpec
+from geosentry.stream.config import BufferConfig
+from geosentry.stream.decode.mseed import decode_payload
+from geosentry.stream.records import NS_PER_S, Record
+from geosentry.stream.testing import mseed_records, synthetic_trace
 
 
 def _records(sid: str, seconds: float = 60.0, rate: float = 100.0, start: str = "2024-01-01",
@@ -175,7 +175,7 @@ def test_fast_paths_cut_the_same_windows_as_the_full_check(monkeypatch) -> None:
     exactly those of the full check on every record."""
     import random
 
-    from stream.buffer import windows as wmod
+    from geosentry.stream.buffer import windows as wmod
 
     recs = [r for sid, seed in (("XX.A..HHZ", 1), ("XX.A..HHN", 2), ("XX.A..HHE", 3))
             for r in _records(sid, 300.0, seed=seed)]  # 70 records each

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluate.compare import bootstrap_f1, window_counts
+from geosentry.training.evaluate.compare import bootstrap_f1, window_counts
 
 
 def test_window_counts_and_bootstrap_intervals() -> None:
@@ -32,9 +32,9 @@ def test_phasenetlight_picks_real_phasenet_windows() -> None:
     pytest.importorskip("seisbench", reason="optional seisbench package not installed")
     from training_shared import require_shared
 
-    from training.data.phasenet import load_phasenet
-    from training.evaluate.compare import load_phasenetlight, phasenetlight_probs
-    from training.evaluate.picks import extract_picks
+    from geosentry.training.data.phasenet import load_phasenet
+    from geosentry.training.evaluate.compare import load_phasenetlight, phasenetlight_probs
+    from geosentry.training.evaluate.picks import extract_picks
 
     require_shared("reference/seisbench-phasenetlight-ethz")
     require_shared("phasenet")
@@ -56,7 +56,7 @@ def test_phasenetlight_picks_real_phasenet_windows() -> None:
 def test_picker_compare_command_without_seisbench_weights(no_shared: Path, tmp_path: Path) -> None:
     """On the synthetic fallback (no shared data): CNN and STA/LTA rows with intervals, the
     PhaseNetLight row skipped with its reason, figures written."""
-    from training.cli import main
+    from geosentry.training.cli import main
 
     models = tmp_path / "m"
     assert main(["export", "tiny-picker", "--out", str(models), "--window-samples", "3001",
@@ -75,8 +75,8 @@ def test_picker_compare_command_without_seisbench_weights(no_shared: Path, tmp_p
 
 
 def test_station_folds_disjoint_and_balanced(no_shared: Path) -> None:
-    from training.data.phasenet import load_events
-    from training.evaluate.kfold import station_folds
+    from geosentry.training.data.phasenet import load_events
+    from geosentry.training.evaluate.kfold import station_folds
 
     events, _ = load_events()
     folds = station_folds(events, 5, seed=0)
@@ -88,7 +88,7 @@ def test_station_folds_disjoint_and_balanced(no_shared: Path) -> None:
 
 
 def test_picker_kfold_command_quick(no_shared: Path, tmp_path: Path) -> None:
-    from training.cli import main
+    from geosentry.training.cli import main
 
     out = tmp_path / "kf"
     args = ["evaluate", "picker-kfold", "--quick", "--folds", "2", "--epochs", "1",
@@ -102,9 +102,9 @@ def test_picker_kfold_command_quick(no_shared: Path, tmp_path: Path) -> None:
 
 
 def test_evaluate_picker_writes_json_markdown_and_png(no_shared: Path, tmp_path: Path) -> None:
-    """``geosentry evaluate picker`` (= ``python -m training evaluate picker``) writes the
+    """``geosentry evaluate picker`` (= ``python -m geosentry.training evaluate picker``) writes the
     report as JSON, Markdown and PNG figures (residual histograms, P/R/F1 vs threshold)."""
-    from training.cli import main
+    from geosentry.training.cli import main
 
     run, out = tmp_path / "run", tmp_path / "ev"
     assert main(["train", "picker", "--quick", "--epochs", "1", "--steps-per-epoch", "2",
@@ -115,7 +115,7 @@ def test_evaluate_picker_writes_json_markdown_and_png(no_shared: Path, tmp_path:
 
 
 def test_detector_kfold_command_quick(no_shared: Path, tmp_path: Path) -> None:
-    from training.cli import main
+    from geosentry.training.cli import main
 
     out = tmp_path / "dkf"
     assert main(["evaluate", "detector-kfold", "--quick", "--folds", "2", "--epochs", "1",

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from training_shared import require_shared
-from training.data import Augmenter, event_mask, normalise, pick_labels, read_iaga2002, station_split
-from training.data.phasenet import read_npz, station_of
-from training.data.synthetic import fallback_events
-from training.data.windows import downsample_mask
+from geosentry.training.data import Augmenter, event_mask, normalise, pick_labels, read_iaga2002, station_split
+from geosentry.training.data.phasenet import read_npz, station_of
+from geosentry.training.data.synthetic import fallback_events
+from geosentry.training.data.windows import downsample_mask
 
 IAGA = """ Format                 IAGA-2002                                    |
  IAGA CODE              XYZ                                          |
@@ -40,8 +40,8 @@ def test_iaga_reader_parses_and_masks_missing(tmp_path: Path) -> None:
 
 def test_iaga_hez_matches_service_decoder(tmp_path: Path) -> None:
     """Training sees H, E, Z exactly as the service's IAGA-2002 decoder makes them (E = H sin D):
-    the training reader is an adapter over ``stream.decode.iaga``."""
-    from stream.decode.iaga import parse_iaga
+    the training reader is an adapter over ``geosentry.stream.decode.iaga``."""
+    from geosentry.stream.decode.iaga import parse_iaga
 
     path = tmp_path / "xyz20140407vsec.sec"
     path.write_text(IAGA)
@@ -55,9 +55,9 @@ def test_iaga_hez_matches_service_decoder(tmp_path: Path) -> None:
 def test_shipped_geomag_contract_is_fed_by_the_service() -> None:
     """Every component of the shipped geomagnetic model is one the service's decoder produces,
     and its normalisation is one the service applies."""
-    from stream.decode.iaga import parse_iaga
-    from stream.inference.contract import ModelContract
-    from training.paths import MODELS_DIR
+    from geosentry.stream.decode.iaga import parse_iaga
+    from geosentry.stream.inference.contract import ModelContract
+    from geosentry.training.paths import MODELS_DIR
 
     path = MODELS_DIR / "anomaly-geomag.json"
     if not path.exists():
@@ -127,7 +127,7 @@ def test_iaga_reader_real_data() -> None:
 def test_seisbench_reader_real_data() -> None:
     folder = require_shared("reference/seisbench-dummydataset")
     pytest.importorskip("h5py", reason="h5py not installed (needed for SeisBench hdf5)")
-    from training.data.seisbench import SeisBenchDataset
+    from geosentry.training.data.seisbench import SeisBenchDataset
 
     ds = SeisBenchDataset(folder)
     assert len(ds) == 100
@@ -138,7 +138,7 @@ def test_seisbench_reader_real_data() -> None:
 
 
 def test_phasenet_csv_agrees_with_npz_real_data() -> None:
-    from training.data.phasenet import read_phasenet_csv
+    from geosentry.training.data.phasenet import read_phasenet_csv
 
     folder = require_shared("phasenet")
     rows = read_phasenet_csv(folder / "waveform.csv")
@@ -160,8 +160,8 @@ def test_mseed_reader_with_csv_and_quakeml_picks(tmp_path: Path) -> None:
     import obspy
     from obspy.core.event import Catalog, Event, Pick, WaveformStreamID
 
-    from stream.testing import demo_stream
-    from training.data.mseed import mseed_events, read_picks
+    from geosentry.stream.testing import demo_stream
+    from geosentry.training.data.mseed import mseed_events, read_picks
 
     st = demo_stream()
     files = []
@@ -200,7 +200,7 @@ def test_mseed_reader_round_trips_real_phasenet_event(tmp_path: Path) -> None:
     into the same Z, N, E samples and pick indices as the npz reader."""
     import obspy
 
-    from training.data.mseed import mseed_events, read_picks
+    from geosentry.training.data.mseed import mseed_events, read_picks
 
     folder = require_shared("phasenet/waveform_train")
     ev = next(read_npz(f) for f in sorted(folder.glob("*.npz")) if read_npz(f).three_component)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.evaluate import detection_scores, extract_picks, pick_scores, write_report
-from training.evaluate.stalta import StaLtaParams, stalta_picks
+from geosentry.training.evaluate import detection_scores, extract_picks, pick_scores, write_report
+from geosentry.training.evaluate.stalta import StaLtaParams, stalta_picks
 
 
 def test_pick_scores_tolerances_and_residuals() -> None:

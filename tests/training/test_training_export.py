@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stream.inference.contract import ModelContract, sha256_file
-from training.export import export_model, export_tiny_picker, verify_export
-from training.export.exporter import example_inputs
-from training.models import ConvAutoencoder, EventDetector, Generator, PhasePicker
+from geosentry.stream.inference.contract import ModelContract, sha256_file
+from geosentry.training.export import export_model, export_tiny_picker, verify_export
+from geosentry.training.export.exporter import example_inputs
+from geosentry.training.models import ConvAutoencoder, EventDetector, Generator, PhasePicker
 
 CASES = {
     "picker": (lambda: PhasePicker(channels=(4, 8, 8), window_samples=400), 400, ("P", "S", "N"),
@@ -106,7 +106,7 @@ def test_picker_forward_range_matches_forward_everywhere(layout: dict) -> None:
 def test_reexport_keeps_weights_and_contract(tmp_path: Path) -> None:
     """``export picker --from-model``: same outputs as the old file, contract carried over with
     the old hash recorded, ``forward_range`` added."""
-    from training.cli import main
+    from geosentry.training.cli import main
 
     pt, js = export_tiny_picker(tmp_path / "old")
     raw = json.loads(js.read_text())
@@ -130,7 +130,7 @@ def test_failed_reexport_leaves_the_old_files(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A re-export that does not reproduce the old outputs (fault injected: the parity check
     reports a difference) raises and leaves the model and its contract untouched in place."""
-    import training.export.reexport as reexport
+    import geosentry.training.export.reexport as reexport
 
     pt, js = export_tiny_picker(tmp_path)
     before = (pt.read_bytes(), js.read_text())

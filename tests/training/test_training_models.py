@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models import ConvAutoencoder, Discriminator, EventDetector, Generator, PhasePicker
+from geosentry.training.models import ConvAutoencoder, Discriminator, EventDetector, Generator, PhasePicker
 
 
 @pytest.mark.parametrize("n", [400, 1001, 3001])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.inference.contract import ModelContract
-from training.cli import main
-from training.evaluate import precision
-from training.paths import MODELS_DIR
+from geosentry.stream.inference.contract import ModelContract
+from geosentry.training.cli import main
+from geosentry.training.evaluate import precision
+from geosentry.training.paths import MODELS_DIR
 
 
 @pytest.fixture

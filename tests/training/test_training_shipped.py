@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.export import verify_export
-from training.paths import MODELS_DIR
+from geosentry.training.export import verify_export
+from geosentry.training.paths import MODELS_DIR
 
 SHIPPED = ("picker", "detector", "anomaly", "anomaly-geomag", "generator")
 
@@ -15,7 +15,7 @@ SHIPPED = ("picker", "detector", "anomaly", "anomaly-geomag", "generator")
 def test_shipped_model_matches_contract(name: str) -> None:
     pt = MODELS_DIR / f"{name}.pt"
     if not pt.exists():
-        pytest.skip(f"{pt} not shipped yet (python -m training train ...)")
+        pytest.skip(f"{pt} not shipped yet (python -m geosentry.training train ...)")
     c = verify_export(pt)
     model = torch.jit.load(str(pt), map_location="cpu").eval()
     with torch.no_grad():
@@ -47,11 +47,11 @@ def test_service_runs_shipped_geomag_model_on_iaga() -> None:
     import asyncio
     from dataclasses import replace
 
-    from stream.config import load_config_dict
-    from stream.decode.iaga import elements_to_mseed, parse_iaga, read_text
-    from stream.detectors.factory import build_detectors
-    from stream.pipeline import Pipeline
-    from stream.testing import MemorySink, MemorySource
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.decode.iaga import elements_to_mseed, parse_iaga, read_text
+    from geosentry.stream.detectors.factory import build_detectors
+    from geosentry.stream.pipeline import Pipeline
+    from geosentry.stream.testing import MemorySink, MemorySource
     from training_shared import require_shared
 
     if not (MODELS_DIR / "anomaly-geomag.pt").exists():
@@ -80,7 +80,7 @@ def test_shipped_seismic_anomaly_meets_its_false_alarm_target() -> None:
     """The seismic autoencoder's threshold comes from stations it never trained on, and its
     held-out false-alarm rate on pre-event noise is within the 1 % target (recorded honestly:
     event recall and that it does not beat STA/LTA at event detection)."""
-    from stream.inference.contract import ModelContract
+    from geosentry.stream.inference.contract import ModelContract
 
     path = MODELS_DIR / "anomaly.json"
     if not path.exists():
@@ -94,9 +94,9 @@ def test_shipped_seismic_anomaly_meets_its_false_alarm_target() -> None:
 def test_flat_lined_windows_and_stationary_noise() -> None:
     import numpy as np
 
-    from training.train.anomaly import SeismicAnomalyTask, flat_lined
-    from training.data.synthetic import fallback_events
-    from training.train.common import SeismicData
+    from geosentry.training.train.anomaly import SeismicAnomalyTask, flat_lined
+    from geosentry.training.data.synthetic import fallback_events
+    from geosentry.training.train.common import SeismicData
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((3, 3, 500)).astype(np.float32)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from stream.inference.contract import ModelContract
-from training.cli import main
-from training.train.loop import FitConfig, fit
-from training.train.tasks import build_task
+from geosentry.stream.inference.contract import ModelContract
+from geosentry.training.cli import main
+from geosentry.training.train.loop import FitConfig, fit
+from geosentry.training.train.tasks import build_task
 
 
 def _weights(task) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -98,8 +98,8 @@ def test_quick_training_never_replaces_a_shipped_model(tmp_path) -> None:  # typ
     # `geosentry train picker --quick` used to overwrite stream/models/picker.pt silently
     import hashlib
 
-    from stream.models import MODELS_DIR
-    from training.cli import main
+    from geosentry.stream.models import MODELS_DIR
+    from geosentry.training.cli import main
 
     shipped = MODELS_DIR / "picker.pt"
     before = hashlib.sha256(shipped.read_bytes()).hexdigest()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.paths import shared_data_dir
+from geosentry.training.paths import shared_data_dir
 
 
 def require_shared(sub: str) -> Path:

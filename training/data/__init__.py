@@ -4,11 +4,11 @@ augmentation."""
 
 from __future__ import annotations
 
-from training.data.augment import Augmenter
-from training.data.iaga import IagaRecord, read_iaga2002
-from training.data.mseed import mseed_events, read_picks
-from training.data.phasenet import PhaseNetEvent, load_events, load_phasenet, station_split
-from training.data.windows import event_mask, normalise, pick_labels
+from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.iaga import IagaRecord, read_iaga2002
+from geosentry.training.data.mseed import mseed_events, read_picks
+from geosentry.training.data.phasenet import PhaseNetEvent, load_events, load_phasenet, station_split
+from geosentry.training.data.windows import event_mask, normalise, pick_labels
 
 __all__ = ["Augmenter", "IagaRecord", "PhaseNetEvent", "event_mask", "load_events",
            "load_phasenet", "mseed_events", "normalise", "pick_labels", "read_iaga2002", "read_picks", "station_split"]

@@ -1,6 +1,6 @@
 """Waveform augmentation: noise mixing, amplitude scaling, polarity, channel drop, gaps.
 
-Time shift is done by cropping at random offsets (see :mod:`training.train.tasks`). All operations
+Time shift is done by cropping at random offsets (see :mod:`geosentry.training.train.tasks`). All operations
 act on a raw ``(C, N)`` window *before* normalisation, as the service normalises after.
 """
 

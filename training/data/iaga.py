@@ -1,6 +1,6 @@
 """IAGA-2002 reader (``.sec``, ``.min``, optionally gzipped) for geomagnetic observatory data.
 
-A thin adapter over the service's decoder (:mod:`stream.decode.iaga`): training parses files
+A thin adapter over the service's decoder (:mod:`geosentry.stream.decode.iaga`): training parses files
 with exactly the code the service runs, so it sees the same elements in the same units --
 declination D (minutes of arc) arrives as the east component ``E = H sin D`` in nT, missing
 values (99999, 88888) as NaN. (``training`` may import ``stream``; never the reverse.)
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.decode.iaga import parse_iaga, read_text
+from geosentry.stream.decode.iaga import parse_iaga, read_text
 
 
 @dataclass
@@ -44,7 +44,7 @@ class IagaRecord:
 
 
 def read_iaga2002(path: str | Path) -> IagaRecord:
-    """Parse one file with :func:`stream.decode.iaga.parse_iaga` (gzip detected by content)."""
+    """Parse one file with :func:`geosentry.stream.decode.iaga.parse_iaga` (gzip detected by content)."""
     f = parse_iaga(read_text(Path(path)))
     order = list(f.elements)
     if "E" in order and "H" in order:  # the decoder appends E after dropping D: put it back

@@ -14,7 +14,7 @@ Waveforms: any miniSEED files (or an ObsPy ``Stream``). For each (event, station
 the station's traces are merged, resampled to 100 Hz when needed, cut to
 ``[P - before_s, P + after_s]`` and arranged Z, N, E (``1``/``2`` components count as N/E;
 missing components are all-zero rows, as the PhaseNet vertical-only records) into a
-:class:`training.data.phasenet.PhaseNetEvent` with sample-index ``itp`` / ``its``.
+:class:`geosentry.training.data.phasenet.PhaseNetEvent` with sample-index ``itp`` / ``its``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 import obspy
 
-from training.data.phasenet import PhaseNetEvent
+from geosentry.training.data.phasenet import PhaseNetEvent
 
 COMPONENT_ROWS = {"Z": 0, "N": 1, "1": 1, "E": 2, "2": 2}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.paths import shared_data_dir
+from geosentry.training.paths import shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def load_events(root: str | Path | None = None, seed: int = 0,
     folder = phasenet_dir(root)
     if (folder / "waveform_train").is_dir():
         return load_phasenet(folder), f"phasenet:{folder}"
-    from training.data.synthetic import fallback_events
+    from geosentry.training.data.synthetic import fallback_events
 
     log.warning("shared data %s absent: falling back to ObsPy's bundled waveforms + synthetic "
                 "events (numbers will not be comparable)", folder)

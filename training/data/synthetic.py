@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data.phasenet import PhaseNetEvent
+from geosentry.training.data.phasenet import PhaseNetEvent
 
 N_SAMPLES = 9001
 P_INDEX = 3000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.evaluate.picks import PickWindow, detection_scores, extract_picks, pick_scores
-from training.evaluate.report import write_report
+from geosentry.training.evaluate.picks import PickWindow, detection_scores, extract_picks, pick_scores
+from geosentry.training.evaluate.report import write_report
 
 __all__ = ["PickWindow", "detection_scores", "extract_picks", "pick_scores", "write_report"]

@@ -1,4 +1,4 @@
-"""``python -m training evaluate picker-compare``: the shipped picker, tuned STA/LTA and SeisBench
+"""``python -m geosentry.training evaluate picker-compare``: the shipped picker, tuned STA/LTA and SeisBench
 PhaseNetLight side by side on the same held-out windows, with bootstrap confidence intervals.
 
 Windows are exactly those of ``train picker``'s evaluation (seed-0 station split, 8 windows of
@@ -8,7 +8,7 @@ checked against the shipped picker's contract. Pickers:
 * ``cnn`` -- ``stream/models/picker.pt`` (TorchScript) with its contract's normalisation and
   thresholds (tuned on training-station windows when it was trained).
 * ``stalta`` -- recursive STA/LTA on Z, grid-tuned for P F1 on training-station windows
-  (:func:`training.evaluate.stalta.tune_stalta_picker`), P only.
+  (:func:`geosentry.training.evaluate.stalta.tune_stalta_picker`), P only.
 * ``phasenetlight`` -- SeisBench ``PhaseNetLight`` with the ETHZ weights (GPL-3.0) loaded at run
   time from ``<shared>/reference/seisbench-phasenetlight-ethz`` through the optional
   ``seisbench`` package (never vendored). Its sidecar says 3001 samples, 100 Hz, component
@@ -36,11 +36,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from training.data.windows import crop, normalise
-from training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
+from geosentry.training.data.windows import crop, normalise
+from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
                                      matched_residuals, pick_scores)
-from training.evaluate.stalta import stalta_picks, tune_stalta_picker
-from training.paths import MODELS_DIR, shared_data_dir
+from geosentry.training.evaluate.stalta import stalta_picks, tune_stalta_picker
+from geosentry.training.paths import MODELS_DIR, shared_data_dir
 
 log = logging.getLogger(__name__)
 SR = 100.0
@@ -163,7 +163,7 @@ def _tune(prob: np.ndarray, truth: list[int | None], k: int) -> float:
 
 def run(out: Path, seed: int = 0, picker: Path = MODELS_DIR / "picker.pt", n_boot: int = 2000,
         use_seisbench: bool = True, quick: bool = False, pnl_dir: Path | None = None) -> dict[str, Any]:
-    from training.train.common import prepare_seismic
+    from geosentry.training.train.common import prepare_seismic
 
     data = prepare_seismic(seed, limit=24 if quick else None)
     per_event = 2 if quick else 8
@@ -178,7 +178,7 @@ def run(out: Path, seed: int = 0, picker: Path = MODELS_DIR / "picker.pt", n_boo
     event_of = np.array([w.event for w in test_w])
 
     report: dict[str, Any] = {
-        "command": f"python -m training evaluate picker-compare --seed {seed} --bootstrap {n_boot} "
+        "command": f"python -m geosentry.training evaluate picker-compare --seed {seed} --bootstrap {n_boot} "
                    f"--out {out}" + (" --quick" if quick else ""),
         "split": data.summary(), "test_windows": len(test_w), "windows_per_event": per_event,
         "bootstrap": {"resamples": n_boot, "unit": "held-out event (all its windows)",
@@ -250,7 +250,7 @@ def run(out: Path, seed: int = 0, picker: Path = MODELS_DIR / "picker.pt", n_boo
 
 def _figures(out: Path, residuals: dict[str, list[float]], probs: dict[str, np.ndarray],
              truth: dict[str, list[int | None]], thresholds: dict[str, dict[str, float]]) -> None:
-    from training.evaluate.figures import pr_vs_threshold, residual_histograms
+    from geosentry.training.evaluate.figures import pr_vs_threshold, residual_histograms
 
     out.mkdir(parents=True, exist_ok=True)
     residual_histograms(residuals, out / "picker_compare_residuals.png",
@@ -310,7 +310,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m training evaluate picker-compare", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m geosentry.training evaluate picker-compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/picker-compare"))
     p.add_argument("--seed", type=int, default=0, help="station split seed (the shipped picker's: 0)")

@@ -1,6 +1,6 @@
-"""``python -m training evaluate gan-augmentation``: does the GAN earn its place as augmentation?
+"""``python -m geosentry.training evaluate gan-augmentation``: does the GAN earn its place as augmentation?
 
-Trains the picker recipe (:class:`training.train.picker.PickerTask`) once per *arm*, each with
+Trains the picker recipe (:class:`geosentry.training.train.picker.PickerTask`) once per *arm*, each with
 the same seed (same station split, same initial weights, same fit seed), the same budget
 (``--epochs`` x ``--steps-per-epoch``, batch 16) and the same held-out evaluation
 (``PickerTask.evaluate``: thresholds tuned on training-station windows, P/S F1 on the 160
@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data.augment import Augmenter
-from training.data.windows import normalise, pick_labels
-from training.evaluate.picks import extract_picks
-from training.paths import MODELS_DIR
-from training.train.common import SeismicData, cosine_lr
-from training.train.picker import PickerTask
+from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.windows import normalise, pick_labels
+from geosentry.training.evaluate.picks import extract_picks
+from geosentry.training.paths import MODELS_DIR
+from geosentry.training.train.common import SeismicData, cosine_lr
+from geosentry.training.train.picker import PickerTask
 
 log = logging.getLogger(__name__)
 ARMS = ("baseline", "gan-noise", "gan-full")
@@ -162,10 +162,10 @@ ARM_RECIPES = {
 
 
 def write_run_json(run: Path, arm: str, epochs: int, steps: int, seed: int, quick: bool) -> None:
-    """``run.json`` of an arm, so ``python -m training export picker --run RUN`` records how the
+    """``run.json`` of an arm, so ``python -m geosentry.training export picker --run RUN`` records how the
     weights were trained (command and augmentation) in the exported contract."""
     run.mkdir(parents=True, exist_ok=True)
-    cmd = (f"python -m training evaluate gan-augmentation --arms {arm} --epochs {epochs} "
+    cmd = (f"python -m geosentry.training evaluate gan-augmentation --arms {arm} --epochs {epochs} "
            f"--steps-per-epoch {steps} --seed {seed} --out {run.parent}" + (" --quick" if quick else ""))
     (run / "run.json").write_text(json.dumps(
         {"command": cmd, "seed": seed, "epochs": epochs, "steps_per_epoch": steps, "threads": 1,
@@ -185,8 +185,8 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
 def run(out: Path, epochs: int, steps: int, seed: int, arms: tuple[str, ...], quick: bool = False,
         generator: Path = MODELS_DIR / "generator.pt", picker: Path = MODELS_DIR / "picker.pt",
         n_bank: int = 512) -> dict[str, Any]:
-    from training.train.common import prepare_seismic
-    from training.train.loop import FitConfig, fit
+    from geosentry.training.train.common import prepare_seismic
+    from geosentry.training.train.loop import FitConfig, fit
 
     data = prepare_seismic(seed, limit=24 if quick else None)
     gen_contract = json.loads(generator.with_suffix(".json").read_text())
@@ -200,7 +200,7 @@ def run(out: Path, epochs: int, steps: int, seed: int, arms: tuple[str, ...], qu
     kw: dict[str, Any] = (dict(window=400, batch=4, channels=(4, 8, 8), eval_per_event=2,
                                tune_per_event=1) if quick else {})
     report: dict[str, Any] = {
-        "command": f"python -m training evaluate gan-augmentation --epochs {epochs} "
+        "command": f"python -m geosentry.training evaluate gan-augmentation --epochs {epochs} "
                    f"--steps-per-epoch {steps} --seed {seed} --arms ARM --out {out}"
                    + (" --quick" if quick else "") + f"  (ARM in {', '.join(ARMS)}; one "
                    "invocation per arm or several comma-separated, results merged)",
@@ -258,7 +258,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m training evaluate gan-augmentation", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m geosentry.training evaluate gan-augmentation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/gan-augmentation"))
     p.add_argument("--epochs", type=int, default=10)

@@ -31,17 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from stream.config import load_config_dict
-from stream.decode.iaga import IagaFile, elements_to_mseed, parse_iaga, read_text
-from stream.decode.mseed import split_records
-from stream.detectors.factory import build_detectors
-from stream.detectors.geomag import OBSERVATORY_MLAT_DEG, latitude_class
-from stream.pipeline import Pipeline
-from stream.records import NS_PER_S, Alert
-from stream.sources.files import archive_records
-from stream.testing import MemorySink, MemorySource
-from training.evaluate.geomag_evidence import _index, _label, _utc, evidence
-from training.paths import shared_data_dir
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.decode.iaga import IagaFile, elements_to_mseed, parse_iaga, read_text
+from geosentry.stream.decode.mseed import split_records
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.detectors.geomag import OBSERVATORY_MLAT_DEG, latitude_class
+from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.records import NS_PER_S, Alert
+from geosentry.stream.sources.files import archive_records
+from geosentry.stream.testing import MemorySink, MemorySource
+from geosentry.training.evaluate.geomag_evidence import _index, _label, _utc, evidence
+from geosentry.training.paths import shared_data_dir
 
 SSC_CATALOGUE_NS = int(np.datetime64("2016-01-18T21:57:00", "ns").astype(np.int64))
 DETECTORS = [{"name": "dbdt", "type": "dbdt"}, {"name": "ssc", "type": "ssc"},

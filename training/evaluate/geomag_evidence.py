@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.decode.iaga import IagaFile
-from stream.detectors.geomag import minute_rate
-from stream.records import NS_PER_S, Alert
+from geosentry.stream.decode.iaga import IagaFile
+from geosentry.stream.detectors.geomag import minute_rate
+from geosentry.stream.records import NS_PER_S, Alert
 
 #: USGS 1 s data are FIR low-passed at 0.25 Hz (``firwin(123, 0.25 Hz, blackman)`` at 10 Hz): a
 #: field impulse comes out as a peak whose larger neighbour is at least 57 % of it (0.571 one

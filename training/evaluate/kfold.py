@@ -1,17 +1,17 @@
-"""``python -m training evaluate picker-kfold`` / ``detector-kfold``: k-fold cross-validation by
+"""``python -m geosentry.training evaluate picker-kfold`` / ``detector-kfold``: k-fold cross-validation by
 station of the picker (P/S F1, residuals vs tuned STA/LTA) or the RNN event detector (window event
 F1, false alarms vs tuned STA/LTA).
 
 Stations are shuffled with ``--seed`` and assigned greedily (most events first) to the fold with
 the fewest events, so every event of a station lands in the same fold and folds hold about the
-same number of events. For each fold the picker recipe (:class:`training.train.picker.PickerTask`,
+same number of events. For each fold the picker recipe (:class:`geosentry.training.train.picker.PickerTask`,
 the *baseline* augmentation: the GAN-noise recipe of the shipped picker needs a generator trained
 without the fold's stations, i.e. one GAN per fold, which the budget does not allow) is trained on
 the other folds with a reduced budget (default 10 x 100 steps of 16 windows, half the shipped
 picker's) and evaluated exactly like ``train picker``: thresholds and the recursive STA/LTA tuned
 on training-fold windows, scored on 8 windows per held-out event (P uniformly in [1 s, 29 s]).
 
-The detector folds train :class:`training.train.detector.DetectorTask` (default budget 10 x 100
+The detector folds train :class:`geosentry.training.train.detector.DetectorTask` (default budget 10 x 100
 steps of 32 windows, 40 % of the shipped detector's 10 x 250) and evaluate like ``train
 detector`` (threshold and STA/LTA tuned on training folds; 6 event + 3 noise windows per
 held-out event).
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data.phasenet import PhaseNetEvent
+from geosentry.training.data.phasenet import PhaseNetEvent
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,11 @@ def _architecture(task: Any) -> dict[str, Any]:
 
 def run(out: Path, k: int, epochs: int, steps: int, seed: int, quick: bool = False,
         only: list[int] | None = None, task_name: str = "picker") -> dict[str, Any]:
-    from training.train.common import SeismicData, pre_event_noise
-    from training.data.phasenet import load_events
-    from training.train.loop import FitConfig, fit
-    from training.train.detector import DetectorTask
-    from training.train.picker import PickerTask
+    from geosentry.training.train.common import SeismicData, pre_event_noise
+    from geosentry.training.data.phasenet import load_events
+    from geosentry.training.train.loop import FitConfig, fit
+    from geosentry.training.train.detector import DetectorTask
+    from geosentry.training.train.picker import PickerTask
 
     events, source = load_events(seed=seed)
     if quick:
@@ -133,7 +133,7 @@ def run(out: Path, k: int, epochs: int, steps: int, seed: int, quick: bool = Fal
         kw = {"quick": True} if quick else {}
     report: dict[str, Any] = {
         "task": task_name,
-        "command": f"python -m training evaluate {task_name}-kfold --folds {k} --epochs {epochs} "
+        "command": f"python -m geosentry.training evaluate {task_name}-kfold --folds {k} --epochs {epochs} "
                    f"--steps-per-epoch {steps} --seed {seed} --out {out}" + (" --quick" if quick else ""),
         "data_source": source, "folds": k, "seed": seed, "epochs": epochs, "steps_per_epoch": steps,
         "batch": (kw.get("batch", 16) if task_name == "picker" else (4 if quick else 32)),
@@ -228,7 +228,7 @@ def markdown(r: dict[str, Any]) -> str:
 def figure(r: dict[str, Any], path: Path) -> Path | None:
     """Per-fold F1 bars (picker: ±0.5 s CNN P, CNN S, STA/LTA P; detector: RNN, STA/LTA) with
     the mean over folds as a dashed line."""
-    from training.evaluate.figures import plt_or_none
+    from geosentry.training.evaluate.figures import plt_or_none
 
     plt = plt_or_none()
     task = r.get("task", "picker")
@@ -255,7 +255,7 @@ def figure(r: dict[str, Any], path: Path) -> Path | None:
 
 
 def main(argv: list[str], task: str = "picker") -> int:
-    p = argparse.ArgumentParser(prog=f"python -m training evaluate {task}-kfold", description=__doc__,
+    p = argparse.ArgumentParser(prog=f"python -m geosentry.training evaluate {task}-kfold", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path(f"runs/{task}-kfold"))
     p.add_argument("--folds", type=int, default=5)

@@ -1,7 +1,7 @@
-"""``python -m training evaluate precision``: do the shipped models give the same answers at
+"""``python -m geosentry.training evaluate precision``: do the shipped models give the same answers at
 bfloat16 as at float32, on held-out data, run exactly as the service runs them?
 
-Each model is loaded by the service's own :class:`stream.inference.model.TorchScriptDetector`
+Each model is loaded by the service's own :class:`geosentry.stream.inference.model.TorchScriptDetector`
 (contract check, freezing, normalisation) and run on the same held-out windows at both
 precisions (``infer_array(raw, precision)``), so what is validated is what ``geosentry run``
 executes:
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.evaluate.picks import extract_picks, make_pick_windows, pick_scores
-from training.paths import MODELS_DIR
+from geosentry.training.evaluate.picks import extract_picks, make_pick_windows, pick_scores
+from geosentry.training.paths import MODELS_DIR
 
 log = logging.getLogger(__name__)
 MAX_METRIC_DIFF = 0.01
@@ -52,8 +52,8 @@ SR = 100.0
 def load_service_model(name: str, models_dir: Path = MODELS_DIR) -> Any:
     """The shipped model ``name`` as the service loads it (float32 chosen at load; the
     evaluation picks the precision per call)."""
-    from stream.config import DetectorConfig
-    from stream.inference.model import TorchScriptDetector
+    from geosentry.stream.config import DetectorConfig
+    from geosentry.stream.inference.model import TorchScriptDetector
 
     cfg = DetectorConfig(name=name, type="model", path=str(models_dir / f"{name}.pt"))
     return TorchScriptDetector(cfg, models_dir / f"{name}.pt", torch.device("cpu"), "fp32")
@@ -71,7 +71,7 @@ def _tolerance(max_diff: float) -> float:
 
 
 def picker_case(data: Any, models_dir: Path, per_event: int = 8) -> dict[str, Any]:
-    from training.data.windows import crop
+    from geosentry.training.data.windows import crop
 
     det = load_service_model("picker", models_dir)
     c = det.contract
@@ -116,7 +116,7 @@ def picker_case(data: Any, models_dir: Path, per_event: int = 8) -> dict[str, An
 
 
 def anomaly_case(data: Any, models_dir: Path) -> dict[str, Any]:
-    from training.train.anomaly import SeismicAnomalyTask
+    from geosentry.training.train.anomaly import SeismicAnomalyTask
 
     det = load_service_model("anomaly", models_dir)
     thr = float(det.contract.thresholds["anomaly"])
@@ -148,7 +148,7 @@ CASES = {"picker": picker_case, "anomaly": anomaly_case}
 
 def write_contract(models_dir: Path, name: str, case: dict[str, Any], command: str) -> None:
     """Record (accepted) or remove (rejected) ``precisions.bf16`` in ``name``'s contract."""
-    from stream.inference.contract import ModelContract, contract_path_for
+    from geosentry.stream.inference.contract import ModelContract, contract_path_for
 
     path = contract_path_for(models_dir / f"{name}.pt")
     raw = json.loads(path.read_text())
@@ -164,7 +164,7 @@ def write_contract(models_dir: Path, name: str, case: dict[str, Any], command: s
 
 
 def run(models_dir: Path = MODELS_DIR, seed: int = 0, quick: bool = False) -> dict[str, Any]:
-    from training.train.common import prepare_seismic
+    from geosentry.training.train.common import prepare_seismic
 
     data = prepare_seismic(seed, limit=24 if quick else None)
     report: dict[str, Any] = {"split": data.summary(), "rule": RULE, "models": {}}
@@ -203,7 +203,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training evaluate precision", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m geosentry.training evaluate precision", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/precision"))
     ap.add_argument("--models", type=Path, default=MODELS_DIR, help="folder of .pt + .json")
@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--write-contracts", action="store_true",
                     help="record the verdicts in the contracts (precisions.bf16)")
     a = ap.parse_args(argv)
-    command = "python -m training evaluate precision" + (" --quick" if a.quick else "")
+    command = "python -m geosentry.training evaluate precision" + (" --quick" if a.quick else "")
     r = run(a.models, a.seed, a.quick)
     r["command"] = command
     a.out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import numpy as np
 from obspy.signal.filter import bandpass
 from obspy.signal.trigger import recursive_sta_lta, trigger_onset
 
-from training.evaluate.picks import pick_scores
+from geosentry.training.evaluate.picks import pick_scores
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def tuned_stalta_detection(train_z: list[np.ndarray], train_truth: np.ndarray,
                            sampling_rate_hz: float) -> dict[str, object]:
     """Window-level STA/LTA detector (score = max cft) with (sta, lta, band, threshold) tuned for
     F1 on the training windows; returns its test scores and the chosen parameters."""
-    from training.evaluate.picks import best_threshold, detection_scores
+    from geosentry.training.evaluate.picks import best_threshold, detection_scores
 
     best: tuple[float, StaLtaParams, float] = (-1.0, StaLtaParams(), 0.0)
     for sta, lta in ((0.5, 5.0), (1.0, 10.0), (0.2, 3.0)):

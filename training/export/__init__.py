@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.export.exporter import (
+from geosentry.training.export.exporter import (
     ExportResult,
     export_model,
     export_tiny_picker,

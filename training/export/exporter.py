@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stream.inference.contract import CONTRACT_SCHEMA, ModelContract, contract_path_for, sha256_file
+from geosentry.stream.inference.contract import CONTRACT_SCHEMA, ModelContract, contract_path_for, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def versions() -> dict[str, str]:
 
         gs = version("geosentry")
     except Exception:  # noqa: BLE001 - not installed as a distribution
-        from training import __version__ as gs
+        from geosentry import __version__ as gs
     return {"torch": torch.__version__, "numpy": np.__version__, "geosentry": gs}
 
 
@@ -180,7 +180,7 @@ def export_tiny_picker(out_dir: str | Path, window_samples: int = 400, stride_sa
     Output ``(B, 3, N)`` softmax over ``P, S, N``; thresholds P = S = 0.5. For service
     integration tests: same ``seed`` -> same weights -> same outputs.
     """
-    from training.models.cnn import PhasePicker
+    from geosentry.training.models.cnn import PhasePicker
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)

@@ -6,9 +6,9 @@ the weights' shapes), the weights are loaded into it, and it goes through ``expo
 any export (eager vs TorchScript parity, output shape, ``forward_range`` parity). The new file
 must also give the old file's outputs; everything the old contract says about the weights
 (thresholds, metrics, training record, validated precisions) is carried over, and
-``training.reexported`` records the old hash and the command.
+``geosentry.training.reexported`` records the old hash and the command.
 
-    python -m training export picker --from-model stream/models/picker.pt --out stream/models --overwrite
+    python -m geosentry.training export picker --from-model stream/models/picker.pt --out stream/models --overwrite
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from stream.inference.contract import ModelContract, contract_path_for, sha256_file
-from training.export.exporter import export_model, parity_check
-from training.models.cnn import PhasePicker
+from geosentry.stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from geosentry.training.export.exporter import export_model, parity_check
+from geosentry.training.models.cnn import PhasePicker
 
 
 def picker_from_torchscript(pt_path: Path, contract: ModelContract) -> PhasePicker:

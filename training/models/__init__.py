@@ -6,9 +6,9 @@ Model modules deliberately omit ``from __future__ import annotations``: TorchScr
 
 from __future__ import annotations
 
-from training.models.autoencoder import ConvAutoencoder
-from training.models.cnn import PhasePicker
-from training.models.gan import Discriminator, Generator
-from training.models.rnn import EventDetector
+from geosentry.training.models.autoencoder import ConvAutoencoder
+from geosentry.training.models.cnn import PhasePicker
+from geosentry.training.models.gan import Discriminator, Generator
+from geosentry.training.models.rnn import EventDetector
 
 __all__ = ["ConvAutoencoder", "Discriminator", "EventDetector", "Generator", "PhasePicker"]

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from training.models.layers import ConvBNAct, match_length
+from geosentry.training.models.layers import ConvBNAct, match_length
 
 
 class ConvAutoencoder(nn.Module):

@@ -27,7 +27,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from training.models.layers import ConvBNAct, match_length
+from geosentry.training.models.layers import ConvBNAct, match_length
 
 
 class Down(nn.Module):

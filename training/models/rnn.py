@@ -12,7 +12,7 @@ from typing import List, Sequence
 import torch
 from torch import Tensor, nn
 
-from training.models.layers import ConvBNAct
+from geosentry.training.models.layers import ConvBNAct
 
 
 class EventDetector(nn.Module):

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from training.train.loop import FitConfig, Task, fit
+from geosentry.training.train.loop import FitConfig, Task, fit
 
 __all__ = ["FitConfig", "Task", "fit"]

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
-from training.data.augment import Augmenter
-from training.data.windows import crop, normalise
-from training.evaluate.picks import detection_scores
-from training.evaluate.stalta import tuned_stalta_detection
-from training.export import export_model
-from training.models.autoencoder import ConvAutoencoder
-from training.train.common import SeismicData, cosine_lr, predict
+from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.windows import crop, normalise
+from geosentry.training.evaluate.picks import detection_scores
+from geosentry.training.evaluate.stalta import tuned_stalta_detection
+from geosentry.training.export import export_model
+from geosentry.training.models.autoencoder import ConvAutoencoder
+from geosentry.training.train.common import SeismicData, cosine_lr, predict
 
 TARGET_FAR = 0.01
 
@@ -97,7 +97,7 @@ class SeismicAnomalyTask(_AETask):
                  quick: bool = False, outlier_exposure: bool = True, oe_margin: float = 1.5,
                  oe_weight: float = 0.5, calib_fraction: float = 0.2, seed: int = 0,
                  p_stationary: float = 0.25) -> None:
-        from training.data.phasenet import station_split
+        from geosentry.training.data.phasenet import station_split
 
         self.data, self.window, self.batch, self.base_lr = data, window, batch, lr
         self.outlier_exposure, self.oe_margin, self.oe_weight = outlier_exposure, oe_margin, oe_weight
@@ -202,7 +202,7 @@ class SeismicAnomalyTask(_AETask):
         """Threshold at ``TARGET_FAR`` (with a margin) on the calibration stations' noise; FAR on
         all held-out-station noise windows and on random-offset ones; event hit rate on
         held-out events; STA/LTA both F1-tuned and calibrated like the autoencoder."""
-        from training.evaluate.stalta import StaLtaParams, stalta_scores
+        from geosentry.training.evaluate.stalta import StaLtaParams, stalta_scores
 
         q = 1 - TARGET_FAR / self.CALIB_MARGIN
         calib_raw, calib_ids = self._tiled_noise(self.calib_events or self.data.train)
@@ -228,7 +228,7 @@ class SeismicAnomalyTask(_AETask):
         sl_tiled = stalta_scores([r[0] for r in tiled_raw], 100.0, sp)
         sl_events = stalta_scores([r[0] for r in event_x], 100.0, sp)
         ae = detection_scores(truth, np.r_[noise, events], thr)
-        from training.evaluate.compare import detection_bootstrap
+        from geosentry.training.evaluate.compare import detection_bootstrap
 
         per = np.repeat(np.arange(len(self.data.test)), self.per_event)
         boot = detection_bootstrap(truth, {"autoencoder": np.r_[noise, events] >= thr,
@@ -279,7 +279,7 @@ class SeismicAnomalyTask(_AETask):
     def figures(self, out_dir: str | Path) -> list[Path]:
         """``anomaly_scores.png``: calibration noise, held-out noise and event score
         histograms with the threshold (after :meth:`evaluate`)."""
-        from training.evaluate.figures import score_histograms
+        from geosentry.training.evaluate.figures import score_histograms
 
         last = getattr(self, "_last", None)
         if not last:
@@ -315,13 +315,13 @@ def load_geomag(quick: bool = False) -> tuple[dict[str, np.ndarray], str]:
     """``{station: (3, n) H, E, Z nT float32 (NaN = missing)}`` from the INTERMAGNET 1 s files
     (two days concatenated; D converted to E as the service does), or one synthetic quiet day
     per pseudo-station as fallback."""
-    from training.data.iaga import read_iaga2002
-    from training.paths import shared_data_dir
+    from geosentry.training.data.iaga import read_iaga2002
+    from geosentry.training.paths import shared_data_dir
 
     folder = shared_data_dir() / "geomag" / "intermagnet-1s-2014-04"
     files = sorted(folder.glob("*.sec*"))
     if not files:
-        from training.data.synthetic import synthetic_geomag
+        from geosentry.training.data.synthetic import synthetic_geomag
 
         return ({f"SY{i}": synthetic_geomag(3600 * 6 if quick else 86400, seed=i) for i in range(6)},
                 "fallback:synthetic")
@@ -355,7 +355,7 @@ ARTEFACT_TYPES = ("spike", "step", "flat_line")
 
 def inject_artefact(w: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """One instrument artefact in a random component of a ``(3, n)`` window, at the amplitudes of
-    ``training.evaluate.geomag`` (the service's artefact evaluation): ``spike`` one sample +-5-50
+    ``geosentry.training.evaluate.geomag`` (the service's artefact evaluation): ``spike`` one sample +-5-50
     nT, ``step`` +-5-30 nT from a time in the middle 60 %, ``flat_line`` the value held for
     120-600 s (at most the window). Returns a demeaned copy."""
     n = w.shape[1]
@@ -493,8 +493,8 @@ class GeomagAnomalyTask(_AETask):
     def real_ssc_check(self, thr: float) -> dict[str, Any]:
         """The catalogued SSC at BOU 2016-01-18 21:57 UT, from the USGS 1-minute file (the only
         real SSC in the data; it reports H, E, Z in nT) linearly interpolated to 1 Hz. Windows (600 s, stride 300 s) from 20:00 to 24:00 UT: which alarm."""
-        from training.data.iaga import read_iaga2002
-        from training.paths import shared_data_dir
+        from geosentry.training.data.iaga import read_iaga2002
+        from geosentry.training.paths import shared_data_dir
 
         path = shared_data_dir() / "geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min"
         if not path.exists() or self.window != 600:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data.phasenet import PhaseNetEvent, load_events, station_split
+from geosentry.training.data.phasenet import PhaseNetEvent, load_events, station_split
 
 
 @dataclass

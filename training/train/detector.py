@@ -9,13 +9,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.data.augment import Augmenter
-from training.data.windows import crop, downsample_mask, event_mask, normalise
-from training.evaluate.picks import best_threshold, detection_scores
-from training.evaluate.stalta import tuned_stalta_detection
-from training.export import export_model
-from training.models.rnn import EventDetector
-from training.train.common import SeismicData, cosine_lr, predict
+from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.windows import crop, downsample_mask, event_mask, normalise
+from geosentry.training.evaluate.picks import best_threshold, detection_scores
+from geosentry.training.evaluate.stalta import tuned_stalta_detection
+from geosentry.training.export import export_model
+from geosentry.training.models.rnn import EventDetector
+from geosentry.training.train.common import SeismicData, cosine_lr, predict
 
 SR = 100.0
 COMPONENTS = ("Z", "N", "E")
@@ -133,7 +133,7 @@ class DetectorTask:
         res["stalta_params"] = base["params"]
         res["beats_stalta"] = bool(res["event"]["f1"] > res["stalta_event"]["f1"])
         res["beats_stalta_rule"] = "event F1 > tuned STA/LTA event F1 on the same held-out windows"
-        from training.evaluate.compare import detection_bootstrap
+        from geosentry.training.evaluate.compare import detection_bootstrap
 
         ev_of = np.concatenate([[k] * (len(self._test_counts(ev))) for k, ev in enumerate(self.data.test)])
         if len(ev_of) == len(te_t):
@@ -148,7 +148,7 @@ class DetectorTask:
         """After :meth:`evaluate`: ``detector_scores.png`` (held-out window max probability,
         noise vs event windows) and ``detector_pr_threshold.png`` (held-out precision / recall /
         F1 vs threshold; dotted: the threshold tuned on training stations)."""
-        from training.evaluate.figures import pr_vs_threshold, score_histograms
+        from geosentry.training.evaluate.figures import pr_vs_threshold, score_histograms
 
         last = getattr(self, "_last", None)
         if not last:

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.data.windows import crop, normalise
-from training.evaluate.picks import extract_picks
-from training.export import export_model
-from training.models.gan import Discriminator, Generator
-from training.paths import MODELS_DIR
-from training.train.common import SeismicData
+from geosentry.training.data.windows import crop, normalise
+from geosentry.training.evaluate.picks import extract_picks
+from geosentry.training.export import export_model
+from geosentry.training.models.gan import Discriminator, Generator
+from geosentry.training.paths import MODELS_DIR
+from geosentry.training.train.common import SeismicData
 
 LABELS = ("noise", "event")
 

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data.augment import Augmenter
-from training.data.windows import crop, normalise, pick_labels
-from training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
+from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.windows import crop, normalise, pick_labels
+from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
                                      matched_residuals, pick_scores)
-from training.evaluate.stalta import stalta_picks, tune_stalta_picker
-from training.export import export_model
-from training.models.cnn import PhasePicker
-from training.train.common import SeismicData, cosine_lr, predict
+from geosentry.training.evaluate.stalta import stalta_picks, tune_stalta_picker
+from geosentry.training.export import export_model
+from geosentry.training.models.cnn import PhasePicker
+from geosentry.training.train.common import SeismicData, cosine_lr, predict
 
 SR = 100.0
 COMPONENTS = ("Z", "N", "E")
@@ -129,7 +129,7 @@ class PickerTask:
         """After :meth:`evaluate`: ``picker_residuals.png`` (held-out residual histograms, CNN P,
         CNN S, STA/LTA P) and ``picker_pr_threshold.png`` (held-out precision / recall / F1 at
         ±0.5 s against the probability threshold; dotted: the threshold tuned on training)."""
-        from training.evaluate.figures import pr_vs_threshold, residual_histograms
+        from geosentry.training.evaluate.figures import pr_vs_threshold, residual_histograms
 
         last = getattr(self, "_last", None)
         if not last:

@@ -14,29 +14,29 @@ def build_task(name: str, seed: int = 0, quick: bool = False) -> Any:
 
     torch.manual_seed(seed)
     if name in ("picker", "detector", "anomaly", "gan"):
-        from training.train.common import prepare_seismic
+        from geosentry.training.train.common import prepare_seismic
 
         data = prepare_seismic(seed, limit=24 if quick else None)
         if name == "picker":
-            from training.train.picker import PickerTask
+            from geosentry.training.train.picker import PickerTask
 
             if quick:
                 return PickerTask(data, window=400, batch=4, channels=(4, 8, 8),
                                   eval_per_event=2, tune_per_event=1)
             return PickerTask(data)
         if name == "detector":
-            from training.train.detector import DetectorTask
+            from geosentry.training.train.detector import DetectorTask
 
             return DetectorTask(data, quick=quick)
         if name == "anomaly":
-            from training.train.anomaly import SeismicAnomalyTask
+            from geosentry.training.train.anomaly import SeismicAnomalyTask
 
             return SeismicAnomalyTask(data, quick=quick, seed=seed)
-        from training.train.gan import GanTask
+        from geosentry.training.train.gan import GanTask
 
         return GanTask(data, quick=quick)
     if name == "anomaly-geomag":
-        from training.train.anomaly import GeomagAnomalyTask
+        from geosentry.training.train.anomaly import GeomagAnomalyTask
 
         return GeomagAnomalyTask(seed=seed, quick=quick)
     raise ValueError(f"unknown task {name!r}")
