@@ -88,7 +88,7 @@ def _package_log_levels():  # type: ignore[no-untyped-def]
     and a later test's ``caplog`` must still see warnings."""
     import logging
 
-    loggers = [logging.getLogger(n) for n in ("stream", "training", "geosentry")]
+    loggers = [logging.getLogger(n) for n in ("geosentry", "geosentry.stream", "geosentry.training")]
     levels = [lg.level for lg in loggers]
     yield
     for lg, level in zip(loggers, levels):

@@ -127,14 +127,16 @@ def _stream_doc(st: StationInfo, i: int, fs_pattern: str) -> dict[str, object] |
     if not fnmatch.fnmatchcase("2" + typ, fs_pattern + "*"):
         return None
     return {"id": stream_id(loc, cha), "format": "2", "subformat": typ, "origin": "native",
-            "begin_time": ns_to_iso(b), "end_time": ns_to_iso(e)}
+            "start_time": ns_to_iso(b), "end_time": ns_to_iso(e)}
 
 
 def _connection_doc(c: ConnectionInfo) -> dict[str, object]:
-    return {"host": c.host, "port": c.port, "ctime": ns_to_iso(c.connected_ns),
-            "protocol": c.protocol, "tls": c.tls, "useragent": c.useragent, "state": c.state,
-            "txcount": c.packets, "totbytes": c.bytes,
-            "station": [{"id": sid, "begin_seq": c.begin_seq.get(sid), "current_seq": seq}
+    """One client, with ringserver's key names (what libslink and seedlink-client parse)."""
+    return {"host": c.host, "ip_address": c.host, "client_port": str(c.port), "type": "SeedLink",
+            "client_id": c.useragent, "connect_time": ns_to_iso(c.connected_ns),
+            "protocol_version": "4.0" if c.protocol == "4" else "3.1", "tls": c.tls,
+            "state": c.state, "transmit_packets": c.packets, "transmit_bytes": c.bytes,
+            "station": [{"id": sid, "start_seq": c.begin_seq.get(sid), "current_seq": seq}
                         for sid, seq in sorted(c.current_seq.items())]}
 
 
@@ -157,15 +159,16 @@ def info_json(level: str, organization: str, stations: list[StationInfo],
                                              "C": "calibration", "T": "timing exception",
                                              "L": "log", "O": "opaque"}}}
     elif level == "CONNECTIONS":
-        doc["connection"] = [_connection_doc(c) for c in connections or []
-                             if station == "*" or any(fnmatch.fnmatchcase(s, station)
-                                                      for s in c.current_seq)]
+        clients = [_connection_doc(c) for c in connections or []
+                   if station == "*" or any(fnmatch.fnmatchcase(s, station)
+                                            for s in c.current_seq)]
+        doc["connections"] = {"client": clients, "client_count": len(clients)}
     elif level in ("STATIONS", "STREAMS"):
         out: list[dict[str, object]] = []
         for st in stations:
             if not fnmatch.fnmatchcase(st.id, station):
                 continue
-            entry: dict[str, object] = {"id": st.id, "description": "", "begin_seq": st.begin_seq,
+            entry: dict[str, object] = {"id": st.id, "description": "", "start_seq": st.begin_seq,
                                         "end_seq": st.end_seq, "backfill": 0}
             if level == "STREAMS":
                 docs = [_stream_doc(st, i, fs_pat or "*") for i, s in enumerate(st.streams)

@@ -33,7 +33,10 @@ from geosentry.stream.records import NS_PER_S
 
 V3_SEQ_MODULUS = 1 << 24
 _V4_HEADER = struct.Struct("<2sccIQB")
-SOFTWARE = "SeedLink v4.0 (geosentry-replay 0.1)"
+SOFTWARE = "SeedLink v4.0 (geosentry 0.1)"
+#: libslink (slinktool, slarchive, SeisComP and Earthworm clients) reads each HELLO line into a
+#: 200-byte buffer: a longer line is cut and every later reply is read one line off
+MAX_HELLO_LINE = 190
 CAPABILITIES_V4 = ("SLPROTO:3.1", "SLPROTO:4.0", "CAP", "EXTREPLY", "NSWILDCARD", "BATCH",
                    "MULTISTATION", "TIME", "INFO:ID", "INFO:CAPABILITIES", "INFO:STATIONS",
                    "INFO:STREAMS", "INFO:GAPS", "INFO:CONNECTIONS", "INFO:ALL")
@@ -99,6 +102,9 @@ class SelectorSet:
             if m is None:
                 raise ProtocolError(f"invalid selector {raw!r} (expected LOC_B_S_SS[.FS])")
             stream_pat, fs = m.group(1), (m.group(2) or ".*")[1:]
+            if len(fs) == 1 and fs.isalpha():
+                # a subformat alone (``*_B_H_Z.D``, what libslink sends): any format, that type
+                fs = "?" + fs
         else:
             stream_pat, _, fs = _v3_to_v4(upper).partition(".")
             fs = fs or "*"
@@ -149,3 +155,19 @@ def resolve_v3_seq(seq24: int, newest_seq: int) -> int:
     """The largest 64-bit sequence <= newest+1 whose low 24 bits are ``seq24``."""
     candidate = (newest_seq + 1) - ((newest_seq + 1 - seq24) % V3_SEQ_MODULUS)
     return candidate if candidate >= 0 else seq24
+
+
+def hello_reply(organization: str) -> bytes:
+    """The two HELLO lines: software and capabilities, then the organization; each at most
+    ``MAX_HELLO_LINE`` characters (capabilities that do not fit are left for GETCAPABILITIES).
+
+    >>> all(len(line) <= MAX_HELLO_LINE for line in hello_reply("x" * 500).decode().split("\r\n"))
+    True
+    """
+    line = SOFTWARE + " ::"
+    for cap in CAPABILITIES_V4:
+        if len(line) + 1 + len(cap) > MAX_HELLO_LINE:
+            break
+        line += " " + cap
+    org = organization.replace("\r", " ").replace("\n", " ")[:MAX_HELLO_LINE]
+    return f"{line}\r\n{org}\r\n".encode()

@@ -137,8 +137,7 @@ class Session:
         verb = verb.upper()
         try:
             if verb == "HELLO":
-                await self._send(f"{P.SOFTWARE} :: {' '.join(P.CAPABILITIES_V4)}\r\n"
-                                 f"{self.server.organization}\r\n".encode())
+                await self._send(P.hello_reply(self.server.organization))
             elif verb == "SLPROTO":
                 if not args or args[0].split(".")[0] not in ("3", "4"):
                     raise P.ProtocolError(f"unsupported protocol {' '.join(args)!r}",

@@ -30,7 +30,7 @@ async def test_stations_and_streams_both_protocols(demo_archive: Path,
         v4_none = await seedlink_info(f"{base}?proto=4", "STATIONS XX_*")
         v3 = await seedlink_info(f"{base}?proto=3", "STREAMS")
     counts = {sid: len(ps) for sid, ps in archive_packets.by_station.items()}
-    assert {s["id"]: (s["begin_seq"], s["end_seq"]) for s in v4["station"]} == \
+    assert {s["id"]: (s["start_seq"], s["end_seq"]) for s in v4["station"]} == \
         {sid: (1, n + 1) for sid, n in counts.items()}
     assert {s["id"]: [x["id"] for x in s["stream"]] for s in v4["station"]} == {
         "BW_UH1": ["_S_H_Z"], "BW_UH2": ["_S_H_Z"], "BW_UH3": ["_S_H_Z"], "BW_UH4": ["_E_H_Z"]}
@@ -84,21 +84,24 @@ async def test_connections_both_protocols(demo_archive: Path, archive_packets: A
         await source.stop()
         await asyncio.sleep(0.2)
         after = await seedlink_info(f"{base}?proto=4", "CONNECTIONS")
-    [streaming] = [c for c in v4["connection"] if c["state"] == "real-time"]
-    assert streaming["protocol"] == "4" and streaming["tls"] is False
-    assert "geosentry" in streaming["useragent"]
-    assert streaming["txcount"] == total
+    # ringserver's key names: what libslink and the seedlink-client parsers read
+    clients = v4["connections"]["client"]
+    assert v4["connections"]["client_count"] == len(clients)
+    [streaming] = [c for c in clients if c["state"] == "real-time"]
+    assert streaming["protocol_version"] == "4.0" and streaming["tls"] is False
+    assert "geosentry" in streaming["client_id"]
+    assert streaming["transmit_packets"] == total
     assert {s["id"]: s["current_seq"] for s in streaming["station"]} == {
         sid: archive_packets.by_station[sid][-1].seq for sid in wanted}
-    assert any(c["state"] == "handshake" for c in v4["connection"])  # the INFO client itself
-    assert v4_uh3["connection"] == []
+    assert any(c["state"] == "handshake" for c in clients)  # the INFO client itself
+    assert v4_uh3["connections"]["client"] == []
     stations = _v3_stations(v3)
     for sid in wanted:
         [conn] = stations[sid]["connection"]
         assert int(conn["current_seq"], 16) == archive_packets.by_station[sid][-1].seq
         assert conn["realtime"] == "yes" and int(conn["txcount"]) == total
     assert "connection" not in stations["BW_UH3"]
-    assert [c["state"] for c in after["connection"]] == ["handshake"]  # the streamer is gone
+    assert [c["state"] for c in after["connections"]["client"]] == ["handshake"]  # streamer gone
 
 
 @pytest.mark.parametrize("proto", ["3", "4"])
