@@ -3,33 +3,20 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from geosentry.stream.config import load_config_dict
 from geosentry.stream.decode.iaga import parse_iaga, read_text
 from geosentry.stream.decode.mseed import decode_payload
-from geosentry.stream.detectors.factory import build_detectors
-from geosentry.stream.pipeline import Pipeline
-from geosentry.stream.records import NS_PER_S, Alert
+from geosentry.stream.records import NS_PER_S
 from geosentry.stream.sources.files import archive_records
 from geosentry.stream.testing import IAGA_T0 as T0
-from geosentry.stream.testing import MemorySink, MemorySource, write_iaga
+from geosentry.stream.testing import geomag_alerts as run
+from geosentry.stream.testing import write_iaga
 from geosentry.stream.testing import quiet_geomag as quiet
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag"
-
-
-def run(path: Path, *detectors: str) -> list[Alert]:
-    cfg = load_config_dict({"detectors": [{"name": d, "type": d} for d in detectors],
-                            "coincidence": {"enabled": False}})
-    sink = MemorySink()
-    payloads = [p for _, p in archive_records(path)]
-    asyncio.run(Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run())
-    return [a for a in sink.alerts if a.details.get("event") != "missing_component"]
 
 
 def test_iaga_is_converted_with_usgs_channel_names(tmp_path: Path) -> None:
@@ -92,9 +79,10 @@ def test_dropout_is_a_gap_health_alert(tmp_path: Path) -> None:
     assert {a.details["event"] for a in alerts} == {"reset_gap"}
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/geomag (not in this clone)")
-def test_catalogued_ssc_at_boulder_is_found_within_two_minutes() -> None:
-    path = SHARED / "usgs-geomag-algorithms" / "adjusted" / "BOU201601vmin.min"
+@pytest.mark.shared
+def test_catalogued_ssc_at_boulder_is_found_within_two_minutes(
+        shared_data: Callable[[str], Path]) -> None:
+    path = shared_data("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min")
     text = read_text(path).splitlines()
     header = [ln for ln in text if not ln[:4].isdigit()]
     days = [ln for ln in text if ln.startswith(("2016-01-17", "2016-01-18"))]

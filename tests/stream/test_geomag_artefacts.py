@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from geosentry.stream.testing import quiet_geomag as quiet
-from geosentry.stream.testing import write_iaga
-from tests.stream.test_geomag_profiles import det, run
+from geosentry.stream.testing import geomag_alerts, write_iaga
+from tests.stream.test_geomag_profiles import det
 
 T0, T1 = 3000, 4680  # the substorm: samples (s) into the 2 h record, 4 bay periods
 
@@ -30,7 +30,7 @@ def substorm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def kinds(path: Path) -> list[tuple[str, str, float]]:
-    alerts = run(path, det("artefacts"))
+    alerts = geomag_alerts(path, det("artefacts"), interleave=True)
     return [(a.details["artefact"], a.channel, a.time_ns / 1e9) for a in alerts
             if a.kind == "health" and a.details.get("event") == "artefact"]
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +11,16 @@ import numpy as np
 import pytest
 
 from geosentry.stream.config import DetectorConfig, load_config_dict
-from geosentry.stream.decode.mseed import split_records
 from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.detectors.geomag import (ArtefactDetector, DbDtDetector, Profiles, SscDetector,
                                      latitude_class)
 from geosentry.stream.errors import ConfigError
-from geosentry.stream.pipeline import Pipeline
-from geosentry.stream.records import Alert
-from geosentry.stream.sources.files import archive_records
-from geosentry.stream.testing import MemorySink, MemorySource, write_iaga
+from geosentry.stream.testing import geomag_alerts, write_iaga
 from geosentry.stream.testing import quiet_geomag as quiet
 
 
-def run(path: Path, *detectors: dict[str, Any]) -> list[Alert]:
-    """Alerts from ``path`` replayed with its components interleaved, as a live feed sends them."""
-    cfg = load_config_dict({"detectors": list(detectors), "coincidence": {"enabled": False}})
-    sink = MemorySink()
-    records = split_records(b"".join(p for _, p in archive_records(path)))
-    payloads = [p for p, _ in sorted(records, key=lambda r: r[1] or 0)]
-    asyncio.run(Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run())
-    return [a for a in sink.alerts if a.details.get("event") != "missing_component"]
+#: alerts from ``path`` replayed with its components interleaved, as a live feed sends them
+run = functools.partial(geomag_alerts, interleave=True)
 
 
 def det(kind: str, **thresholds: Any) -> dict[str, Any]:
