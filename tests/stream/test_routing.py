@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from geosentry.stream.testing import IAGA_T0, OBSPY_DATA, demo_stream, mseed_rec
 
 VHZ_FILE = OBSPY_DATA.parents[2] / "io" / "mseed" / "tests" / "data" / \
     "single_record_negative_sr_fact_and_mult.mseed"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "geomag"
 GEOMAG_DETECTORS = {"dbdt", "ssc", "artefacts"}
 RATE_EVENTS = {"rate_too_low", "rate_unsupported"}
 
@@ -163,12 +163,13 @@ def test_a_0_1_hz_seismometer_with_no_config_is_refused_with_health_alerts(
     assert set(by_detector.values()) <= RATE_EVENTS and not GEOMAG_DETECTORS & set(by_detector)
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/geomag (not in this clone)")
+@pytest.mark.shared
 def test_the_catalogued_boulder_ssc_is_alerted_with_no_config(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        shared_data: Callable[[str], Path]) -> None:
     """Real one-minute data (BOU, 2016-01-18; Ebre-catalogued SSC at 2016-01-18 21:57 UT)."""
     caplog.set_level(logging.INFO)
-    text = read_text(SHARED / "usgs-geomag-algorithms" / "adjusted" / "BOU201601vmin.min")
+    text = read_text(shared_data("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min"))
     lines = text.splitlines()
     keep = [ln for ln in lines if not ln[:4].isdigit() or ln.startswith("2016-01-18")]
     path = tmp_path / "bou20160118vmin.min"
@@ -180,17 +181,18 @@ def test_the_catalogued_boulder_ssc_is_alerted_with_no_config(
     assert any(abs(_ns(a["time"]) - _ns("2016-01-18T21:57:00")) <= 120 * NS_PER_S for a in ssc)
 
 
-SUPERSTORM = sorted(p for p in SHARED.rglob("*") if p.is_file() and "20240510" in p.name) \
-    if SHARED.exists() else []
-
-
-@pytest.mark.skipif(not SUPERSTORM, reason="no May 2024 superstorm file (*20240510*) in "
-                    "../shared/data/geomag; the Boulder 2016 SSC test covers real data")
+@pytest.mark.shared
 def test_the_may_2024_superstorm_commencement_is_alerted_with_no_config(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        shared_data: Callable[[str], Path]) -> None:
     """SSC of 2024-05-10 at 17:05 UT: the geomagnetic defaults alert it, no config needed."""
+    superstorm = sorted(p for p in shared_data("geomag").rglob("*")
+                        if p.is_file() and "20240510" in p.name)
+    if not superstorm:
+        pytest.skip("no May 2024 superstorm file (*20240510*) in the shared data's geomag "
+                    "folder; the Boulder 2016 SSC test covers real data")
     caplog.set_level(logging.INFO)
-    alerts = _run_cli(tmp_path, SUPERSTORM[0])
+    alerts = _run_cli(tmp_path, superstorm[0])
     _no_errors(caplog)
     onset = _ns("2024-05-10T17:05:00")
     found = [a for a in alerts if a["kind"] == "detection"
