@@ -4,6 +4,7 @@ the ``evaluate picker-compare`` command, and the k-fold split."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +26,18 @@ def test_window_counts_and_bootstrap_intervals() -> None:
     assert b["a - b"]["diff"] == 0.0 and b["a - b"]["ci95"] == [0.0, 0.0]
 
 
-def test_phasenetlight_picks_real_phasenet_windows() -> None:
+@pytest.mark.shared
+def test_phasenetlight_picks_real_phasenet_windows(shared_data: Callable[[str], Path]) -> None:
     """SeisBench PhaseNetLight (ETHZ weights, loaded at run time) on two real PhaseNet events,
     prepared as its sidecar says (ZNE, 3001 samples at 100 Hz, peak normalisation): probabilities
     over P, S, N sum to one and P is found within 0.1 s of the analyst pick."""
     pytest.importorskip("seisbench", reason="optional seisbench package not installed")
-    from training_shared import require_shared
-
     from geosentry.training.data.phasenet import load_phasenet
     from geosentry.training.evaluate.compare import load_phasenetlight, phasenetlight_probs
     from geosentry.training.evaluate.picks import extract_picks
 
-    require_shared("reference/seisbench-phasenetlight-ethz")
-    require_shared("phasenet")
+    shared_data("reference/seisbench-phasenetlight-ethz")
+    shared_data("phasenet")
     loaded = load_phasenetlight()
     assert not isinstance(loaded, str), loaded
     model, sidecar = loaded

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from training_shared import require_shared
 from geosentry.training.data import Augmenter, event_mask, normalise, pick_labels, read_iaga2002, station_split
 from geosentry.training.data.phasenet import read_npz, station_of
 from geosentry.training.data.synthetic import fallback_events
@@ -105,8 +105,9 @@ def test_station_of() -> None:
     assert station_of("NC_MTU_2014071807051236_02.npz") == ("NC", "MTU")
 
 
-def test_phasenet_reader_real_data() -> None:
-    folder = require_shared("phasenet/waveform_train")
+@pytest.mark.shared
+def test_phasenet_reader_real_data(shared_data: Callable[[str], Path]) -> None:
+    folder = shared_data("phasenet/waveform_train")
     f = sorted(folder.glob("*.npz"))[0]
     ev = read_npz(f)
     raw = np.load(f)["data"]
@@ -115,17 +116,19 @@ def test_phasenet_reader_real_data() -> None:
     np.testing.assert_allclose(ev.data[2], raw[:, 0].astype(np.float32))  # E last
 
 
-def test_iaga_reader_real_data() -> None:
-    folder = require_shared("geomag/intermagnet-1s-2014-04")
+@pytest.mark.shared
+def test_iaga_reader_real_data(shared_data: Callable[[str], Path]) -> None:
+    folder = shared_data("geomag/intermagnet-1s-2014-04")
     rec = read_iaga2002(folder / "bou20140407vsec.sec.gz")
     assert rec.station == "BOU" and rec.components == ("H", "E", "Z", "F")
     assert rec.data.shape == (86400, 4) and rec.sampling_interval_s == 1.0
-    mins = require_shared("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min")
+    mins = shared_data("geomag/usgs-geomag-algorithms/adjusted/BOU201601vmin.min")
     assert read_iaga2002(mins).sampling_interval_s == 60.0
 
 
-def test_seisbench_reader_real_data() -> None:
-    folder = require_shared("reference/seisbench-dummydataset")
+@pytest.mark.shared
+def test_seisbench_reader_real_data(shared_data: Callable[[str], Path]) -> None:
+    folder = shared_data("reference/seisbench-dummydataset")
     pytest.importorskip("h5py", reason="h5py not installed (needed for SeisBench hdf5)")
     from geosentry.training.data.seisbench import SeisBenchDataset
 
@@ -137,10 +140,11 @@ def test_seisbench_reader_real_data() -> None:
     ds.close()
 
 
-def test_phasenet_csv_agrees_with_npz_real_data() -> None:
+@pytest.mark.shared
+def test_phasenet_csv_agrees_with_npz_real_data(shared_data: Callable[[str], Path]) -> None:
     from geosentry.training.data.phasenet import read_phasenet_csv
 
-    folder = require_shared("phasenet")
+    folder = shared_data("phasenet")
     rows = read_phasenet_csv(folder / "waveform.csv")
     assert len(rows) == 96
     for f in sorted((folder / "waveform_train").glob("*.npz"))[:5]:
@@ -195,14 +199,16 @@ def test_mseed_reader_with_csv_and_quakeml_picks(tmp_path: Path) -> None:
         assert np.corrcoef(z - z.mean(), ref.data - ref.data.mean())[0, 1] > 0.99
 
 
-def test_mseed_reader_round_trips_real_phasenet_event(tmp_path: Path) -> None:
+@pytest.mark.shared
+def test_mseed_reader_round_trips_real_phasenet_event(
+        tmp_path: Path, shared_data: Callable[[str], Path]) -> None:
     """A real PhaseNet record written as miniSEED (3 components) + its P / S as CSV reads back
     into the same Z, N, E samples and pick indices as the npz reader."""
     import obspy
 
     from geosentry.training.data.mseed import mseed_events, read_picks
 
-    folder = require_shared("phasenet/waveform_train")
+    folder = shared_data("phasenet/waveform_train")
     ev = next(read_npz(f) for f in sorted(folder.glob("*.npz")) if read_npz(f).three_component)
     t0 = obspy.UTCDateTime("2020-01-01T00:00:00")
     st = obspy.Stream([obspy.Trace(ev.data[k].astype(np.float32), header={

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -41,7 +44,8 @@ def test_shipped_model_matches_contract(name: str) -> None:
         assert "anomaly" in c.thresholds
 
 
-def test_service_runs_shipped_geomag_model_on_iaga() -> None:
+@pytest.mark.shared
+def test_service_runs_shipped_geomag_model_on_iaga(shared_data: Callable[[str], Path]) -> None:
     """The service loads ``builtin:anomaly-geomag``, cuts H, E, Z windows from an IAGA-2002 file
     (D converted to E by its decoder) and alarms on a 40 nT step but not on the quiet hours."""
     import asyncio
@@ -49,14 +53,11 @@ def test_service_runs_shipped_geomag_model_on_iaga() -> None:
 
     from geosentry.stream.config import load_config_dict
     from geosentry.stream.decode.iaga import elements_to_mseed, parse_iaga, read_text
-    from geosentry.stream.detectors.factory import build_detectors
-    from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.testing import MemorySink, MemorySource
-    from training_shared import require_shared
+    from geosentry.stream.testing import run_pipeline
 
     if not (MODELS_DIR / "anomaly-geomag.pt").exists():
         pytest.skip("anomaly-geomag not shipped")
-    path = require_shared("geomag/intermagnet-1s-2014-04") / "bou20140408vsec.sec.gz"
+    path = shared_data("geomag/intermagnet-1s-2014-04") / "bou20140408vsec.sec.gz"
     quiet = parse_iaga(read_text(path))
     quiet = replace(quiet, elements={k: v[:7200] for k, v in quiet.elements.items()})  # 00-02 UT
     stepped = {k: v.copy() for k, v in quiet.elements.items()}
@@ -66,9 +67,7 @@ def test_service_runs_shipped_geomag_model_on_iaga() -> None:
                             "coincidence": {"enabled": False}})
 
     def alerts(f) -> list:  # type: ignore[no-untyped-def]
-        sink = MemorySink()
-        asyncio.run(Pipeline(cfg, [MemorySource(elements_to_mseed(f))], [sink],
-                             build_detectors(cfg)).run())
+        sink, _, _ = asyncio.run(run_pipeline(elements_to_mseed(f), cfg))
         return [a for a in sink.alerts if a.kind == "anomaly"]
 
     assert alerts(quiet) == []
