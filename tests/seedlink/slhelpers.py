@@ -7,6 +7,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from geosentry.stream.seedlink.server import SeedLinkServer
 from geosentry.stream.testing import demo_stream, mseed_records
@@ -84,18 +85,28 @@ def by_station(payloads: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
     return out
 
 
-async def drain(uri: str, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
-    """Every record a finite ``seedlink://`` source delivers, as ``(NET_STA, payload)``."""
+async def drain(uri: str, timeout_s: float = 30.0, *, seq: bool = False,
+                commit: bool = False) -> list[tuple[Any, ...]]:
+    """Every record a finite ``seedlink://`` source delivers, as ``(NET_STA, payload)``, or
+    ``(NET_STA, sequence number, payload)`` with ``seq``; ``commit`` commits each record once
+    read (the state file advances). ``TimeoutError`` after ``timeout_s``."""
     from geosentry.stream.sources.seedlink import SeedLinkSource
 
     source = SeedLinkSource(uri)
     await source.start()
 
-    async def read() -> list[tuple[str, bytes]]:
-        out = []
+    async def read() -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
         async for raw in source.records():
             assert raw.key is not None
-            out.append((raw.key.replace(".", "_"), raw.payload))
+            sid = raw.key.replace(".", "_")
+            if not (seq or commit):
+                out.append((sid, raw.payload))
+                continue
+            assert raw.ref is not None
+            out.append((sid, raw.ref.offset, raw.payload) if seq else (sid, raw.payload))
+            if commit:
+                await source.commit({raw.ref.partition: raw.ref.offset + 1})
         return out
 
     try:

@@ -9,25 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from slhelpers import fake_server, serving
+from slhelpers import drain, fake_server, serving
 
 from geosentry.stream.errors import ConfigError, SourceError
 from geosentry.stream.seedlink.archive import Archive
-from geosentry.stream.sources.seedlink import SeedLinkSource, SelectorRefused, parse_seedlink
+from geosentry.stream.sources.seedlink import SelectorRefused, parse_seedlink
 from geosentry.stream.testing import synthetic_mseed
-
-
-async def _drain(uri: str, timeout_s: float = 20.0) -> list[bytes]:
-    source = SeedLinkSource(uri)
-    await source.start()
-
-    async def read() -> list[bytes]:
-        return [raw.payload async for raw in source.records()]
-
-    try:
-        return await asyncio.wait_for(read(), timeout_s)
-    finally:
-        await source.stop()
 
 
 @pytest.mark.parametrize("proto", ["3", "4"])
@@ -39,8 +26,8 @@ async def test_refused_selector_is_a_clear_error(demo_archive: Path, proto: str,
                                                  why: str) -> None:
     async with serving(demo_archive) as server:
         with pytest.raises(SelectorRefused, match="server refused") as info:
-            await _drain(f"seedlink://127.0.0.1:{server.port}?streams={streams}"
-                         f"&proto={proto}&dialup=1")
+            await drain(f"seedlink://127.0.0.1:{server.port}?streams={streams}"
+                        f"&proto={proto}&dialup=1", 20)
     assert why in str(info.value)  # v3 too: the client asks for EXTREPLY (ERROR + reason)
 
 
@@ -63,8 +50,8 @@ async def test_bad_server_fails_cleanly(behaviour: object, why: str) -> None:
     started = time.monotonic()
     async with fake_server(behaviour) as port:  # type: ignore[arg-type]
         with pytest.raises(SourceError, match=why):
-            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&timeout_s=1"
-                         f"&max_backoff_s=0.2")
+            await drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&timeout_s=1"
+                        f"&max_backoff_s=0.2", 20)
     assert time.monotonic() - started < 10
 
 
@@ -72,7 +59,8 @@ async def test_nobody_listening_fails_after_retries() -> None:
     async with fake_server(_silent) as port:
         pass  # the port is free again
     with pytest.raises(SourceError, match=r"giving up after 3 .*Could not connect"):
-        await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=2&max_backoff_s=0.1")
+        await drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=2&max_backoff_s=0.1",
+                    20)
 
 
 async def test_slow_client_does_not_hold_up_others(demo_archive: Path,
@@ -85,7 +73,7 @@ async def test_slow_client_does_not_hold_up_others(demo_archive: Path,
             writer.write(f"STATION UH{i} BW\r\nSELECT ?HZ\r\nFETCH\r\n".encode())
         writer.write(b"END\r\n")
         await writer.drain()  # ... and now this client does not read for a while
-        fast = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&dialup=1", 15)
+        fast = await drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&dialup=1", 15)
         assert len(fast) == total
         data = b""
         while not data.endswith(b"END"):  # the slow client, reading in small sips
@@ -120,8 +108,8 @@ async def test_reconnects_back_off_exponentially_up_to_the_bound() -> None:
 
     async with fake_server(hang_up) as port:
         with pytest.raises(SourceError, match="giving up after 4"):
-            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=3"
-                         f"&max_backoff_s=1.0&timeout_s=2")
+            await drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=3"
+                        f"&max_backoff_s=1.0&timeout_s=2", 20)
     gaps = [b - a for a, b in zip(accepted, accepted[1:])]
     assert len(gaps) == 3
     for got, want in zip(gaps, [0.5, 1.0, 1.0]):  # 0.5 s doubling, capped at max_backoff_s
@@ -151,8 +139,8 @@ async def test_stall_inside_a_packet_times_out() -> None:
     started = time.monotonic()
     async with fake_server(_stall_mid_packet) as port:
         with pytest.raises(SourceError, match="giving up after 2 .*nothing read for 1 s"):
-            await _drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&proto=3"
-                         f"&read_timeout_s=1&max_backoff_s=0.1")
+            await drain(f"seedlink://127.0.0.1:{port}?streams=BW_UH1&retries=1&proto=3"
+                        f"&read_timeout_s=1&max_backoff_s=0.1", 20)
     assert time.monotonic() - started < 10
 
 

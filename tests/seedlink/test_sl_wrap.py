@@ -8,31 +8,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from slhelpers import serving
+from slhelpers import drain, serving
 
 from geosentry.stream.seedlink import protocol as P
 from geosentry.stream.seedlink.archive import Archive
-from geosentry.stream.sources.seedlink import SeedLinkSource, save_state
+from geosentry.stream.sources.seedlink import save_state
 
 FIRST = 0xFFFFFF - 20  # each station has ~38 records: every station wraps
-
-
-async def _drain(uri: str) -> list[tuple[str, int, bytes]]:
-    source = SeedLinkSource(uri)
-    await source.start()
-
-    async def read() -> list[tuple[str, int, bytes]]:
-        out = []
-        async for raw in source.records():
-            assert raw.key is not None and raw.ref is not None
-            out.append((raw.key.replace(".", "_"), raw.ref.offset, raw.payload))
-            await source.commit({raw.ref.partition: raw.ref.offset + 1})
-        return out
-
-    try:
-        return await asyncio.wait_for(read(), 30)
-    finally:
-        await source.stop()
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +29,8 @@ async def test_fetch_across_the_wrap(demo_archive: Path, wrapped: Archive, tmp_p
                                      proto: str) -> None:
     state = tmp_path / "sl.state"
     async with serving(demo_archive, first_seq=FIRST) as server:
-        got = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
-                           f"&dialup=1&state={state}")
+        got = await drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
+                          f"&dialup=1&state={state}", seq=True, commit=True)
     assert sorted(got) == sorted((p.station_id, p.seq, p.payload) for p in wrapped.packets)
     assert sorted(state.read_text().splitlines()[1:]) == sorted(
         f"{sid} {ps[-1].seq}" for sid, ps in wrapped.by_station.items())
@@ -72,8 +54,8 @@ async def test_resume_across_the_wrap(demo_archive: Path, wrapped: Archive, tmp_
 
     monkeypatch.setattr(P, "parse_seq", spy)
     async with serving(demo_archive, first_seq=FIRST) as server:
-        got = await _drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
-                           f"&dialup=1&state={state}")
+        got = await drain(f"seedlink://127.0.0.1:{server.port}?streams=BW_*&proto={proto}"
+                          f"&dialup=1&state={state}", seq=True, commit=True)
     want = [(p.station_id, p.seq, p.payload) for p in wrapped.packets
             if p.seq > last[p.station_id]]
     assert sorted(got) == sorted(want)  # no gap, no duplicate
