@@ -19,7 +19,6 @@ from typing import Any
 
 from geosentry.stream.errors import ConfigError
 
-DETECTOR_TYPES = ("stalta", "model", "dbdt", "ssc", "artefacts")
 #: what ``channels`` may name besides band + instrument patterns (``geosentry.stream.buffer.spec``)
 CHANNEL_KINDS = ("any", "seismic", "geomagnetic")
 MISSING_POLICIES = ("skip", "zeros")
@@ -62,25 +61,30 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """One detector: ``stalta`` (classic trigger), ``model`` (exported TorchScript), or the
-    geomagnetic ``dbdt``, ``ssc`` and ``artefacts`` (see ``stream/detectors/geomag.py``)."""
+    """What every detector's config has: its ``name``, its ``type`` and which instruments feed
+    it (``channels``: kinds, ``CHANNEL_KINDS``, or band + instrument patterns such as ``"HH"``,
+    ``"?F"``). Each type has its own frozen subclass with its own settings and defaults
+    (``StaLtaConfig``, ``ModelConfig``, ``DbDtConfig``, ``SscConfig``, ``ArtefactsConfig`` in
+    ``geosentry.stream.detectors.registry``); ``DetectorConfig(name, type, **settings)`` builds
+    that subclass.
+
+    >>> DetectorConfig("s", "stalta", stride_s=0.5)
+    StaLtaConfig(name='s', type='stalta', channels=('any',), components=('Z',), window_s=10.0, \
+stride_s=0.5, sta_s=0.5, lta_s=10.0, trigger_on=3.5, trigger_off=1.0, bandpass_hz=None)
+    """
 
     name: str
     type: str
-    path: str = ""
-    components: tuple[str, ...] = ("Z",)
-    window_s: float | None = None  # stalta: 10 s; model: from its contract
-    stride_s: float | None = None  # stalta: 1 s; model: from its contract
-    sta_s: float = 0.5
-    lta_s: float = 10.0
-    trigger_on: float = 3.5
-    trigger_off: float = 1.0
-    bandpass_hz: tuple[float, float] | None = None
-    missing_components: str = "skip"
-    # model: label -> threshold; geomagnetic detectors: also per-class / per-observatory tables
-    thresholds: dict[str, Any] = field(default_factory=dict)
-    # which instruments feed it: kinds (CHANNEL_KINDS) or band + instrument patterns ("HH", "?F")
     channels: tuple[str, ...] = ("any",)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "DetectorConfig":
+        if cls is DetectorConfig:  # the base: the config class of the type named
+            kind = kwargs.get("type", args[1] if len(args) > 1 else None)
+            if kind is not None:
+                from geosentry.stream.detectors.registry import detector_type
+
+                cls = detector_type(kind).config
+        return super().__new__(cls)
 
 
 @dataclass(frozen=True)
@@ -171,49 +175,6 @@ def _inference(raw: dict[str, Any]) -> InferenceConfig:
     return cfg
 
 
-def _detector(i: int, raw: dict[str, Any]) -> DetectorConfig:
-    p = f"detectors[{i}]."
-    if not isinstance(raw, dict):
-        raise ConfigError(f"detectors[{i}]", "must be a table")
-    _check_keys(p, raw, DetectorConfig)
-    for key in ("name", "type"):
-        if not isinstance(raw.get(key), str) or not raw.get(key):
-            raise ConfigError(p + key, "is required (a non-empty string)")
-    values = dict(raw)
-    if "components" in values:
-        values["components"] = tuple(values["components"])
-    if "channels" in values:
-        values["channels"] = _channels(p + "channels", values["channels"])
-    if values.get("bandpass_hz") is not None:
-        band = tuple(values["bandpass_hz"])
-        if len(band) != 2 or not 0 < band[0] < band[1]:
-            raise ConfigError(p + "bandpass_hz", f"must be [low, high] with 0 < low < high, got {band}")
-        values["bandpass_hz"] = band
-    if values.get("type") == "stalta":
-        values.setdefault("window_s", 10.0)
-        values.setdefault("stride_s", 1.0)
-    cfg = DetectorConfig(**values)
-    if cfg.type not in DETECTOR_TYPES:
-        raise ConfigError(p + "type", f"must be one of {DETECTOR_TYPES}, got {cfg.type!r}")
-    if cfg.type == "model" and not cfg.path:
-        raise ConfigError(p + "path", "is required for type = 'model' (a .pt file or builtin:NAME)")
-    if cfg.missing_components not in MISSING_POLICIES:
-        raise ConfigError(p + "missing_components", f"must be one of {MISSING_POLICIES}")
-    for key in ("window_s", "stride_s", "sta_s", "lta_s", "trigger_on"):
-        if getattr(cfg, key) is not None:
-            _num(p + key, getattr(cfg, key), lo=0, strict_lo=True)
-    if cfg.type == "model" and cfg.window_s is not None:
-        raise ConfigError(p + "window_s", "is fixed by the model's contract; set stride_s only")
-    _num(p + "trigger_off", cfg.trigger_off, lo=0)
-    if cfg.type == "stalta":
-        assert cfg.window_s is not None and cfg.stride_s is not None
-        if cfg.stride_s > cfg.window_s:
-            raise ConfigError(p + "stride_s", f"{cfg.stride_s} exceeds window_s {cfg.window_s}")
-        if cfg.sta_s >= cfg.lta_s:
-            raise ConfigError(p + "sta_s", "must be shorter than lta_s")
-    return cfg
-
-
 def _channels(key: str, value: Any) -> tuple[str, ...]:
     """``"seismic"``, ``["HH", "EH"]``, ``"?F"`` ... -> a tuple of kinds / 2-letter patterns."""
     items = (value,) if isinstance(value, str) else value
@@ -239,7 +200,9 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     detectors_raw = raw.get("detectors", [])
     if not isinstance(detectors_raw, list):
         raise ConfigError("detectors", "must be an array of tables ([[detectors]])")
-    detectors = tuple(_detector(i, d) for i, d in enumerate(detectors_raw))
+    from geosentry.stream.detectors.registry import parse_detector
+
+    detectors = tuple(parse_detector(i, d) for i, d in enumerate(detectors_raw))
     names = [d.name for d in detectors]
     if len(set(names)) != len(names):
         raise ConfigError("detectors", f"detector names must be unique, got {names}")

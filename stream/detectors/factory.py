@@ -1,4 +1,4 @@
-"""Build detectors from validated config (the one place detector types are dispatched)."""
+"""Build detectors from validated config (each type's builder: ``detectors.registry``)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,13 @@ import torch
 
 from geosentry.stream.config import Config, DetectorConfig
 from geosentry.stream.detectors.base import Detector
-from geosentry.stream.detectors.geomag import ArtefactDetector, DbDtDetector, SscDetector
-from geosentry.stream.detectors.stalta import StaLtaDetector
-from geosentry.stream.models import resolve
-
-
-GEOMAG: dict[str, type[DbDtDetector] | type[SscDetector] | type[ArtefactDetector]] = {
-    "dbdt": DbDtDetector, "ssc": SscDetector, "artefacts": ArtefactDetector}
+from geosentry.stream.detectors.registry import build
 
 
 def build_detector(cfg: DetectorConfig, device: torch.device, precision: str = "auto") -> Detector:
-    det: Detector
-    if cfg.type == "stalta":
-        det = StaLtaDetector(cfg)
-    elif cfg.type in GEOMAG:
-        det = GEOMAG[cfg.type](cfg)
-    else:
-        from geosentry.stream.inference.model import TorchScriptDetector
-
-        det = TorchScriptDetector(cfg, resolve(cfg.path), device, precision)
+    """The detector ``cfg`` describes, built by its type's entry in
+    ``geosentry.stream.detectors.registry.DETECTOR_TYPES``."""
+    det = build(cfg, device, precision)
     if det.spec.channels != cfg.channels:  # routing: which instruments feed it (config)
         det.spec = replace(det.spec, channels=cfg.channels)
     return det

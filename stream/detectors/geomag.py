@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import median_filter
 
-from geosentry.stream.config import DetectorConfig
 from geosentry.stream.detectors.base import owned_range
 from geosentry.stream.detectors.geomag_artefacts import ArtefactDetector, spikes, steps
+from geosentry.stream.detectors.registry import DbDtConfig, SscConfig
 from geosentry.stream.detectors.geomag_base import (CLASSES, OBSERVATORY_MLAT_DEG, PROFILES, Profiles,
                                           _alert, _Detector, _odd, geomag_spec, jitter,
                                           latitude_class, robust_sigma)
@@ -53,9 +53,9 @@ class DbDtDetector(_Detector):
     """``detection`` when the horizontal rate of change of one-minute means exceeds the
     observatory's threshold (nT/min); re-armed below half of it."""
 
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: DbDtConfig) -> None:
         super().__init__(cfg, "dbdt")
-        self.spec = geomag_spec(cfg, ("H", "E"), cfg.window_s or 600.0, self.stride_s)
+        self.spec = geomag_spec(cfg)  # the two horizontal components, H and E by default
         self._armed: dict[str, bool] = {}
         self._last: dict[str, int] = {}
 
@@ -90,9 +90,9 @@ class SscDetector(_Detector):
     ``amplitude_nT`` and ``sigma`` times the pre-event noise within ``rise_s``. Reports onset,
     amplitude, rise time."""
 
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: SscConfig) -> None:
         super().__init__(cfg, "ssc")
-        self.spec = geomag_spec(cfg, ("H",), cfg.window_s or 2400.0, self.stride_s)
+        self.spec = geomag_spec(cfg)  # the northward component, H by default
         self._last: dict[str, int] = {}
 
     def _one(self, w: Window) -> list[Alert]:
@@ -135,5 +135,3 @@ class SscDetector(_Detector):
                            amplitude_nT=round(amplitude, 2), rise_time_s=round(rise_s, 1),
                            noise_sigma_nT=round(sigma, 3))]
         return []
-
-

@@ -8,9 +8,9 @@ import math
 import numpy as np
 from scipy.ndimage import median_filter
 
-from geosentry.stream.config import DetectorConfig
 from geosentry.stream.detectors.base import owned_range
 from geosentry.stream.detectors.geomag_base import _alert, _Detector, geomag_spec
+from geosentry.stream.detectors.registry import ArtefactsConfig
 from geosentry.stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
 
 Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, threshold)
@@ -20,11 +20,10 @@ class ArtefactDetector(_Detector):
     """Instrument artefacts as ``health`` alerts: spikes, steps (baseline jumps), flat lines, and
     F inconsistent with the vector (F - |B|, |B| from H, E, Z); dropouts are gaps (the gap policy)."""
 
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: ArtefactsConfig) -> None:
         super().__init__(cfg, "artefacts")
         self.tail_s = 120.0
-        comps = tuple(cfg.components) if cfg.components != ("Z",) else ("H", "E", "Z", "F")
-        self.spec = geomag_spec(cfg, comps, cfg.window_s or 900.0, self.stride_s, "zeros")
+        self.spec = geomag_spec(cfg)  # H, E, Z, F unless ``components`` says otherwise
         self._last: dict[tuple[str, str], int] = {}
         self._flat = FlatLines()
 

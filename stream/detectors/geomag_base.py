@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from geosentry.stream.buffer.spec import WindowSpec
-from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.registry import GeomagConfig
 from geosentry.stream.errors import ConfigError
 from geosentry.stream.records import Alert, ModelRef, Window
 
@@ -44,15 +44,18 @@ def latitude_class(mlat_deg: float) -> str:
 
 
 class Profiles:
-    """Resolved thresholds per observatory: class profile <- all <- class table <- station."""
+    """Resolved thresholds per observatory: class profile <- all <- class table <- station.
+    Every override is checked here (config loading builds one); errors name
+    ``where.KEY`` (default ``detectors.NAME.thresholds``)."""
 
-    def __init__(self, cfg: DetectorConfig, kind: str) -> None:
+    def __init__(self, cfg: GeomagConfig, kind: str, where: str | None = None) -> None:
         self.kind, self.base = kind, PROFILES[kind]
         self.all: dict[str, float] = {}
         self.classes: dict[str, dict[str, float]] = {}
         self.stations: dict[str, dict[str, float]] = {}
+        prefix = where or f"detectors.{cfg.name}.thresholds"
         for key, value in cfg.thresholds.items():
-            where = f"detectors.{cfg.name}.thresholds.{key}"
+            where = f"{prefix}.{key}"
             if kind == "dbdt" and key == "default":
                 self.all["rate_nT_per_min"] = self._value(where, "rate_nT_per_min", value)
             elif key in CLASSES:
@@ -128,23 +131,25 @@ MIN_RATE_HZ = 0.99 / 60.0
 MAX_RATE_HZ = 10.0 * 1.01
 
 
-def geomag_spec(cfg: DetectorConfig, components: tuple[str, ...], window_s: float,
-                stride_s: float, missing: str = "skip") -> WindowSpec:
-    """The window spec of a geomagnetic detector: native rate, one minute to 10 Hz."""
-    return WindowSpec(cfg.name, components, window_s, stride_s, None, missing,
+def geomag_spec(cfg: GeomagConfig) -> WindowSpec:
+    """The window spec of a geomagnetic detector: native rate, one minute to 10 Hz; its
+    components, window, stride and missing-component policy from ``cfg`` (defaults per type)."""
+    return WindowSpec(cfg.name, cfg.components, cfg.window_s, cfg.stride_s, None,
+                      cfg.missing_components,
                       channels=cfg.channels, min_rate_hz=MIN_RATE_HZ, max_rate_hz=MAX_RATE_HZ)
 
 
 class _Detector:
-    def __init__(self, cfg: DetectorConfig, kind: str) -> None:  # name, stride, profiles, model
-        self.name, self.stride_s = cfg.name, cfg.stride_s or 60.0
+    def __init__(self, cfg: GeomagConfig, kind: str) -> None:  # name, stride, profiles, model
+        self.name, self.stride_s = cfg.name, cfg.stride_s
         self.profiles = Profiles(cfg, kind)
         self.model = self.profiles.model()
 
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return [(w, self._one(w)) for w in windows]
 
-    def _one(self, w: Window) -> list[Alert]: ...
+    def _one(self, w: Window) -> list[Alert]:
+        raise NotImplementedError  # each detector type decides on its own windows
 
 
 def jitter(x: np.ndarray, rate_hz: float) -> float:

@@ -12,9 +12,9 @@ only after the ratio falls below ``trigger_off`` (ObsPy ``trigger_onset`` semant
 
 >>> import numpy as np
 >>> from obspy.signal.trigger import recursive_sta_lta
->>> from geosentry.stream.config import DetectorConfig
+>>> from geosentry.stream.detectors.registry import StaLtaConfig
 >>> from geosentry.stream.records import Window
->>> det = StaLtaDetector(DetectorConfig("s", "stalta", window_s=4.0, stride_s=1.0, lta_s=2.0))
+>>> det = StaLtaDetector(StaLtaConfig("s", window_s=4.0, stride_s=1.0, lta_s=2.0))
 >>> x = np.random.default_rng(0).normal(size=1000).astype(np.float32)
 >>> w = lambda k, first: Window("XX", "A", "", ("HHZ",), k * 10**9, 100.0,
 ...                             x[None, k * 100:k * 100 + 400], 0, "s", first)
@@ -34,7 +34,7 @@ import numpy as np
 from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 
 from geosentry.stream.buffer.windows import WindowSpec
-from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.registry import StaLtaConfig
 from geosentry.stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
 
 
@@ -42,7 +42,7 @@ from geosentry.stream.records import Alert, ModelRef, Window, sample_period_ns, 
 MAX_CORNER_OF_RATE = 0.45
 
 
-def stalta_min_rate_hz(cfg: DetectorConfig) -> float:
+def stalta_min_rate_hz(cfg: StaLtaConfig) -> float:
     """Slowest channel the trigger runs on: its band-pass must fit below Nyquist (a 1-20 Hz band
     needs more than 2.2 Hz); STA and LTA must be a sample or more (``WindowSpec.lengths_s``)."""
     if cfg.bandpass_hz is None:
@@ -66,14 +66,14 @@ class _Stream:
 
 
 class StaLtaDetector:
-    """Per-station ``detection`` alerts from a recursive STA/LTA on the vertical component."""
+    """Per-station ``detection`` alerts from a recursive STA/LTA on one component (``Z``
+    unless ``components`` names another)."""
 
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: StaLtaConfig) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        assert cfg.window_s is not None and cfg.stride_s is not None  # set by config validation
         self.stride_s = cfg.stride_s
-        self.spec = WindowSpec(cfg.name, ("Z",), cfg.window_s, cfg.stride_s, None, "skip",
+        self.spec = WindowSpec(cfg.name, cfg.components, cfg.window_s, cfg.stride_s, None, "skip",
                                channels=cfg.channels, min_rate_hz=stalta_min_rate_hz(cfg),
                                lengths_s=(("sta_s", cfg.sta_s), ("lta_s", cfg.lta_s)))
         params = (f"sta={cfg.sta_s:g},lta={cfg.lta_s:g},on={cfg.trigger_on:g},"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from geosentry.stream.buffer.windows import WindowSpec
-from geosentry.stream.config import DetectorConfig
+from geosentry.stream.detectors.registry import ModelConfig
 from geosentry.stream.detectors.base import owned_range, owned_samples
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import ModelContract, contract_path_for, sha256_file
@@ -99,7 +99,7 @@ def load_contract(model_path: Path) -> ModelContract:
 class TorchScriptDetector:
     """A picker, event detector or anomaly scorer exported by ``geosentry export``."""
 
-    def __init__(self, cfg: DetectorConfig, model_path: Path, device: torch.device,
+    def __init__(self, cfg: ModelConfig, model_path: Path, device: torch.device,
                  precision: str = "auto") -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -115,7 +115,11 @@ class TorchScriptDetector:
             raise ContractError(f"detector {cfg.name}: stride_s {stride_s} exceeds the model's "
                                 f"window of {c.window_s} s")
         self.stride_s = stride_s
-        self.spec = WindowSpec(cfg.name, c.components, c.window_s, stride_s, c.sampling_rate_hz,
+        comps = c.components if cfg.components is None else cfg.components  # as given
+        if len(comps) != len(c.components):
+            raise ContractError(f"detector {cfg.name}: components {list(comps)} are not "
+                                f"{len(c.components)} like the model's {list(c.components)}")
+        self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
                                cfg.missing_components)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[str, dict[str, float]] = {}
