@@ -14,13 +14,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from geosentry.stream.records import SourceRef
+from geosentry.stream.records import InstrumentId, SourceRef
 
 
 @dataclass(slots=True)
 class _Entry:
     offset: int
-    inst: str | None
+    inst: InstrumentId | None
     end_ns: int
 
 
@@ -28,7 +28,7 @@ class DeliveryTracker:
     def __init__(self) -> None:
         self._pending: dict[tuple[str, int], deque[_Entry]] = {}
         self._next: dict[tuple[str, int], int] = {}
-        self._inflight: dict[str, dict[int, int]] = {}
+        self._inflight: dict[InstrumentId, dict[int, int]] = {}
         self._tokens = itertools.count()
         self._finished: set[str] = set()
 
@@ -36,7 +36,7 @@ class DeliveryTracker:
         """``source`` reached the end of its data: leftover samples will never form a window."""
         self._finished.add(source)
 
-    def record(self, ref: SourceRef | None, inst: str | None, end_ns: int) -> None:
+    def record(self, ref: SourceRef | None, inst: InstrumentId | None, end_ns: int) -> None:
         """Register an input record (``inst=None``: nothing retained, done at once)."""
         if ref is None:
             return
@@ -57,16 +57,17 @@ class DeliveryTracker:
                         e.inst = None
                     break
 
-    def begin(self, inst: str, start_ns: int) -> int:
+    def begin(self, inst: InstrumentId, start_ns: int) -> int:
         """A window (or health alert) from ``inst`` starting at ``start_ns`` is in flight."""
         token = next(self._tokens)
         self._inflight.setdefault(inst, {})[token] = start_ns
         return token
 
-    def end(self, inst: str, token: int) -> None:
+    def end(self, inst: InstrumentId, token: int) -> None:
         self._inflight.get(inst, {}).pop(token, None)
 
-    def committable(self, needed_ns: Callable[[str], int | None]) -> dict[str, dict[int, int]]:
+    def committable(self, needed_ns: Callable[[InstrumentId], int | None]
+                    ) -> dict[str, dict[int, int]]:
         """``{source: {partition: next offset to read}}`` for partitions that moved forward."""
         out: dict[str, dict[int, int]] = {}
         for key, entries in self._pending.items():
@@ -79,7 +80,8 @@ class DeliveryTracker:
                 out.setdefault(key[0], {})[key[1]] = self._next[key]
         return out
 
-    def _done(self, e: _Entry, needed_ns: Callable[[str], int | None], finished: bool) -> bool:
+    def _done(self, e: _Entry, needed_ns: Callable[[InstrumentId], int | None],
+              finished: bool) -> bool:
         if e.inst is None:
             return True
         needed = None if finished else needed_ns(e.inst)

@@ -25,7 +25,7 @@ from geosentry.stream.detectors.base import Detector
 from geosentry.stream.errors import DecodeError, SinkError
 from geosentry.stream.inference.runner import BatchRunner, inference_workers
 from geosentry.stream.metrics import Metrics
-from geosentry.stream.records import NS_PER_S, Alert, RawRecord, Window
+from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
 from geosentry.stream.sources import Source, is_live
 from geosentry.stream.supervision import ExitCode, Watchdog, supervise
@@ -54,10 +54,6 @@ class Summary:
         if self.undelivered_windows:
             return ExitCode.UNDELIVERED
         return ExitCode.FAILED if self.failures else ExitCode.OK
-
-
-def _instrument(w: Window) -> str:
-    return f"{w.station_key}.{next(ch for ch in w.channels if ch)[:2]}"
 
 
 class _LogOnce:
@@ -203,7 +199,8 @@ class Pipeline:
             self.summary.undelivered_windows += runner.undelivered
             await runner.stop()
         pool.shutdown(wait=False, cancel_futures=True)
-        for part in [*self.sinks, *self.sources]:
+        parts: list[Sink | Source] = [*self.sinks, *self.sources]
+        for part in parts:
             try:
                 await asyncio.wait_for(part.stop(), max(1.0, self._remaining()))
             except Exception as exc:
@@ -312,7 +309,7 @@ class Pipeline:
 
     async def _handle_events(self, events: list[ChannelEvent], arrival_ns: int) -> None:
         m = self.metrics
-        health: list[Alert] = []
+        health: list[tuple[InstrumentId, Alert]] = []
         for ev in events:
             kind = ev.event.kind
             if kind == "interpolated":
@@ -331,18 +328,17 @@ class Pipeline:
             if kind in HEALTH_EVENTS and ev.event.alert:  # alert=False: already reported
                 self._log_once((ev.sid, kind), "%s: %s at %s (%s)", ev.sid, kind,
                                ev.event.start_ns, ev.event.detail or f"{ev.event.duration_s:g} s")
-                health.append(health_alert(ev, arrival_ns))
+                health.append((ev.instrument, health_alert(ev, arrival_ns)))
         if health:
-            insts = [f"{a.network}.{a.station}.{a.location}.{a.channel[:2]}" for a in health]
-            tokens = [self.tracker.begin(i, a.time_ns) for i, a in zip(insts, health)]
-            await self._send(health)
-            for inst, token in zip(insts, tokens):
+            tokens = [self.tracker.begin(inst, a.time_ns) for inst, a in health]
+            await self._send([a for _, a in health])
+            for (inst, _), token in zip(health, tokens):
                 self.tracker.end(inst, token)
 
     async def _enqueue(self, windows: list[Window]) -> None:
         # every window is in flight before the first wait on a full queue: if ingestion is
         # cancelled meanwhile (shutdown), no offset past an unqueued window is ever committed
-        tokens = [self.tracker.begin(_instrument(w), w.start_ns) for w in windows]
+        tokens = [self.tracker.begin(w.instrument, w.start_ns) for w in windows]
         for w, token in zip(windows, tokens):
             counters = self._window_counters.get(w.detector)
             if counters is None:
@@ -366,7 +362,7 @@ class Pipeline:
         if alerts:
             await self._send(alerts)
         for (w, _), token in zip(results, tokens):
-            self.tracker.end(_instrument(w), token)
+            self.tracker.end(w.instrument, token)
 
     async def _send(self, alerts: list[Alert]) -> None:
         await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))

@@ -56,6 +56,49 @@ class SourceRef:
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class InstrumentId:
+    """One instrument: ``NET.STA.LOC`` plus the band and instrument codes (``prefix``, ``HH``).
+
+    Its channels (``HHZ``/``HHN``/``HHE``) make one multi-component stream: the windower keys
+    its buffers by it, detectors their per-stream state, the delivery tracker its in-flight
+    windows; these must agree, so it is built only here. ``str()`` is ``NET.STA.LOC.PREFIX``.
+
+    >>> i = InstrumentId("BW", "UH1", "", "EH")
+    >>> str(i), i.site_key, i.station_key
+    ('BW.UH1..EH', 'BW.UH1.', 'BW.UH1')
+    >>> InstrumentId.of(Window("BW", "UH1", "", ("", "EHZ"), 0, 100.0, np.zeros((2, 1)), 0, "d")) == i
+    True
+    """
+
+    network: str
+    station: str
+    location: str
+    prefix: str  # band + instrument code: the channel code without its component letter
+
+    @classmethod
+    def of(cls, item: Record | Window) -> InstrumentId:
+        """The instrument of a record (its channel) or a window (its first present channel)."""
+        if isinstance(item, Record):
+            channel = item.channel
+        else:
+            channel = next((ch for ch in item.channels if ch), "")
+        return cls(item.network, item.station, item.location, channel[:2])
+
+    @property
+    def site_key(self) -> str:
+        """``NET.STA.LOC``."""
+        return f"{self.network}.{self.station}.{self.location}"
+
+    @property
+    def station_key(self) -> str:
+        """``NET.STA``, as ``Alert.station_key`` (the Kafka key)."""
+        return f"{self.network}.{self.station}"
+
+    def __str__(self) -> str:
+        return f"{self.network}.{self.station}.{self.location}.{self.prefix}"
+
+
 @dataclass(slots=True)
 class RawRecord:
     """Undecoded bytes as a source delivers them (one miniSEED record, usually 512 bytes)."""
@@ -85,8 +128,13 @@ class Record:
         return f"{self.network}.{self.station}.{self.location}.{self.channel}"
 
     @property
-    def station_key(self) -> str:
+    def site_key(self) -> str:
+        """``NET.STA.LOC`` (not the alert's ``station_key``, which is ``NET.STA``)."""
         return f"{self.network}.{self.station}.{self.location}"
+
+    @property
+    def instrument(self) -> InstrumentId:
+        return InstrumentId.of(self)
 
     @property
     def component(self) -> str:
@@ -118,8 +166,18 @@ class Window:
     first: bool = False
 
     @property
-    def station_key(self) -> str:
+    def site_key(self) -> str:
+        """``NET.STA.LOC`` (not the alert's ``station_key``, which is ``NET.STA``)."""
         return f"{self.network}.{self.station}.{self.location}"
+
+    @property
+    def instrument(self) -> InstrumentId:
+        return InstrumentId.of(self)
+
+    @property
+    def station_key(self) -> str:
+        """Old name of ``site_key``, going away: ``Alert.station_key`` is ``NET.STA``."""
+        return self.site_key
 
     def time_of(self, index: float) -> int:
         return self.start_ns + round(index * sample_period_ns(self.sampling_rate_hz))

@@ -23,7 +23,7 @@ from geosentry.stream.buffer.channel import BufferEvent, ChannelBuffer
 from geosentry.stream.buffer.clock import ClockPolicy
 from geosentry.stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
 from geosentry.stream.config import BufferConfig
-from geosentry.stream.records import NS_PER_S, Record, SourceRef, Window
+from geosentry.stream.records import NS_PER_S, InstrumentId, Record, SourceRef, Window
 
 __all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
            "WindowSpec", "Windower", "channel_kind", "component_of"]
@@ -62,10 +62,12 @@ class _Cursor:
 
 @dataclass(frozen=True, slots=True)
 class ChannelEvent:
-    """A buffer policy event with the channel it happened on."""
+    """A buffer policy event with the channel it happened on (``sid``: the text its ``health``
+    alert names) and the instrument of that channel."""
 
     sid: str
     event: BufferEvent
+    instrument: InstrumentId
 
 
 @dataclass
@@ -82,6 +84,10 @@ class Instrument:
     last_arrival_ns: int = 0  # arrival of its newest record the clock policy did not reject
     span_ns: int = 0  # time span of its newest record (slow channels send rarely)
 
+    @property
+    def id(self) -> InstrumentId:
+        return InstrumentId(self.network, self.station, self.location, self.prefix)
+
 
 class Windower:
     """Records in, windows (and policy events) out. Synchronous and cheap: runs on the loop."""
@@ -94,9 +100,9 @@ class Windower:
         self.used_components = {c for s in specs for c in s.components}
         #: never hold less than a few windows, whatever max_buffer_s says
         self.max_hold_s = self._hold_s(specs)
-        self.instruments: dict[str, Instrument] = {}
-        self._missing_reported: set[tuple[str, str]] = set()  # (instrument, detector)
-        self._rate_reported: set[tuple[str, str]] = set()
+        self.instruments: dict[InstrumentId, Instrument] = {}
+        self._missing_reported: set[tuple[InstrumentId, str]] = set()  # (instrument, detector)
+        self._rate_reported: set[tuple[InstrumentId, str]] = set()
         #: ``live``: the records come from live feeds (the clock policy compares with the wall
         #: clock, see ``geosentry.stream.buffer.clock``)
         self.clock = ClockPolicy(policy.max_future_s, policy.clock_confirm_records, live,
@@ -140,8 +146,8 @@ class Windower:
                                 self._hold_s(inst.specs), self.clock)
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
-        events = [ChannelEvent(rec.sid, e if e.kind != "future" else self._future_once(rec.sid, e))
-                  for e in buf.push(rec)]
+        events = [ChannelEvent(rec.sid, e if e.kind != "future" else self._future_once(rec.sid, e),
+                               key) for e in buf.push(rec)]
         self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
         inst.last_arrival_ns = max(inst.last_arrival_ns, buf.newest_arrival_ns)
         inst.span_ns = rec.end_ns - rec.start_ns
@@ -159,15 +165,16 @@ class Windower:
         for inst in self.instruments.values():
             for comp, buf in inst.buffers.items():
                 sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
-                events.extend(ChannelEvent(sid, e) for e in buf.flush())
+                events.extend(ChannelEvent(sid, e, inst.id) for e in buf.flush())
             windows.extend(self._cut(inst, events))
         return windows, events
 
     @staticmethod
-    def instrument_key(rec: Record) -> str:
-        return f"{rec.network}.{rec.station}.{rec.location}.{rec.channel[:2]}"
+    def instrument_key(rec: Record) -> InstrumentId:
+        """The instrument ``rec`` belongs to (what ``needed_ns`` and the tracker are keyed by)."""
+        return InstrumentId.of(rec)
 
-    def needed_ns(self, key: str) -> int | None:
+    def needed_ns(self, key: InstrumentId) -> int | None:
         """Oldest sample time instrument ``key`` may still put in a window (None: nothing)."""
         inst = self.instruments.get(key)
         if inst is None:
@@ -212,7 +219,7 @@ class Windower:
                 continue  # still sending, or holds nothing (pins no offset)
             for comp, buf in inst.buffers.items():
                 sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
-                events.extend(ChannelEvent(sid, e) for e in buf.flush())
+                events.extend(ChannelEvent(sid, e, key) for e in buf.flush())
                 self._dropped += buf.dropped_refs
             windows.extend(self._cut(inst, events))
             del self.instruments[key]
@@ -221,7 +228,8 @@ class Windower:
             events.append(ChannelEvent(f"{key}?", BufferEvent(
                 "released", end_ns, silent_ns / NS_PER_S,
                 detail=f"no record for {silent_ns / NS_PER_S:.0f} s: its buffered data was "
-                       "released (input offsets move on); it restarts with its next record")))
+                       "released (input offsets move on); it restarts with its next record"),
+                key))
         return windows, events
 
     # ---- cutting ---------------------------------------------------------------------------
@@ -264,15 +272,15 @@ class Windower:
             return []
         refused = self._refusal(inst, spec)
         if refused is not None:  # stride, window or STA below a sample, rate out of range ...
-            key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
+            key = (inst.id, spec.detector)
             if key not in self._rate_reported:
                 self._rate_reported.add(key)  # once per instrument and detector
-                events.append(ChannelEvent(key[0] + "?", BufferEvent(
-                    refused[0], present[0][1].start_ns, detail=refused[1])))
+                events.append(ChannelEvent(f"{key[0]}?", BufferEvent(
+                    refused[0], present[0][1].start_ns, detail=refused[1]), key[0]))
             return []
         if len(present) < len(spec.components):
             lacking = "".join(c for c in spec.components if c not in inst.buffers)
-            key = (f"{inst.network}.{inst.station}.{inst.location}.{inst.prefix}", spec.detector)
+            key = (inst.id, spec.detector)
             buf = present[0][1]
             waited = buf.end_ns - inst.first_ns > (
                 spec.window_s + self.policy.reorder_tolerance_s) * NS_PER_S
@@ -282,7 +290,7 @@ class Windower:
                 self._missing_reported.add(key)  # reported once per instrument and detector
                 events.append(ChannelEvent(f"{key[0]}{lacking}", BufferEvent(
                     "missing_component", buf.start_ns,
-                    detail=f"{spec.detector}: no {lacking} ({spec.missing})")))
+                    detail=f"{spec.detector}: no {lacking} ({spec.missing})"), key[0]))
             if spec.missing == "skip":
                 return []
         cursor = inst.cursors.setdefault(spec.detector, _Cursor())

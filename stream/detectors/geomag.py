@@ -25,7 +25,7 @@ from geosentry.stream.detectors.registry import DbDtConfig, SscConfig
 from geosentry.stream.detectors.geomag_base import (CLASSES, OBSERVATORY_MLAT_DEG, PROFILES, Profiles,
                                           _alert, _Detector, _odd, geomag_spec, jitter,
                                           latitude_class, robust_sigma)
-from geosentry.stream.records import NS_PER_S, seconds_to_samples
+from geosentry.stream.records import NS_PER_S, Alert, Window, seconds_to_samples
 
 __all__ = ["ArtefactDetector", "CLASSES", "DbDtDetector", "OBSERVATORY_MLAT_DEG", "PROFILES",
            "Profiles", "SscDetector", "jitter", "latitude_class", "minute_rate", "robust_sigma",
@@ -63,7 +63,7 @@ class DbDtDetector(_Detector):
         profile, p = self.profiles.station(w.station)
         thr = p["rate_nT_per_min"]
         rate, n = minute_rate(w.data[0], w.data[1], w.sampling_rate_hz)
-        key = w.station_key
+        key = w.site_key
         armed = True if w.first else self._armed.get(key, True)
         lo, hi = owned_range(w, self.stride_s, 0.0, warmup_s=120.0)
         alerts = []
@@ -110,7 +110,7 @@ class SscDetector(_Detector):
         # decide 2 rise times after a candidate, so the whole rise is seen before measuring it
         lo, hi = owned_range(w, self.stride_s, 2 * p["rise_s"], warmup_s=p["rise_s"] * 2)
         lo = max(lo, 2 * rise)
-        key = w.station_key
+        key = w.site_key
         sigma = robust_sigma(d[: lo - rise])  # noise of the changes before the owned stretch
         need = max(p["amplitude_nT"], p["sigma"] * sigma)
         for i in lo + np.flatnonzero(d[lo:hi] >= need):
@@ -121,7 +121,7 @@ class SscDetector(_Detector):
             base = float(np.median(smooth[max(0, i - 4 * rise):i]))
             rising = smooth[i:i + rise + 1] - base
             before = np.flatnonzero(rising <= 0.1 * rising[-1])
-            onset = i + (int(before[-1]) if len(before) else 0)
+            onset = int(i) + (int(before[-1]) if len(before) else 0)
             sudden = smooth[onset:onset + rise + 1] - base  # the part within one rise time
             amplitude = float(sudden.max())
             rise_s = int(np.flatnonzero(sudden >= 0.9 * amplitude)[0]) / rate
@@ -135,3 +135,5 @@ class SscDetector(_Detector):
                            amplitude_nT=round(amplitude, 2), rise_time_s=round(rise_s, 1),
                            noise_sigma_nT=round(sigma, 3))]
         return []
+
+

@@ -11,7 +11,8 @@ from scipy.ndimage import median_filter
 from geosentry.stream.detectors.base import owned_range
 from geosentry.stream.detectors.geomag_base import _alert, _Detector, geomag_spec
 from geosentry.stream.detectors.registry import ArtefactsConfig
-from geosentry.stream.records import NS_PER_S, Window, sample_period_ns, seconds_to_samples
+from geosentry.stream.records import (NS_PER_S, Alert, Window, sample_period_ns,
+                                       seconds_to_samples)
 
 Found = tuple[str, int, int, float, float]  # (artefact, row, sample, score, threshold)
 
@@ -51,7 +52,7 @@ class ArtefactDetector(_Detector):
                     found.append(("f_inconsistency", rows["F"], i, score, thr))
         alerts = []
         for kind, r, i, score, thr in sorted(found, key=lambda f: f[2]):
-            key = (w.station_key, kind)  # one alert per station and artefact type per period
+            key = (w.site_key, kind)  # one alert per station and artefact type per period
             t_ns = w.time_of(i)
             if t_ns - self._last.get(key, -(1 << 62)) < p["refractory_s"] * NS_PER_S:
                 continue
@@ -187,7 +188,7 @@ class FlatLines:
 
     def __call__(self, w: Window, x: np.ndarray, r: int, lo: int, hi: int,
                  p: dict[str, float]) -> list[Found]:
-        key = (w.station_key, r)
+        key = (w.site_key, r)
         same = np.concatenate([[False], np.diff(x) == 0])
         edges = np.flatnonzero(np.diff(np.concatenate([[0], same.astype(np.int8), [0]])))
         flat_n = seconds_to_samples(p["flat_s"], w.sampling_rate_hz)

@@ -13,14 +13,14 @@ only after the ratio falls below ``trigger_off`` (ObsPy ``trigger_onset`` semant
 >>> import numpy as np
 >>> from obspy.signal.trigger import recursive_sta_lta
 >>> from geosentry.stream.detectors.registry import StaLtaConfig
->>> from geosentry.stream.records import Window
+>>> from geosentry.stream.records import InstrumentId, Window
 >>> det = StaLtaDetector(StaLtaConfig("s", window_s=4.0, stride_s=1.0, lta_s=2.0))
 >>> x = np.random.default_rng(0).normal(size=1000).astype(np.float32)
 >>> w = lambda k, first: Window("XX", "A", "", ("HHZ",), k * 10**9, 100.0,
 ...                             x[None, k * 100:k * 100 + 400], 0, "s", first)
 >>> _ = [det.process([w(k, k == 0)]) for k in range(7)]  # windows 0-4 s, 1-5 s, ... 6-10 s
 >>> whole = recursive_sta_lta(x - x[:400].mean(dtype=np.float64), 50, 200)  # DC: 1st window
->>> bool(np.isclose(det._streams["XX.A..HH"].last_cft, whole[-1]))
+>>> bool(np.isclose(det._streams[InstrumentId("XX", "A", "", "HH")].last_cft, whole[-1]))
 True
 """
 
@@ -35,7 +35,8 @@ from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 
 from geosentry.stream.buffer.windows import WindowSpec
 from geosentry.stream.detectors.registry import StaLtaConfig
-from geosentry.stream.records import Alert, ModelRef, Window, sample_period_ns, seconds_to_samples
+from geosentry.stream.records import (Alert, InstrumentId, ModelRef, Window, sample_period_ns,
+                                      seconds_to_samples)
 
 
 #: Highest band-pass corner, as a fraction of the sampling rate (below Nyquist).
@@ -80,7 +81,7 @@ class StaLtaDetector:
                   f"off={cfg.trigger_off:g},band={cfg.bandpass_hz}")
         self.model = ModelRef("recursive_sta_lta", params,
                               hashlib.sha256(params.encode()).hexdigest())
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[InstrumentId, _Stream] = {}
         self._sos: dict[float, np.ndarray | None] = {}
 
     def reset(self) -> None:
@@ -105,7 +106,7 @@ class StaLtaDetector:
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
         return [(w, self._one(w)) for w in windows]
 
-    def _new_samples(self, w: Window, key: str, end_ns: int) -> tuple[_Stream, int]:
+    def _new_samples(self, w: Window, key: InstrumentId, end_ns: int) -> tuple[_Stream, int]:
         """The channel's state and how many of ``w``'s last samples it has not yet seen."""
         n = w.data.shape[-1]
         rate = w.sampling_rate_hz
@@ -125,7 +126,7 @@ class StaLtaDetector:
         rate = w.sampling_rate_hz
         n = w.data.shape[-1]
         end_ns = w.time_of(n)
-        key = w.station_key + "." + w.channels[0][:2]
+        key = w.instrument
         s, new = self._new_samples(w, key, end_ns)
         if new == 0:
             return []

@@ -201,6 +201,8 @@ class BatchRunner:
     def _recovered(self, w: Window, now_ns: int) -> bool:
         """Hysteresis: shedding ends only after ``max_lag_s`` without a stale window and with
         windows within half the budgets, so one episode gives one pair of alerts."""
+        if self.shed_after_ns is None:  # never sheds, so never needs to recover
+            return True
         return (now_ns - self._last_shed_ns >= self.shed_after_ns
                 and not self._stale(w, now_ns, share=0.5))
 
@@ -319,10 +321,10 @@ class BatchRunner:
         name = self.detector.name
         self.metrics.inference_errors.labels(detector=name).inc()
         self.windows_failed += 1
-        if w.station_key not in self._failed_stations:
-            self._failed_stations.add(w.station_key)
+        if w.site_key not in self._failed_stations:
+            self._failed_stations.add(w.site_key)
             log.error("detector %s failed on a window of %s at %s (%d Hz, %s samples): %r "
                       "(further failures of this station are only counted)", name,
-                      w.station_key, w.start_ns, w.sampling_rate_hz, w.data.shape[-1], exc,
+                      w.site_key, w.start_ns, w.sampling_rate_hz, w.data.shape[-1], exc,
                       exc_info=exc)
         return [(w, [])]

@@ -22,7 +22,7 @@ from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.detectors.stalta import StaLtaDetector
 from geosentry.stream.errors import ConfigError
 from geosentry.stream.pipeline import Pipeline
-from geosentry.stream.records import Record, Window
+from geosentry.stream.records import InstrumentId, Record, Window
 from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
 
 #: ObsPy's own valid 0.1 Hz record (MN.TNV..VHZ, 60 samples): stride 1 s rounds to 0 samples.
@@ -164,6 +164,6 @@ def test_an_instrument_no_detector_can_run_holds_no_data() -> None:
     w = Windower([WindowSpec("d", ("Z",), 10.0, 1.0, lengths_s=(("sta_s", 0.5),))], POLICY)
     for rec in _records(_lhz(600.0)):
         w.push(rec)
-    key = "XX.LP..LH"
+    key = InstrumentId("XX", "LP", "", "LH")
     assert w.needed_ns(key) is None
     assert all(b.n_samples == 0 for b in w.instruments[key].buffers.values())
