@@ -20,12 +20,13 @@ from obspy.signal.trigger import coincidence_trigger
 from typing import Any
 
 from geosentry.stream.config import default_config_dict, load_config_dict
+from geosentry.stream.decode.mseed import encode_traces as mseed_records
 from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import ns_to_iso
 from geosentry.stream.sinks import open_sink
 from geosentry.stream.sources.files import FileSource
-from geosentry.stream.testing import demo_stream, mseed_records
+from geosentry.stream.testing import demo_stream
 
 
 #: As in ObsPy's coincidence-trigger tutorial for these short-period stations.

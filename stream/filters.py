@@ -35,20 +35,21 @@ SECOND_CUTOFF_HZ = 0.25
 
 def intermagnet_minute_window() -> np.ndarray:
     """The INTERMAGNET 1 s -> 1 min Gaussian filter (91 taps, unit sum)."""
-    w = get_window(("gaussian", MINUTE_SIGMA_SAMPLES), MINUTE_TAPS)
-    return w / w.sum()
+    w = np.asarray(get_window(("gaussian", MINUTE_SIGMA_SAMPLES), MINUTE_TAPS), dtype=np.float64)
+    return w / float(w.sum())
 
 
 def usgs_second_window() -> np.ndarray:
     """USGS geomag-algorithms' default 10 Hz -> 1 s FIR: ``firwin(123, 0.25 Hz, blackman)``."""
-    w = firwin(SECOND_TAPS, SECOND_CUTOFF_HZ, window="blackman", fs=10.0)
-    return w / w.sum()
+    w = np.asarray(firwin(SECOND_TAPS, SECOND_CUTOFF_HZ, window="blackman", fs=10.0),
+                   dtype=np.float64)
+    return w / float(w.sum())
 
 
 def load_fir(path: str | Path) -> np.ndarray:
     """FIR coefficients from ``{"window": [...]}`` JSON (USGS format), normalised to unit sum."""
     w = np.asarray(json.loads(Path(path).read_text())["window"], dtype=np.float64)
-    return w / w.sum()
+    return w / float(w.sum())
 
 
 def decimate(start_ns: int, rate_hz: float, data: np.ndarray, window: np.ndarray,

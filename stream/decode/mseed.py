@@ -48,7 +48,8 @@ MIN_RATE_HZ = 1e-6
 MIN_TIME_NS = int(clibmseed.NSTERROR) + 1
 MAX_TIME_NS = 7_258_118_400 * NS_PER_S
 #: pymseed sample types the service decodes (text records are rejected)
-SAMPLE_DTYPES = {"i": np.dtype(np.int32), "f": np.dtype(np.float32), "d": np.dtype(np.float64)}
+SAMPLE_DTYPES: dict[str, np.dtype[Any]] = {"i": np.dtype(np.int32), "f": np.dtype(np.float32),
+                                           "d": np.dtype(np.float64)}
 
 
 @functools.lru_cache(maxsize=65536)

@@ -127,7 +127,8 @@ def parse_time_ns(text: str) -> int:
             parts = [int(p) for p in text.split(",")]
             if len(parts) not in (6, 7):
                 raise ValueError(text)
-            dt = datetime(*parts[:6], tzinfo=timezone.utc)
+            year, month, day, hour, minute, second = parts[:6]
+            dt = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
             return int(dt.timestamp()) * NS_PER_S + (parts[6] if len(parts) == 7 else 0)
         t = text.rstrip("Z")
         whole, _, frac = t.partition(".")

@@ -168,6 +168,8 @@ class _StrictSeedLink(AsyncSeedLink):
         return context
 
     async def _negotiate(self) -> None:
+        if self.protocol is None:  # chosen by connect(), which negotiation always follows
+            raise SeedLinkError("negotiating before the server's protocol version is known")
         self._match_cache.clear()
         if self.protocol is Protocol.V3:  # the library sends seqnum + 1, in hex
             for stream in self._streams:
