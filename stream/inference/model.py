@@ -36,7 +36,7 @@ class ModelOutputs(NamedTuple):
     """One batch's model outputs, per window: ``values[i][..., k]`` is window ``i``'s output at
     its sample ``starts[i] + k`` (0 unless only a range of the window was decoded)."""
 
-    values: Sequence[np.ndarray]  # one array per window, or one array with the batch first
+    values: Sequence[np.ndarray] | np.ndarray  # one array per window, or one with the batch first
     starts: tuple[int, ...]
 
     @classmethod
@@ -57,7 +57,9 @@ def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch marks TorchScript deprecated
         warnings.simplefilter("ignore", FutureWarning)
-        module = torch.jit.load(str(path), map_location=device)
+        # torch.jit.load is unannotated in torch
+        module: torch.jit.ScriptModule = torch.jit.load(  # type: ignore[no-untyped-call]
+            str(path), map_location=device)
     module.eval()
     return module
 
@@ -70,7 +72,8 @@ def freeze_checked(module: torch.jit.ScriptModule, probe: torch.Tensor, name: st
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frozen = torch.jit.freeze(module, preserved_attrs=list(methods))
+            frozen: torch.jit.ScriptModule = torch.jit.freeze(module,
+                                                              preserved_attrs=list(methods))
         with torch.inference_mode():
             a, b = module(probe), frozen(probe)
         if a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5):
@@ -237,7 +240,7 @@ class TorchScriptDetector:
         x = self.normalise(raw)
         with torch.inference_mode(), autocast(self.device, precision or self.precision):
             out = self.module(torch.from_numpy(x).to(self.device))
-        out_np = out.float().cpu().numpy()
+        out_np: np.ndarray = out.float().cpu().numpy()
         if self.contract.kind == "anomaly":
             return ((out_np - x) ** 2).mean(axis=(1, 2))
         return out_np
