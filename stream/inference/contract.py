@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.rules import KINDS, NORMALISATIONS
 
 CONTRACT_SCHEMA = "geosentry.model.v1"
-KINDS = ("picker", "detector", "anomaly", "generator")
 FORMATS = ("torchscript",)
-NORMALISATIONS = ("none", "std", "peak")
 PRECISIONS = ("bf16",)  # float32 is always valid; these need validation on held-out data
 
 
@@ -179,3 +178,21 @@ def sha256_file(path: str | Path) -> str:
 def contract_path_for(model_path: str | Path) -> Path:
     """``models/x.pt`` -> ``models/x.json`` (the sidecar travels with the weights)."""
     return Path(model_path).with_suffix(".json")
+
+
+def load_contract(model_path: str | Path) -> ModelContract:
+    """Contract of ``model_path`` (the ``.json`` beside it), validated and checked against the
+    model file: it must exist, be the file the contract names and have the contract's hash.
+    The one check of an exported model, made by the service at load and by training after
+    export (``geosentry.training.export.verify_export``)."""
+    model_path = Path(model_path)
+    if not model_path.exists():
+        raise ContractError(f"model file not found: {model_path}")
+    contract = ModelContract.load(contract_path_for(model_path))
+    if contract.file != model_path.name:
+        raise ContractError(f"{model_path}: contract names file {contract.file!r}")
+    actual = sha256_file(model_path)
+    if actual != contract.sha256:
+        raise ContractError(f"{model_path}: sha256 {actual[:12]}… does not match the contract's "
+                            f"{contract.sha256[:12]}… (model and contract are out of step)")
+    return contract

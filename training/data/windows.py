@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# per-channel normalisation: the service's own (one rule for training and the service)
+from geosentry.stream.inference.rules import normalise
 
-def normalise(x: np.ndarray, method: str = "std", demean: bool = True,
-              eps: float = 1e-8) -> np.ndarray:
-    """Per-channel normalisation exactly as the service does it (``x`` is ``(..., C, N)``)."""
-    x = np.asarray(x, dtype=np.float32)
-    if demean:
-        x = x - x.mean(axis=-1, keepdims=True)
-    if method == "std":
-        x = x / (x.std(axis=-1, keepdims=True) + eps)
-    elif method == "peak":
-        x = x / (np.abs(x).max(axis=-1, keepdims=True) + eps)
-    elif method != "none":
-        raise ValueError(f"unknown normalisation {method!r}")
-    return x.astype(np.float32)
+__all__ = ["crop", "downsample_mask", "event_mask", "normalise", "pick_labels"]
 
 
 def pick_labels(n: int, p: float | None, s: float | None, sigma: float = 20.0,

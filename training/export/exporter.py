@@ -19,7 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geosentry.stream.inference.contract import CONTRACT_SCHEMA, ModelContract, contract_path_for, sha256_file
+from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.contract import (CONTRACT_SCHEMA, ModelContract, contract_path_for,
+                                                 load_contract, sha256_file)
+from geosentry.stream.inference.rules import output_shape
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,8 @@ def range_parity(scripted: torch.jit.ScriptModule, x: Tensor) -> float:
     return max(diffs)
 
 
-def expected_output_shape(kind: str, batch: int, n_channels: int, n_labels: int, window: int,
-                          step: int) -> tuple[int, ...]:
-    """What the service expects back from a model of ``kind``."""
-    if kind == "picker":
-        return (batch, n_labels, window)
-    if kind == "detector":
-        return (batch, 1, window // step)
-    return (batch, n_channels, window)
+#: what the service expects back from a model of a kind: the service's rule, not a copy
+expected_output_shape = output_shape
 
 
 def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: float,
@@ -127,8 +124,8 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
     if kind != "generator":
         with torch.no_grad():
             shape = tuple(reloaded(*inputs).shape)
-        want = expected_output_shape(kind, inputs[0].shape[0], len(components), len(labels),
-                                     window_samples, output_step_samples)
+        want = output_shape(kind, inputs[0].shape[0], len(components), len(labels),
+                            window_samples, output_step_samples)
         if shape != want:
             tmp.unlink(missing_ok=True)
             raise AssertionError(f"{name}: output shape {shape}, contract expects {want}")
@@ -162,14 +159,14 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
 
 
 def verify_export(pt_path: str | Path) -> ModelContract:
-    """Load the sidecar contract, check the sha256 and that the file names match."""
-    pt_path = Path(pt_path)
-    contract = ModelContract.load(contract_path_for(pt_path))
-    if contract.file != pt_path.name:
-        raise AssertionError(f"{pt_path}: contract names file {contract.file!r}")
-    if sha256_file(pt_path) != contract.sha256:
-        raise AssertionError(f"{pt_path}: sha256 does not match its contract")
-    return contract
+    """The contract beside ``pt_path``, checked exactly as the service checks it at load
+    (``geosentry.stream.inference.contract.load_contract``: a valid contract naming this file,
+    with its sha256). A failure raises ``AssertionError`` with the service's message, like
+    every other export check."""
+    try:
+        return load_contract(pt_path)
+    except ContractError as exc:
+        raise AssertionError(str(exc)) from exc
 
 
 def export_tiny_picker(out_dir: str | Path, window_samples: int = 400, stride_samples: int = 200,

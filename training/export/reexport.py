@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from geosentry.stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.contract import ModelContract, load_contract
 from geosentry.training.export.exporter import export_model, parity_check
 from geosentry.training.models.cnn import PhasePicker
 
@@ -45,12 +46,13 @@ def picker_from_torchscript(pt_path: Path, contract: ModelContract) -> PhasePick
 def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> tuple[Path, Path]:
     """Re-export the picker at ``pt_path`` into ``out_dir`` (may be the same directory)."""
     pt_path = Path(pt_path)
-    old = ModelContract.load(contract_path_for(pt_path))
+    try:
+        old = load_contract(pt_path)  # the service's check: valid, names this file, same sha256
+    except ContractError as exc:
+        raise SystemExit(str(exc)) from exc
     if old.kind != "picker":
         raise SystemExit(f"{pt_path}: kind {old.kind!r}; only a picker can be re-exported")
-    old_sha = sha256_file(pt_path)
-    if old_sha != old.sha256:
-        raise SystemExit(f"{pt_path}: sha256 does not match its contract")
+    old_sha = old.sha256
     net = picker_from_torchscript(pt_path, old)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
