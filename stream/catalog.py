@@ -13,6 +13,11 @@ def list_models() -> list[dict[str, Any]]:
     out = []
     for raw in shipped():
         path = raw.pop("_path")
+        if "_error" in raw:  # a contract that fails the service's check: listed, with why
+            out.append({"name": raw["name"], "kind": None, "format": None, "path": path,
+                        "builtin": f"builtin:{Path(path).stem}", "sha256": None,
+                        "contract": None, "metrics": {}, "error": raw["_error"]})
+            continue
         out.append({"name": raw.get("name"), "kind": raw.get("kind"), "format": raw.get("format"),
                     "path": path, "builtin": f"builtin:{Path(path).stem}",
                     "sha256": raw.get("sha256"), "contract": raw,
@@ -23,6 +28,8 @@ def list_models() -> list[dict[str, Any]]:
 def describe(name: str) -> str:
     for m in list_models():
         if name in (m["name"], Path(m["path"]).stem):
+            if m.get("error"):
+                raise GeosentryError(f"shipped model {name!r} is broken: {m['error']}")
             c = m["contract"]
             lines = [
                 f"{m['name']} ({m['kind']}, {m['format']}, version {c.get('version')})",

@@ -205,8 +205,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(json.dumps(entries, indent=2))
         else:
             for e in entries:
-                print(f"{e['name']:<22} {e['kind']:<10} {e['format']:<12} {e['path']}")
-        return 0
+                if e.get("error"):
+                    print(f"{e['name']:<22} {'BROKEN':<10} {e['error']}")
+                else:
+                    print(f"{e['name']:<22} {e['kind']:<10} {e['format']:<12} {e['path']}")
+        return 1 if any(e.get("error") for e in entries) else 0
     print(describe(args.name))
     return 0
 
