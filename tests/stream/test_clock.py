@@ -17,12 +17,10 @@ from geosentry.stream.buffer.windows import Windower, WindowSpec
 from geosentry.stream.config import BufferConfig, load_config_dict
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.demo import DEMO_BAND_HZ
-from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.errors import ConfigError
 from geosentry.stream.metrics import Metrics
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import NS_PER_S, Alert
-from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, synthetic_trace
+from geosentry.stream.testing import MemorySink, demo_stream, mseed_records, run_pipeline, synthetic_trace
 
 YEAR_S = 365 * 86400
 
@@ -57,9 +55,7 @@ def _uh1(payloads: list[bytes]) -> list[int]:
 async def _run(stream: list[bytes], live: bool = False) -> tuple[MemorySink, Metrics]:
     cfg = load_config_dict({"detectors": [{"name": "stalta", "type": "stalta",
                                            "bandpass_hz": list(DEMO_BAND_HZ)}]})
-    sink, metrics = MemorySink(), Metrics()
-    await Pipeline(cfg, [MemorySource(stream, live=live)], [sink], build_detectors(cfg),
-                   metrics).run()
+    sink, _, metrics = await run_pipeline(stream, cfg, live=live)
     return sink, metrics
 
 

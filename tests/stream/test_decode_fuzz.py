@@ -197,10 +197,8 @@ async def test_fuzzed_stream_keeps_the_alerts_of_the_valid_records() -> None:
     pipeline with the STA/LTA detector: the BW alerts are those of a clean run."""
     from geosentry.stream.config import load_config_dict
     from geosentry.stream.demo import demo_config_dict
-    from geosentry.stream.detectors.factory import build_detectors
     from geosentry.stream.metrics import Metrics
-    from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.testing import MemorySink, MemorySource
+    from geosentry.stream.testing import run_pipeline
 
     raw = demo_config_dict()
     raw["detectors"] = [d for d in raw["detectors"] if d["type"] == "stalta"]
@@ -213,9 +211,7 @@ async def test_fuzzed_stream_keeps_the_alerts_of_the_valid_records() -> None:
         mixed += mutated[i * per:(i + 1) * per] + [p]
 
     async def alerts(payloads: list[bytes]) -> tuple[list[str], Metrics]:
-        sink, metrics = MemorySink(), Metrics()
-        await Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg),
-                       metrics).run()
+        sink, _, metrics = await run_pipeline(payloads, cfg)
         return sorted(a.id for a in sink.alerts if a.network == "BW"), metrics
 
     want, _ = await alerts(clean)

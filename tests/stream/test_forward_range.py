@@ -16,9 +16,8 @@ import torch
 from geosentry.stream.config import load_config_dict
 from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.inference.model import ModelOutputs
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import Window
-from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
+from geosentry.stream.testing import demo_stream, mseed_records, run_pipeline
 
 pytest.importorskip("geosentry.training.models.cnn")
 
@@ -33,10 +32,9 @@ def _picks(stride_s: float, whole_windows: bool) -> list[tuple[str, str, int, fl
     assert dets[0].contract.forward_range and dets[0].decodes_range
     dets[0].decodes_range = not whole_windows
     payloads = [p for tr in demo_stream() for p in mseed_records(tr)]
-    sink = MemorySink()
     import asyncio
 
-    asyncio.run(Pipeline(cfg, [MemorySource(payloads)], [sink], dets).run())
+    sink, _, _ = asyncio.run(run_pipeline(payloads, cfg, detectors=dets))
     return sorted((a.station, a.phase or "", a.time_ns, round(a.score, 4))
                   for a in sink.alerts if a.kind == "pick")
 

@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from geosentry.stream.config import DetectorConfig, load_config_dict
-from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.config import DetectorConfig
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.model import TorchScriptDetector
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import Window
-from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.testing import mseed_records, run_pipeline, synthetic_trace
 
 training_export = pytest.importorskip("geosentry.training.export.exporter")
 
@@ -160,16 +158,14 @@ async def test_pipeline_runs_exported_model_micro_batched(tiny: Path) -> None:
     traces = [synthetic_trace(f"XX.S{i}..HH{c}", 40, seed=10 * i + j, events_s=[20.0])
               for i in range(4) for j, c in enumerate("ZNE")]
     payloads = [p for tr in traces for p in mseed_records(tr)]
-    cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model", "path": str(tiny),
-                                           "thresholds": {"P": 0.0, "S": 0.0}}],
-                            "inference": {"max_batch": 8, "max_wait_s": 0.05}})
-    sink = MemorySink()
-    pipeline = Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg))
-    await pipeline.run()
+    sink, _, metrics = await run_pipeline(payloads, {
+        "detectors": [{"name": "picker", "type": "model", "path": str(tiny),
+                       "thresholds": {"P": 0.0, "S": 0.0}}],
+        "inference": {"max_batch": 8, "max_wait_s": 0.05}})
     contract = json.loads(tiny.with_suffix(".json").read_text())
     picks = [a for a in sink.alerts if a.kind == "pick"]
     assert picks and {a.station for a in picks} == {"S0", "S1", "S2", "S3"}
     assert all(a.model.sha256 == contract["sha256"] for a in picks)
-    batches = pipeline.metrics.value("geosentry_inference_batch_size_count", detector="picker")
-    windows = pipeline.metrics.value("geosentry_windows_total", detector="picker")
+    batches = metrics.value("geosentry_inference_batch_size_count", detector="picker")
+    windows = metrics.value("geosentry_windows_total", detector="picker")
     assert 0 < batches < windows  # windows from several stations share batches

@@ -12,13 +12,10 @@ import numpy as np
 import obspy
 import pytest
 
-from geosentry.stream.config import load_config_dict
-from geosentry.stream.demo import demo_config_dict, reference_events
-from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.demo import reference_events
 from geosentry.stream.metrics import Metrics
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import ns_to_iso
-from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records
+from geosentry.stream.testing import MemorySink, demo_stream, mseed_records, run_pipeline
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas" /
                      "alert.v1.json").read_text())
@@ -39,20 +36,13 @@ def demo_payloads() -> list[bytes]:
     return _interleaved(demo_stream())
 
 
-async def _run(payloads: list[bytes], metrics: Metrics | None = None) -> tuple[MemorySink, Metrics]:
-    cfg = load_config_dict(demo_config_dict())
-    sink, metrics = MemorySink(), metrics or Metrics()
-    await Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg), metrics).run()
-    return sink, metrics
-
-
 def _network_times(sink: MemorySink) -> list[str]:
     return sorted(ns_to_iso(a.time_ns) for a in sink.alerts
                   if a.station == "*" and a.details["detector"] == "stalta")
 
 
 async def test_finds_the_three_obspy_reference_events(demo_payloads: list[bytes]) -> None:
-    sink, metrics = await _run(demo_payloads)
+    sink, _, metrics = await run_pipeline(demo_payloads)
     expected = reference_events()
     got = _network_times(sink)
     assert len(got) == len(expected) == 3
@@ -64,8 +54,8 @@ async def test_finds_the_three_obspy_reference_events(demo_payloads: list[bytes]
 
 async def test_alerts_match_the_json_schema_and_ids_are_deterministic(
         demo_payloads: list[bytes]) -> None:
-    first, _ = await _run(demo_payloads)
-    second, _ = await _run(demo_payloads)
+    first, _, _ = await run_pipeline(demo_payloads)
+    second, _, _ = await run_pipeline(demo_payloads)
     for a in first.alerts:
         jsonschema.validate(json.loads(a.to_json()), SCHEMA)
     assert sorted(a.id for a in first.alerts) == sorted(a.id for a in second.alerts)
@@ -91,7 +81,7 @@ async def test_bad_input_is_counted_and_the_stream_keeps_flowing(
     stream = list(demo_payloads)
     for at in (5, len(stream) // 2, len(stream) - 5):  # early, between events, late
         stream.insert(at, bad)
-    sink, metrics = await _run(stream)
+    sink, _, metrics = await run_pipeline(stream)
     if case == "unknown":
         assert metrics.value("geosentry_records_rejected_total", reason="unknown_channel") == 3
     else:
@@ -105,7 +95,7 @@ async def test_bad_input_is_counted_and_the_stream_keeps_flowing(
 async def test_a_gap_raises_one_health_alert(demo_payloads: list[bytes]) -> None:
     uh1 = [p for p in demo_payloads if b"UH1" in p[:20]]
     stream = [p for p in demo_payloads if p is not uh1[10]]
-    sink, metrics = await _run(stream)
+    sink, _, metrics = await run_pipeline(stream)
     health = [a for a in sink.alerts
               if a.kind == "health" and a.details["event"] != "missing_component"]
     assert [(a.station, a.details["event"]) for a in health] == [("UH1", "reset_gap")]
@@ -121,7 +111,7 @@ async def test_prometheus_endpoint_exports_the_counters(demo_payloads: list[byte
         port = s.getsockname()[1]
     metrics = Metrics()
     metrics.serve(port, addr="127.0.0.1")
-    await _run(demo_payloads, metrics)
+    await run_pipeline(demo_payloads, metrics=metrics)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     for name in ("geosentry_records_in_total", "geosentry_windows_total",
                  "geosentry_inference_batch_seconds_bucket", "geosentry_alerts_total",
@@ -140,14 +130,11 @@ async def test_a_model_faster_than_the_channel_is_refused_with_a_health_alert() 
         tr = synthetic_trace(f"NT.BOU.R0.UF{comp}", 12 * 3600.0, rate_hz=1 / 60, seed=i)
         tr.data = tr.data + 20_000
         st += tr
-    cfg = load_config_dict({"detectors": [{"name": "ae", "type": "model",
-                                           "path": "builtin:anomaly-geomag"}]})
-    sink = MemorySink()
-    pipeline = Pipeline(cfg, [MemorySource(_interleaved(st))], [sink], build_detectors(cfg))
-    await pipeline.run()
+    sink, _, metrics = await run_pipeline(_interleaved(st), {
+        "detectors": [{"name": "ae", "type": "model", "path": "builtin:anomaly-geomag"}]})
     health = [a for a in sink.alerts if a.kind == "health"]
     assert [a.details["event"] for a in health] == ["rate_too_low"]
     assert "needs 1 Hz" in health[0].details["detail"] and health[0].station == "BOU"
     assert not [a for a in sink.alerts if a.kind != "health"]
-    assert pipeline.metrics.value("geosentry_windows_total", detector="ae") in (0, None)
-    assert pipeline.metrics.value("geosentry_records_rejected_total", reason="rate_too_low") == 1
+    assert metrics.value("geosentry_windows_total", detector="ae") in (0, None)
+    assert metrics.value("geosentry_records_rejected_total", reason="rate_too_low") == 1

@@ -18,8 +18,7 @@ from geosentry.stream.inference import precision as prec
 from geosentry.stream.inference.contract import ModelContract
 from geosentry.stream.inference.model import TorchScriptDetector
 from geosentry.stream.metrics import Metrics
-from geosentry.stream.pipeline import Pipeline
-from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.testing import mseed_records, run_pipeline, synthetic_trace
 
 training_export = pytest.importorskip("geosentry.training.export.exporter")
 
@@ -121,8 +120,7 @@ def test_pipeline_exports_the_chosen_precision(tiny: Path) -> None:
     payloads = [p for j, c in enumerate("ZNE")
                 for p in mseed_records(synthetic_trace(f"XX.S1..HH{c}", 12, seed=j))]
     metrics = Metrics()
-    pipe = Pipeline(cfg, [MemorySource(payloads)], [MemorySink()], [det], metrics)
-    asyncio.run(pipe.run())
+    asyncio.run(run_pipeline(payloads, cfg, detectors=[det], metrics=metrics))
     sha = det.model.sha256[:12]
     assert metrics.value("geosentry_model_info", detector="picker", model="tiny-picker",
                          sha256=sha, device="cpu", precision="fp32") == 1.0

@@ -8,19 +8,15 @@ import numpy as np
 import obspy
 from obspy.signal.trigger import recursive_sta_lta, trigger_onset
 
-from geosentry.stream.config import load_config_dict
-from geosentry.stream.detectors.factory import build_detectors
-from geosentry.stream.pipeline import Pipeline
-from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.testing import mseed_records, run_pipeline, synthetic_trace
 
 DET = {"name": "sta", "type": "stalta", "window_s": 10.0, "stride_s": 1.0, "sta_s": 0.5,
        "lta_s": 5.0, "trigger_on": 3.0, "trigger_off": 1.5, "bandpass_hz": [1.0, 20.0]}
 
 
 async def _detections(payloads: list[bytes]) -> list[int]:
-    cfg = load_config_dict({"detectors": [DET], "coincidence": {"enabled": False}})
-    sink = MemorySink()
-    await Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run()
+    sink, _, _ = await run_pipeline(payloads, {"detectors": [DET],
+                                               "coincidence": {"enabled": False}})
     return sorted(a.time_ns for a in sink.alerts if a.kind == "detection")
 
 
