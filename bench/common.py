@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +116,13 @@ def model_precisions() -> dict[str, dict[str, Any]]:
     """What ``inference.precision = "auto"`` chooses for the benchmarked models here, and why."""
     import torch
 
-    from geosentry.stream.config import DetectorConfig
+    from geosentry.stream.detectors.registry import ModelConfig
     from geosentry.stream.inference.model import TorchScriptDetector
     from geosentry.stream.models import resolve
 
     out = {}
     for name in ("picker", "anomaly"):
-        cfg = DetectorConfig(name=name, type="model", path=f"builtin:{name}")
+        cfg = ModelConfig(name=name, path=f"builtin:{name}")
         det = TorchScriptDetector(cfg, resolve(cfg.path), torch.device("cpu"))
         out[name] = {"precision": det.precision, "reason": det.precision_choice.reason}
     return out
@@ -171,4 +171,4 @@ def machine() -> dict[str, Any]:
             "torch_threads_per_worker": max(1, cores() // service_workers()),
             "cpu_bf16_flags": flags,
             "loadavg_start": list(os.getloadavg()),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}

@@ -77,7 +77,7 @@ stride_s=0.5, sta_s=0.5, lta_s=10.0, trigger_on=3.5, trigger_off=1.0, bandpass_h
     type: str
     channels: tuple[str, ...] = ("any",)
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "DetectorConfig":
+    def __new__(cls, *args: Any, **kwargs: Any) -> DetectorConfig:
         if cls is DetectorConfig:  # the base: the config class of the type named
             kind = kwargs.get("type", args[1] if len(args) > 1 else None)
             if kind is not None:

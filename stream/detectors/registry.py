@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from geosentry.stream.detectors.base import Detector
+    from geosentry.stream.inference.contract import ModelContract
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _check_model(p: str, cfg: ModelConfig) -> None:
         threshold_check(f"{p}thresholds.{label}", contract, label, value)
 
 
-def model_contract(p: str, path: str) -> Any:
+def model_contract(p: str, path: str) -> ModelContract:
     """The contract of a model detector's ``path`` (its JSON only: cheap), as a config error."""
     from geosentry.stream.inference.contract import ModelContract, contract_path_for
     from geosentry.stream.models import resolve
@@ -181,7 +182,7 @@ def model_contract(p: str, path: str) -> Any:
         raise ConfigError(p + "path", str(exc)) from exc
 
 
-def threshold_check(key: str, contract: Any, label: str, value: Any) -> None:
+def threshold_check(key: str, contract: ModelContract, label: str, value: Any) -> None:
     """A threshold override must name one of the model's labels and be a probability (picker,
     detector: ``[0, 1]``) or a positive anomaly score (anomaly)."""
     if label not in contract.labels:
@@ -218,20 +219,31 @@ def _check_geomag(p: str, cfg: GeomagConfig) -> None:
     Profiles(cfg, cfg.type, where=p + "thresholds")  # validates every override
 
 
-def _build_geomag(cfg: GeomagConfig, device: torch.device, precision: str) -> Detector:
-    from geosentry.stream.detectors.geomag import ArtefactDetector, DbDtDetector, SscDetector
+def _build_dbdt(cfg: DbDtConfig, device: torch.device, precision: str) -> Detector:
+    from geosentry.stream.detectors.geomag import DbDtDetector
 
-    cls = {"dbdt": DbDtDetector, "ssc": SscDetector, "artefacts": ArtefactDetector}[cfg.type]
-    return cls(cfg)
+    return DbDtDetector(cfg)
+
+
+def _build_ssc(cfg: SscConfig, device: torch.device, precision: str) -> Detector:
+    from geosentry.stream.detectors.geomag import SscDetector
+
+    return SscDetector(cfg)
+
+
+def _build_artefacts(cfg: ArtefactsConfig, device: torch.device, precision: str) -> Detector:
+    from geosentry.stream.detectors.geomag_artefacts import ArtefactDetector
+
+    return ArtefactDetector(cfg)
 
 
 #: type name -> what the type is; the order is the one error messages list
 DETECTOR_TYPES: dict[str, DetectorType[Any]] = {
     "stalta": DetectorType(StaLtaConfig, _check_stalta, _build_stalta),
     "model": DetectorType(ModelConfig, _check_model, _build_model),
-    "dbdt": DetectorType(DbDtConfig, _check_geomag, _build_geomag),
-    "ssc": DetectorType(SscConfig, _check_geomag, _build_geomag),
-    "artefacts": DetectorType(ArtefactsConfig, _check_geomag, _build_geomag),
+    "dbdt": DetectorType(DbDtConfig, _check_geomag, _build_dbdt),
+    "ssc": DetectorType(SscConfig, _check_geomag, _build_ssc),
+    "artefacts": DetectorType(ArtefactsConfig, _check_geomag, _build_artefacts),
 }
 
 
@@ -293,7 +305,7 @@ def parse_detector(i: int, raw: Any) -> DetectorConfig:
         if key not in keys:
             raise ConfigError(p + key, f"not a setting of a {raw['type']!r} detector "
                                        f"(its keys: {', '.join(keys)})")
-    cfg = kind.config(**{k: _typed(p, k, v) for k, v in raw.items()})
+    cfg: DetectorConfig = kind.config(**{k: _typed(p, k, v) for k, v in raw.items()})
     kind.check(p, cfg)
     return cfg
 

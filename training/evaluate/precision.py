@@ -52,10 +52,10 @@ SR = 100.0
 def load_service_model(name: str, models_dir: Path = MODELS_DIR) -> Any:
     """The shipped model ``name`` as the service loads it (float32 chosen at load; the
     evaluation picks the precision per call)."""
-    from geosentry.stream.config import DetectorConfig
+    from geosentry.stream.detectors.registry import ModelConfig
     from geosentry.stream.inference.model import TorchScriptDetector
 
-    cfg = DetectorConfig(name=name, type="model", path=str(models_dir / f"{name}.pt"))
+    cfg = ModelConfig(name=name, path=str(models_dir / f"{name}.pt"))
     return TorchScriptDetector(cfg, models_dir / f"{name}.pt", torch.device("cpu"), "fp32")
 
 
@@ -176,7 +176,7 @@ def run(models_dir: Path = MODELS_DIR, seed: int = 0, quick: bool = False) -> di
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lines = [f"# bfloat16 vs float32 on held-out data\n", f"`{r['command']}`; {r['rule']}.\n",
+    lines = ["# bfloat16 vs float32 on held-out data\n", f"`{r['command']}`; {r['rule']}.\n",
              "| model | figure | float32 | bfloat16 |", "|---|---|---|---|"]
     p = r["models"].get("picker")
     if p:
