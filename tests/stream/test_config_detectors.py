@@ -177,3 +177,22 @@ def test_every_shipped_config_loads_and_means_the_same(tmp_path: Path) -> None:
     defaults = load_config().detectors
     stalta = next(d for d in defaults if d.type == "stalta")
     assert stalta == StaLtaConfig("stalta", channels=("seismic",), bandpass_hz=(1.0, 20.0))
+
+
+@needs_picker
+def test_a_bad_threshold_override_stops_geosentry_run_at_start_up(tmp_path: Path) -> None:
+    """Exit 2 with one line naming the key, before any data is read (it used to fail inside an
+    inference worker)."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[[detectors]]\nname = "picker"\ntype = "model"\npath = "builtin:picker"\n'
+                   'thresholds = { P = 1.3 }\n')
+    done = subprocess.run([sys.executable, "-m", "geosentry.stream.cli", "run", "--source",
+                           str(tmp_path), "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "config key 'detectors[0].thresholds.P': must be in [0, 1], got 1.3")
+    assert "Traceback" not in done.stderr
