@@ -10,9 +10,10 @@ import pytest
 
 from geosentry.stream.config import load_config_dict
 from geosentry.stream.detectors.factory import build_detectors
-from geosentry.stream.pipeline import Pipeline
+from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import RawRecord, Window, now_ns
-from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.testing import (MemorySink, MemorySource, mseed_records, run_pipeline,
+                                       synthetic_trace)
 
 
 def _payloads(stations: int, seconds: float) -> list[bytes]:
@@ -22,24 +23,22 @@ def _payloads(stations: int, seconds: float) -> list[bytes]:
     return [recs[k] for k in range(max(map(len, per_trace))) for recs in per_trace if k < len(recs)]
 
 
-async def _picks(workers: int, payloads: list[bytes]) -> tuple[list[tuple], Pipeline]:
-    cfg = load_config_dict({"detectors": [{"name": "picker", "type": "model",
-                                           "path": "builtin:picker", "stride_s": 2.0}],
-                            "inference": {"max_batch": 4, "max_wait_s": 0.0, "workers": workers},
-                            "coincidence": {"enabled": False}})
-    sink = MemorySink()
-    pipeline = Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg))
-    await pipeline.run()
-    return [(a.station, a.phase, a.time_ns, round(a.score, 5)) for a in sink.alerts], pipeline
+async def _picks(workers: int, payloads: list[bytes]) -> tuple[list[tuple], Metrics]:
+    sink, _, metrics = await run_pipeline(payloads, {
+        "detectors": [{"name": "picker", "type": "model", "path": "builtin:picker",
+                       "stride_s": 2.0}],
+        "inference": {"max_batch": 4, "max_wait_s": 0.0, "workers": workers},
+        "coincidence": {"enabled": False}})
+    return [(a.station, a.phase, a.time_ns, round(a.score, 5)) for a in sink.alerts], metrics
 
 
 async def test_parallel_workers_give_the_same_alerts_in_the_same_order() -> None:
     payloads = _payloads(stations=3, seconds=60)
     one, _ = await _picks(1, payloads)
-    two, pipeline = await _picks(2, payloads)
+    two, metrics = await _picks(2, payloads)
     assert one, "the picker should find the synthetic events"
     assert two == one
-    batches = pipeline.metrics.value("geosentry_inference_batch_size_count", detector="picker")
+    batches = metrics.value("geosentry_inference_batch_size_count", detector="picker")
     assert batches > 4  # several batches, so two were in flight at once at some point
 
 
@@ -81,18 +80,16 @@ async def test_overload_sheds_stale_windows_and_says_so() -> None:
                             "inference": {"max_batch": 1, "max_wait_s": 0.0, "max_lag_s": 0.3,
                                           "overload": "auto"}})
     slow = SlowStaLta(build_detectors(cfg)[0], delay_s=0.02)
-    sink = MemorySink()
     # ~50 windows/s of capacity; the burst cuts hundreds of windows at once, the trickle few
     source = BurstThenTrickle(payloads, burst=len(payloads) - 6, gap_s=0.4)
-    pipeline = Pipeline(cfg, [source], [sink], [slow])
-    await pipeline.run()
+    sink, _, metrics = await run_pipeline([source], cfg, detectors=[slow])
     events = [a.details["event"] for a in sink.alerts if a.kind == "health" and a.station == "*"]
     assert events[:2] == ["overload_started", "overload_stopped"]
-    shed = pipeline.metrics.value("geosentry_windows_shed_total", detector="sta")
-    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    shed = metrics.value("geosentry_windows_shed_total", detector="sta")
+    windows = metrics.value("geosentry_windows_total", detector="sta")
     assert shed > 0 and slow.ran > 0
     assert shed + slow.ran == windows  # every window either ran or was counted as shed
-    assert pipeline.metrics.value("geosentry_overloaded", detector="sta") == 0
+    assert metrics.value("geosentry_overloaded", detector="sta") == 0
 
 
 async def test_replays_are_never_shed() -> None:
@@ -101,11 +98,10 @@ async def test_replays_are_never_shed() -> None:
                                            "stride_s": 1.0, "lta_s": 5.0}],
                             "inference": {"max_batch": 1, "max_wait_s": 0.0, "max_lag_s": 0.05}})
     slow = SlowStaLta(build_detectors(cfg)[0], delay_s=0.005)
-    pipeline = Pipeline(cfg, [MemorySource(payloads)], [MemorySink()], [slow])
-    await pipeline.run()
-    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    _, _, metrics = await run_pipeline(payloads, cfg, detectors=[slow])
+    windows = metrics.value("geosentry_windows_total", detector="sta")
     assert slow.ran == windows > 100
-    assert pipeline.metrics.value("geosentry_windows_shed_total", detector="sta") == 0
+    assert metrics.value("geosentry_windows_shed_total", detector="sta") == 0
 
 
 @pytest.mark.parametrize("bad", [{"overload": "drop"}, {"max_lag_s": 0}, {"workers": -1},
@@ -128,27 +124,25 @@ async def test_data_latency_sheds_a_backlog_the_queue_cannot_see() -> None:
     behind = mseed_records(synthetic_trace("XX.OLD..HHZ", 60, start=str(now - 7270), seed=6))
     payloads = [p for pair in zip(fresh, behind) for p in pair]
 
-    async def run(max_data_latency_s: float) -> tuple[Pipeline, MemorySink, SlowStaLta]:
+    async def run(max_data_latency_s: float) -> tuple[Metrics, MemorySink, SlowStaLta]:
         cfg = load_config_dict({
             "detectors": [{"name": "sta", "type": "stalta", "window_s": 20.0, "stride_s": 5.0,
                            "lta_s": 5.0}],
             "inference": {"max_lag_s": 30.0, "overload": "shed",
                           "max_data_latency_s": max_data_latency_s}})
         det = SlowStaLta(build_detectors(cfg)[0], delay_s=0.0)
-        sink = MemorySink()
-        pipeline = Pipeline(cfg, [MemorySource(payloads, live=True)], [sink], [det])
-        await pipeline.run()
-        return pipeline, sink, det
+        sink, _, metrics = await run_pipeline(payloads, cfg, detectors=[det], live=True)
+        return metrics, sink, det
 
-    pipeline, sink, det = await run(600.0)
-    shed = pipeline.metrics.value("geosentry_windows_shed_total", detector="sta")
-    windows = pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    metrics, sink, det = await run(600.0)
+    shed = metrics.value("geosentry_windows_shed_total", detector="sta")
+    windows = metrics.value("geosentry_windows_total", detector="sta")
     assert shed == windows / 2 and det.ran == windows / 2  # every OLD window, no NOW window
     started = [a for a in sink.alerts if a.kind == "health" and a.station == "*"]
     assert started and started[0].details["event"] == "overload_started"
     assert started[0].details["data_latency_s"] > 7000
     assert started[0].details["max_data_latency_s"] == 600.0
 
-    pipeline, _, det = await run(0.0)  # off: the same feed is not shed
-    assert pipeline.metrics.value("geosentry_windows_shed_total", detector="sta") == 0
-    assert det.ran == pipeline.metrics.value("geosentry_windows_total", detector="sta")
+    metrics, _, det = await run(0.0)  # off: the same feed is not shed
+    assert metrics.value("geosentry_windows_shed_total", detector="sta") == 0
+    assert det.ran == metrics.value("geosentry_windows_total", detector="sta")
