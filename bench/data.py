@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from functools import lru_cache
 
 import numpy as np
@@ -45,7 +45,7 @@ class Load:
         """Samples in all records."""
         return int(self.samples_of.sum())
 
-    def silenced(self, keep: int, after_s: float) -> "Load":
+    def silenced(self, keep: int, after_s: float) -> Load:
         """This load with every station from index ``keep`` on silent once its records end
         after ``after_s``: what the service sees when part of a network drops out (or when the
         input falls back below capacity after an overload)."""
@@ -94,7 +94,7 @@ def _encoded(seconds: float) -> list[list[tuple[float, bytes, int]]]:
     """Per template: (rel_end_s, payload, n_samples) of its Z/N/E records, ``seconds`` long."""
     n = int(round(seconds * RATE))
     out = []
-    for k, arr in enumerate(templates_arrays()):
+    for arr in templates_arrays():
         if n > arr.shape[1]:
             reps = -(-n // arr.shape[1])
             arr = np.tile(arr, reps)
@@ -140,7 +140,7 @@ def _shift_btime(b: bytearray, offset_s: float) -> None:
     """Add ``offset_s`` to the start time (BTIME, bytes 20-29, big-endian) of a miniSEED 2
     record in place."""
     year, day, hour, minute, sec, _, frac = struct.unpack(">HHBBBBH", b[20:30])
-    t = (datetime(year, 1, 1, tzinfo=timezone.utc) + timedelta(days=day - 1, hours=hour,
+    t = (datetime(year, 1, 1, tzinfo=UTC) + timedelta(days=day - 1, hours=hour,
          minutes=minute, seconds=sec, microseconds=frac * 100 + round(offset_s * 1e6)))
     b[20:30] = struct.pack(">HHBBBBH", t.year, t.timetuple().tm_yday, t.hour, t.minute,
                            t.second, 0, t.microsecond // 100)

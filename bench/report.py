@@ -155,7 +155,7 @@ def markdown(res: dict[str, Any]) -> str:
     pc = res.get("parallel_cpu")
     if pc and len(pc) > 1:
         many = max(pc, key=lambda k: int(k.split("_")[1]))
-        rows.append((f"parallel compute available to one process (numpy sort, CPU s per wall s)",
+        rows.append(("parallel compute available to one process (numpy sort, CPU s per wall s)",
                      f"1 thread {_fmt(pc['threads_1'], 2)}",
                      f"{many.split('_')[1]} threads {_fmt(pc[many], 2)}", ""))
     fw = res["forward"]

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rss_child:
         print(json.dumps(rss_child(args.rss_child, args.rss_seconds)))
         return 0
-    res = run("quick" if args.quick else "full", args.out, kafka=args.kafka)
+    run("quick" if args.quick else "full", args.out, kafka=args.kafka)
     md = (args.out / "latest.md").read_text()
     print(md)
     if args.readme:

@@ -10,7 +10,6 @@ import pkgutil
 
 import pytest
 
-import geosentry
 
 
 def _modules() -> list[str]:

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
-from geosentry.stream.buffer.channel import BufferEvent, ChannelBuffer
+from geosentry.stream.buffer.channel import BufferEvent, BufferEventKind, ChannelBuffer
 from geosentry.stream.buffer.clock import ClockPolicy
 from geosentry.stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
 from geosentry.stream.config import BufferConfig
@@ -146,8 +146,8 @@ class Windower:
                                 self._hold_s(inst.specs), self.clock)
             inst.buffers[comp] = buf
             inst.channels[comp] = rec.channel
-        events = [ChannelEvent(rec.sid, e if e.kind != "future" else self._future_once(rec.sid, e),
-                               key) for e in buf.push(rec)]
+        events = [ChannelEvent(rec.sid, e if e.kind is not BufferEventKind.FUTURE
+                               else self._future_once(rec.sid, e), key) for e in buf.push(rec)]
         self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
         inst.last_arrival_ns = max(inst.last_arrival_ns, buf.newest_arrival_ns)
         inst.span_ns = rec.end_ns - rec.start_ns
@@ -226,7 +226,7 @@ class Windower:
             end_ns = max((b.end_ns for b in inst.buffers.values() if b.rate_hz),
                          default=inst.first_ns)
             events.append(ChannelEvent(f"{key}?", BufferEvent(
-                "released", end_ns, silent_ns / NS_PER_S,
+                BufferEventKind.RELEASED, end_ns, silent_ns / NS_PER_S,
                 detail=f"no record for {silent_ns / NS_PER_S:.0f} s: its buffered data was "
                        "released (input offsets move on); it restarts with its next record"),
                 key))
@@ -239,7 +239,7 @@ class Windower:
             out.extend(self._cut_spec(inst, spec, events))
         trim_to = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
         if trim_to:
-            for comp, buf in inst.buffers.items():
+            for buf in inst.buffers.values():
                 buf.trim_before(min(trim_to))
         elif inst.specs and all(self._refusal(inst, spec) for spec in inst.specs):
             for buf in inst.buffers.values():  # no detector can run on it: hold nothing
@@ -276,7 +276,8 @@ class Windower:
             if key not in self._rate_reported:
                 self._rate_reported.add(key)  # once per instrument and detector
                 events.append(ChannelEvent(f"{key[0]}?", BufferEvent(
-                    refused[0], present[0][1].start_ns, detail=refused[1]), key[0]))
+                    BufferEventKind(refused[0]), present[0][1].start_ns, detail=refused[1],
+                    detector=spec.detector), key[0]))
             return []
         if len(present) < len(spec.components):
             lacking = "".join(c for c in spec.components if c not in inst.buffers)
@@ -289,8 +290,9 @@ class Windower:
             if key not in self._missing_reported:
                 self._missing_reported.add(key)  # reported once per instrument and detector
                 events.append(ChannelEvent(f"{key[0]}{lacking}", BufferEvent(
-                    "missing_component", buf.start_ns,
-                    detail=f"{spec.detector}: no {lacking} ({spec.missing})"), key[0]))
+                    BufferEventKind.MISSING_COMPONENT, buf.start_ns,
+                    detail=f"{spec.detector}: no {lacking} ({spec.missing})",
+                    detector=spec.detector), key[0]))
             if spec.missing == "skip":
                 return []
         cursor = inst.cursors.setdefault(spec.detector, _Cursor())

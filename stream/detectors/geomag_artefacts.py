@@ -38,7 +38,7 @@ class ArtefactDetector(_Detector):
         found: list[Found] = []
         rows = {c: i for i, c in enumerate(self.spec.components) if w.channels[i]}
         x = w.data.astype(np.float64)
-        for c, r in rows.items():
+        for r in rows.values():
             found += spikes(x[r], r, lo, hi, rate, p)
             found += steps(x[r], r, lo, hi, rate, p, p["step_nT"])
             found += self._flat(w, x[r], r, lo, hi, p)

@@ -80,7 +80,7 @@ class ModelContract:
         return self.stride_samples / self.sampling_rate_hz
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "ModelContract":
+    def from_dict(cls, raw: dict[str, Any]) -> ModelContract:
         """Validate ``raw`` and build a contract; every problem names the key."""
         if raw.get("contract") != CONTRACT_SCHEMA:
             raise ContractError(f"contract: expected {CONTRACT_SCHEMA!r}, got {raw.get('contract')!r}")
@@ -144,7 +144,7 @@ class ModelContract:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelContract":
+    def load(cls, path: str | Path) -> ModelContract:
         path = Path(path)
         try:
             raw = json.loads(path.read_text())

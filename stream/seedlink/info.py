@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from xml.sax.saxutils import quoteattr
 
 import pymseed
@@ -186,7 +186,7 @@ def info_records_v3(xml: str) -> list[bytes]:
     msr.encoding = pymseed.DataEncoding.TEXT
     msr.sourceid = pymseed.nslc2sourceid("SL", "INFO", "", "LOG")
     msr.samprate = 0
-    msr.set_starttime_str(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    msr.set_starttime_str(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     return list(msr.generate(xml.encode(), "t"))
 
 

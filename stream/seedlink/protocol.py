@@ -27,7 +27,7 @@ import fnmatch
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from geosentry.stream.records import NS_PER_S
 
@@ -128,11 +128,11 @@ def parse_time_ns(text: str) -> int:
             if len(parts) not in (6, 7):
                 raise ValueError(text)
             year, month, day, hour, minute, second = parts[:6]
-            dt = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+            dt = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             return int(dt.timestamp()) * NS_PER_S + (parts[6] if len(parts) == 7 else 0)
         t = text.rstrip("Z")
         whole, _, frac = t.partition(".")
-        dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+        dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
         return int(dt.timestamp()) * NS_PER_S + int((frac + "000000000")[:9] or 0)
     except ValueError as exc:
         raise ProtocolError(f"invalid time {text!r}") from exc

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -110,7 +109,7 @@ async def _committed_vs_end(bootstrap: str, topic: str, group: str) -> tuple[dic
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         end = await consumer.end_offsets(parts)
         committed = {tp: await consumer.committed(tp) for tp in parts}
@@ -247,7 +246,7 @@ async def test_consumer_group_scale_out_splits_stations(kafka_bootstrap: str, ar
     src, group = f"{topic_name}-in", f"{topic_name}-g"
     await _create_topic(kafka_bootstrap, src, 4)
     uri = f"kafka://{kafka_bootstrap}/{src}?group={group}&idle_exit_s=30"
-    procs = [subprocess.Popen(GEOSENTRY + ["run", "--source", uri, "--sink", f"jsonl:-",
+    procs = [subprocess.Popen(GEOSENTRY + ["run", "--source", uri, "--sink", "jsonl:-",
                                            "--config", str(config)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

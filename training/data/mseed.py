@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import obspy
@@ -113,7 +113,7 @@ def mseed_events(waveforms: obspy.Stream | Iterable[str | Path], picks: list[Pic
         groups.setdefault((p.event_id, p.station_id), {}).setdefault(p.phase, p)
     n = int(round((before_s + after_s) * sampling_rate_hz)) + 1
     out: list[PhaseNetEvent] = []
-    for (eid, sid), ph in sorted(groups.items(), key=lambda kv: (kv[1].get("P") or kv[1]["S"]).time):
+    for (_eid, sid), ph in sorted(groups.items(), key=lambda kv: (kv[1].get("P") or kv[1]["S"]).time):
         if "P" not in ph:
             continue
         net, sta = sid.split(".", 1)

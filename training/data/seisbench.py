@@ -35,7 +35,7 @@ class SeisBenchDataset:
 
     def _file(self) -> Any:
         if self._h5 is None:
-            import h5py  # noqa: PLC0415 - optional dependency
+            import h5py  # optional dependency
 
             self._h5 = h5py.File(self.path / "waveforms.hdf5", "r")
         return self._h5

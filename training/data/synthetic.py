@@ -27,7 +27,7 @@ def obspy_noise() -> np.ndarray | None:
             d = d - d.mean()
             rows.append(d / (d.std() + 1e-12))
         return np.stack(rows).astype(np.float32)
-    except Exception:  # noqa: BLE001 - any problem just means "no ObsPy noise"
+    except Exception:  # any problem just means "no ObsPy noise"
         return None
 
 

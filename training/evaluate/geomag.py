@@ -40,7 +40,7 @@ from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import NS_PER_S, Alert
 from geosentry.stream.sources.files import archive_records
 from geosentry.stream.testing import MemorySink, MemorySource
-from geosentry.training.evaluate.geomag_evidence import _index, _label, _utc, evidence
+from geosentry.training.evaluate.geomag_evidence import _label, _utc, evidence
 from geosentry.training.paths import shared_data_dir
 
 SSC_CATALOGUE_NS = int(np.datetime64("2016-01-18T21:57:00", "ns").astype(np.int64))

@@ -84,8 +84,8 @@ def tuned_stalta_detection(train_z: list[np.ndarray], train_truth: np.ndarray,
         for band in (None, (2.0, 15.0)):
             p = StaLtaParams(sta, lta, band=band)
             s = stalta_scores(train_z, sampling_rate_hz, p)
-            t, f = best_threshold(lambda t: detection_scores(train_truth, s, t)["f1"],
-                                  np.arange(1.5, 20.0, 0.5))
+            t, f = best_threshold(lambda t: detection_scores(train_truth, s, t)["f1"],  # noqa: B023
+                                  np.arange(1.5, 20.0, 0.5))  # (called in this iteration)
             if f > best[0]:
                 best = (f, p, t)
     _, params, thr = best

@@ -13,7 +13,8 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def versions() -> dict[str, str]:
         from importlib.metadata import version
 
         gs = version("geosentry")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
+    except Exception:  # not installed as a distribution
         from geosentry import __version__ as gs
     return {"torch": torch.__version__, "numpy": np.__version__, "geosentry": gs}
 
@@ -50,8 +51,8 @@ def example_inputs(kind: str, module: nn.Module, n_channels: int, window_samples
     """Deterministic inputs matching ``kind``'s call signature (generator: ``(z, label)``)."""
     g = torch.Generator().manual_seed(seed)
     if kind == "generator":
-        latent = int(getattr(module, "latent_dim"))
-        n_labels = len(getattr(module, "labels"))
+        latent = int(module.latent_dim)
+        n_labels = len(module.labels)
         z = torch.randn(batch, latent, generator=g)
         label = torch.arange(batch, dtype=torch.long) % n_labels
         return (z, label)
