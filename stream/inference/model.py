@@ -40,7 +40,7 @@ class ModelOutputs(NamedTuple):
     starts: tuple[int, ...]
 
     @classmethod
-    def whole(cls, values: np.ndarray) -> "ModelOutputs":
+    def whole(cls, values: np.ndarray) -> ModelOutputs:
         """Outputs of whole windows, ``(B, ...)``."""
         return cls(values, (0,) * len(values))
 
