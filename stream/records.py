@@ -16,7 +16,6 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from datetime import datetime, UTC
 from typing import Any
 
@@ -24,18 +23,7 @@ import numpy as np
 
 NS_PER_S = 1_000_000_000
 ALERT_SCHEMA = "geosentry.alert.v1"
-
-
-class AlertKind(StrEnum):
-    """``kind`` of an alert (the schema's enum)."""
-
-    PICK = "pick"
-    DETECTION = "detection"
-    ANOMALY = "anomaly"
-    HEALTH = "health"
-
-
-ALERT_KINDS = tuple(k.value for k in AlertKind)
+ALERT_KINDS = ("pick", "detection", "anomaly", "health")
 
 
 def now_ns() -> int:
@@ -79,8 +67,7 @@ class InstrumentId:
     >>> i = InstrumentId("BW", "UH1", "", "EH")
     >>> str(i), i.site_key, i.station_key
     ('BW.UH1..EH', 'BW.UH1.', 'BW.UH1')
-    >>> w = Window("BW", "UH1", "", ("", "EHZ"), 0, 100.0, np.zeros((2, 1)), 0, "d")
-    >>> InstrumentId.of(w) == i
+    >>> InstrumentId.of(Window("BW", "UH1", "", ("", "EHZ"), 0, 100.0, np.zeros((2, 1)), 0, "d")) == i
     True
     """
 
@@ -210,10 +197,9 @@ class ModelRef:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert, serialised as ``geosentry.alert.v1`` JSON (see ``stream/schemas``).
-    ``kind`` may be given as its text (``"pick"``); it is kept as an ``AlertKind``."""
+    """One alert, serialised as ``geosentry.alert.v1`` JSON (see ``stream/schemas``)."""
 
-    kind: AlertKind
+    kind: str
     network: str
     station: str
     location: str
@@ -227,9 +213,6 @@ class Alert:
     details: dict[str, Any] = field(default_factory=dict)
     emitted_ns: int = 0
 
-    def __post_init__(self) -> None:
-        self.kind = AlertKind(self.kind)
-
     @property
     def station_key(self) -> str:
         """Kafka key: ``NET.STA`` (all locations of a station land on one partition)."""
@@ -240,7 +223,7 @@ class Alert:
         """Deterministic from station, kind, phase, time and model, so consumers can dedupe."""
         basis = "|".join((self.network, self.station, self.location, self.kind, self.phase or "",
                           str(self.time_ns // 10_000_000), self.model.name, self.model.version))
-        if self.kind is AlertKind.HEALTH:  # several health events can share a time: tell them apart
+        if self.kind == "health":  # several health events can share a time: tell them apart
             basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
@@ -249,7 +232,7 @@ class Alert:
         return {
             "schema": ALERT_SCHEMA,
             "id": self.id,
-            "kind": self.kind.value,
+            "kind": self.kind,
             "network": self.network,
             "station": self.station,
             "location": self.location,
