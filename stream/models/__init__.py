@@ -20,11 +20,9 @@ log = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).resolve().parent
 RUNNABLE = RUNNABLE_KINDS  # the kinds the service runs (one list: ``inference.rules``)
 
-STALTA_DEFAULT: dict[str, Any] = {
-    "name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 10.0, "stride_s": 1.0,
-    "sta_s": 0.5, "lta_s": 10.0, "trigger_on": 3.5, "trigger_off": 1.0,
-    "bandpass_hz": [1.0, 20.0],
-}
+#: the default STA/LTA detector; its other settings are ``StaLtaConfig``'s defaults
+#: (``stream/detectors/registry.py``: Z, 10 s windows every 1 s, STA 0.5 s, LTA 10 s, 3.5 / 1.0)
+STALTA_DEFAULT: dict[str, Any] = {"name": "stalta", "type": "stalta", "bandpass_hz": [1.0, 20.0]}
 
 
 def resolve(path: str) -> Path:
