@@ -22,8 +22,8 @@ from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import Window
 from geosentry.stream.sinks.jsonl import JsonlSink
 from geosentry.stream.supervision import ExitCode
-from geosentry.stream.testing import (FailingSource, FaultySink, MemorySink, MemorySource, demo_stream,
-                            mseed_records)
+from geosentry.stream.testing import (FailingSource, FaultySink, MemorySource, demo_stream,
+                                       mseed_records, run_pipeline)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,7 @@ def _cfg(stalta_only: bool = False, **top: object) -> Config:
 
 
 async def _reference(payloads: list[bytes], stalta_only: bool = False) -> list[str]:
-    cfg = _cfg(stalta_only)
-    sink = MemorySink()
-    summary = await Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run()
+    sink, summary, _ = await run_pipeline(payloads, _cfg(stalta_only))
     assert summary.exit_code == ExitCode.OK
     return sorted(a.id for a in sink.alerts)
 
@@ -65,9 +63,8 @@ async def test_missing_sink_folder_is_a_one_line_start_up_error(tmp_path) -> Non
 async def test_sink_outage_is_retried_and_nothing_is_lost(payloads: list[bytes]) -> None:
     want = await _reference(payloads, stalta_only=True)
     cfg = _cfg(stalta_only=True)
-    sink, metrics = FaultySink(fail_first=3), Metrics()
-    summary = await asyncio.wait_for(Pipeline(
-        cfg, [MemorySource(payloads)], [sink], build_detectors(cfg), metrics).run(), 120)
+    sink, summary, metrics = await run_pipeline(payloads, cfg, sink=FaultySink(fail_first=3),
+                                                timeout_s=120)
     assert summary.exit_code == ExitCode.OK
     assert sorted({a.id for a in sink.alerts}) == sorted(set(want))
     assert metrics.value("geosentry_sink_errors_total", sink="faulty") == 3
@@ -81,8 +78,7 @@ async def test_broken_sink_stops_the_run_with_a_failure_status(
     sink = FaultySink(error=RuntimeError("sink bug"))
     t0 = time.monotonic()
     with caplog.at_level(logging.ERROR):
-        summary = await asyncio.wait_for(Pipeline(
-            cfg, [MemorySource(payloads)], [sink], build_detectors(cfg)).run(), 60)
+        _, summary, _ = await run_pipeline(payloads, cfg, sink=sink, timeout_s=60)
     assert time.monotonic() - t0 < 30
     assert summary.exit_code != ExitCode.OK
     assert any("sink bug" in f for f in summary.failures)
@@ -124,11 +120,9 @@ async def test_stop_while_a_sink_hangs_is_bounded_and_the_watchdog_reports(
 
 
 async def test_failing_source_ends_with_a_failure_status(payloads: list[bytes]) -> None:
-    cfg = _cfg()
-    sink = MemorySink()
-    summary = await asyncio.wait_for(Pipeline(
-        cfg, [FailingSource(payloads[:20], SourceError("feed broke")), MemorySource(payloads)],
-        [sink], build_detectors(cfg)).run(), 60)
+    sink, summary, _ = await run_pipeline(
+        [FailingSource(payloads[:20], SourceError("feed broke")), MemorySource(payloads)],
+        _cfg(), timeout_s=60)
     assert summary.exit_code == ExitCode.FAILED
     assert any("feed broke" in f for f in summary.failures)
     assert sink.alerts  # the other source kept flowing
@@ -152,8 +146,7 @@ async def test_failing_window_costs_only_its_own_alerts(payloads: list[bytes]) -
     cfg = _cfg(stalta_only=True)
     cfg = replace(cfg, inference=replace(cfg.inference, max_batch=64, max_wait_s=0.2))
     dets = [_Poisoned(d, "UH1") for d in build_detectors(cfg)]
-    sink, metrics = MemorySink(), Metrics()
-    summary = await Pipeline(cfg, [MemorySource(payloads)], [sink], dets, metrics).run()  # type: ignore[arg-type]
+    sink, summary, metrics = await run_pipeline(payloads, cfg, detectors=dets)  # type: ignore[arg-type]
     got = {a.id for a in sink.alerts if a.station not in ("UH1", "*")}
     assert got and got <= set(want)  # the other stations' alerts, exactly as without the fault
     others = [a for a in sink.alerts if a.kind == "detection" and a.station != "*"]
@@ -165,7 +158,7 @@ async def test_failing_window_costs_only_its_own_alerts(payloads: list[bytes]) -
 async def test_detector_failing_on_every_window_is_a_failure(payloads: list[bytes]) -> None:
     cfg = _cfg()
     dets = [_Poisoned(d, None) for d in build_detectors(cfg)]
-    summary = await Pipeline(cfg, [MemorySource(payloads)], [MemorySink()], dets).run()  # type: ignore[arg-type]
+    _, summary, _ = await run_pipeline(payloads, cfg, detectors=dets)  # type: ignore[arg-type]
     assert summary.exit_code == ExitCode.FAILED
     assert any("failed on every window" in f for f in summary.failures)
 
@@ -175,10 +168,9 @@ async def test_sink_outage_on_a_live_feed_sheds_nothing(payloads: list[bytes]) -
     want = await _reference(payloads, stalta_only=True)
     cfg = _cfg(stalta_only=True)
     cfg = replace(cfg, inference=replace(cfg.inference, overload="shed", max_lag_s=0.3))
-    sink, metrics = FaultySink(fail_first=3), Metrics()  # ~3.5 s of outage, > max_lag_s
-    summary = await asyncio.wait_for(Pipeline(
-        cfg, [MemorySource(payloads, delay_s=0.002, live=True)], [sink], build_detectors(cfg),
-        metrics).run(), 120)
+    sink, summary, metrics = await run_pipeline(  # ~3.5 s of outage, > max_lag_s
+        [MemorySource(payloads, delay_s=0.002, live=True)], cfg, sink=FaultySink(fail_first=3),
+        timeout_s=120)
     assert metrics.value("geosentry_windows_shed_total", detector="stalta") == 0
     assert summary.exit_code == ExitCode.OK
     assert {a.id for a in sink.alerts} == set(want)
