@@ -18,7 +18,6 @@ import pytest
 
 from geosentry.stream.decode.mseed import _decode_with_pymseed, decode_payload, split_records_at
 from geosentry.stream.errors import DecodeError, DecodeReason
-from geosentry.stream.metrics import Metrics
 from geosentry.stream.sources.files import FileSource, archive_entries
 from geosentry.stream.testing import mseed_records, synthetic_trace
 
@@ -133,20 +132,12 @@ def test_non_utf8_source_id_is_a_bad_sid_decode_error() -> None:
 
 async def test_non_utf8_source_id_is_counted_and_the_source_goes_on(
         caplog: pytest.LogCaptureFixture) -> None:
-    from geosentry.stream.config import load_config_dict
-    from geosentry.stream.demo import demo_config_dict
-    from geosentry.stream.detectors.factory import build_detectors
-    from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.testing import MemorySink, MemorySource
+    from geosentry.stream.testing import run_pipeline
 
     good = mseed3(synthetic_trace("XX.A..HHZ", 20).data)
     bad = with_sid3(good[0], b"FDSN:XX_\xff__H_H_Z")
-    cfg = load_config_dict(demo_config_dict())
-    metrics = Metrics()
-    pipeline = Pipeline(cfg, [MemorySource([bad] + good + [bad])], [MemorySink()],
-                        build_detectors(cfg), metrics)
     with caplog.at_level(logging.WARNING):
-        summary = await pipeline.run()
+        _, summary, metrics = await run_pipeline([bad] + good + [bad])
     assert summary.records == len(good) + 2 and summary.decode_errors == 2
     assert metrics.value("geosentry_decode_errors_total", reason="bad_sid") == 2
     assert "source failed" not in caplog.text
@@ -289,22 +280,15 @@ def test_resync_finds_headers_at_odd_offsets_and_skips_garbage() -> None:
 
 async def test_decode_warning_names_file_and_byte_offset(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from geosentry.stream.config import load_config_dict
-    from geosentry.stream.demo import demo_config_dict
-    from geosentry.stream.detectors.factory import build_detectors
-    from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.testing import MemorySink
+    from geosentry.stream.testing import run_pipeline
 
     good = mseed_records(synthetic_trace("XX.A..HHZ", 30))
     blob, bad_at = _file_with_truncated(good, {3: 200})
     path = tmp_path / "one_cut.mseed"
     path.write_bytes(blob)
-    cfg = load_config_dict(demo_config_dict())
-    metrics = Metrics()
     # whatever level earlier tests left on the package logger (the bench sets ERROR)
     with caplog.at_level(logging.WARNING, logger="geosentry.stream"):
-        summary = await Pipeline(cfg, [FileSource(path)], [MemorySink()], build_detectors(cfg),
-                                 metrics).run()
+        _, summary, metrics = await run_pipeline([FileSource(path)])
     assert summary.decode_errors == 1 and summary.records == len(good)
     assert f"at byte {bad_at[0]} of {path}" in caplog.text
     assert metrics.value("geosentry_decode_errors_total", reason="truncated") == 1
@@ -314,11 +298,7 @@ async def test_decode_warning_names_file_and_byte_offset(
 
 async def test_decode_error_labels_come_from_the_fixed_set(good2: list[bytes]) -> None:
     """Hundreds of differently worded failures: the label values stay within DecodeReason."""
-    from geosentry.stream.config import load_config_dict
-    from geosentry.stream.demo import demo_config_dict
-    from geosentry.stream.detectors.factory import build_detectors
-    from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.testing import MemorySink, MemorySource
+    from geosentry.stream.testing import run_pipeline
 
     rng = np.random.default_rng(3)
     bad: list[bytes] = []
@@ -328,10 +308,7 @@ async def test_decode_error_labels_come_from_the_fixed_set(good2: list[bytes]) -
             p[pos] = int(rng.integers(0, 256))
         bad.append(bytes(p[:int(rng.integers(40, 513))]))
     bad += [patch2(good2[0], MS2_YEAR, "H", y) for y in range(2300, 2400)]
-    cfg = load_config_dict(demo_config_dict())
-    metrics = Metrics()
-    summary = await Pipeline(cfg, [MemorySource(bad)], [MemorySink()], build_detectors(cfg),
-                             metrics).run()
+    _, summary, metrics = await run_pipeline(bad)
     labels = {s.labels["reason"] for fam in metrics.registry.collect()
               if fam.name == "geosentry_decode_errors" for s in fam.samples
               if s.name.endswith("_total")}
