@@ -5,7 +5,6 @@ unbounded loop on the event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from pathlib import Path
@@ -18,18 +17,17 @@ from geosentry.stream.buffer.spec import MAX_WINDOW_SAMPLES, WindowSpec
 from geosentry.stream.buffer.windows import Windower
 from geosentry.stream.config import BufferConfig, DetectorConfig, load_config_dict
 from geosentry.stream.decode.mseed import decode_payload
-from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.detectors.stalta import StaLtaDetector
 from geosentry.stream.errors import ConfigError
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import InstrumentId, Record, Window
-from geosentry.stream.testing import MemorySink, MemorySource, mseed_records, synthetic_trace
+from geosentry.stream.testing import mseed_records, run_pipeline, synthetic_trace
 
 #: ObsPy's own valid 0.1 Hz record (MN.TNV..VHZ, 60 samples): stride 1 s rounds to 0 samples.
 VHZ_FILE = (Path(obspy.__file__).resolve().parent / "io" / "mseed" / "tests" / "data"
             / "single_record_negative_sr_fact_and_mult.mseed")
 STALTA = {"name": "stalta", "type": "stalta"}  # window 10 s, stride 1 s, STA 0.5 s, LTA 10 s
 POLICY = BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0)
+STALTA_ALONE = {"detectors": [STALTA], "coincidence": {"enabled": False}}
 
 
 def _records(payloads: list[bytes]) -> list[Record]:
@@ -50,14 +48,6 @@ def _feed(w: Windower, records: list[Record]) -> tuple[list[Window], list[tuple[
         events += [(e.sid, e.event.kind, e.event.detail) for e in es]
     ws, es = w.flush()
     return windows + ws, events + [(e.sid, e.event.kind, e.event.detail) for e in es]
-
-
-async def _run(cfg_raw: dict, payloads: list[bytes]) -> tuple[MemorySink, Pipeline]:
-    cfg = load_config_dict({**cfg_raw, "coincidence": {"enabled": False}})
-    sink = MemorySink()
-    pipeline = Pipeline(cfg, [MemorySource(payloads)], [sink], build_detectors(cfg))
-    await asyncio.wait_for(pipeline.run(), timeout=30)
-    return sink, pipeline
 
 
 @pytest.mark.timeout(30)
@@ -84,13 +74,12 @@ def test_the_cut_loop_never_spins_on_a_stride_of_zero(monkeypatch: pytest.Monkey
 @pytest.mark.timeout(60)
 async def test_a_0_1_hz_channel_through_the_pipeline_is_one_health_alert() -> None:
     t0 = time.monotonic()
-    sink, pipeline = await _run({"detectors": [STALTA]}, _vhz_payloads())
+    sink, summary, metrics = await run_pipeline(_vhz_payloads(), STALTA_ALONE, timeout_s=30)
     assert time.monotonic() - t0 < 30
     assert [(a.kind, a.details["event"], a.station, a.channel) for a in sink.alerts] == [
         ("health", "rate_unsupported", "TNV", "VH?")]
-    assert pipeline.metrics.value("geosentry_records_rejected_total",
-                                  reason="rate_unsupported") == 1
-    assert pipeline.summary.windows == 0
+    assert metrics.value("geosentry_records_rejected_total", reason="rate_unsupported") == 1
+    assert summary.windows == 0
 
 
 def _lhz(seconds: float = 1800.0) -> list[bytes]:
@@ -111,11 +100,10 @@ def test_a_1_hz_channel_is_refused_by_sta_lta_once() -> None:
 
 
 async def test_a_1_hz_channel_through_the_pipeline_is_one_health_alert() -> None:
-    sink, pipeline = await _run({"detectors": [STALTA]}, _lhz())
+    sink, _, metrics = await run_pipeline(_lhz(), STALTA_ALONE, timeout_s=30)
     assert [(a.kind, a.details["event"]) for a in sink.alerts] == [("health", "rate_unsupported")]
     assert "sta_s 0.5 s is 0 samples at 1 Hz" in sink.alerts[0].details["detail"]
-    assert pipeline.metrics.value("geosentry_records_rejected_total",
-                                  reason="rate_unsupported") == 1
+    assert metrics.value("geosentry_records_rejected_total", reason="rate_unsupported") == 1
 
 
 def test_sta_lta_band_must_fit_below_nyquist() -> None:
