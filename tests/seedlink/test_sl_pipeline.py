@@ -7,14 +7,11 @@ from pathlib import Path
 import pytest
 from slhelpers import serving
 
-from geosentry.stream.config import load_config_dict
 from geosentry.stream.demo import demo_config_dict, reference_events
-from geosentry.stream.detectors.factory import build_detectors
-from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.records import Alert
 from geosentry.stream.sources import open_source
 from geosentry.stream.sources.seedlink import SeedLinkSource
-from geosentry.stream.testing import MemorySink
+from geosentry.stream.testing import run_pipeline
 
 
 def _stalta_config() -> dict:
@@ -24,9 +21,8 @@ def _stalta_config() -> dict:
 
 
 async def _alerts(source_uri: str) -> tuple[list[Alert], object]:
-    cfg = load_config_dict(_stalta_config())
-    source, sink = open_source(source_uri), MemorySink()
-    await Pipeline(cfg, [source], [sink], build_detectors(cfg)).run()
+    source = open_source(source_uri)
+    sink, _, _ = await run_pipeline([source], _stalta_config())
     return sink.alerts, source
 
 
