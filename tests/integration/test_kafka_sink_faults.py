@@ -20,7 +20,8 @@ from geosentry.stream.metrics import Metrics
 from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.sinks.kafka import KafkaSink
 from geosentry.stream.supervision import ExitCode
-from geosentry.stream.testing import MemorySink, MemorySource, demo_stream, mseed_records, read_topic
+from geosentry.stream.testing import (MemorySource, demo_stream, mseed_records, read_topic,
+                                       run_pipeline)
 
 pytestmark = pytest.mark.kafka
 
@@ -31,8 +32,7 @@ async def test_send_timeouts_are_retried_and_every_alert_arrives(
     raw["detectors"] = [d for d in raw["detectors"] if d["type"] == "stalta"]
     cfg = load_config_dict(raw)
     payloads = [p for tr in demo_stream() for p in mseed_records(tr)]
-    reference = MemorySink()
-    await Pipeline(cfg, [MemorySource(payloads)], [reference], build_detectors(cfg)).run()
+    reference, _, _ = await run_pipeline(payloads, cfg)
 
     sink = KafkaSink(f"kafka://{kafka_bootstrap}/{topic_name}")
     await sink.start()
