@@ -14,12 +14,35 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
+from enum import StrEnum
 
+from geosentry.stream.buffer.channel import BufferEventKind
 from geosentry.stream.buffer.windows import ChannelEvent
-from geosentry.stream.records import NS_PER_S, Alert, ModelRef
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
 
-HEALTH_EVENTS = {"reset_gap", "reset_rate", "missing_component", "rate_too_low",
-                 "rate_unsupported", "future", "released"}
+
+class HealthEvent(StrEnum):
+    """``details.event`` of a ``health`` alert."""
+
+    # buffer policy (``BufferEventKind`` of the same value, see ``HEALTH_EVENTS``)
+    RESET_GAP = "reset_gap"
+    RESET_RATE = "reset_rate"
+    MISSING_COMPONENT = "missing_component"
+    RATE_TOO_LOW = "rate_too_low"
+    RATE_UNSUPPORTED = "rate_unsupported"
+    FUTURE = "future"
+    RELEASED = "released"
+    # service-wide (station ``*``)
+    OVERLOAD_STARTED = "overload_started"
+    OVERLOAD_STOPPED = "overload_stopped"
+    STALLED = "stalled"
+    # a geomagnetic instrument artefact (``geosentry.stream.detectors.geomag_artefacts``)
+    ARTEFACT = "artefact"
+
+
+#: the buffer events that change what the detectors see: each raises a ``health`` alert
+HEALTH_EVENTS: frozenset[BufferEventKind] = frozenset(
+    k for k in BufferEventKind if k.value in {e.value for e in HealthEvent})
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
 _WATCHDOG = ModelRef("watchdog", "1", hashlib.sha256(b"geosentry.watchdog.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
@@ -31,12 +54,12 @@ def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert
     >>> overload_alert(True, {"detector": "picker", "max_lag_s": 10.0}, 0).details["event"]
     'overload_started'
     """
-    return Alert(kind="health", network="*", station="*", location="", channel="",
+    event = HealthEvent.OVERLOAD_STARTED if started else HealthEvent.OVERLOAD_STOPPED
+    return Alert(kind=AlertKind.HEALTH, network="*", station="*", location="", channel="",
                  time_ns=now_ns, score=float(str(info.get("waited_s", 0.0))),
                  threshold=float(str(info.get("max_lag_s", 0.0))), model=_OVERLOAD,
                  newest_arrival_ns=now_ns, phase=None,
-                 details={"event": "overload_started" if started else "overload_stopped",
-                          "detail": str(info.get("detector", "")), **info})
+                 details={"event": event.value, "detail": str(info.get("detector", "")), **info})
 
 
 def stall_alert(why: str, now_ns: int) -> Alert:
@@ -45,18 +68,20 @@ def stall_alert(why: str, now_ns: int) -> Alert:
     >>> stall_alert("3 windows pending and no progress for 60 s", 0).details["event"]
     'stalled'
     """
-    return Alert(kind="health", network="*", station="*", location="", channel="",
+    return Alert(kind=AlertKind.HEALTH, network="*", station="*", location="", channel="",
                  time_ns=now_ns, score=0.0, threshold=0.0, model=_WATCHDOG,
-                 newest_arrival_ns=now_ns, phase=None, details={"event": "stalled", "detail": why})
+                 newest_arrival_ns=now_ns, phase=None,
+                 details={"event": HealthEvent.STALLED.value, "detail": why})
 
 
 def health_alert(ev: ChannelEvent, arrival_ns: int) -> Alert:
     """A ``health`` alert for a buffer event that changes what the detectors see."""
     net, sta, loc, cha = (ev.sid.split(".") + ["", "", "", ""])[:4]
-    return Alert(kind="health", network=net, station=sta, location=loc, channel=cha,
+    return Alert(kind=AlertKind.HEALTH, network=net, station=sta, location=loc, channel=cha,
                  time_ns=ev.event.start_ns, score=ev.event.duration_s, threshold=0.0,
                  model=_POLICY, newest_arrival_ns=arrival_ns, phase=None,
-                 details={"event": ev.event.kind, "duration_s": round(ev.event.duration_s, 6),
+                 details={"event": HealthEvent(ev.event.kind).value,
+                          "duration_s": round(ev.event.duration_s, 6),
                           "detail": ev.event.detail})
 
 
@@ -89,7 +114,8 @@ class Coincidence:
     def add(self, alerts: list[Alert]) -> list[Alert]:
         out: list[Alert] = []
         for a in alerts:
-            if a.station == "*" or not (a.kind == "detection" or (a.kind == "pick" and a.phase == "P")):
+            if a.station == "*" or not (a.kind is AlertKind.DETECTION
+                                        or (a.kind is AlertKind.PICK and a.phase == "P")):
                 continue
             key = (a.network, str(a.details.get("detector", a.model.name)))
             times = self._times.setdefault(key, [])
@@ -112,7 +138,7 @@ class Coincidence:
                 continue
             events.append(onset)
             out.append(Alert(
-                kind="detection", network=a.network, station="*", location="", channel="",
+                kind=AlertKind.DETECTION, network=a.network, station="*", location="", channel="",
                 time_ns=onset, score=float(len(stations)), threshold=float(self.min_stations),
                 model=self.model, newest_arrival_ns=max(t.newest_arrival_ns for t in near),
                 details={"detector": key[1], "stations": stations, "scope": "network"}))

@@ -45,6 +45,20 @@ class DecodeReason(StrEnum):
     CORRUPT = "corrupt"            # anything else libmseed refused
 
 
+class RejectReason(StrEnum):
+    """Why a decoded record was not used: the fixed vocabulary of the
+    ``geosentry_records_rejected_total{reason}`` label (buffer events map onto it by kind,
+    ``geosentry.stream.buffer.channel.REJECTIONS``, never by their text)."""
+
+    UNKNOWN_CHANNEL = "unknown_channel"  # no detector uses the channel
+    RATE = "rate"                        # the channel's sample rate changed (reset_rate)
+    DUPLICATE = "duplicate"              # samples already held
+    OVERLAP = "overlap"                  # partly held (the new tail was used)
+    FUTURE = "future"                    # dated in the future (clock policy)
+    RATE_TOO_LOW = "rate_too_low"        # a detector needs a higher rate
+    RATE_UNSUPPORTED = "rate_unsupported"  # a detector cannot run at this rate
+
+
 class DecodeError(GeosentryError):
     """A record could not be decoded (corrupt, truncated, impossible header values).
 

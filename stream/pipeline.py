@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from geosentry.stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
+from geosentry.stream.buffer.channel import GAP_ACTIONS, REJECTIONS, BufferEventKind
 from geosentry.stream.buffer.windows import ChannelEvent, Windower
 from geosentry.stream.config import Config
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.delivery import DeliveryTracker
 from geosentry.stream.detectors.base import Detector
-from geosentry.stream.errors import DecodeError, SinkError
+from geosentry.stream.errors import DecodeError, RejectReason, SinkError
 from geosentry.stream.inference.runner import BatchRunner, inference_workers
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
@@ -297,8 +298,8 @@ class Pipeline:
             return
         for rec in records:
             if not self.windower.accepts(rec):
-                m.records_rejected.labels(reason="unknown_channel").inc()
-                self._log_once((rec.sid, "unknown_channel"),
+                m.records_rejected.labels(reason=RejectReason.UNKNOWN_CHANNEL.value).inc()
+                self._log_once((rec.sid, RejectReason.UNKNOWN_CHANNEL.value),
                                "%s: channel not used by any detector", rec.sid)
                 self.tracker.record(rec.ref, None, 0)
                 continue
@@ -311,20 +312,15 @@ class Pipeline:
         m = self.metrics
         health: list[tuple[InstrumentId, Alert]] = []
         for ev in events:
-            kind = ev.event.kind
-            if kind == "interpolated":
-                m.gaps.labels(action="interpolated").inc()
-            elif kind == "reset_gap":
-                m.gaps.labels(action="reset").inc()
-            elif kind == "reordered":
+            kind = ev.event.kind  # counted by kind (buffer.channel tables), never by its text
+            if kind is BufferEventKind.REORDERED:
                 m.reordered.inc()
-            elif kind == "missing_component":
-                m.windows_incomplete.labels(detector=ev.event.detail.split(":")[0],
-                                            action="reported").inc()
-            elif kind == "released":  # a silent instrument let go of its data
-                m.gaps.labels(action="released").inc()
+            elif kind is BufferEventKind.MISSING_COMPONENT:
+                m.windows_incomplete.labels(detector=ev.event.detector, action="reported").inc()
+            elif kind in GAP_ACTIONS:  # interpolated, reset, released (a silent instrument)
+                m.gaps.labels(action=GAP_ACTIONS[kind].value).inc()
             else:
-                m.records_rejected.labels(reason=kind.replace("reset_", "")).inc()
+                m.records_rejected.labels(reason=REJECTIONS[kind].value).inc()
             if kind in HEALTH_EVENTS and ev.event.alert:  # alert=False: already reported
                 self._log_once((ev.sid, kind), "%s: %s at %s (%s)", ev.sid, kind,
                                ev.event.start_ns, ev.event.detail or f"{ev.event.duration_s:g} s")
@@ -371,7 +367,7 @@ class Pipeline:
                 self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()
             self.metrics.end_to_end.labels(kind=a.kind).observe(
                 max(0.0, (a.emitted_ns - a.newest_arrival_ns) / NS_PER_S))
-            self.summary.alerts[a.kind] += 1
+            self.summary.alerts[a.kind.value] += 1
             if self.keep_alerts:
                 self.summary.delivered.append(a)
 

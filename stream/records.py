@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from datetime import datetime, UTC
 from typing import Any
 
@@ -23,7 +24,18 @@ import numpy as np
 
 NS_PER_S = 1_000_000_000
 ALERT_SCHEMA = "geosentry.alert.v1"
-ALERT_KINDS = ("pick", "detection", "anomaly", "health")
+
+
+class AlertKind(StrEnum):
+    """``kind`` of an alert (the schema's enum)."""
+
+    PICK = "pick"
+    DETECTION = "detection"
+    ANOMALY = "anomaly"
+    HEALTH = "health"
+
+
+ALERT_KINDS = tuple(k.value for k in AlertKind)
 
 
 def now_ns() -> int:
@@ -67,7 +79,8 @@ class InstrumentId:
     >>> i = InstrumentId("BW", "UH1", "", "EH")
     >>> str(i), i.site_key, i.station_key
     ('BW.UH1..EH', 'BW.UH1.', 'BW.UH1')
-    >>> InstrumentId.of(Window("BW", "UH1", "", ("", "EHZ"), 0, 100.0, np.zeros((2, 1)), 0, "d")) == i
+    >>> w = Window("BW", "UH1", "", ("", "EHZ"), 0, 100.0, np.zeros((2, 1)), 0, "d")
+    >>> InstrumentId.of(w) == i
     True
     """
 
@@ -197,9 +210,10 @@ class ModelRef:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert, serialised as ``geosentry.alert.v1`` JSON (see ``stream/schemas``)."""
+    """One alert, serialised as ``geosentry.alert.v1`` JSON (see ``stream/schemas``).
+    ``kind`` may be given as its text (``"pick"``); it is kept as an ``AlertKind``."""
 
-    kind: str
+    kind: AlertKind
     network: str
     station: str
     location: str
@@ -213,6 +227,9 @@ class Alert:
     details: dict[str, Any] = field(default_factory=dict)
     emitted_ns: int = 0
 
+    def __post_init__(self) -> None:
+        self.kind = AlertKind(self.kind)
+
     @property
     def station_key(self) -> str:
         """Kafka key: ``NET.STA`` (all locations of a station land on one partition)."""
@@ -223,7 +240,7 @@ class Alert:
         """Deterministic from station, kind, phase, time and model, so consumers can dedupe."""
         basis = "|".join((self.network, self.station, self.location, self.kind, self.phase or "",
                           str(self.time_ns // 10_000_000), self.model.name, self.model.version))
-        if self.kind == "health":  # several health events can share a time: tell them apart
+        if self.kind is AlertKind.HEALTH:  # several health events can share a time: tell them apart
             basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
@@ -232,7 +249,7 @@ class Alert:
         return {
             "schema": ALERT_SCHEMA,
             "id": self.id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "network": self.network,
             "station": self.station,
             "location": self.location,

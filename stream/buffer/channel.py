@@ -19,11 +19,11 @@ Policies (all in seconds at the API, samples inside):
 >>> from geosentry.stream.records import Record
 >>> buf = ChannelBuffer(max_interpolate_gap_s=0.05, reorder_tolerance_s=0.0)
 >>> r = lambda t0, n: Record("XX", "A", "", "HHZ", t0, 100.0, np.ones(n), 0)
->>> [e.kind for e in buf.push(r(0, 100))], buf.n_samples
+>>> [e.kind.value for e in buf.push(r(0, 100))], buf.n_samples
 ([], 100)
->>> [e.kind for e in buf.push(r(1_020_000_000, 100))], buf.n_samples   # 2-sample gap
+>>> [e.kind.value for e in buf.push(r(1_020_000_000, 100))], buf.n_samples   # 2-sample gap
 (['interpolated'], 202)
->>> [e.kind for e in buf.push(r(0, 100))]                               # duplicate
+>>> [e.kind.value for e in buf.push(r(0, 100))]                               # duplicate
 ['duplicate']
 """
 
@@ -32,25 +32,70 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
 from geosentry.stream.buffer.clock import ClockGuard, ClockPolicy
+from geosentry.stream.errors import RejectReason
 from geosentry.stream.records import NS_PER_S, Record, SourceRef, sample_period_ns
+
+
+class BufferEventKind(StrEnum):
+    """What the buffer policy did (``BufferEvent.kind``; the value is the ``event`` of its
+    ``health`` alert, where it raises one: ``geosentry.stream.alerts.HEALTH_EVENTS``)."""
+
+    INTERPOLATED = "interpolated"  # a short gap, filled
+    RESET_GAP = "reset_gap"  # a long gap (or a confirmed clock jump back): starts afresh
+    RESET_RATE = "reset_rate"  # the sample rate changed: starts afresh
+    DUPLICATE = "duplicate"  # samples already held, dropped
+    OVERLAP = "overlap"  # partly held: the new tail was appended
+    REORDERED = "reordered"  # arrived after records that follow it in time
+    FUTURE = "future"  # dated in the future, rejected (``duration_s``: how far ahead)
+    RELEASED = "released"  # an instrument silent too long let go of its data (windower)
+    MISSING_COMPONENT = "missing_component"  # a detector's component never came (windower)
+    RATE_TOO_LOW = "rate_too_low"  # a detector needs a higher rate (windower)
+    RATE_UNSUPPORTED = "rate_unsupported"  # a detector cannot run at this rate (windower)
+
+
+class GapAction(StrEnum):
+    """The ``geosentry_gaps_total{action}`` label."""
+
+    INTERPOLATED = "interpolated"
+    RESET = "reset"
+    RELEASED = "released"
+
+
+#: how each kind is counted: a gap action, a rejected record (reason), or (``REORDERED``,
+#: ``MISSING_COMPONENT``) a counter of its own; every kind is in exactly one of these
+GAP_ACTIONS: dict[BufferEventKind, GapAction] = {
+    BufferEventKind.INTERPOLATED: GapAction.INTERPOLATED,
+    BufferEventKind.RESET_GAP: GapAction.RESET,
+    BufferEventKind.RELEASED: GapAction.RELEASED,
+}
+REJECTIONS: dict[BufferEventKind, RejectReason] = {
+    BufferEventKind.RESET_RATE: RejectReason.RATE,
+    BufferEventKind.DUPLICATE: RejectReason.DUPLICATE,
+    BufferEventKind.OVERLAP: RejectReason.OVERLAP,
+    BufferEventKind.FUTURE: RejectReason.FUTURE,
+    BufferEventKind.RATE_TOO_LOW: RejectReason.RATE_TOO_LOW,
+    BufferEventKind.RATE_UNSUPPORTED: RejectReason.RATE_UNSUPPORTED,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class BufferEvent:
-    """Something the policy did: ``interpolated``, ``reset_gap``, ``reset_rate``, ``duplicate``,
-    ``overlap``, ``reordered``, ``future`` (a record dated in the future, rejected; ``duration_s``
-    is how far ahead), ``released`` (an instrument silent too long let go of its data).
-    ``alert=False``: counted, but a ``health`` alert for it was already raised (once per channel)."""
+    """Something the policy did (``kind``, see ``BufferEventKind``). ``detector``: the
+    detector it concerns, for the windower's per-detector events (missing component, rate).
+    ``alert=False``: counted, but a ``health`` alert for it was already raised (once per
+    channel)."""
 
-    kind: str
+    kind: BufferEventKind
     start_ns: int
     duration_s: float = 0.0
     detail: str = ""
     alert: bool = True
+    detector: str = ""
 
 
 class ChannelBuffer:
@@ -164,12 +209,13 @@ class ChannelBuffer:
             if r.ref is not None:
                 self.dropped_refs.append(r.ref)
             if not future:  # behind the channel and never confirmed: what it always was
-                events.append(BufferEvent("duplicate", r.start_ns, len(r.data) / r.sampling_rate_hz))
+                events.append(BufferEvent(BufferEventKind.DUPLICATE, r.start_ns,
+                                          len(r.data) / r.sampling_rate_hz))
                 continue
             live = self._clock.policy.live
             ahead_s = (r.start_ns - (r.arrival_ns if live else newest)) / NS_PER_S
             events.append(BufferEvent(
-                "future", r.start_ns, ahead_s,
+                BufferEventKind.FUTURE, r.start_ns, ahead_s,
                 detail=f"record starts {ahead_s:.6g} s after "
                        + ("its arrival (wall clock)" if live else "the channel's newest data")
                        + "; rejected (further ones are only counted)"))
@@ -185,7 +231,7 @@ class ChannelBuffer:
             first, records = records[0], records[1:]
             events += self.flush()  # the old timeline's held records: gap policy now
             gap_s = (first.start_ns - self._end_ns) / NS_PER_S
-            events.append(BufferEvent("reset_gap", self._end_ns, gap_s,
+            events.append(BufferEvent(BufferEventKind.RESET_GAP, self._end_ns, gap_s,
                                       detail=f"clock moved back {-gap_s:.6g} s (confirmed)"))
             self._held.clear()
             self._reset_to(first)
@@ -198,7 +244,7 @@ class ChannelBuffer:
             self._reset_to(rec)
             return []
         if rec.sampling_rate_hz != self.rate_hz:
-            event = BufferEvent("reset_rate", rec.start_ns,
+            event = BufferEvent(BufferEventKind.RESET_RATE, rec.start_ns,
                                 detail=f"{self.rate_hz:g} Hz -> {rec.sampling_rate_hz:g} Hz")
             self._held.clear()
             self._reset_to(rec)
@@ -213,7 +259,7 @@ class ChannelBuffer:
         late = self._held[-1] is not item  # arrived after records that follow it in time
         events = self._drain()
         if late:
-            events.insert(0, BufferEvent("reordered", rec.start_ns))
+            events.insert(0, BufferEvent(BufferEventKind.REORDERED, rec.start_ns))
         return events
 
     def _drain(self) -> list[BufferEvent]:
@@ -239,21 +285,22 @@ class ChannelBuffer:
             gap_s = delta_ns / NS_PER_S
             if gap_s <= self.max_interpolate_gap_s:
                 self._interpolate(rec, delta_ns)
-                events.append(BufferEvent("interpolated", self.next_ns, gap_s))
+                events.append(BufferEvent(BufferEventKind.INTERPOLATED, self.next_ns, gap_s))
                 self._append(rec.data)
                 self._arrivals.append((rec.end_ns, rec.arrival_ns))
             else:
-                events.append(BufferEvent("reset_gap", self.next_ns, gap_s))
+                events.append(BufferEvent(BufferEventKind.RESET_GAP, self.next_ns, gap_s))
                 self._reset_to(rec)
         return events
 
     def _overlap(self, rec: Record) -> BufferEvent:
         first_new = round((self.next_ns - rec.start_ns) / self.period_ns)
         if first_new >= len(rec.data):
-            return BufferEvent("duplicate", rec.start_ns, len(rec.data) / self.rate_hz)
+            return BufferEvent(BufferEventKind.DUPLICATE, rec.start_ns,
+                               len(rec.data) / self.rate_hz)
         self._append(rec.data[first_new:])
         self._arrivals.append((rec.end_ns, rec.arrival_ns))
-        return BufferEvent("overlap", rec.start_ns, first_new / self.rate_hz)
+        return BufferEvent(BufferEventKind.OVERLAP, rec.start_ns, first_new / self.rate_hz)
 
     def _interpolate(self, rec: Record, delta_ns: int) -> None:
         n_missing = round(delta_ns / self.period_ns)
