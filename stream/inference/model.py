@@ -20,14 +20,15 @@ from geosentry.stream.buffer.windows import WindowSpec
 from geosentry.stream.detectors.registry import ModelConfig
 from geosentry.stream.detectors.base import owned_range, owned_samples
 from geosentry.stream.errors import ContractError
-from geosentry.stream.inference.contract import ModelContract, contract_path_for, sha256_file
+from geosentry.stream.inference.contract import load_contract
 from geosentry.stream.inference.precision import PrecisionChoice, autocast, decide
+from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, normalise,
+                                               output_shape)
 from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
                                       score_detector, score_picker)
-from geosentry.stream.records import Alert, ModelRef, Window, seconds_to_samples
+from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
 
 log = logging.getLogger(__name__)
-RUNNABLE_KINDS = ("picker", "detector", "anomaly")
 PRECISION_PROBE_SAMPLES = 64_000  # per channel, in the batch that checks and times a precision
 RANGE_ATOL = 1e-4  # forward_range vs forward on the load probe (float32)
 
@@ -85,20 +86,6 @@ def freeze_checked(module: torch.jit.ScriptModule, probe: torch.Tensor, name: st
     return module
 
 
-def load_contract(model_path: Path) -> ModelContract:
-    """Contract of ``model_path`` (the ``.json`` beside it), checked against the file's hash."""
-    if not model_path.exists():
-        raise ContractError(f"model file not found: {model_path}")
-    contract = ModelContract.load(contract_path_for(model_path))
-    if contract.file != model_path.name:
-        raise ContractError(f"{model_path}: contract names file {contract.file!r}")
-    actual = sha256_file(model_path)
-    if actual != contract.sha256:
-        raise ContractError(f"{model_path}: sha256 {actual[:12]}… does not match the contract's "
-                            f"{contract.sha256[:12]}… (model and contract are out of step)")
-    return contract
-
-
 class TorchScriptDetector:
     """A picker, event detector or anomaly scorer exported by ``geosentry export``."""
 
@@ -125,7 +112,7 @@ class TorchScriptDetector:
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
                                cfg.missing_components)
         self.model = ModelRef(c.name, c.version, c.sha256)
-        self._state: dict[str, dict[str, float]] = {}
+        self._state: dict[InstrumentId, dict[str, float]] = {}
         self._probe()
         g = torch.Generator().manual_seed(0)
         probe = torch.randn((4, len(c.components), c.window_samples), generator=g).to(device)
@@ -181,8 +168,7 @@ class TorchScriptDetector:
         """What a precision's tolerance bounds: the largest probability difference (picker,
         detector) or relative anomaly-score difference (autoencoder) over a batch."""
         if self.contract.kind == "anomaly":
-            s_ref = ((ref - x) ** 2).mean(dim=(1, 2))
-            s_low = ((low - x) ** 2).mean(dim=(1, 2))
+            s_ref, s_low = anomaly_scores(ref, x), anomaly_scores(low, x)
             return float(((s_low - s_ref).abs() / s_ref.clamp_min(1e-12)).max())
         return float((low - ref).abs().max())
 
@@ -191,26 +177,16 @@ class TorchScriptDetector:
         x = torch.zeros((2, len(c.components), c.window_samples), device=self.device)
         with torch.inference_mode():
             out = self.module(x)
-        if c.kind == "picker":
-            expected = (2, len(c.labels), c.window_samples)
-        elif c.kind == "detector":
-            expected = (2, len(c.labels), c.window_samples // c.output_step_samples)
-        else:
-            expected = (2, len(c.components), c.window_samples)
+        expected = output_shape(c.kind, 2, len(c.components), len(c.labels), c.window_samples,
+                                c.output_step_samples)
         if tuple(out.shape) != expected:
             raise ContractError(f"model {c.name}: output shape {tuple(out.shape)} on a probe batch "
                                 f"does not match the contract's {expected}")
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
+        """``batch`` as the model sees it (the contract's normalisation, ``rules.normalise``)."""
         norm = self.contract.normalisation
-        x = batch.astype(np.float32, copy=True)
-        if norm.demean:
-            x -= x.mean(axis=-1, keepdims=True)
-        if norm.method == "std":
-            x /= x.std(axis=-1, keepdims=True) + norm.eps
-        elif norm.method == "peak":
-            x /= np.abs(x).max(axis=-1, keepdims=True) + norm.eps
-        return x
+        return normalise(batch, norm.method, norm.demean, norm.eps)
 
     def infer(self, windows: list[Window]) -> ModelOutputs:
         """Model outputs for a batch (thread-safe: several batches may run at once). A picker
@@ -242,7 +218,7 @@ class TorchScriptDetector:
             out = self.module(torch.from_numpy(x).to(self.device))
         out_np: np.ndarray = out.float().cpu().numpy()
         if self.contract.kind == "anomaly":
-            return ((out_np - x) ** 2).mean(axis=(1, 2))
+            return anomaly_scores(out_np, x)
         return out_np
 
     def process(self, windows: list[Window]) -> list[tuple[Window, list[Alert]]]:
@@ -255,8 +231,7 @@ class TorchScriptDetector:
         tail_s = self._tail_s
         results: list[tuple[Window, list[Alert]]] = []
         for w, out, start in zip(windows, outputs.values, outputs.starts):
-            key = w.station_key + "." + next((ch[:2] for ch in w.channels if ch), "")
-            state = self._state.setdefault(key, {})
+            state = self._state.setdefault(w.instrument, {})
             if w.first:
                 state.clear()
             lo, hi = owned_range(w, self.stride_s, tail_s)

@@ -113,6 +113,7 @@ def test_one_anomaly_score_for_training_and_service() -> None:
 def test_runnable_kinds_listed_once() -> None:
     from geosentry.stream import models
 
+    assert model_mod.RUNNABLE_KINDS is rules.RUNNABLE_KINDS
     assert models.RUNNABLE is rules.RUNNABLE_KINDS
     assert contract_mod.KINDS is rules.KINDS
     assert set(rules.RUNNABLE_KINDS) < set(rules.KINDS)
