@@ -223,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from geosentry.stream.supervision import RateLimit
+
+    for handler in logging.getLogger().handlers:  # a broker outage: one line a minute, not 100/s
+        handler.addFilter(RateLimit())
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
                 "models": _cmd_models, "decimate": _cmd_decimate, "serve-seedlink": _cmd_serve_seedlink,
                 "ingest": _cmd_ingest, "seedlink-info": _cmd_seedlink_info}

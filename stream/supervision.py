@@ -82,11 +82,41 @@ def stacks(loop: asyncio.AbstractEventLoop | None = None) -> str:
 
 def hard_exit(why: str, code: ExitCode = ExitCode.UNDELIVERED) -> None:
     """Leave now, whatever is running (threads stuck in C code included)."""
-    try:
-        sys.stderr.write(f"geosentry: {why}; exiting with status {int(code)}\n")
-        sys.stderr.flush()
+    try:  # never block on a full stderr pipe: the exit must happen
+        os.set_blocking(2, False)
+        os.write(2, f"geosentry: {why}; exiting with status {int(code)}\n".encode())
+    except OSError:
+        pass
     finally:
         os._exit(int(code))
+
+
+class RateLimit(logging.Filter):
+    """At most one record per logger and message template every ``interval_s`` (third-party
+    clients such as aiokafka log each failed reconnect, many per second during an outage; the
+    service reports the outage itself, once). How many were suppressed is added to the next."""
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        last, suppressed = self._last.get(key, (-self.interval_s, 0))
+        if now - last < self.interval_s:
+            self._last[key] = (last, suppressed + 1)
+            return False
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} like it in the last {self.interval_s:g} s)"
+        return True
 
 
 class SignalGuard:

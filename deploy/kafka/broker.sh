@@ -9,6 +9,9 @@
 #   broker.sh status   print the address and exit 0 if it serves, else exit 1
 #   broker.sh address  print the address if it serves, else exit 1
 #   broker.sh fetch    only download the jars into the cache
+#   broker.sh kill     SIGKILL the broker, keeping its data, config and port
+#   broker.sh restart  start a killed broker again: same port, same data
+#   broker.sh pause    SIGSTOP it (sockets stay open, nothing answers); resume: SIGCONT
 #
 # Environment (all optional):
 #   GEOSENTRY_KAFKA_HOME   cache root, default $HOME/.cache/geosentry/kafka;
@@ -231,6 +234,42 @@ EOF
 
 # ------------------------------------------------------------ commands ----
 
+# launch_broker PORT: run kafka.Kafka on the config and data in STATE_DIR, wait until ready.
+launch_broker() {
+  local port="$1"
+  # bash -c writes its own pid and then execs java, so the pid is java's.
+  # setsid detaches the broker from our session and terminal.
+  local detach=()
+  if have setsid; then detach=(setsid); fi
+  "${detach[@]}" nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+    "$JAVA" "${JAVA_OPTS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONFIG_FILE" \
+    </dev/null >"$OUT_FILE" 2>&1 9>&- &
+  echo "127.0.0.1:$port" >"$ADDR_FILE"
+
+  local deadline=$((SECONDS + START_TIMEOUT)) pid=""
+  while ((SECONDS < deadline)); do
+    if [[ -z "$pid" && -s "$PID_FILE" ]]; then pid="$(cat "$PID_FILE")"; fi
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      show_logs
+      rm -f "$PID_FILE" "$ADDR_FILE"
+      die "the broker exited during start-up"
+    fi
+    # The client port opens once the broker is up; the log line confirms that
+    # start-up completed (metadata caught up, request handling enabled).
+    if [[ -n "$pid" ]] && tcp_open "$port" &&
+       grep -q 'Kafka Server started' "$LOG_DIR/server.log" 2>/dev/null; then
+      log "broker ready (pid $pid)"
+      echo "127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.5
+  done
+  show_logs
+  stop_broker
+  die "the broker did not become ready within ${START_TIMEOUT}s"
+}
+
+
 cmd_start() {
   lock
   local addr
@@ -274,36 +313,7 @@ cmd_start() {
   fi
 
   log "starting Kafka on 127.0.0.1:$port (controller $cport); logs in $LOG_DIR"
-  # bash -c writes its own pid and then execs java, so the pid is java's.
-  # setsid detaches the broker from our session and terminal.
-  local detach=()
-  if have setsid; then detach=(setsid); fi
-  "${detach[@]}" nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-    "$JAVA" "${JAVA_OPTS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONFIG_FILE" \
-    </dev/null >"$OUT_FILE" 2>&1 9>&- &
-  echo "127.0.0.1:$port" >"$ADDR_FILE"
-
-  local deadline=$((SECONDS + START_TIMEOUT)) pid=""
-  while ((SECONDS < deadline)); do
-    if [[ -z "$pid" && -s "$PID_FILE" ]]; then pid="$(cat "$PID_FILE")"; fi
-    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
-      show_logs
-      rm -f "$PID_FILE" "$ADDR_FILE"
-      die "the broker exited during start-up"
-    fi
-    # The client port opens once the broker is up; the log line confirms that
-    # start-up completed (metadata caught up, request handling enabled).
-    if [[ -n "$pid" ]] && tcp_open "$port" &&
-       grep -q 'Kafka Server started' "$LOG_DIR/server.log" 2>/dev/null; then
-      log "broker ready (pid $pid)"
-      echo "127.0.0.1:$port"
-      return 0
-    fi
-    sleep 0.5
-  done
-  show_logs
-  stop_broker
-  die "the broker did not become ready within ${START_TIMEOUT}s"
+  launch_broker "$port"
 }
 
 stop_broker() {
@@ -337,6 +347,39 @@ cmd_stop() {
   stop_broker
 }
 
+# Fault injection for the fault suite: the broker dies or freezes with its data and port kept.
+cmd_kill() {
+  lock
+  local pid
+  pid="$(broker_pid)" || die "no broker running"
+  log "killing broker (SIGKILL, pid $pid); data and port kept for 'restart'"
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$PID_FILE"
+}
+
+cmd_restart() {
+  lock
+  if broker_pid >/dev/null; then die "broker still running (pid $(broker_pid))"; fi
+  [[ -s "$CONFIG_FILE" && -s "$ADDR_FILE" ]] || die "nothing to restart in $STATE_DIR (start first)"
+  local port
+  port="$(sed 's/.*://' "$ADDR_FILE")"
+  if tcp_open "$port"; then die "port $port is already in use"; fi
+  java_opts
+  log "restarting Kafka on 127.0.0.1:$port with the data in $DATA_DIR"
+  : >"$OUT_FILE"
+  # readiness is read from server.log: start it afresh
+  mv -f "$LOG_DIR/server.log" "$LOG_DIR/server.log.before-restart" 2>/dev/null || true
+  launch_broker "$port"
+}
+
+cmd_signal() {  # SIGSTOP / SIGCONT: a broker that hangs without closing its sockets
+  local pid
+  pid="$(broker_pid)" || die "no broker running"
+  kill "-$1" "$pid"
+  log "sent SIG$1 to the broker (pid $pid)"
+}
+
 cmd_status() {
   local addr
   if addr="$(serving_address)"; then
@@ -359,8 +402,12 @@ case "${1:-}" in
   status) cmd_status ;;
   address) cmd_address ;;
   fetch) lock; fetch_jars ;;
+  kill) cmd_kill ;;
+  restart) cmd_restart ;;
+  pause) cmd_signal STOP ;;
+  resume) cmd_signal CONT ;;
   *)
-    echo "usage: $0 {start|stop|status|address|fetch}" >&2
+    echo "usage: $0 {start|stop|status|address|fetch|kill|restart|pause|resume}" >&2
     exit 2
     ;;
 esac

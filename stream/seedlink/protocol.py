@@ -162,7 +162,7 @@ def hello_reply(organization: str) -> bytes:
     """The two HELLO lines: software and capabilities, then the organization; each at most
     ``MAX_HELLO_LINE`` characters (capabilities that do not fit are left for GETCAPABILITIES).
 
-    >>> all(len(line) <= MAX_HELLO_LINE for line in hello_reply("x" * 500).decode().split("\r\n"))
+    >>> all(len(line) <= MAX_HELLO_LINE for line in hello_reply("x" * 500).splitlines())
     True
     """
     line = SOFTWARE + " ::"
