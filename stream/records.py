@@ -187,11 +187,6 @@ class Window:
     def instrument(self) -> InstrumentId:
         return InstrumentId.of(self)
 
-    @property
-    def station_key(self) -> str:
-        """Old name of ``site_key``, going away: ``Alert.station_key`` is ``NET.STA``."""
-        return self.site_key
-
     def time_of(self, index: float) -> int:
         return self.start_ns + round(index * sample_period_ns(self.sampling_rate_hz))
 

@@ -12,7 +12,7 @@ import numpy as np
 from geosentry.stream.buffer.spec import WindowSpec
 from geosentry.stream.detectors.registry import GeomagConfig
 from geosentry.stream.errors import ConfigError
-from geosentry.stream.records import Alert, ModelRef, Window
+from geosentry.stream.records import Alert, AlertKind, ModelRef, Window
 
 OBSERVATORY_MLAT_DEG = {
     "BDT": 48.0, "BOU": 48.0, "BRW": 70.0, "BSL": 39.5, "CMO": 65.6, "DED": 70.4, "FRD": 47.8,
@@ -119,7 +119,7 @@ def _odd(n: int) -> int:
 
 def _alert(w: Window, kind: str, row: int, t_ns: int, score: float, threshold: float,
            model: ModelRef, name: str, profile: str, **details: object) -> Alert:
-    return Alert(kind=kind, network=w.network, station=w.station, location=w.location,
+    return Alert(kind=AlertKind(kind), network=w.network, station=w.station, location=w.location,
                  channel=w.channels[row], time_ns=t_ns, score=score, threshold=threshold,
                  model=model, newest_arrival_ns=w.newest_arrival_ns,
                  details={"detector": name, "window_s": w.data.shape[-1] / w.sampling_rate_hz,

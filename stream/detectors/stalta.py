@@ -35,8 +35,8 @@ from scipy.signal import iirfilter, lfilter, sosfilt, sosfilt_zi
 
 from geosentry.stream.buffer.windows import WindowSpec
 from geosentry.stream.detectors.registry import StaLtaConfig
-from geosentry.stream.records import (Alert, InstrumentId, ModelRef, Window, sample_period_ns,
-                                      seconds_to_samples)
+from geosentry.stream.records import (Alert, AlertKind, InstrumentId, ModelRef, Window,
+                                      sample_period_ns, seconds_to_samples)
 
 
 #: Highest band-pass corner, as a fraction of the sampling rate (below Nyquist).
@@ -163,9 +163,9 @@ class StaLtaDetector:
             i += int(hits[0])
             if s.armed:
                 alerts.append(Alert(
-                    kind="detection", network=w.network, station=w.station, location=w.location,
-                    channel=w.channels[0], time_ns=w.time_of(base + i), score=float(cft[i]),
-                    threshold=self.cfg.trigger_on, model=self.model,
+                    kind=AlertKind.DETECTION, network=w.network, station=w.station,
+                    location=w.location, channel=w.channels[0], time_ns=w.time_of(base + i),
+                    score=float(cft[i]), threshold=self.cfg.trigger_on, model=self.model,
                     newest_arrival_ns=w.newest_arrival_ns,
                     details={"detector": self.name, "method": "recursive_sta_lta"}))
             s.armed = not s.armed

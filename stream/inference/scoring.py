@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import find_peaks
 
-from geosentry.stream.records import Alert, ModelRef, Window, NS_PER_S
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef, Window
 
 MIN_PICK_SEPARATION_S = 0.5
 #: outputs read beyond a window's owned stretch on either side: peak finding compares a peak with
@@ -69,7 +69,7 @@ def _quiet_run(above: np.ndarray, d: int) -> bool:
 def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, model: ModelRef,
            name: str, phase: str | None = None, **details: object) -> Alert:
     channel = next((ch for ch in w.channels if ch), "")
-    return Alert(kind=kind, network=w.network, station=w.station, location=w.location,
+    return Alert(kind=AlertKind(kind), network=w.network, station=w.station, location=w.location,
                  channel=channel, time_ns=t_ns, score=score, threshold=threshold, model=model,
                  newest_arrival_ns=w.newest_arrival_ns, phase=phase,
                  details={"detector": name, **details})
