@@ -92,4 +92,4 @@ class SinkError(GeosentryError):
 
 
 class NotStartedError(GeosentryError):
-    """A source or sink was used before ``start()`` (or after ``stop()``)."""
+    """A source, sink or server was used before ``start()`` (or after ``stop()``)."""

@@ -22,13 +22,13 @@ from geosentry.stream.buffer.windows import ChannelEvent, Windower
 from geosentry.stream.config import Config
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.delivery import DeliveryTracker
-from geosentry.stream.detectors.base import Detector
+from geosentry.stream.detectors.base import Detector, LoadedModel
 from geosentry.stream.errors import DecodeError, RejectReason, SinkError
 from geosentry.stream.inference.runner import BatchRunner, inference_workers
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
-from geosentry.stream.sources import Source, is_live
+from geosentry.stream.sources import ReportsLag, Source, is_live
 from geosentry.stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,10 @@ class Pipeline:
         task.add_done_callback(self._background.discard)
 
     def _model_info(self, det: Detector) -> None:
-        if hasattr(det, "precision"):  # a loaded model: which file, where, at what precision
+        if isinstance(det, LoadedModel):  # a loaded model: which file, where, at what precision
             self.metrics.model_info.labels(
                 detector=det.name, model=det.model.name, sha256=det.model.sha256[:12],
-                device=str(getattr(det, "device", "cpu")), precision=det.precision).set(1)
+                device=str(det.device), precision=det.precision).set(1)
 
     # ---- ingestion -------------------------------------------------------------------------
     async def _ingest(self, src: Source) -> None:
@@ -418,10 +418,10 @@ class Pipeline:
         for src in self.sources:
             if src.name in offsets:
                 await src.commit(offsets[src.name])
-            lag = getattr(src, "lag", None)
-            if lag is not None:
-                for partition, behind in (await lag()).items():
-                    self.metrics.consumer_lag.labels(topic=src.name, partition=str(partition)).set(behind)
+            if isinstance(src, ReportsLag):
+                for partition, behind in (await src.lag()).items():
+                    self.metrics.consumer_lag.labels(
+                        topic=src.name, partition=str(partition)).set(behind)
 
     async def _commit_loop(self, watchdog: Watchdog) -> None:
         while True:

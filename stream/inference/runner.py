@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from geosentry.stream.detectors.base import Detector
+from geosentry.stream.detectors.base import Detector, SplitDetector
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, Window
 from geosentry.stream.supervision import supervise
@@ -50,7 +50,7 @@ def inference_workers(configured: int) -> int:
 
 def splits_inference(detector: Detector) -> bool:
     """True when ``detector`` has a thread-safe ``infer`` and an ordered ``score`` step."""
-    return callable(getattr(detector, "infer", None)) and callable(getattr(detector, "score", None))
+    return isinstance(detector, SplitDetector)
 
 
 class BatchRunner:
@@ -64,7 +64,9 @@ class BatchRunner:
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self._split = splits_inference(detector)
+        #: the detector when it splits its work into ``infer`` + ``score`` (else None)
+        self._splitter = detector if isinstance(detector, SplitDetector) else None
+        self._split = self._splitter is not None
         self.workers = max(1, workers) if self._split else 1
         self.shed_after_ns = None if shed_after_s is None else int(shed_after_s * NS_PER_S)
         self.max_age_ns = (int(max_data_latency_s * NS_PER_S)
@@ -237,7 +239,7 @@ class BatchRunner:
             self._depth.set(self.queue.qsize())
             await self._slots.acquire()
             windows = [w for w, _ in batch]
-            fn = det.infer if self._split else det.process  # type: ignore[attr-defined]
+            fn = self._splitter.infer if self._splitter is not None else det.process
             future = loop.run_in_executor(self._executor, self._timed, fn, windows)
             await self._inflight.put((batch, future))
 
@@ -289,13 +291,14 @@ class BatchRunner:
                     self.queue.task_done()
 
     def _score(self, windows: list[Window], out: Any) -> Results:
-        return self.detector.score(windows, out)  # type: ignore[attr-defined, no-any-return]
+        if self._splitter is None:  # only a split detector's outputs are scored apart
+            raise TypeError(f"detector {self.detector.name} does not score separately")
+        return self._splitter.score(windows, out)
 
     def _one(self, window: Window) -> Results:
         """Run one window alone (infer + score, or process) in the scorer thread."""
-        if self._split:
-            return self._score([window], self._timed(self.detector.infer,  # type: ignore[attr-defined]
-                                                     [window]))
+        if self._splitter is not None:
+            return self._splitter.score([window], self._timed(self._splitter.infer, [window]))
         return self.detector.process([window])
 
     async def _isolate(self, windows: list[Window], exc: Exception) -> Results:

@@ -15,7 +15,7 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from geosentry.stream.errors import ConfigError
+from geosentry.stream.errors import ConfigError, NotStartedError
 from geosentry.stream.records import now_ns
 from geosentry.stream.seedlink.archive import Archive
 from geosentry.stream.seedlink.info import ConnectionInfo
@@ -79,7 +79,8 @@ class SeedLinkServer:
                       key=lambda c: (c.connected_ns, c.port))
 
     async def serve_forever(self) -> None:
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            raise NotStartedError("seedlink server: start() it first")
         await self._server.serve_forever()
 
     async def stop(self) -> None:

@@ -6,14 +6,18 @@
 * ``await commit({partition: next_offset})`` acknowledges processed input (no-op where the
   source has no offsets);
 * ``finite``: ``True`` when the end of ``records()`` is the end of the data (flush windows);
-* ``live`` (optional, default ``not finite``): records arrive as they are produced, so a window
-  that waits too long for inference is stale and may be shed (``inference.overload = "auto"``).
+* ``live``: records arrive as they are produced, so a window that waits too long for inference
+  is stale and may be shed (``inference.overload = "auto"``);
+* optional, as a protocol of its own: ``lag()`` (``ReportsLag``: records behind, per partition).
+
+The sources here are also async context managers (``async with``: started on entry, stopped on
+exit).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, Self, runtime_checkable
 
 from geosentry.stream.records import RawRecord
 
@@ -21,6 +25,7 @@ from geosentry.stream.records import RawRecord
 class Source(Protocol):
     name: str
     finite: bool
+    live: bool
 
     async def start(self) -> None: ...
 
@@ -33,16 +38,33 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsLag(Protocol):
+    """A source that knows how far behind it reads (the ``consumer_lag`` metric)."""
+
+    async def lag(self) -> dict[int, int]:
+        """Records behind the newest, per partition."""
+        ...
+
+
 class FiniteSource:
     """Shared plumbing of sources that replay data they already hold (files, memory): no
     offsets to commit, ``finite = True``, stopping just ends ``records()`` at the next record.
     Subclasses set ``name``, implement ``records()`` and check ``self._stopping`` there."""
 
     finite = True
+    live = False
     _stopping = False
 
     async def start(self) -> None:
         return None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def commit(self, offsets: dict[int, int]) -> None:
         return None
@@ -78,4 +100,4 @@ def open_source(uri: str, speed: float = 0.0, connect_timeout_s: float = 30.0) -
 
 def is_live(src: Source) -> bool:
     """Whether ``src`` delivers live data (see ``live`` in the module docs)."""
-    return bool(getattr(src, "live", not src.finite))
+    return bool(src.live)

@@ -65,6 +65,13 @@ class KafkaSource:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(2 * backoff_s, 5.0)
 
+    async def __aenter__(self) -> KafkaSource:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def records(self) -> AsyncIterator[RawRecord]:
         if self._consumer is None:
             raise NotStartedError("kafka source: start() it first")

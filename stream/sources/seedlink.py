@@ -235,6 +235,7 @@ class SeedLinkSource:
         self.uri = parse_seedlink(uri)
         self.name = f"seedlink:{self.uri.host}:{self.uri.port}"
         self.finite = self.uri.dialup or self.uri.end is not None
+        self.live = not self.finite
         self.delivered: dict[str, int] = {}  # last sequence handed on, per station
         self.committed: dict[str, int] = {}  # last sequence acknowledged by the pipeline
         self._partitions: dict[str, int] = {}
@@ -255,6 +256,13 @@ class SeedLinkSource:
             self.committed = {sid: seq for sid, (seq, _) in loaded.items() if seq is not None}
             self.delivered = dict(self.committed)
             log.info("%s: resuming from %s: %s", self.name, path, self.committed)
+
+    async def __aenter__(self) -> SeedLinkSource:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def _partition(self, sid: str) -> int:
         if sid not in self._partitions:
