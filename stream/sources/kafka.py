@@ -31,6 +31,8 @@ class KafkaSource:
                  connect_timeout_s: float = 30.0) -> None:
         self.uri = parse_kafka(uri, "--source")
         self.connect_timeout_s = connect_timeout_s
+        self._uncommitted: dict[int, int] = {}  # partition -> offset not yet committed
+        self._commit_failing = self._read_failing = False
         self.name = f"kafka:{self.uri.topic}"
         self.idle_exit_s = idle_exit_s if idle_exit_s is not None else (
             float(self.uri.params["idle_exit_s"]) if "idle_exit_s" in self.uri.params else None)
@@ -80,9 +82,14 @@ class KafkaSource:
             try:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
             except KafkaError as exc:
-                log.warning("kafka source %s: %s; retrying", self.name, exc)
+                if not self._read_failing:
+                    log.warning("kafka source %s: %s; retrying every second", self.name, exc)
+                self._read_failing = True
                 await asyncio.sleep(1.0)
                 continue
+            if self._read_failing:
+                log.warning("kafka source %s: reading again", self.name)
+                self._read_failing = False
             if not batch:
                 idle_s += 0.2
                 if self.idle_exit_s is not None and idle_s >= self.idle_exit_s:
@@ -108,16 +115,33 @@ class KafkaSource:
         return out
 
     async def commit(self, offsets: dict[int, int]) -> None:
-        if self._consumer is None or not offsets:
+        """Commit ``offsets``; what fails (broker away) is kept and retried with the next call,
+        so the last position reached during an outage is committed once the broker is back.
+        A failure is logged once per outage, not once a second."""
+        self._uncommitted.update(offsets)
+        if self._consumer is None or not self._uncommitted:
             return
         assigned = {tp.partition for tp in self._consumer.assignment()}
-        todo = {TopicPartition(self.uri.topic, p): o for p, o in offsets.items() if p in assigned}
+        todo = {TopicPartition(self.uri.topic, p): o for p, o in self._uncommitted.items()
+                if p in assigned}
+        for p in [p for p in self._uncommitted if p not in assigned]:
+            del self._uncommitted[p]  # revoked: the new owner re-reads from the last commit
         if not todo:
             return
         try:
             await self._consumer.commit(todo)
-        except (CommitFailedError, KafkaError) as exc:  # rebalance: the new owner re-reads
-            log.warning("kafka source %s: commit failed (%s); records will be re-read", self.name, exc)
+        except (CommitFailedError, KafkaError) as exc:
+            if not self._commit_failing:
+                log.warning("kafka source %s: commit failed (%s); retrying with the next commit "
+                            "(a restart meanwhile re-reads from the last one)", self.name, exc)
+            self._commit_failing = True
+            return
+        if self._commit_failing:
+            log.warning("kafka source %s: commits work again", self.name)
+        self._commit_failing = False
+        for tp, offset in todo.items():
+            if self._uncommitted.get(tp.partition) == offset:
+                del self._uncommitted[tp.partition]
 
     def stop_reading(self) -> None:
         self._stopping.set()
