@@ -8,7 +8,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, UTC
 from pathlib import Path
@@ -128,7 +128,7 @@ def model_precisions() -> dict[str, dict[str, Any]]:
     return out
 
 
-def stats(values: list[float], unit: str, digits: int = 1) -> dict[str, Any]:
+def stats(values: Sequence[float | None], unit: str, digits: int = 1) -> dict[str, Any]:
     vals = [float(v) for v in values if v is not None and np.isfinite(v)]
     if not vals:
         return {"median": None, "min": None, "max": None, "n": 0, "unit": unit, "values": []}
@@ -143,7 +143,7 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return round(a["median"] / b["median"], 2)
 
 
-def pct(values: list[float], q: float) -> float | None:
+def pct(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) * 1e3 if values else None
 
 

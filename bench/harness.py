@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -21,14 +21,14 @@ from geosentry.stream.records import NS_PER_S, RawRecord, now_ns
 from geosentry.stream.sources import FiniteSource
 from geosentry.stream.testing import MemorySink, MemorySource
 
-PICKER = {"name": "picker", "type": "model", "path": "builtin:picker",
+PICKER: dict[str, Any] = {"name": "picker", "type": "model", "path": "builtin:picker",
           "missing_components": "zeros"}
-STALTA = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 10.0,
+STALTA: dict[str, Any] = {"name": "stalta", "type": "stalta", "components": ["Z"], "window_s": 10.0,
           "stride_s": 1.0, "sta_s": 0.5, "lta_s": 10.0, "trigger_on": 3.5, "trigger_off": 1.0,
           "bandpass_hz": [1.0, 20.0]}
 
 
-ANOMALY = {"name": "anomaly", "type": "model", "path": "builtin:anomaly",
+ANOMALY: dict[str, Any] = {"name": "anomaly", "type": "model", "path": "builtin:anomaly",
            "missing_components": "zeros"}
 
 
@@ -42,6 +42,14 @@ def config(detector: str, stride_s: float | None = None, **inference: Any) -> Co
     raw: dict[str, Any] = {"detectors": dets, "sinks": ["jsonl:-"],
                            "inference": {"precision": bench_precision(), **inference}}
     return load_config_dict(raw)
+
+
+class Pacing(TypedDict):
+    """``run_case``'s ``paced``: the keyword arguments of :class:`PacedSource` after ``load``."""
+
+    speed: float
+    prefill_s: float
+    deadline_s: NotRequired[float | None]
 
 
 class PacedSource(FiniteSource):
@@ -126,7 +134,7 @@ def fresh_state(detectors: list[Any]) -> None:
             d.reset()
 
 
-def run_case(load: Load, cfg: Config, paced: dict[str, float] | None = None,
+def run_case(load: Load, cfg: Config, paced: Pacing | None = None,
              sink: Any = None, detectors: list[Any] | None = None) -> CaseResult:
     """Run ``load`` through a fresh Pipeline; fed as fast as possible, or paced."""
     logging.getLogger("geosentry.stream").setLevel(logging.ERROR)

@@ -24,7 +24,7 @@ class AckTimingSink:
         self.inner = inner
         self.name = inner.name
         self.alerts: list[Any] = []
-        self.acked_s: list[float] = []
+        self.acked_s: list[tuple[int, int]] = []  # (acknowledged, newest arrival) in ns
 
     async def start(self) -> None:
         await self.inner.start()
@@ -84,7 +84,7 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
         return out
 
     dets[0].score = timed  # type: ignore[attr-defined]
-    per: dict[str, list[float]] = {"p50": [], "p95": [], "p99": [], "max": [], "lag_p99": [],
+    per: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": [], "max": [], "lag_p99": [],
                                    "lag_last": [], "drain": [], "w50": [], "w99": []}
     cut = []
     shed: list[int] = []
@@ -118,14 +118,15 @@ def _latency(n: int, paced_s: float, repeats: int, speed: float,
         per["lag_p99"].append(float(np.percentile(r.source_lag_s, 99)) if r.source_lag_s else None)
         per["lag_last"].append(r.source_lag_s[-1] if r.source_lag_s else None)
         per["drain"].append(r.drain_s)
-    kept_up = [lp is not None and lp < 1.0 and d < 2.0 and not c and not sh
+    kept_up = [lp is not None and lp < 1.0 and d is not None and d < 2.0 and not c and not sh
                for lp, d, c, sh in zip(per["lag_p99"], per["drain"], cut, shed)]
+    pooled_p99 = pct(pooled, 99)  # None when no alert was timed
     out = {
         "stations": n, "stride_s": 1.0, "paced_s": paced_s, "speed": speed,
         "alerts_per_run": counts,
         "p50_ms": stats(per["p50"], "ms"), "p95_ms": stats(per["p95"], "ms"),
         "p99_ms": stats(per["p99"], "ms"), "max_ms": stats(per["max"], "ms"),
-        "pooled_p99_ms": round(pct(pooled, 99), 1) if pooled else None,
+        "pooled_p99_ms": round(pooled_p99, 1) if pooled_p99 is not None else None,
         "window_to_result_p50_ms": stats(per["w50"], "ms"),
         "window_to_result_p99_ms": stats(per["w99"], "ms"),
         "source_lag_p99_s": stats(per["lag_p99"], "s", 3),

@@ -82,6 +82,7 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
 
     from bench.data import build_load
     from bench.harness import config
+    from geosentry.stream.detectors.base import LoadedModel
     from geosentry.stream.detectors.factory import build_detectors
 
     n, seconds = plan.tp_picker
@@ -90,7 +91,7 @@ def paired_ratios(plan: Plan, nets: dict[str, Any], st: Any, pairs: int = 5) -> 
     if "bf16" in nets:
         cfgs["fp32"] = config("picker", precision="fp32")
     dets = {k: build_detectors(c) for k, c in cfgs.items()}
-    default = next(d.precision for d in dets["default"])
+    default = next(d.precision for d in dets["default"] if isinstance(d, LoadedModel))
     members = (scaleout.HeldMembers("picker", n, seconds, pairs, cores(), precision=default)
                if cores() > 1 else None)
     rows: dict[str, list[float]] = {}

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.common import PREFILL_S, bench_precision, kept_up_in_real_time, stats
 
+if TYPE_CHECKING:
+    from bench.harness import Pacing
+
 
 def _member(detector: str, first: int, count: int, seconds: float, repeats: int,
-            paced: dict[str, float] | None, barrier: Any, results: Any,
+            paced: Pacing | None, barrier: Any, results: Any,
             ready: Any = None, precision: str | None = None) -> None:
     import logging
 
@@ -53,7 +56,7 @@ def _split(n: int, processes: int) -> tuple[list[int], list[int]]:
 
 
 def run_members(detector: str, n: int, seconds: float, repeats: int, processes: int,
-                paced: dict[str, float] | None = None) -> list[list[dict[str, Any]]]:
+                paced: Pacing | None = None) -> list[list[dict[str, Any]]]:
     """Per repeat, one result per process (stations split as evenly as partitions would be)."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()

@@ -91,7 +91,7 @@ def bench_decode(plan: Plan) -> dict[str, Any]:
         for p in payloads:
             obspy.read(io.BytesIO(p), format="MSEED")
         rates["obspy"].append(len(payloads) / (time.perf_counter() - t0))
-    out = {k: stats(v, "records/s", 0) for k, v in rates.items()}
+    out: dict[str, Any] = {k: stats(v, "records/s", 0) for k, v in rates.items()}
     out["records"] = len(payloads)
     out["ratio_pymseed_vs_obspy"] = ratio(out["pymseed"], out["obspy"])
     return out
@@ -264,7 +264,7 @@ def bench_batch_sweep(plan: Plan) -> dict[str, Any]:
     module = det.module
     if device.type == "cpu":
         torch.set_num_threads(max(1, cores() // service_workers()))
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for b in plan.sweep_batches:
         x = torch.randn(b, 3, 3001, device=device)
         times = []
