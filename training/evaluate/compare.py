@@ -157,7 +157,7 @@ def detection_bootstrap(truth: np.ndarray, flagged: dict[str, np.ndarray], event
 
 def _tune(prob: np.ndarray, truth: list[int | None], k: int) -> float:
     def f1(thr: float) -> float:
-        return pick_scores(truth, [extract_picks(p[k], thr) for p in prob], SR, (0.5,))["0.5s"]["f1"]  # type: ignore[index]
+        return pick_scores(truth, [extract_picks(p[k], thr) for p in prob], SR, (0.5,))["0.5s"]["f1"]
 
     return round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
 
@@ -261,7 +261,7 @@ def _figures(out: Path, residuals: dict[str, list[float]], probs: dict[str, np.n
     for name, prob in probs.items():
         for k, ph in enumerate(("P", "S")):
             def curve(t: float, prob: np.ndarray = prob, k: int = k, ph: str = ph) -> dict[str, Any]:
-                return pick_scores(truth[ph], [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]  # type: ignore[return-value]
+                return pick_scores(truth[ph], [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]
 
             curves[f"{name} {ph}"] = curve
             chosen[f"{name} {ph}"] = thresholds[name][ph]

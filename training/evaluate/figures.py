@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def plt_or_none() -> Any:
     return plt
 
 
-def residual_histograms(residuals: dict[str, Sequence[float]], path: Path,
+def residual_histograms(residuals: Mapping[str, Sequence[float]], path: Path,
                         title: str = "Pick residuals (predicted − true), matches within ±0.5 s",
                         limit_s: float = 0.5) -> Path | None:
     """One histogram panel per entry of ``residuals`` (label -> residuals in seconds)."""
@@ -50,8 +50,8 @@ def residual_histograms(residuals: dict[str, Sequence[float]], path: Path,
     return path
 
 
-def pr_vs_threshold(curves: dict[str, Callable[[float], dict[str, Any]]], grid: np.ndarray,
-                    path: Path, chosen: dict[str, float] | None = None,
+def pr_vs_threshold(curves: Mapping[str, Callable[[float], Mapping[str, Any]]], grid: np.ndarray,
+                    path: Path, chosen: Mapping[str, float] | None = None,
                     title: str = "Precision / recall / F1 vs threshold (±0.5 s)") -> Path | None:
     """One panel per entry: ``curves[label](threshold) -> {"precision", "recall", "f1"}`` over
     ``grid``; a vertical line marks ``chosen[label]`` (the threshold the report uses)."""

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geomagnetic evaluation needs {root} (../shared/data); not found")
         return 2
     t0 = time.time()
-    report = {"quiet": quiet_background(root, args.jobs), "catalogued_ssc": catalogued_ssc(root),
+    report: dict[str, Any] = {"quiet": quiet_background(root, args.jobs), "catalogued_ssc": catalogued_ssc(root),
               "held_out": held_out(root),
               "injected": injected(root, args.per_file, jobs=args.jobs),
               # the same injections at an auroral observatory, under its auroral profile

@@ -9,7 +9,9 @@ FP, a missed true pick is a FN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.signal import find_peaks
@@ -59,12 +61,12 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 
 def pick_scores(truth: list[int | None], preds: list[np.ndarray], sampling_rate_hz: float,
-                tolerances_s: tuple[float, ...] = (0.1, 0.5)) -> dict[str, object]:
+                tolerances_s: tuple[float, ...] = (0.1, 0.5)) -> dict[str, Any]:
     """Scores for one phase over many windows: ``{"0.1s": {...}, "0.5s": {...}, residual}``.
 
     Residuals (predicted - true, seconds) are over the matches at the largest tolerance.
     """
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     residuals: list[float] = []
     for tol in tolerances_s:
         tol_n = tol * sampling_rate_hz
@@ -117,7 +119,7 @@ def detection_scores(truth: np.ndarray, score: np.ndarray, threshold: float) -> 
     return out
 
 
-def best_threshold(score_fn, grid: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def best_threshold(score_fn: Callable[[float], float], grid: np.ndarray) -> tuple[float, float]:
     """``argmax`` of ``score_fn(threshold) -> f1`` over ``grid``; returns (threshold, f1)."""
     best = (float(grid[0]), -1.0)
     for thr in grid:

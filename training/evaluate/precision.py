@@ -170,7 +170,7 @@ def run(models_dir: Path = MODELS_DIR, seed: int = 0, quick: bool = False) -> di
     report: dict[str, Any] = {"split": data.summary(), "rule": RULE, "models": {}}
     for name, case in CASES.items():
         if (models_dir / f"{name}.pt").exists():
-            report["models"][name] = (case(data, models_dir, 2) if quick and name == "picker"
+            report["models"][name] = (picker_case(data, models_dir, 2) if quick and name == "picker"
                                       else case(data, models_dir))
     return report
 

@@ -8,7 +8,8 @@ Parameters are tuned by grid search on the *training* windows only.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 from obspy.signal.filter import bandpass
@@ -25,10 +26,35 @@ class StaLtaParams:
     off: float = 1.5
     band: tuple[float, float] | None = (2.0, 15.0)
 
-    def as_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        out["band"] = list(self.band) if self.band is not None else None
-        return out
+    def as_dict(self) -> StaLtaParamsDict:
+        return {"sta_s": self.sta_s, "lta_s": self.lta_s, "on": self.on, "off": self.off,
+                "band": list(self.band) if self.band is not None else None}
+
+    @classmethod
+    def from_dict(cls, d: StaLtaParamsDict) -> StaLtaParams:
+        """The parameters :meth:`as_dict` gave (``band`` a list there, a pair here)."""
+        band = d["band"]
+        return cls(d["sta_s"], d["lta_s"], d["on"], d["off"],
+                   (band[0], band[1]) if band else None)
+
+
+class StaLtaParamsDict(TypedDict):
+    """:meth:`StaLtaParams.as_dict` (JSON: ``band`` a list, or None)."""
+
+    sta_s: float
+    lta_s: float
+    on: float
+    off: float
+    band: list[float] | None
+
+
+class StaLtaDetection(TypedDict):
+    """:func:`tuned_stalta_detection`: held-out ``scores`` (of ``detection_scores``), the tuned
+    ``params`` and the held-out windows' ``test_scores`` (max cft each)."""
+
+    scores: dict[str, float]
+    params: StaLtaParamsDict
+    test_scores: np.ndarray
 
 
 def cft(z: np.ndarray, sampling_rate_hz: float, p: StaLtaParams) -> np.ndarray:
@@ -60,7 +86,7 @@ def tune_stalta_picker(windows_z: list[np.ndarray], truth_p: list[int | None],
     best, best_f1 = StaLtaParams(), -1.0
     for p in _grid():
         preds = [stalta_picks(z, sampling_rate_hz, p) for z in windows_z]
-        f1 = pick_scores(truth_p, preds, sampling_rate_hz, (tol_s,))[f"{tol_s:g}s"]["f1"]  # type: ignore[index]
+        f1 = pick_scores(truth_p, preds, sampling_rate_hz, (tol_s,))[f"{tol_s:g}s"]["f1"]
         if f1 > best_f1:
             best, best_f1 = p, float(f1)
     return best, best_f1
@@ -74,7 +100,7 @@ def stalta_scores(windows_z: list[np.ndarray], sampling_rate_hz: float,
 
 def tuned_stalta_detection(train_z: list[np.ndarray], train_truth: np.ndarray,
                            test_z: list[np.ndarray], test_truth: np.ndarray,
-                           sampling_rate_hz: float) -> dict[str, object]:
+                           sampling_rate_hz: float) -> StaLtaDetection:
     """Window-level STA/LTA detector (score = max cft) with (sta, lta, band, threshold) tuned for
     F1 on the training windows; returns its test scores and the chosen parameters."""
     from geosentry.training.evaluate.picks import best_threshold, detection_scores

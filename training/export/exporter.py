@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +24,9 @@ from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import (CONTRACT_SCHEMA, ModelContract, contract_path_for,
                                                  load_contract, sha256_file)
 from geosentry.stream.inference.rules import output_shape
+
+if TYPE_CHECKING:
+    from geosentry.training.models.gan import Generator
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,9 @@ def example_inputs(kind: str, module: nn.Module, n_channels: int, window_samples
     """Deterministic inputs matching ``kind``'s call signature (generator: ``(z, label)``)."""
     g = torch.Generator().manual_seed(seed)
     if kind == "generator":
-        latent = int(module.latent_dim)
-        n_labels = len(module.labels)
+        gen = cast("Generator", module)  # the kind says so (nn.Module's attributes are untyped)
+        latent = int(gen.latent_dim)
+        n_labels = len(gen.labels)
         z = torch.randn(batch, latent, generator=g)
         label = torch.arange(batch, dtype=torch.long) % n_labels
         return (z, label)

@@ -25,6 +25,7 @@ class ConvAutoencoder(nn.Module):
     window_samples: int
     components: List[str]
     labels: List[str]
+    channel_scale: Tensor  # a buffer (registered in __init__)
 
     def __init__(self, components: Sequence[str] = ("Z", "N", "E"),
                  sampling_rate_hz: float = 100.0, window_samples: int = 1000,

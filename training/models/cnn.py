@@ -159,12 +159,13 @@ class PhasePicker(nn.Module):
             for up in self.ups:  # TorchScript indexes a ModuleList only in a loop over it
                 if i == depth - 1 - level:
                     lo, hi = ranges[level]
-                    ranges[level + 1] = up.coarse_range(lo, hi, lengths[level],
+                    # (iterating a ModuleList gives mypy nn.Module, whose attributes it types Tensor | Module)
+                    ranges[level + 1] = up.coarse_range(lo, hi, lengths[level],  # type: ignore[operator]
                                                         lengths[level + 1])
                 i += 1
         x = x[:, :, ranges[depth][0]:ranges[depth][1]]
         for i, up in enumerate(self.ups):
             level = depth - 1 - i
-            x = up.forward_range(x, ranges[level + 1][0], lengths[level + 1], skips[level],
+            x = up.forward_range(x, ranges[level + 1][0], lengths[level + 1], skips[level],  # type: ignore[operator]
                                  ranges[level][0], ranges[level][1])
         return torch.softmax(self.head(x), dim=1)

@@ -12,6 +12,7 @@ import torch
 from scipy.signal import lfilter
 
 from geosentry.training.data.augment import Augmenter
+from geosentry.training.data.phasenet import PhaseNetEvent
 from geosentry.training.data.windows import crop, normalise
 from geosentry.training.evaluate.picks import detection_scores
 from geosentry.training.evaluate.stalta import tuned_stalta_detection
@@ -52,7 +53,8 @@ class SeismicAnomalyTask(AETask):
         self.outlier_exposure, self.oe_margin, self.oe_weight = outlier_exposure, oe_margin, oe_weight
         if quick:
             self.window, self.batch = 256, 4
-        self.fit_events, self.calib_events = list(data.train), []
+        self.fit_events = list(data.train)
+        self.calib_events: list[PhaseNetEvent] = []
         if calib_fraction > 0:
             self.fit_events, self.calib_events = station_split(data.train, calib_fraction, seed=seed + 1)
             if not self.calib_events or not self.fit_events:  # tiny subsets (tests)
@@ -171,8 +173,7 @@ class SeismicAnomalyTask(AETask):
                                       [r[0] for r in np.concatenate([noise_x, event_x])], truth, 100.0)
         # STA/LTA as a controlled-false-alarm scorer: max cft on Z, threshold at the same
         # quantile of the same calibration noise windows (like-for-like with the autoencoder)
-        sp = StaLtaParams(**{**base["params"], "band": tuple(base["params"]["band"])  # type: ignore[arg-type]
-                             if base["params"]["band"] else None})  # type: ignore[index]
+        sp = StaLtaParams.from_dict(base["params"])
         sl_thr = float(np.quantile(stalta_scores([r[0] for r in calib_raw], 100.0, sp), q))
         sl_tiled = stalta_scores([r[0] for r in tiled_raw], 100.0, sp)
         sl_events = stalta_scores([r[0] for r in event_x], 100.0, sp)
@@ -181,14 +182,14 @@ class SeismicAnomalyTask(AETask):
 
         per = np.repeat(np.arange(len(self.data.test)), self.per_event)
         boot = detection_bootstrap(truth, {"autoencoder": np.r_[noise, events] >= thr,
-                                           "stalta": base["test_scores"] >= base["scores"]["threshold"]},  # type: ignore[operator,index]
+                                           "stalta": base["test_scores"] >= base["scores"]["threshold"]},
                                    np.r_[per, per])
         far_tiled = float((tiled > thr).mean())
         quiet = ~flat_lined(tiled_raw)
         fa_events = sorted({self.data.test[int(i)].name for i in tiled_ids[tiled > thr]})
         self._last = {"calib": calib, "tiled": tiled, "events": events, "threshold": thr}
         return {"event": ae, "stalta_event": base["scores"], "stalta_params": base["params"],
-                "beats_stalta": bool(ae["f1"] > base["scores"]["f1"]),  # type: ignore[index]
+                "beats_stalta": bool(ae["f1"] > base["scores"]["f1"]),
                 "beats_stalta_rule": "window F1 (noise vs P-in-first-half windows, AE threshold at "
                                      "the calibration rule below) > tuned STA/LTA F1, held-out stations",
                 "role": "anomaly scorer at a controlled false-alarm rate; not meant to beat "

@@ -104,7 +104,8 @@ def fit(task: Task, cfg: FitConfig) -> list[dict[str, Any]]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = seed_everything(cfg.seed)
-    start_epoch, history = 0, []
+    start_epoch = 0
+    history: list[dict[str, Any]] = []
     if cfg.resume and checkpoint_path(out_dir).exists():
         start_epoch, history = load_checkpoint(task, out_dir, rng)
         _say(f"[{task.name}] resumed from {checkpoint_path(out_dir)} after epoch {start_epoch}")

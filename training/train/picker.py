@@ -100,7 +100,7 @@ class PickerTask:
 
             def f1(thr: float, k: int = k, truth: list[Any] = truth) -> float:
                 preds = [extract_picks(p[k], thr) for p in tr_p]
-                return pick_scores(truth, preds, SR, (0.5,))["0.5s"]["f1"]  # type: ignore[index]
+                return pick_scores(truth, preds, SR, (0.5,))["0.5s"]["f1"]
 
             thresholds[phase] = round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
         res: dict[str, Any] = {"thresholds": thresholds, "test_windows": len(te_w),
@@ -148,7 +148,7 @@ class PickerTask:
             truth = [getattr(w, phase.lower()) for w in wins]
 
             def curve(t: float, k: int = k, truth: list[Any] = truth) -> dict[str, Any]:
-                return pick_scores(truth, [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]  # type: ignore[return-value]
+                return pick_scores(truth, [extract_picks(p[k], t) for p in prob], SR, (0.5,))["0.5s"]
 
             curves[f"CNN {phase}"] = curve
         paths = [residual_histograms(res, out / "picker_residuals.png"),
