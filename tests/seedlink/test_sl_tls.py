@@ -127,3 +127,18 @@ async def test_missing_ca_file_is_a_clear_error(tmp_path: Path) -> None:
     source = SeedLinkSource(f"seedlinks://127.0.0.1:1?streams=BW_UH1&ca_file={tmp_path}/none.pem")
     with pytest.raises(SourceError, match="ca_file .*none.pem is not a file"):
         await source.start()
+
+
+async def test_geosentry_run_with_an_untrusted_certificate_exits_1(
+        demo_archive: Path, tls_cert: tuple[Path, Path]) -> None:
+    # used to log the error and exit 0 with 0 records, as if the feed had simply ended
+    cert, key = tls_cert
+    async with serving(demo_archive, tls_cert=cert, tls_key=key) as server:
+        proc = await asyncio.create_subprocess_exec(
+            *GEOSENTRY, "run", "--source", f"seedlinks://127.0.0.1:{server.port}?streams=BW_UH1",
+            "--sink", "jsonl:/dev/null", stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    text = err.decode()
+    assert proc.returncode == 1, text[-3000:]
+    assert "TLS certificate not trusted" in text and "Traceback" not in text, text[-3000:]
