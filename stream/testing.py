@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -63,6 +64,16 @@ def synthetic_trace(sid: str, seconds: float, rate_hz: float = 100.0,
 
 def synthetic_mseed(sid: str, n_samples: int = 1000, rate_hz: float = 100.0) -> bytes:
     return b"".join(mseed_records(synthetic_trace(sid, n_samples / rate_hz, rate_hz)))
+
+
+def interleaved(st: obspy.Stream | None = None) -> list[bytes]:
+    """Records of every trace of ``st`` (default: the demo recordings) as 512-byte miniSEED,
+    ordered by end time, as a live feed delivers them."""
+    tagged = []
+    for tr in demo_stream() if st is None else st:
+        for p in mseed_records(tr):
+            tagged.append((obspy.read(io.BytesIO(p))[0].stats.endtime.ns, p))
+    return [p for _, p in sorted(tagged, key=lambda t: t[0])]
 
 
 class MemorySource(FiniteSource):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from geosentry.stream.errors import NotStartedError, SinkError
+from geosentry.stream.kafka_connect import start_client
 from geosentry.stream.records import Alert, now_ns
 from geosentry.stream.uris import parse_kafka
 
@@ -36,27 +36,14 @@ class KafkaSink:
         for up to ``connect_timeout_s``, then raise a non-retriable ``SinkError`` (start-up
         trouble is a configuration error: the process exits 2 with one line; outages once
         running are retried for as long as the service runs)."""
-        backoff, warned = 0.5, False
-        deadline = time.monotonic() + self.connect_timeout_s
-        while self._producer is None:
-            producer = AIOKafkaProducer(
+        if self._producer is not None:
+            return
+        self._producer = await start_client(
+            lambda: AIOKafkaProducer(
                 bootstrap_servers=self.uri.bootstrap, enable_idempotence=True, acks="all",
-                linger_ms=5, request_timeout_ms=15_000)
-            try:
-                await producer.start()
-                self._producer = producer
-            except KafkaError as exc:
-                await producer.stop()
-                if time.monotonic() + backoff > deadline:
-                    raise SinkError(f"kafka sink {self.uri.bootstrap}: broker not reachable "
-                                    f"within {self.connect_timeout_s:g} s ({exc})",
-                                    retriable=False) from exc
-                if not warned:
-                    log.warning("kafka sink %s: cannot connect (%s); retrying for up to %g s",
-                                self.uri.bootstrap, exc, self.connect_timeout_s)
-                    warned = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+                linger_ms=5, request_timeout_ms=15_000),
+            f"kafka sink {self.uri.bootstrap}", self.connect_timeout_s,
+            lambda msg: SinkError(msg, retriable=False), self.max_backoff_s)
 
     async def send(self, alerts: list[Alert]) -> None:
         """One attempt at every alert; those not acknowledged are raised as a retriable

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from geosentry.stream.errors import NotStartedError, SourceError
+from geosentry.stream.kafka_connect import start_client
 from geosentry.stream.records import RawRecord, SourceRef, now_ns
 from geosentry.stream.uris import parse_kafka
 
@@ -44,28 +44,15 @@ class KafkaSource:
     async def start(self) -> None:
         """Connect; an unreachable broker is retried for ``connect_timeout_s`` (one warning),
         then a ``SourceError`` (start-up: one line, exit status 2)."""
-        backoff_s, warned = 0.5, False
-        deadline = time.monotonic() + self.connect_timeout_s
-        while self._consumer is None:
-            consumer = AIOKafkaConsumer(
+        if self._consumer is not None:
+            return
+        self._consumer = await start_client(
+            lambda: AIOKafkaConsumer(
                 self.uri.topic, bootstrap_servers=self.uri.bootstrap,
                 group_id=self.uri.group or DEFAULT_GROUP, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20)
-            try:
-                await consumer.start()
-                self._consumer = consumer
-            except KafkaError as exc:
-                await consumer.stop()
-                if time.monotonic() + backoff_s > deadline:
-                    raise SourceError(f"kafka source {self.uri.bootstrap}/{self.uri.topic}: "
-                                      f"broker not reachable within {self.connect_timeout_s:g} s "
-                                      f"({exc})") from exc
-                if not warned:
-                    log.warning("kafka source %s: cannot connect (%s); retrying for up to %g s",
-                                self.uri.bootstrap, exc, self.connect_timeout_s)
-                    warned = True
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(2 * backoff_s, 5.0)
+                auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20),
+            f"kafka source {self.uri.bootstrap}/{self.uri.topic}", self.connect_timeout_s,
+            SourceError)
 
     async def __aenter__(self) -> KafkaSource:
         await self.start()

@@ -20,23 +20,14 @@ from geosentry.stream.demo import DEMO_BAND_HZ
 from geosentry.stream.errors import ConfigError
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert
-from geosentry.stream.testing import MemorySink, demo_stream, mseed_records, run_pipeline, synthetic_trace
+from geosentry.stream.testing import MemorySink, mseed_records, run_pipeline, synthetic_trace, interleaved
 
 YEAR_S = 365 * 86400
 
 
-def _interleaved() -> list[bytes]:
-    """The four BW.UH* traces as 512-byte records ordered by end time, as a feed delivers them."""
-    tagged = []
-    for tr in demo_stream():
-        for p in mseed_records(tr):
-            tagged.append((obspy.read(io.BytesIO(p))[0].stats.endtime.ns, p))
-    return [p for _, p in sorted(tagged, key=lambda t: t[0])]
-
-
 @pytest.fixture(scope="module")
 def payloads() -> list[bytes]:
-    return _interleaved()
+    return interleaved()
 
 
 def _shifted(payload: bytes, seconds: float) -> bytes:

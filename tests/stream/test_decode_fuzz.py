@@ -9,20 +9,18 @@ the valid records decode exactly as in a clean run; a smaller mixed stream throu
 
 from __future__ import annotations
 
-import io
 import resource
 import struct
 from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-import obspy
 import pytest
 
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.errors import DecodeError, DecodeReason
 from geosentry.stream.records import Record
-from geosentry.stream.testing import demo_stream, mseed_records, synthetic_trace
+from geosentry.stream.testing import demo_stream, mseed_records, synthetic_trace, interleaved
 from tests.stream.test_decode_hardening import (MS2_DOY, MS2_NSAMP, MS2_RATE, MS2_YEAR,
                                                 b1000_offset, fix_crc3, float_trace, mseed3,
                                                 patch2, patch3)
@@ -181,16 +179,6 @@ def test_fuzzed_records_only_raise_decode_errors() -> None:
         assert reasons[reason] > 0, (reason, reasons)
 
 
-def _interleaved(st: obspy.Stream) -> list[bytes]:
-    """Records of all traces ordered by end time, as a live feed delivers them."""
-    tagged = []
-    for tr in st:
-        for p in mseed_records(tr):
-            rec = obspy.read(io.BytesIO(p))[0]
-            tagged.append((rec.stats.endtime.ns, p))
-    return [p for _, p in sorted(tagged, key=lambda t: t[0])]
-
-
 @pytest.mark.timeout(240)
 async def test_fuzzed_stream_keeps_the_alerts_of_the_valid_records() -> None:
     """Demo recordings with 2,000 mutated ZZ.FUZZ payloads between them, through the real
@@ -203,7 +191,7 @@ async def test_fuzzed_stream_keeps_the_alerts_of_the_valid_records() -> None:
     raw = demo_config_dict()
     raw["detectors"] = [d for d in raw["detectors"] if d["type"] == "stalta"]
     cfg = load_config_dict(raw)
-    clean = _interleaved(demo_stream())
+    clean = interleaved(demo_stream())
     mutated, _ = mutations(seed=7, n=2000)
     mixed: list[bytes] = []
     per = len(mutated) // len(clean) + 1

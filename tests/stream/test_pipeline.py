@@ -3,7 +3,6 @@ coincidence -> sinks, plus bad input that must be counted without stopping the s
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -15,25 +14,15 @@ import pytest
 from geosentry.stream.demo import reference_events
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import ns_to_iso
-from geosentry.stream.testing import MemorySink, demo_stream, mseed_records, run_pipeline
+from geosentry.stream.testing import MemorySink, demo_stream, mseed_records, run_pipeline, interleaved
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas" /
                      "alert.v1.json").read_text())
 
 
-def _interleaved(st: obspy.Stream) -> list[bytes]:
-    """Records of all traces ordered by end time, as a live feed delivers them."""
-    tagged = []
-    for tr in st:
-        for p in mseed_records(tr):
-            rec = obspy.read(io.BytesIO(p))[0]
-            tagged.append((rec.stats.endtime.ns, p))
-    return [p for _, p in sorted(tagged, key=lambda t: t[0])]
-
-
 @pytest.fixture(scope="module")
 def demo_payloads() -> list[bytes]:
-    return _interleaved(demo_stream())
+    return interleaved(demo_stream())
 
 
 def _network_times(sink: MemorySink) -> list[str]:
@@ -130,7 +119,7 @@ async def test_a_model_faster_than_the_channel_is_refused_with_a_health_alert() 
         tr = synthetic_trace(f"NT.BOU.R0.UF{comp}", 12 * 3600.0, rate_hz=1 / 60, seed=i)
         tr.data = tr.data + 20_000
         st += tr
-    sink, _, metrics = await run_pipeline(_interleaved(st), {
+    sink, _, metrics = await run_pipeline(interleaved(st), {
         "detectors": [{"name": "ae", "type": "model", "path": "builtin:anomaly-geomag"}]})
     health = [a for a in sink.alerts if a.kind == "health"]
     assert [a.details["event"] for a in health] == ["rate_too_low"]
