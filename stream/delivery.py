@@ -57,6 +57,13 @@ class DeliveryTracker:
                         e.inst = None
                     break
 
+    def drop_partitions(self, source: str, partitions: Iterable[int]) -> None:
+        """Partitions revoked in a rebalance: their records are the new owner's now (it re-reads
+        from the commit made on revocation), so nothing of theirs is tracked here any more."""
+        for partition in partitions:
+            self._pending.pop((source, partition), None)
+            self._next.pop((source, partition), None)
+
     def begin(self, inst: InstrumentId, start_ns: int) -> int:
         """A window (or health alert) from ``inst`` starting at ``start_ns`` is in flight."""
         token = next(self._tokens)

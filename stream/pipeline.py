@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,17 +24,17 @@ from geosentry.stream.config import Config
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.delivery import DeliveryTracker
 from geosentry.stream.detectors.base import Detector, LoadedModel
-from geosentry.stream.errors import DecodeError, RejectReason, SinkError
+from geosentry.stream.errors import DecodeError, RejectReason
 from geosentry.stream.inference.runner import BatchRunner, inference_workers
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
-from geosentry.stream.sources import ReportsLag, Source, is_live
+from geosentry.stream.sinks.fanout import Fanout
+from geosentry.stream.sources import ReportsLag, Revocable, Source, is_live
 from geosentry.stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
-SEND_BACKOFF_S = (0.5, 10.0)  # first and longest wait between retries of a failing sink
 YIELD_EVERY = 64  # records ingested between chances for other tasks to run
 
 
@@ -83,6 +84,7 @@ class Pipeline:
         self.sinks = sinks
         self.detectors = detectors
         self.metrics = metrics or Metrics()
+        self.fanout = Fanout(sinks, self.metrics)  # delivery to every sink, retried
         self.windower = Windower([d.spec for d in detectors], cfg.buffer,  # live: clock policy
                                  live=bool(sources) and all(is_live(s) for s in sources))
         self.tracker = DeliveryTracker()
@@ -94,8 +96,6 @@ class Pipeline:
         self._stop = asyncio.Event()
         self._deadline = float("inf")
         self._background: set[asyncio.Future[None]] = set()
-        self._sink_trouble: dict[str, float] = {}  # sink -> when its current outage began
-        self._outage_end_ns = 0  # wall clock when the last sink outage ended
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
         self._window_counters: dict[str, tuple[Any, Any]] = {}
@@ -126,9 +126,12 @@ class Pipeline:
                                      executor=pool, shed_after_s=inf.max_lag_s if shed else None,
                                      max_data_latency_s=inf.max_data_latency_s if shed else None,
                                      on_overload=self._overload)
-                runner.held = self._held
+                runner.held = self.fanout.held
                 runner.start(self._task_failed)
                 self._runners[det.name] = runner
+            for src in self.sources:
+                if isinstance(src, Revocable):
+                    src.on_revoke = partial(self._revoked, src.name)
             if not await self._start_all(self.sources, "source"):
                 return self.summary
             watchdog.start()
@@ -216,10 +219,6 @@ class Pipeline:
                     f"({runner.windows_failed})")
         for failure in self.summary.failures:
             log.error("%s", failure)
-
-    def _held(self, w: Window) -> bool:
-        """A window that arrived before a sink outage ended waited for the sink: never shed."""
-        return bool(self._sink_trouble) or w.newest_arrival_ns <= self._outage_end_ns
 
     def _source_failed(self, name: str, exc: BaseException) -> None:
         """A source ended with an error: the others go on; the exit status says so."""
@@ -361,7 +360,7 @@ class Pipeline:
             self.tracker.end(w.instrument, token)
 
     async def _send(self, alerts: list[Alert]) -> None:
-        await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))
+        await self.fanout.send(alerts)
         for a in alerts:
             for sink in self.sinks:
                 self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()
@@ -370,32 +369,6 @@ class Pipeline:
             self.summary.alerts[a.kind.value] += 1
             if self.keep_alerts:
                 self.summary.delivered.append(a)
-
-    async def _send_to(self, sink: Sink, alerts: list[Alert]) -> None:
-        """Deliver to one sink, retrying transient trouble with backoff for as long as the
-        service runs (never past the shutdown deadline): a sink outage back-pressures the
-        input and sheds nothing. A non-retriable error is raised (orderly stop, exit 1)."""
-        pending, backoff_s = alerts, SEND_BACKOFF_S[0]
-        while pending:
-            try:
-                await sink.send(pending)
-                break
-            except (SinkError, OSError) as exc:
-                if not getattr(exc, "retriable", True):
-                    raise
-                self.metrics.sink_errors.labels(sink=sink.name).inc()
-                if sink.name not in self._sink_trouble:
-                    self._sink_trouble[sink.name] = time.monotonic()
-                    log.warning("sink %s: %s; retrying with backoff (up to %g s) until it "
-                                "works; input waits meanwhile", sink.name, exc, SEND_BACKOFF_S[1])
-                pending = getattr(exc, "undelivered", None) or pending
-                await asyncio.sleep(backoff_s)  # at shutdown, the deadline cancels this
-                backoff_s = min(backoff_s * 2, SEND_BACKOFF_S[1])
-        began = self._sink_trouble.pop(sink.name, None)
-        if began is not None:
-            self._outage_end_ns = time.time_ns()
-            log.warning("sink %s: delivering again after %.1f s", sink.name,
-                        time.monotonic() - began)
 
     async def _send_best_effort(self, alerts: list[Alert]) -> None:
         """Service health alerts outside the data path (watchdog): never fail the caller."""
@@ -422,6 +395,12 @@ class Pipeline:
                 for partition, behind in (await src.lag()).items():
                     self.metrics.consumer_lag.labels(
                         topic=src.name, partition=str(partition)).set(behind)
+
+    async def _revoked(self, source: str, partitions: set[int]) -> None:
+        """A rebalance takes ``partitions`` of ``source`` away: commit all that is done, then
+        stop tracking them (the new owner re-reads from there)."""
+        await self._commit()
+        self.tracker.drop_partitions(source, partitions)
 
     async def _commit_loop(self, watchdog: Watchdog) -> None:
         while True:

@@ -9,6 +9,7 @@ it with backoff and never loses the alerts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
@@ -42,15 +43,18 @@ class JsonlSink:
         if self._fh is None:
             raise NotStartedError("jsonl sink: start() it first")
         stamp = now_ns()
-        lines = []
         for a in alerts:
             a.emitted_ns = a.emitted_ns or stamp
-            lines.append(a.to_json() + b"\n")
+        # in a thread: a stdout pipe nobody reads, or a slow fsync, must not block the loop
+        await asyncio.to_thread(self._write, self._fh, b"".join(a.to_json() + b"\n"
+                                                               for a in alerts))
+
+    def _write(self, fh: IO[bytes], data: bytes) -> None:
         try:
-            self._fh.write(b"".join(lines))
-            self._fh.flush()
+            fh.write(data)
+            fh.flush()
             if self._fsync:
-                os.fsync(self._fh.fileno())
+                os.fsync(fh.fileno())
         except OSError as exc:
             raise SinkError(f"sink jsonl:{self.target}: write failed ({exc.strerror or exc})",
                             retriable=True) from exc

@@ -16,7 +16,7 @@ exit).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, Self, runtime_checkable
 
 from geosentry.stream.records import RawRecord
@@ -45,6 +45,14 @@ class ReportsLag(Protocol):
     async def lag(self) -> dict[int, int]:
         """Records behind the newest, per partition."""
         ...
+
+
+@runtime_checkable
+class Revocable(Protocol):
+    """A source whose partitions a consumer-group rebalance can take away: the pipeline sets
+    ``on_revoke`` to commit what it can for them first."""
+
+    on_revoke: Callable[[set[int]], Awaitable[None]] | None
 
 
 class FiniteSource:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from geosentry.stream.errors import NotStartedError, SourceError
@@ -23,6 +23,31 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUP = "geosentry"
 
 
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Commit what this worker owns before a rebalance takes partitions away, so the new owner
+    starts where this one stopped instead of at an older commit (or none: offset -1001)."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        parts = {tp.partition for tp in revoked}
+        if not parts:
+            return
+        log.info("kafka source %s: partitions %s revoked; committing what they reached",
+                 self.source.name, sorted(parts))
+        if self.source.on_revoke is not None:
+            try:
+                await self.source.on_revoke(parts)
+            except Exception as exc:  # the new owner re-reads from the last commit: no loss
+                log.warning("kafka source %s: commit on revocation failed (%r)",
+                            self.source.name, exc)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("kafka source %s: assigned partitions %s", self.source.name,
+                 sorted(tp.partition for tp in assigned))
+
+
 class KafkaSource:
     """``?idle_exit_s=N`` ends the stream after N s without new records (replay/test use):
     the topic is then treated as finished, so windows are flushed and every offset committed."""
@@ -32,6 +57,9 @@ class KafkaSource:
         self.uri = parse_kafka(uri, "--source")
         self.connect_timeout_s = connect_timeout_s
         self._uncommitted: dict[int, int] = {}  # partition -> offset not yet committed
+        #: called with the partitions about to be revoked in a rebalance, before they go: the
+        #: pipeline commits everything it can then (see ``_Rebalance``)
+        self.on_revoke: Callable[[set[int]], Awaitable[None]] | None = None
         self._commit_failing = self._read_failing = False
         self.name = f"kafka:{self.uri.topic}"
         self.idle_exit_s = idle_exit_s if idle_exit_s is not None else (
@@ -47,12 +75,16 @@ class KafkaSource:
         if self._consumer is not None:
             return
         self._consumer = await start_client(
-            lambda: AIOKafkaConsumer(
-                self.uri.topic, bootstrap_servers=self.uri.bootstrap,
-                group_id=self.uri.group or DEFAULT_GROUP, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_partition_fetch_bytes=1 << 20),
-            f"kafka source {self.uri.bootstrap}/{self.uri.topic}", self.connect_timeout_s,
-            SourceError)
+            self._make_consumer, f"kafka source {self.uri.bootstrap}/{self.uri.topic}",
+            self.connect_timeout_s, SourceError)
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.uri.bootstrap, group_id=self.uri.group or DEFAULT_GROUP,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_partition_fetch_bytes=1 << 20)
+        consumer.subscribe([self.uri.topic], listener=_Rebalance(self))
+        return consumer
 
     async def __aenter__(self) -> KafkaSource:
         await self.start()

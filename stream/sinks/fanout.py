@@ -1,0 +1,62 @@
+"""Delivery to every sink, with the retry rule in one place.
+
+Transient sink trouble (a retriable ``SinkError``, an ``OSError``: broker away, disk full) is
+retried with backoff (``BACKOFF_S``: first and longest wait) for as long as the service runs;
+the caller waits meanwhile, which back-pressures the input, and nothing is shed (``held``: a
+window that arrived before an outage ended waited for a sink, not for inference). A sink that
+raises a non-retriable error fails the send (orderly stop, exit status 1). At shutdown the
+pipeline's deadline cancels a send still retrying."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from geosentry.stream.errors import SinkError
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.records import Alert, Window
+from geosentry.stream.sinks import Sink
+
+log = logging.getLogger(__name__)
+BACKOFF_S = (0.5, 10.0)
+
+
+class Fanout:
+    def __init__(self, sinks: list[Sink], metrics: Metrics) -> None:
+        self.sinks = sinks
+        self.metrics = metrics
+        self._trouble: dict[str, float] = {}  # sink -> when its current outage began
+        self._outage_end_ns = 0  # wall clock when the last outage ended
+
+    def held(self, w: Window) -> bool:
+        """True while a sink is out, and for windows that arrived before the last outage
+        ended: they waited for a sink, so overload shedding must not take them."""
+        return bool(self._trouble) or w.newest_arrival_ns <= self._outage_end_ns
+
+    async def send(self, alerts: list[Alert]) -> None:
+        """Return once every sink has acknowledged ``alerts``."""
+        await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))
+
+    async def _send_to(self, sink: Sink, alerts: list[Alert]) -> None:
+        pending, backoff_s = alerts, BACKOFF_S[0]
+        while pending:
+            try:
+                await sink.send(pending)
+                break
+            except (SinkError, OSError) as exc:
+                if not getattr(exc, "retriable", True):
+                    raise
+                self.metrics.sink_errors.labels(sink=sink.name).inc()
+                if sink.name not in self._trouble:
+                    self._trouble[sink.name] = time.monotonic()
+                    log.warning("sink %s: %s; retrying with backoff (up to %g s) until it "
+                                "works; input waits meanwhile", sink.name, exc, BACKOFF_S[1])
+                pending = getattr(exc, "undelivered", None) or pending
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, BACKOFF_S[1])
+        began = self._trouble.pop(sink.name, None)
+        if began is not None:
+            self._outage_end_ns = time.time_ns()
+            log.warning("sink %s: delivering again after %.1f s", sink.name,
+                        time.monotonic() - began)

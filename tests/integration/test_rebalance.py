@@ -1,0 +1,126 @@
+"""Scale-out with faults on the real broker: two workers share a 4-partition topic, one is
+SIGKILLed mid-stream. The survivor takes the dead worker's partitions over (re-reading them
+from the last commit), every station keeps its alerts, it commits every partition to the end
+(none left at -1001 or behind: it commits on revocation, through a rebalance listener, and keeps
+committing what it takes over).
+
+Still open (README, fault model): alerts re-read after a takeover may carry other ids than the
+no-fault run (window grid and detector state depend on where the re-read starts)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from geosentry.stream.demo import DEMO_BAND_HZ
+from geosentry.stream.testing import demo_stream, mseed_records
+
+pytestmark = pytest.mark.kafka
+GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
+STATIONS = 8
+CONFIG = f"""
+[[detectors]]
+name = "stalta"
+type = "stalta"
+bandpass_hz = [{DEMO_BAND_HZ[0]}, {DEMO_BAND_HZ[1]}]
+"""
+
+
+def _payloads() -> list[tuple[bytes, bytes]]:
+    out = []
+    for k in range(STATIONS):
+        for tr in demo_stream():
+            tr = tr.copy()
+            tr.stats.station = f"{tr.stats.station[:3]}{k:02d}"
+            out += [(tr.stats.endtime.ns, f"BW.{tr.stats.station}".encode(), p)
+                    for p in mseed_records(tr)]
+    return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
+
+
+async def _setup(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1)], timeout_ms=10_000)
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in payloads:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _committed_vs_end(bootstrap: str, topic: str, group: str) -> tuple[dict[int, int],
+                                                                             dict[int, int]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(4)]
+        end = await consumer.end_offsets(parts)
+        committed = {tp.partition: (await consumer.committed(tp)) or -1001 for tp in parts}
+    finally:
+        await consumer.stop()
+    return committed, {tp.partition: v for tp, v in end.items()}
+
+
+def _worker(bootstrap: str, topic: str, group: str, cfg: Path, log: Path) -> subprocess.Popen[str]:
+    """A worker writing alerts to ``log``.jsonl and its log to ``log`` (files: a pipe nobody
+    drains meanwhile would block its writes)."""
+    return subprocess.Popen(
+        [*GEOSENTRY, "run", "--config", str(cfg), "--source",
+         f"kafka://{bootstrap}/{topic}?group={group}&idle_exit_s=25", "--sink",
+         f"jsonl:{log}.jsonl"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
+
+
+def _stations(path: Path) -> set[str]:
+    return {json.loads(line)["station"] for line in path.read_text().splitlines()} - {"*"}
+
+
+async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, topic_name: str,
+                                                          tmp_path: Path) -> None:
+    cfg = tmp_path / "geosentry.toml"
+    cfg.write_text(CONFIG)
+    payloads = _payloads()
+    src, group = f"{topic_name}-in", f"{topic_name}-g"
+    await _setup(kafka_bootstrap, src, payloads)
+    alone = subprocess.run([*GEOSENTRY, "run", "--config", str(cfg), "--source",
+                            f"kafka://{kafka_bootstrap}/{src}?group={group}-alone&idle_exit_s=8",
+                            "--sink", "jsonl:-"], capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    want = {json.loads(line)["station"] for line in alone.stdout.splitlines()} - {"*"}
+    assert len(want) >= STATIONS
+
+    doomed = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "doomed.log")
+    survivor = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "survivor.log")
+    try:
+        await asyncio.sleep(6.0)  # both joined and reading
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=30)
+        # the group notices the dead member after its session timeout, the survivor takes
+        # over, reads to the end, and (idle_exit_s: the topic is finished) commits it all
+        survivor.wait(timeout=240)
+        committed, end = await _committed_vs_end(kafka_bootstrap, src, group)
+    finally:
+        for proc in (doomed, survivor):
+            if proc.poll() is None:
+                proc.kill()
+    log = (tmp_path / "survivor.log").read_text()
+    assert survivor.returncode == 0, log[-3000:]
+    assert "revoked; committing" in log and "assigned partitions [0, 1, 2, 3]" in log, log[-3000:]
+    assert all(committed[p] >= end[p] for p in end), f"committed {committed}, end {end}"
+    got = _stations(tmp_path / "survivor.log.jsonl") | _stations(tmp_path / "doomed.log.jsonl")
+    assert want <= got, f"stations without alerts after the takeover: {sorted(want - got)}"
