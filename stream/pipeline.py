@@ -166,9 +166,10 @@ class Pipeline:
         ingest = [supervise(self._ingest(s), f"ingest-{s.name}", self._source_failed)
                   for s in self.sources]
         stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([stop_wait, *ingest], return_when=asyncio.FIRST_COMPLETED)
-        while not self._stop.is_set() and not all(t.done() for t in ingest):
-            await asyncio.wait([stop_wait, *ingest], return_when=asyncio.FIRST_COMPLETED)
+        # every source ended (failures are logged by supervise), or a stop was asked for
+        either: list[asyncio.Future[Any]] = [
+            stop_wait, asyncio.gather(*ingest, return_exceptions=True)]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         self._stop.set()
         self._deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         stop_wait.cancel()

@@ -76,6 +76,34 @@ def interleaved(st: obspy.Stream | None = None) -> list[bytes]:
     return [p for _, p in sorted(tagged, key=lambda t: t[0])]
 
 
+def network_copies(copies: int) -> list[tuple[bytes, bytes]]:
+    """``(key NET.STA, record)`` for ``copies`` copies of the demo recordings under other station
+    codes (``UH1`` -> ``UH100``, ``UH101``, ...): a longer Kafka input. Traces follow each other
+    in order of their end times, each trace's records in order."""
+    out = []
+    for k in range(copies):
+        for tr in demo_stream():
+            tr = tr.copy()
+            tr.stats.station = f"{tr.stats.station[:3]}{k:02d}"
+            out += [(tr.stats.endtime.ns, f"BW.{tr.stats.station}".encode(), p)
+                    for p in mseed_records(tr)]
+    return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
+
+
+async def publish(bootstrap: str, topic: str, keyed: Iterable[tuple[bytes, bytes]]) -> None:
+    """Produce ``(key, value)`` pairs to ``topic`` (``acks=all``) and wait until all are in."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in keyed:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 class MemorySource(FiniteSource):
     """A finite source over in-memory payloads, ``delay_s`` apart; ``live=True`` makes the
     service treat it as a live feed (overload shedding applies, see ``geosentry.stream.sources``)."""

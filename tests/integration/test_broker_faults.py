@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from geosentry.stream.demo import DEMO_BAND_HZ
-from geosentry.stream.testing import demo_stream, mseed_records, read_topic
+from geosentry.stream.testing import network_copies, publish, read_topic
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,31 +63,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     address = _broker("start", state)
     yield address, state
     _broker("stop", state)
-
-
-def _payloads() -> list[tuple[bytes, bytes]]:
-    """(key, record) for STATIONS copies of the demo recordings, interleaved by end time."""
-    out = []
-    for k in range(STATIONS):
-        for tr in demo_stream():
-            tr = tr.copy()
-            tr.stats.station = f"{tr.stats.station[:3]}{k:02d}"
-            for p in mseed_records(tr):
-                out.append((tr.stats.endtime.ns, f"BW.{tr.stats.station}".encode(), p))
-    return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
-
-
-async def _publish(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in payloads:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def _start(bootstrap: str, src: str, out: str, group: str, cfg: Path) -> subprocess.Popen[str]:
@@ -133,10 +108,10 @@ def baseline(broker, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[
     bootstrap, _ = broker
     cfg = tmp_path_factory.mktemp("fault-cfg") / "geosentry.toml"
     cfg.write_text(CONFIG)
-    payloads = _payloads()
+    payloads = network_copies(STATIONS)
 
     async def run() -> Counter[str]:
-        await _publish(bootstrap, "waves", payloads)
+        await publish(bootstrap, "waves", payloads)
         proc = _start(bootstrap, "waves", "alerts-baseline", "baseline", cfg)
         try:
             got, last, stable_since = Counter[str](), -1, time.monotonic()

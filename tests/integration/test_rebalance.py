@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from geosentry.stream.demo import DEMO_BAND_HZ
-from geosentry.stream.testing import demo_stream, mseed_records
+from geosentry.stream.testing import network_copies, publish
 
 pytestmark = pytest.mark.kafka
 GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
@@ -34,17 +34,6 @@ bandpass_hz = [{DEMO_BAND_HZ[0]}, {DEMO_BAND_HZ[1]}]
 """
 
 
-def _payloads() -> list[tuple[bytes, bytes]]:
-    out = []
-    for k in range(STATIONS):
-        for tr in demo_stream():
-            tr = tr.copy()
-            tr.stats.station = f"{tr.stats.station[:3]}{k:02d}"
-            out += [(tr.stats.endtime.ns, f"BW.{tr.stats.station}".encode(), p)
-                    for p in mseed_records(tr)]
-    return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
-
-
 async def _setup(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -52,14 +41,7 @@ async def _setup(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]
         await admin.create_topics([NewTopic(topic, 4, 1)], timeout_ms=10_000)
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in payloads:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await publish(bootstrap, topic, payloads)
 
 
 async def _committed_vs_end(bootstrap: str, topic: str, group: str) -> tuple[dict[int, int],
@@ -94,7 +76,7 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
                                                           tmp_path: Path) -> None:
     cfg = tmp_path / "geosentry.toml"
     cfg.write_text(CONFIG)
-    payloads = _payloads()
+    payloads = network_copies(STATIONS)
     src, group = f"{topic_name}-in", f"{topic_name}-g"
     await _setup(kafka_bootstrap, src, payloads)
     alone = subprocess.run([*GEOSENTRY, "run", "--config", str(cfg), "--source",
