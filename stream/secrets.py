@@ -65,3 +65,26 @@ def warn_if_exposed(path: str | Path, what: str) -> bool:
     mode = stat.S_IMODE(Path(path).stat().st_mode)
     log.warning("%s %s is readable by group/others (mode %04o); chmod 600 it", what, path, mode)
     return True
+
+
+_warned: set[Path] = set()
+
+
+def read_secret_file(path: str | Path, what: str, key: str) -> Secret:
+    """The secret in the file at ``path`` (surrounding whitespace stripped), for config key
+    ``key``. A missing, unreadable or empty file is a ``ConfigError`` naming the key and the file;
+    a file readable by group/others is warned about once per process (``warn_if_exposed``)."""
+    from geosentry.stream.errors import ConfigError
+
+    p = Path(path)
+    try:
+        value = p.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {what} {p} ({exc.strerror or exc})") from exc
+    if not value:
+        raise ConfigError(key, f"{what} {p} is empty")
+    resolved = p.resolve()
+    if resolved not in _warned:
+        _warned.add(resolved)
+        warn_if_exposed(p, what)
+    return Secret(value)
