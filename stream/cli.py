@@ -94,7 +94,7 @@ async def _serve(cfg: Config) -> int:
     from geosentry.stream.detectors.factory import build_detectors
     from geosentry.stream.metrics import Metrics
     from geosentry.stream.pipeline import Pipeline
-    from geosentry.stream.sinks import open_sink
+    from geosentry.stream.sinks.policy import open_sinks
     from geosentry.stream.sources import open_source
     from geosentry.stream.supervision import SignalGuard
 
@@ -103,12 +103,12 @@ async def _serve(cfg: Config) -> int:
     metrics = Metrics()
     if cfg.metrics_port:
         try:
-            metrics.serve(cfg.metrics_port, cfg.metrics_host)
+            metrics.serve(cfg.metrics_port, cfg.metrics_host, cfg.metrics_auth, cfg.metrics_tls)
         except OSError as exc:
             raise ConfigError("--metrics-port", f"cannot serve metrics on {cfg.metrics_host}:"
                               f"{cfg.metrics_port} ({exc.strerror or exc})") from exc
     sources = [open_source(s, cfg.speed, cfg.connect_timeout_s) for s in cfg.sources]
-    sinks = [open_sink(s, cfg.connect_timeout_s) for s in cfg.sinks]
+    sinks = open_sinks(cfg, metrics)  # each behind its audience's policy (policy_file)
     pipeline = Pipeline(cfg, sources, sinks, build_detectors(cfg), metrics)
     guard = SignalGuard(pipeline.request_stop, cfg.shutdown_timeout_s)
     guard.install()

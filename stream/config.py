@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ConfigError
+from geosentry.stream.metrics_http import KEYS as METRICS_SECURITY_KEYS
+from geosentry.stream.metrics_http import BasicAuth, TlsFiles, parse_metrics_security
+from geosentry.stream.policy import Policy, check_audiences, load_policy
 
 #: what ``channels`` may name besides band + instrument patterns (``geosentry.stream.buffer.spec``)
 CHANNEL_KINDS = ("any", "seismic", "geomagnetic")
@@ -113,6 +116,11 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detectors: tuple[DetectorConfig, ...] = ()
     coincidence: CoincidenceConfig = field(default_factory=CoincidenceConfig)
+    #: restricted stations per sink audience (``policy_file``; geosentry.stream.policy)
+    policy: Policy | None = None
+    #: /metrics basic auth and TLS (geosentry.stream.metrics_http)
+    metrics_auth: BasicAuth | None = None
+    metrics_tls: TlsFiles | None = None
 
 
 def _num(key: str, value: Any, *, lo: float | None = None, hi: float | None = None,
@@ -193,7 +201,7 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
     top = {"buffer", "inference", "detectors", "coincidence", "sources", "sinks", "speed",
            "metrics_port", "metrics_host", "shutdown_timeout_s", "watchdog_s",
-           "connect_timeout_s"}
+           "connect_timeout_s", "policy_file", *METRICS_SECURITY_KEYS}
     for key in raw:
         if key not in top:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(top))})")
@@ -228,9 +236,13 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
         raise ConfigError("metrics_host", "must be a host name or address, e.g. 127.0.0.1")
     if not values["sinks"]:
         raise ConfigError("sinks", "at least one sink is required")
+    policy = load_policy(str(raw["policy_file"])) if "policy_file" in raw else None
+    check_audiences(values["sinks"], policy)
+    metrics_auth, metrics_tls = parse_metrics_security(raw)
     return Config(buffer=_buffer(_section(raw, "buffer")),
                   inference=_inference(_section(raw, "inference")),
-                  detectors=detectors, coincidence=coincidence, **values)
+                  detectors=detectors, coincidence=coincidence, policy=policy,
+                  metrics_auth=metrics_auth, metrics_tls=metrics_tls, **values)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

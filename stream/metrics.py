@@ -11,7 +11,11 @@ use) never collide; ``geosentry run --metrics-port`` serves it over HTTP.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from http.server import ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from geosentry.stream.metrics_http import BasicAuth, TlsFiles, serve_metrics
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                       10.0, 30.0, 60.0)
@@ -76,11 +80,25 @@ class Metrics:
             "precision chosen at load (inference.precision)",
             ["detector", "model", "sha256", "device", "precision"], registry=r)
 
+        self.policy_alerts = Counter(
+            "geosentry_policy_alerts", "Alerts by what a sink's data policy did to them "
+            "(allow, mask, delay, withhold; released: an embargo ended and it was delivered; "
+            "held_at_stop: an embargoed alert still held when the service stopped)",
+            ["sink", "audience", "action"], registry=r)
+        self.policy_held = Gauge("geosentry_policy_held",
+                                 "Embargoed alerts held for a sink (policy delay rule)",
+                                 ["sink"], registry=r)
+        self.metrics_auth_failures = Counter(
+            "geosentry_metrics_auth_failures", "Requests to /metrics answered 401 (no or wrong "
+            "credentials)", registry=r)
+
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (0.0 when it was never touched)."""
         got = self.registry.get_sample_value(name, labels)
         return 0.0 if got is None else float(got)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` on ``addr:port`` (a daemon thread)."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "127.0.0.1", auth: BasicAuth | None = None,
+              tls: TlsFiles | None = None) -> ThreadingHTTPServer:
+        """Expose ``/metrics`` on ``addr:port`` (a daemon thread), with optional basic auth and
+        TLS (``geosentry.stream.metrics_http``); ``shutdown()`` the server returned to stop."""
+        return serve_metrics(self.registry, port, addr, self.metrics_auth_failures, auth, tls)

@@ -14,7 +14,7 @@ from functools import partial
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from geosentry.stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
@@ -326,10 +326,8 @@ class Pipeline:
                                ev.event.start_ns, ev.event.detail or f"{ev.event.duration_s:g} s")
                 health.append((ev.instrument, health_alert(ev, arrival_ns)))
         if health:
-            tokens = [self.tracker.begin(inst, a.time_ns) for inst, a in health]
-            await self._send([a for _, a in health])
-            for (inst, _), token in zip(health, tokens):
-                self.tracker.end(inst, token)
+            ends = [(inst, self.tracker.begin(inst, a.time_ns)) for inst, a in health]
+            await self._send([a for _, a in health], partial(self._end, ends))
 
     async def _enqueue(self, windows: list[Window]) -> None:
         # every window is in flight before the first wait on a full queue: if ingestion is
@@ -355,13 +353,18 @@ class Pipeline:
         alerts = [a for _, batch in results for a in batch]
         if self.coincidence is not None and alerts:
             alerts += self.coincidence.add(alerts)
-        if alerts:
-            await self._send(alerts)
-        for (w, _), token in zip(results, tokens):
-            self.tracker.end(w.instrument, token)
+        ends = [(w.instrument, token) for (w, _), token in zip(results, tokens)]
+        if alerts:  # ended once delivered everywhere (an embargo: when it ends, see fanout)
+            await self._send(alerts, partial(self._end, ends))
+        else:
+            self._end(ends)
 
-    async def _send(self, alerts: list[Alert]) -> None:
-        await self.fanout.send(alerts)
+    def _end(self, ends: list[tuple[InstrumentId, int]]) -> None:
+        for inst, token in ends:
+            self.tracker.end(inst, token)
+
+    async def _send(self, alerts: list[Alert], then: Callable[[], None] | None = None) -> None:
+        await self.fanout.send(alerts, then)
         for a in alerts:
             for sink in self.sinks:
                 self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()

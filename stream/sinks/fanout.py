@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from geosentry.stream.errors import SinkError
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import Alert, Window
 from geosentry.stream.sinks import Sink
+from geosentry.stream.sinks.policy import HoldsAlerts
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.5, 10.0)
@@ -34,15 +36,30 @@ class Fanout:
         ended: they waited for a sink, so overload shedding must not take them."""
         return bool(self._trouble) or w.newest_arrival_ns <= self._outage_end_ns
 
-    async def send(self, alerts: list[Alert]) -> None:
-        """Return once every sink has acknowledged ``alerts``."""
-        await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))
+    async def send(self, alerts: list[Alert], then: Callable[[], None] | None = None) -> None:
+        """Return once every sink has acknowledged ``alerts``, or holds them under embargo
+        (``PolicySink``). ``then`` runs once every alert is delivered everywhere: at once, or
+        when the last embargo ends; never if a sink stops with one still held (its input must
+        not be committed)."""
+        held = await asyncio.gather(*(self._send_to(sink, alerts) for sink in self.sinks))
+        if then is None:
+            return
+        futures = [f for fs in held for f in fs]
+        if not futures:
+            then()
+            return
+        asyncio.gather(*futures).add_done_callback(
+            lambda f: then() if not f.cancelled() and f.exception() is None else None)
 
-    async def _send_to(self, sink: Sink, alerts: list[Alert]) -> None:
+    async def _send_to(self, sink: Sink, alerts: list[Alert]) -> list[asyncio.Future[None]]:
         pending, backoff_s = alerts, BACKOFF_S[0]
+        held: list[asyncio.Future[None]] = []
         while pending:
             try:
-                await sink.send(pending)
+                if isinstance(sink, HoldsAlerts):
+                    held += await sink.send_held(pending)
+                else:
+                    await sink.send(pending)
                 break
             except (SinkError, OSError) as exc:
                 if not getattr(exc, "retriable", True):
@@ -60,3 +77,4 @@ class Fanout:
             self._outage_end_ns = time.time_ns()
             log.warning("sink %s: delivering again after %.1f s", sink.name,
                         time.monotonic() - began)
+        return held
