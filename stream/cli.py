@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("path")
     rep.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
     rep.add_argument("--speed", type=float, default=0.0)
+    rep.add_argument("--config", help="TOML configuration file: its [kafka] section (TLS, SASL)")
 
     sls = sub.add_parser("serve-seedlink", help="serve a miniSEED archive over SeedLink 3/4")
     sls.add_argument("archive", help="miniSEED file or directory")
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="bridge SeedLink records into a Kafka topic")
     ing.add_argument("source", metavar="seedlink://HOST:PORT?streams=...&state=PATH")
     ing.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
+    ing.add_argument("--config", help="TOML configuration file: its [kafka] section (TLS, SASL)")
 
     demo = sub.add_parser("demo", help="replay ObsPy's bundled BW.UH* recordings, no network")
     demo.add_argument("--sink", action="append", default=[], metavar="URI")
@@ -83,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     ml.add_argument("--json", action="store_true")
     ms = msub.add_parser("show")
     ms.add_argument("name")
+
+    from geosentry.stream.events import offline as events_offline  # geosentry associate
+
+    events_offline.add_parser(sub)
 
     for name in ("train", "evaluate", "export"):
         t = sub.add_parser(name, help=f"{name} models (training package)", add_help=False)
@@ -107,7 +113,7 @@ async def _serve(cfg: Config) -> int:
         except OSError as exc:
             raise ConfigError("--metrics-port", f"cannot serve metrics on {cfg.metrics_host}:"
                               f"{cfg.metrics_port} ({exc.strerror or exc})") from exc
-    sources = [open_source(s, cfg.speed, cfg.connect_timeout_s) for s in cfg.sources]
+    sources = [open_source(s, cfg.speed, cfg.connect_timeout_s, cfg.kafka) for s in cfg.sources]
     sinks = open_sinks(cfg, metrics)  # each behind its audience's policy (policy_file)
     pipeline = Pipeline(cfg, sources, sinks, build_detectors(cfg), metrics)
     guard = SignalGuard(pipeline.request_stop, cfg.shutdown_timeout_s)
@@ -132,7 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from geosentry.stream.replay import replay_to_kafka
 
-    n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed))
+    security = load_config(args.config).kafka.for_uri(args.to, "--to")
+    n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed, security))
     print(f"published {n} records to {args.to}", file=sys.stderr)
     return 0
 
@@ -171,7 +178,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from geosentry.stream.seedlink.bridge import Bridge
 
     async def ingest() -> int:
-        bridge = Bridge(args.source, args.to)
+        bridge = Bridge(args.source, args.to, load_config(args.config).kafka.for_uri(args.to, "--to"))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.request_stop)
@@ -214,8 +221,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_associate(args: argparse.Namespace) -> int:
+    from geosentry.stream.events.offline import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["evaluate", "events"]:  # events evaluation: geosentry.stream.events
+        from geosentry.stream.events.evaluate import main as events_evaluate
+
+        return events_evaluate(argv[2:])
     if argv and argv[0] in ("train", "evaluate", "export"):
         from geosentry.training.cli import main as training_main  # lazily: `run` never imports training
 
@@ -229,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.addFilter(RateLimit())
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
                 "models": _cmd_models, "decimate": _cmd_decimate, "serve-seedlink": _cmd_serve_seedlink,
-                "ingest": _cmd_ingest, "seedlink-info": _cmd_seedlink_info}
+                "ingest": _cmd_ingest, "seedlink-info": _cmd_seedlink_info,
+                "associate": _cmd_associate}
     try:
         return handlers[args.command](args)
     except GeosentryError as exc:

@@ -1,0 +1,336 @@
+"""Association of picks into located events: deterministic, greedy, seeded by the earliest P.
+
+For each unused pick in time order (the seed), the unused P and S picks of stations within
+``max_distance_km`` of the seed's station and close enough in time are back-projected onto a
+coarse grid about the seed's station (then a fine one about the best node): the node where most
+stations' implied origin times agree with the seed's within the tolerance wins. If at least
+``min_stations`` agree, those picks are located (``locate.geiger``), every unused P and S pick
+within ``p_residual_s`` / ``s_residual_s`` of the predicted times is gathered (one per station and
+phase), the event is relocated, the worst outlier is dropped until all fit, and the event is
+kept if it still has ``min_stations`` stations, at least 5 phases (more than the 4 unknowns)
+an RMS under ``max_rms_s`` and, of the stations that sent picks (within ``active_window_s`` of
+its origin time) within the distance of its
+``min_stations``-th nearest station, at least ``min_station_ratio`` in the event. Its picks are
+then used; a seed that finds no event is skipped (it may still join a later event). Picks are
+sorted by (time, station, phase, id) first, so the result depends on the pick set only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
+                                            azimuthal_gap_deg, geiger, grid_times)
+from geosentry.stream.events.magnitude import MLScale, event_ml
+from geosentry.stream.events.picks import Amplitude, Phase, Pick
+from geosentry.stream.events.stations import Inventory, Station
+from geosentry.stream.events.types import Arrival, Event, StationMagnitude
+from geosentry.stream.events.velocity import F64, TravelTimes
+from geosentry.stream.records import NS_PER_S
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssociatorConfig:
+    min_stations: int = 4
+    p_residual_s: float = 1.0
+    s_residual_s: float = 1.5
+    tolerance_s: float = 0.75  # implied origin times agreeing with the seed's, on the fine grid
+    max_distance_km: float = 150.0
+    grid_radius_km: float = 40.0
+    grid_nodes: int = 17  # per side of the coarse grid
+    grid_depths_km: tuple[float, ...] = (3.0, 10.0, 20.0, 35.0)
+    max_rms_s: float = 1.0
+    min_sigma_s: float = 0.05
+    #: of the stations that sent picks and lie within the distance of the event's
+    #: ``min_stations``-th nearest station, at least this fraction must have a pick in the event
+    #: (random coincidences of false picks are spread out, with silent stations between them)
+    min_station_ratio: float = 0.5
+    active_window_s: float = 600.0  # a station "sent picks" within this of the origin time
+    duplicate_s: float = 0.3  # a pick this close to a kept one (station, phase) is a duplicate
+
+    def check(self) -> None:
+        from geosentry.stream.errors import ConfigError
+
+        if self.min_stations < 3:
+            raise ConfigError("events.min_stations", f"must be >= 3, got {self.min_stations}")
+        if not 0.0 <= self.min_station_ratio <= 1.0:
+            raise ConfigError("events.min_station_ratio",
+                              f"must be in [0, 1], got {self.min_station_ratio}")
+        for name in ("p_residual_s", "s_residual_s", "tolerance_s", "max_distance_km",
+                     "grid_radius_km", "max_rms_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"events.{name}", f"must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class _Pool:
+    picks: list[Pick]
+    sta: list[Station]
+    t: F64  # s after ref
+    is_s: np.ndarray
+    lat: F64
+    lon: F64
+    elev_km: F64
+    ref_ns: int
+
+
+class Associator:
+    """Offline and incremental (``EventStage``) association over one inventory and model."""
+
+    def __init__(self, inventory: Inventory, tt: TravelTimes,
+                 config: AssociatorConfig | None = None, ml_scale: MLScale | None = None) -> None:
+        self.inventory = inventory
+        self.tt = tt
+        self.cfg = config or AssociatorConfig()
+        self.cfg.check()
+        self.ml_scale = ml_scale or MLScale()
+        self.unknown_stations: dict[str, int] = {}
+        self.duplicates = 0
+        self._vmin = float(min(tt.model.vs_km_s))
+
+    # -- public ------------------------------------------------------------------------------
+    def associate(self, picks: list[Pick], amplitudes: list[Amplitude] = ()  # type: ignore[assignment]
+                  ) -> tuple[list[Event], list[Pick]]:
+        """Events (in origin-time order) and the picks no event took."""
+        pool = self._pool(picks)
+        n = len(pool.picks)
+        used = np.zeros(n, dtype=bool)
+        events: list[Event] = []
+        times = pool.t.tolist()
+        for seed in range(n):
+            if used[seed]:
+                continue
+            ev = self._from_seed(pool, seed, used, times)
+            if ev is None:
+                continue
+            idx, hypo, proj = ev
+            used[idx] = True
+            events.append(self._event(pool, idx, hypo, proj))
+        events.sort(key=lambda e: (e.time_ns, e.id))
+        if amplitudes:
+            events = [self.with_magnitude(e, amplitudes) for e in events]
+        rest = [pool.picks[i] for i in range(n) if not used[i]]
+        return events, rest
+
+    def with_magnitude(self, ev: Event, amplitudes: list[Amplitude] | tuple[Amplitude, ...]
+                       ) -> Event:
+        """The event with its ML from the amplitudes read at its stations after its origin."""
+        keys = {a.pick.key: a.distance_km for a in ev.arrivals}
+        best: dict[str, StationMagnitude] = {}
+        for amp in amplitudes:
+            st = self.inventory.lookup(amp.network, amp.station)
+            key = st.key if st else amp.key
+            if key not in keys or st is None or amp.amplitude_nm <= 0:
+                continue
+            epi = keys[key]
+            ts = float(self.tt.time("S", np.array([epi]), np.array([ev.depth_km]))[0])
+            dt = (amp.time_ns - ev.time_ns) / NS_PER_S
+            if not (-1.0 <= dt <= 2.0 * ts + 10.0):
+                continue
+            r = math.hypot(epi, ev.depth_km + st.elevation_m / 1000.0)
+            sm = StationMagnitude(amp, self.ml_scale.station_ml(amp.amplitude_nm, r), r)
+            if key not in best or amp.amplitude_nm > best[key].amplitude.amplitude_nm:
+                best[key] = sm
+        if not best:
+            return ev
+        mags = tuple(best[k] for k in sorted(best))
+        ml, _ = event_ml([m.ml for m in mags])
+        from dataclasses import replace
+
+        return replace(ev, ml=ml, ml_stations=mags, ml_scale=self.ml_scale.name)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _pool(self, picks: list[Pick]) -> _Pool:
+        known: list[tuple[Pick, Station]] = []
+        last: dict[tuple[str, str], int] = {}
+        dup_ns = int(self.cfg.duplicate_s * NS_PER_S)
+        self.duplicates = 0
+        for p in sorted(picks, key=lambda p: (p.time_ns, p.key, p.phase, p.id)):
+            st = self.inventory.lookup(p.network, p.station)
+            if st is None:
+                n = self.unknown_stations.get(p.key, 0)
+                if n == 0:
+                    log.warning("picks of station %s: not in the inventory, kept out of "
+                                "association", p.key)
+                self.unknown_stations[p.key] = n + 1
+                continue
+            k = (st.key, p.phase.value)
+            if k in last and p.time_ns - last[k] <= dup_ns:
+                self.duplicates += 1
+                continue
+            last[k] = p.time_ns
+            known.append((p, st))
+        ref = known[0][0].time_ns if known else 0
+        return _Pool(
+            [p for p, _ in known], [s for _, s in known],
+            np.array([(p.time_ns - ref) / NS_PER_S for p, _ in known], dtype=np.float64),
+            np.array([p.phase is Phase.S for p, _ in known], dtype=bool),
+            np.array([s.lat_deg for _, s in known]), np.array([s.lon_deg for _, s in known]),
+            np.array([s.elevation_m / 1000.0 for _, s in known]), ref)
+
+    def _obs(self, pool: _Pool, idx: np.ndarray, proj: Projection) -> Observations:
+        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        is_s = pool.is_s[idx]
+        corr = np.where(is_s, self.tt.vertical_s("S", -pool.elev_km[idx]),
+                        self.tt.vertical_s("P", -pool.elev_km[idx]))
+        w = np.where(is_s, 0.5, 1.0)
+        return Observations(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
+                            corr, is_s, pool.t[idx], w)
+
+    def _candidates(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                    proj: Projection) -> np.ndarray:
+        """Unused P and S picks of stations near the seed's that could share its event."""
+        cfg = self.cfg
+        vp = float(min(self.tt.model.vp_km_s))
+        back = (cfg.max_distance_km * (1.0 / self._vmin - 1.0 / vp) if pool.is_s[seed]
+                else 0.0) + 2.0 * cfg.p_residual_s
+        lo = bisect.bisect_left(times, times[seed] - back)
+        hi = bisect.bisect_right(times, times[seed] + cfg.max_distance_km / self._vmin + 5.0)
+        idx: np.ndarray = np.arange(lo, hi)
+        idx = idx[~used[idx]]
+        if len(idx) == 0:
+            return idx
+        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        near: np.ndarray = idx[np.hypot(x, y) <= cfg.max_distance_km]
+        return near
+
+    def _best_node(self, obs: Observations, seed_pos: int, sta_of: np.ndarray,
+                   cx: float, cy: float, radius: float, n: int, depths: F64, tol: float
+                   ) -> tuple[int, float, float, float, np.ndarray]:
+        g = np.linspace(-radius, radius, n)
+        X, Y, Z = np.meshgrid(cx + g, cy + g, depths, indexing="ij")
+        gx, gy, gz = X.ravel(), Y.ravel(), Z.ravel()
+        o = obs.t_s[None, :] - grid_times(self.tt, obs, gx, gy, gz)
+        dev = np.abs(o - o[:, seed_pos: seed_pos + 1])
+        hit = dev <= tol
+        order = np.argsort(sta_of, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(sta_of[order]) != 0])
+        per_sta = np.logical_or.reduceat(hit[:, order], starts, axis=1)
+        count = per_sta.sum(axis=1)
+        score = count * 1000.0 - np.where(hit, dev, tol).sum(axis=1)
+        i = int(np.argmax(score))
+        return int(count[i]), float(gx[i]), float(gy[i]), float(gz[i]), hit[i]
+
+    def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float]
+                   ) -> tuple[np.ndarray, Hypocentre, Projection] | None:
+        cfg = self.cfg
+        st = pool.sta[seed]
+        proj = Projection(st.lat_deg, st.lon_deg)
+        cand = self._candidates(pool, seed, used, times, proj)
+        stations = np.array([pool.sta[i].key for i in cand], dtype=object)
+        _, sta_of = np.unique(stations, return_inverse=True)
+        if len(np.unique(sta_of)) < cfg.min_stations:
+            return None
+        obs = self._obs(pool, cand, proj)
+        seed_pos = int(np.flatnonzero(cand == seed)[0])
+        top = self.tt.model.top_km  # a typical crustal P speed (at 5 km) for the grid's slack
+        vp0 = float(self.tt.model.vp_km_s[max(0, int(np.searchsorted(top, 5.0, "right")) - 1)])
+        step = 2 * cfg.grid_radius_km / (cfg.grid_nodes - 1)
+        depths = np.asarray(cfg.grid_depths_km, dtype=np.float64)
+        count, bx, by, bz, _ = self._best_node(obs, seed_pos, sta_of, 0.0, 0.0,
+                                               cfg.grid_radius_km, cfg.grid_nodes, depths,
+                                               cfg.tolerance_s + 1.5 * step / vp0)
+        if count < cfg.min_stations:
+            return None
+        fine_depths = np.unique(np.clip(np.arange(0.0, 45.0, 3.0), self.tt.depth_km[0],
+                                        self.tt.depth_km[-1]))
+        count, bx, by, bz, hit = self._best_node(obs, seed_pos, sta_of, bx, by, step, 11,
+                                                 fine_depths, cfg.tolerance_s)
+        if count < cfg.min_stations:
+            return None
+        idx = self._one_per_station(pool, cand[hit], None)
+        hypo = geiger(self.tt, self._obs(pool, idx, proj), (bx, by, bz),
+                      min_sigma_s=cfg.min_sigma_s)
+        for _ in range(2):  # gather P and S near the predictions, relocate
+            idx = self._gather(pool, seed, used, times, proj, hypo)
+            if len(idx) < cfg.min_stations:
+                return None
+            cleaned, idx = self._clean(pool, idx, proj, hypo)
+            if cleaned is None:
+                return None
+            hypo = cleaned
+        n_sta = len({pool.sta[i].key for i in idx})
+        if n_sta < cfg.min_stations or len(idx) < 5 or hypo.rms_s > cfg.max_rms_s:
+            return None
+        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio:
+            return None
+        return idx, hypo, proj
+
+    def _station_ratio(self, pool: _Pool, idx: np.ndarray, proj: Projection,
+                       hypo: Hypocentre, times: list[float]) -> float:
+        w = self.cfg.active_window_s
+        lo = bisect.bisect_left(times, hypo.t0_s - w)
+        hi = bisect.bisect_right(times, hypo.t0_s + w)
+        active = {pool.sta[i].key: i for i in range(lo, hi)}
+        rows = np.fromiter(active.values(), dtype=np.int64)
+        ax, ay = proj.to_xy(pool.lat[rows], pool.lon[rows])
+        d_all = np.hypot(ax - hypo.x_km, ay - hypo.y_km)
+        mine = {pool.sta[i].key for i in idx}
+        d_mine = np.sort(d_all[[k in mine for k in active]])
+        radius = float(d_mine[min(self.cfg.min_stations, len(d_mine)) - 1]) + 1e-6
+        return float((d_mine <= radius).sum()) / float((d_all <= radius).sum())
+
+    def _gather(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                proj: Projection, hypo: Hypocentre) -> np.ndarray:
+        from geosentry.stream.events.locate import predict
+
+        idx = self._candidates(pool, seed, used, times, proj)
+        obs = self._obs(pool, idx, proj)
+        pred = predict(self.tt, obs, hypo.x_km, hypo.y_km, hypo.depth_km)[0]
+        res = obs.t_s - hypo.t0_s - pred
+        lim = np.where(obs.is_s, self.cfg.s_residual_s, self.cfg.p_residual_s)
+        ok = np.abs(res) <= lim
+        return self._one_per_station(pool, idx[ok], np.abs(res[ok]))
+
+    def _one_per_station(self, pool: _Pool, idx: np.ndarray, cost: np.ndarray | None
+                         ) -> np.ndarray:
+        best: dict[tuple[str, bool], tuple[float, int]] = {}
+        for k, i in enumerate(idx.tolist()):
+            key = (pool.sta[i].key, bool(pool.is_s[i]))
+            c = float(cost[k]) if cost is not None else float(pool.t[i])
+            if key not in best or c < best[key][0]:
+                best[key] = (c, i)
+        return np.array(sorted(i for _, i in best.values()), dtype=np.int64)
+
+    def _clean(self, pool: _Pool, idx: np.ndarray, proj: Projection, hypo: Hypocentre
+               ) -> tuple[Hypocentre | None, np.ndarray]:
+        cfg = self.cfg
+        while len(idx) >= cfg.min_stations:
+            obs = self._obs(pool, idx, proj)
+            hypo = geiger(self.tt, obs, (hypo.x_km, hypo.y_km, hypo.depth_km),
+                          min_sigma_s=cfg.min_sigma_s)
+            lim = np.where(obs.is_s, cfg.s_residual_s, cfg.p_residual_s)
+            ratio = np.abs(hypo.residuals_s) / lim
+            worst = int(np.argmax(ratio))
+            if ratio[worst] <= 1.0:
+                return hypo, idx
+            idx = np.delete(idx, worst)
+        return None, idx
+
+    def _event(self, pool: _Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection) -> Event:
+        lat, lon = proj.to_latlon(hypo.x_km, hypo.y_km)
+        obs = self._obs(pool, idx, proj)
+        az = np.degrees(np.arctan2(obs.x_km - hypo.x_km, obs.y_km - hypo.y_km)) % 360.0
+        arrivals = tuple(Arrival(pool.picks[i], round(float(r), 4), round(float(d), 3),
+                                 round(float(a), 1))
+                         for i, r, d, a in zip(idx.tolist(), hypo.residuals_s,
+                                               hypo.distances_km, az))
+        first = min((a.pick for a in arrivals), key=lambda p: (p.time_ns, p.key, p.phase, p.id))
+        eid = hashlib.sha256(f"event|{first.id}".encode()).hexdigest()[:32]
+        gap = azimuthal_gap_deg(*self._unique_xy(obs), hypo.x_km, hypo.y_km)
+        return Event(eid, pool.ref_ns + int(round(hypo.t0_s * NS_PER_S)), lat, lon,
+                     hypo.depth_km, hypo.err_t0_s, hypo.err_y_km, hypo.err_x_km,
+                     hypo.err_depth_km, hypo.rms_s, gap, arrivals, self.tt.model.name)
+
+    @staticmethod
+    def _unique_xy(obs: Observations) -> tuple[F64, F64]:
+        xy = np.unique(np.stack([obs.x_km, obs.y_km], axis=1), axis=0)
+        return xy[:, 0], xy[:, 1]

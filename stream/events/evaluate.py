@@ -1,0 +1,257 @@
+"""Evaluation of association, location and ML against reference catalogues.
+
+``geosentry evaluate events [--dataset nz|iceland|all] [--seed N] [--markdown]`` (or
+``python -m geosentry.stream.events.evaluate``):
+
+* ``nz``: ObsPy's bundled ``select.out`` (50 New Zealand events, VUW analyst P/S picks and IAML
+  amplitudes) with ``../shared/data/events/nz-2013-alpine-fault/STATION0.HYP`` (stations, model,
+  SEISAN ML constants). All picks are pooled and shuffled before association.
+* ``iceland``: the automatic picks (QuakeMigrate) and Wood-Anderson amplitudes of the 27
+  events of ``../shared/data/events/iceland-2014-dike`` with its ``stations.csv`` and
+  ``vmodel.txt``; amplitudes are read as mm of WA trace (ground nm = mm * 1e6 / 2080), ML with
+  the default IASPEI scale (QuakeMigrate's reference ML uses its own Iceland scale).
+
+An event matches a reference event within 3 s and 10 km (one to one, closest in time first).
+Reference events within 3 s and 10 km of each other whose shared picks agree within 0.25 s
+(median) are one earthquake located twice (the first two of ``select.out``, and others): recall
+counts such a group once, and a second event matching it is neither a hit nor a false event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geosentry.stream.events.associate import AssociatorConfig, Associator
+from geosentry.stream.events.magnitude import MLScale
+from geosentry.stream.events.picks import Amplitude, Phase, Pick, pick_id
+from geosentry.stream.events.stations import Inventory, read_inventory
+from geosentry.stream.events.types import Event
+from geosentry.stream.events.velocity import TravelTimes, VelocityModel, read_velocity_model
+
+MATCH_S = 3.0
+MATCH_KM = 10.0
+
+
+@dataclass
+class RefEvent:
+    time_ns: int
+    lat_deg: float
+    lon_deg: float
+    depth_km: float
+    ml: float | None
+    name: str
+    picks: dict[tuple[str, str], int]
+
+
+@dataclass
+class Dataset:
+    name: str
+    picks: list[Pick]
+    amps: list[Amplitude]
+    inventory: Inventory
+    model: VelocityModel
+    ml: MLScale
+    reference: list[RefEvent]
+    source: str
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("GEOSENTRY_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def select_out_path() -> Path:
+    import obspy
+
+    return Path(obspy.__file__).parent / "io" / "nordic" / "tests" / "data" / "select.out"
+
+
+def load_nz(shared: Path) -> Dataset:
+    import obspy
+
+    from geosentry.stream.events.quakeml import picks_from_catalog
+    from geosentry.stream.events.seisan import read_station0
+
+    cat = obspy.read_events(str(select_out_path()))
+    s0 = read_station0(shared / "events" / "nz-2013-alpine-fault" / "STATION0.HYP")
+    picks, amps = picks_from_catalog(cat)
+    ref = []
+    for ev in cat:
+        o = ev.preferred_origin() or ev.origins[0]
+        m = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
+        ref.append(RefEvent(int(o.time.ns), o.latitude, o.longitude, o.depth / 1000.0,
+                            m.mag if m else None, str(o.time),
+                            {(p.waveform_id.station_code, p.phase_hint): int(p.time.ns)
+                             for p in ev.picks if p.phase_hint in ("P", "S")}))
+    return Dataset("nz", picks, amps, s0.inventory, s0.model, s0.ml, ref,
+                   "ObsPy select.out + STATION0.HYP")
+
+
+def load_iceland(shared: Path) -> Dataset:
+    from obspy import UTCDateTime
+
+    root = shared / "events" / "iceland-2014-dike"
+    inv = read_inventory(root / "stations.csv")
+    model = read_velocity_model(root / "vmodel.txt")
+    picks: list[Pick] = []
+    amps: list[Amplitude] = []
+    ref: list[RefEvent] = []
+    for ev_file in sorted((root / "events").glob("*.event")):
+        stem = ev_file.with_suffix("")
+        with ev_file.open() as f:
+            for r in csv.DictReader(f):
+                ref.append(RefEvent(int(UTCDateTime(r["DT"]).ns), float(r["Y"]), float(r["X"]),
+                                    float(r["Z"]), float(r["ML"]) if r.get("ML") else None,
+                                    r["EventID"], {}))
+        with stem.with_suffix(".picks").open() as f:
+            for r in csv.DictReader(f):
+                if r["PickTime"].strip() == "-1":
+                    continue
+                t = int(UTCDateTime(r["PickTime"]).ns)
+                picks.append(Pick(pick_id("", r["Station"], r["Phase"], t), "", r["Station"],
+                                  Phase(r["Phase"][:1]), t))
+        with stem.with_suffix(".amps").open() as f:
+            for r in csv.DictReader(f):
+                sta = r["id"].split(".")[1]
+                if r["S_amp"] in ("", "-1") or not r["id"].endswith(("E", "N")):
+                    continue
+                nm = float(r["S_amp"]) * 1e6 / 2080.0
+                t = int(UTCDateTime(r["S_time"]).ns)
+                amps.append(Amplitude(f"{stem.name}.{r['id']}", "", sta, nm, None, t))
+    return Dataset("iceland", picks, amps, inv, model, MLScale(), ref,
+                   "iceland-2014-dike picks (QuakeMigrate, automatic)")
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    from obspy.geodetics import gps2dist_azimuth
+
+    return float(gps2dist_azimuth(lat1, lon1, lat2, lon2)[0]) / 1000.0
+
+
+def _close(a: RefEvent | Event, b: RefEvent | Event) -> bool:
+    return (abs(a.time_ns - b.time_ns) / 1e9 <= MATCH_S
+            and _km(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg) <= MATCH_KM)
+
+
+def _same_earthquake(a: RefEvent, b: RefEvent) -> bool:
+    """Located twice: close, and the picks both have agree within 0.25 s (median)."""
+    common = [abs(a.picks[k] - b.picks[k]) / 1e9 for k in a.picks.keys() & b.picks.keys()]
+    return _close(a, b) and bool(common) and statistics.median(common) <= 0.25
+
+
+def evaluate(ds: Dataset, seed: int = 0, config: AssociatorConfig | None = None
+             ) -> dict[str, Any]:
+    picks = list(ds.picks)
+    random.Random(seed).shuffle(picks)
+    amps = list(ds.amps)
+    random.Random(seed + 1).shuffle(amps)
+    tt = TravelTimes(ds.model, max_distance_km=250.0, max_depth_km=40.0)
+    assoc = Associator(ds.inventory, tt, config, ds.ml)
+    t0 = time.perf_counter()
+    events, rest = assoc.associate(picks, amps)
+    wall = time.perf_counter() - t0
+    groups: list[int] = []  # reference event -> its group (one earthquake located twice)
+    for i, r in enumerate(ds.reference):
+        same = [groups[j] for j in range(i) if _same_earthquake(ds.reference[j], r)]
+        groups.append(same[0] if same else i)
+    pairs = sorted(((abs(e.time_ns - r.time_ns), ei, ri) for ei, e in enumerate(events)
+                    for ri, r in enumerate(ds.reference) if _close(e, r)))
+    ev_used: set[int] = set()
+    grp_used: set[int] = set()
+    matches: list[tuple[Event, RefEvent]] = []
+    for _, ei, ri in pairs:
+        if ei in ev_used or groups[ri] in grp_used:
+            continue
+        ev_used.add(ei)
+        grp_used.add(groups[ri])
+        matches.append((events[ei], ds.reference[ri]))
+    n_ref = len(set(groups))
+    epi = [_km(e.lat_deg, e.lon_deg, r.lat_deg, r.lon_deg) for e, r in matches]
+    epi_in = [d for d, (e, _) in zip(epi, matches) if e.gap_deg < 180.0]
+    dz = [abs(e.depth_km - r.depth_km) for e, r in matches]
+    dml = [e.ml - r.ml for e, r in matches if e.ml is not None and r.ml is not None]
+    missed = [r for i, r in enumerate(ds.reference) if groups[i] not in grp_used
+              and groups[i] == i]
+    extra = [e for i, e in enumerate(events) if i not in ev_used]
+    return {
+        "dataset": ds.name, "source": ds.source, "picks": len(ds.picks), "seed": seed,
+        "reference_events": len(ds.reference), "reference_earthquakes": n_ref,
+        "events": len(events), "matched": len(matches),
+        "precision": len(matches) / len(events) if events else 0.0,
+        "recall": len(matches) / n_ref if n_ref else 0.0,
+        "median_epicentral_km": statistics.median(epi) if epi else math.nan,
+        "median_epicentral_km_gap_lt_180": statistics.median(epi_in) if epi_in else math.nan,
+        "n_gap_lt_180": len(epi_in),
+        "median_depth_error_km": statistics.median(dz) if dz else math.nan,
+        "ml_residual_mean": statistics.fmean(dml) if dml else math.nan,
+        "ml_residual_std": statistics.pstdev(dml) if len(dml) > 1 else math.nan,
+        "n_ml": len(dml), "unassociated_picks": len(rest), "wall_s": wall,
+        "picks_per_s": len(ds.picks) / wall if wall > 0 else math.inf,
+        "missed": [f"{r.name} ({r.lat_deg:.3f}, {r.lon_deg:.3f}, {r.depth_km:.1f} km)"
+                   for r in missed],
+        "unmatched": [f"{e.summary()['origin']['time']} ({e.lat_deg:.3f}, {e.lon_deg:.3f}, "
+                      f"{e.depth_km:.1f} km, {e.n_stations} stations, rms {e.rms_s:.2f} s)"
+                      for e in extra],
+    }
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    head = ("| data set (seed) | picks | reference events (earthquakes) | events | precision "
+            "| recall | median epicentral error, all (gap < 180°) | median depth error | ML "
+            "residual mean ± std (n) | association time |\n| --- | --- | --- | --- | --- | --- "
+            "| --- | --- | --- | --- |")
+    rows = [head]
+    for r in results:
+        rows.append(
+            f"| {r['source']} ({r['seed']}) | {r['picks']} | {r['reference_events']} "
+            f"({r['reference_earthquakes']}) | {r['events']} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} | {r['median_epicentral_km']:.2f} km "
+            f"({r['median_epicentral_km_gap_lt_180']:.2f} km, n={r['n_gap_lt_180']}) | "
+            f"{r['median_depth_error_km']:.2f} km | {r['ml_residual_mean']:+.2f} ± "
+            f"{r['ml_residual_std']:.2f} ({r['n_ml']}) | {r['wall_s']:.2f} s |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="geosentry evaluate events", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("nz", "iceland", "all"), default="all")
+    ap.add_argument("--seed", type=int, action="append",
+                    help="shuffle seed(s) of the pick order (default 0)")
+    ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
+    ap.add_argument("--markdown", action="store_true", help="print the README table")
+    args = ap.parse_args(argv)
+    shared = Path(args.shared) if args.shared else shared_data_dir()
+    loaders = {"nz": load_nz, "iceland": load_iceland}
+    names = list(loaders) if args.dataset == "all" else [args.dataset]
+    results = []
+    for name in names:
+        ds = loaders[name](shared)
+        for seed in args.seed or [0]:
+            r = evaluate(ds, seed)
+            results.append(r)
+            if not args.markdown:
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    if args.markdown:
+        print(markdown(results))
+        for r in results:
+            if r["missed"] or r["unmatched"]:
+                print(f"\n{r['dataset']} (seed {r['seed']}): missed {r['missed']}; "
+                      f"not in the reference {r['unmatched']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Hypocentre location on a 1-D model: a grid search for a start, then damped Gauss-Newton
+(Geiger's method) on the origin time, the epicentre and the depth.
+
+Coordinates are local: an equirectangular projection about a reference point (km east, km
+north), good to a fraction of a percent within a few hundred km. Depth is km below sea level,
+kept within the travel-time table. Uncertainties are the 1-sigma square roots of the
+covariance ``s^2 (J^T W J)^-1`` with ``s`` the weighted RMS (at least ``min_sigma_s``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geosentry.stream.events.velocity import F64, TravelTimes
+
+KM_PER_DEG = 111.195
+
+
+@dataclass(frozen=True)
+class Projection:
+    lat0_deg: float
+    lon0_deg: float
+
+    @property
+    def _kx(self) -> float:
+        return KM_PER_DEG * math.cos(math.radians(self.lat0_deg))
+
+    def to_xy(self, lat: F64, lon: F64) -> tuple[F64, F64]:
+        dlon = (np.asarray(lon) - self.lon0_deg + 180.0) % 360.0 - 180.0
+        return dlon * self._kx, (np.asarray(lat) - self.lat0_deg) * KM_PER_DEG
+
+    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
+        lon = (self.lon0_deg + x / self._kx + 180.0) % 360.0 - 180.0
+        return self.lat0_deg + y / KM_PER_DEG, lon
+
+
+@dataclass
+class Observations:
+    """One row per pick: station position (km), elevation correction (s), phase, time (s after
+    ``ref_s``), weight."""
+
+    x_km: F64
+    y_km: F64
+    corr_s: F64
+    is_s: NDArray[np.bool_]
+    t_s: F64
+    weight: F64
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    def subset(self, mask: NDArray[np.bool_] | NDArray[np.int64]) -> Observations:
+        return Observations(self.x_km[mask], self.y_km[mask], self.corr_s[mask],
+                            self.is_s[mask], self.t_s[mask], self.weight[mask])
+
+
+@dataclass(frozen=True)
+class Hypocentre:
+    x_km: float
+    y_km: float
+    depth_km: float
+    t0_s: float
+    err_x_km: float
+    err_y_km: float
+    err_depth_km: float
+    err_t0_s: float
+    rms_s: float
+    residuals_s: F64
+    distances_km: F64
+    converged: bool
+
+
+def predict(tt: TravelTimes, obs: Observations, x: float, y: float, z: float
+            ) -> tuple[F64, F64, F64, F64]:
+    """Predicted travel times and their gradients by x, y, z at one trial hypocentre."""
+    dx, dy = obs.x_km - x, obs.y_km - y
+    d = np.hypot(dx, dy)
+    zz = np.full(d.shape, z)
+    t = np.empty_like(d)
+    gx = np.empty_like(d)
+    gz = np.empty_like(d)
+    for phase, m in (("P", ~obs.is_s), ("S", obs.is_s)):
+        if m.any():
+            t[m], gx[m], gz[m] = tt.time_and_gradient(phase, d[m], zz[m])
+    t -= obs.corr_s
+    safe = np.maximum(d, 1e-6)
+    return t, -gx * dx / safe, -gx * dy / safe, gz
+
+
+def grid_times(tt: TravelTimes, obs: Observations, gx: F64, gy: F64, gz: F64) -> F64:
+    """Predicted times, nodes x picks, for many trial hypocentres (vectorised)."""
+    d = np.hypot(obs.x_km[None, :] - gx[:, None], obs.y_km[None, :] - gy[:, None])
+    z = np.broadcast_to(gz[:, None], d.shape)
+    out = np.empty_like(d)
+    for phase, m in (("P", ~obs.is_s), ("S", obs.is_s)):
+        if m.any():
+            out[:, m] = tt.time(phase, d[:, m].ravel(), z[:, m].ravel()).reshape(len(gx), -1)
+    return out - obs.corr_s[None, :]
+
+
+def grid_start(tt: TravelTimes, obs: Observations, cx: float, cy: float, radius_km: float,
+               depths_km: F64, n: int = 15) -> tuple[float, float, float]:
+    """Best node of an n x n x depths grid about (cx, cy) by robust (L1) misfit."""
+    g = np.linspace(-radius_km, radius_km, n)
+    X, Y, Z = np.meshgrid(cx + g, cy + g, depths_km, indexing="ij")
+    gx, gy, gz = X.ravel(), Y.ravel(), Z.ravel()
+    pred = grid_times(tt, obs, gx, gy, gz)
+    o = obs.t_s[None, :] - pred
+    t0 = np.median(o, axis=1)
+    mis = (np.abs(o - t0[:, None]) * obs.weight[None, :]).sum(axis=1)
+    i = int(np.argmin(mis))
+    return float(gx[i]), float(gy[i]), float(gz[i])
+
+
+def geiger(tt: TravelTimes, obs: Observations, start: tuple[float, float, float],
+           iterations: int = 12, min_sigma_s: float = 0.05, fix_depth: bool = False,
+           damping: float = 0.01) -> Hypocentre:
+    x, y, z = start
+    zmin, zmax = float(tt.depth_km[0]), float(tt.depth_km[-1])
+    pred = predict(tt, obs, x, y, z)[0]
+    t0 = float(np.average(obs.t_s - pred, weights=obs.weight))
+    w = obs.weight
+    converged = False
+    n_par = 3 if fix_depth else 4
+    for _ in range(iterations):
+        t, ax, ay, az = predict(tt, obs, x, y, z)
+        r = obs.t_s - (t0 + t)
+        cols = [np.ones_like(t), ax, ay] + ([] if fix_depth else [az])
+        J = np.stack(cols, axis=1)
+        sw = np.sqrt(w)
+        A, b = J * sw[:, None], r * sw
+        scale = np.maximum(np.linalg.norm(A, axis=0), 1e-12)
+        An = A / scale
+        lhs = An.T @ An + damping * np.eye(n_par)
+        step = np.linalg.solve(lhs, An.T @ b) / scale
+        dx, dy = float(np.clip(step[1], -20, 20)), float(np.clip(step[2], -20, 20))
+        dz = 0.0 if fix_depth else float(np.clip(step[3], -10, 10))
+        t0 += float(step[0])
+        x, y = x + dx, y + dy
+        z = min(max(z + dz, zmin), zmax)
+        if math.hypot(dx, dy) < 0.01 and abs(dz) < 0.01:
+            converged = True
+            break
+    t, ax, ay, az = predict(tt, obs, x, y, z)
+    r = obs.t_s - (t0 + t)
+    t0 += float(np.average(r, weights=w))
+    r = obs.t_s - (t0 + t)
+    rms = float(math.sqrt(np.average(r**2, weights=w)))
+    J = np.stack([np.ones_like(t), ax, ay, az], axis=1) * np.sqrt(w)[:, None]
+    sigma = max(rms, min_sigma_s)
+    try:
+        cov = np.linalg.pinv(J.T @ J) * sigma**2
+        err = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    except np.linalg.LinAlgError:
+        err = np.full(4, np.inf)
+    d = np.hypot(obs.x_km - x, obs.y_km - y)
+    return Hypocentre(x, y, z, t0, float(err[1]), float(err[2]), float(err[3]), float(err[0]),
+                      rms, r, d, converged)
+
+
+def azimuthal_gap_deg(x_km: F64, y_km: F64, ex: float, ey: float) -> float:
+    """Largest gap in azimuth (degrees) between stations seen from the epicentre."""
+    az = np.sort(np.degrees(np.arctan2(x_km - ex, y_km - ey)) % 360.0)
+    if len(az) < 2:
+        return 360.0
+    gaps = np.diff(np.append(az, az[0] + 360.0))
+    return float(gaps.max())

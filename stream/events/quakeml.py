@@ -1,0 +1,133 @@
+"""QuakeML in and out through ObsPy: picks/amplitudes from a catalogue, events to a catalogue.
+
+Amplitudes read from QuakeML are taken as Wood-Anderson ground displacement (``generic_amplitude``
+in m, as ObsPy's Nordic reader gives SEISAN's IAML readings) and kept in nm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from geosentry.stream.events.picks import Amplitude, Phase, Pick, pick_id
+from geosentry.stream.events.types import Event
+
+
+def picks_from_catalog(cat: Any) -> tuple[list[Pick], list[Amplitude]]:
+    picks: list[Pick] = []
+    amps: list[Amplitude] = []
+    for ev in cat:
+        by_id = {}
+        for p in ev.picks:
+            hint = (p.phase_hint or "").strip().upper()
+            wid = p.waveform_id
+            pt = int(p.time.ns)
+            by_id[str(p.resource_id)] = p
+            if hint[:1] not in ("P", "S") or hint.startswith("PA"):
+                continue  # amplitude-only "picks" (IAML) and unknown phases
+            pid = str(p.resource_id.id) if p.resource_id else pick_id(
+                wid.network_code or "", wid.station_code, hint[:1], pt)
+            picks.append(Pick(pid, wid.network_code or "", wid.station_code, Phase(hint[:1]), pt,
+                              wid.location_code or "", wid.channel_code or ""))
+        for a in ev.amplitudes:
+            if a.generic_amplitude is None or (a.type or "").upper() not in ("AML", "IAML", "ML",
+                                                                             "A", ""):
+                continue
+            wid = a.waveform_id
+            ref = by_id.get(str(a.pick_id)) if a.pick_id else None
+            t: int | None = int(ref.time.ns) if ref is not None else (
+                int(a.time_window.reference.ns) if a.time_window and a.time_window.reference
+                else None)
+            if t is None or wid is None:
+                continue
+            amps.append(Amplitude(str(a.resource_id.id), wid.network_code or "",
+                                  wid.station_code, float(a.generic_amplitude) * 1e9,
+                                  float(a.period) if a.period else None, t))
+    return picks, amps
+
+
+def _safe(key: str) -> str:
+    """A QuakeML-URI-safe form of an id (ids from other agencies, ``smi:local/...``, hashed)."""
+    if re.fullmatch(r"[A-Za-z0-9._/-]+", key) and "//" not in key:
+        return key
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def events_to_catalog(events: list[Event], agency: str = "geosentry") -> Any:
+    from obspy import UTCDateTime
+    from obspy.core.event import (Amplitude as QAmplitude, Arrival, Catalog, CreationInfo,
+                                  Event as QEvent, Magnitude, Origin, OriginQuality,
+                                  OriginUncertainty, Pick as QPick, QuantityError,
+                                  ResourceIdentifier, StationMagnitude,
+                                  StationMagnitudeContribution, WaveformStreamID)
+    from obspy.geodetics import kilometer2degrees
+
+    def rid(kind: str, key: str) -> ResourceIdentifier:
+        return ResourceIdentifier(f"smi:{agency}/{kind}/{_safe(key)}")
+
+    cat = Catalog(creation_info=CreationInfo(agency_id=agency))
+    for e in events:
+        qe = QEvent(resource_id=rid("event", e.id), event_type="earthquake")
+        o = Origin(resource_id=rid("origin", f"{e.id}/{e.update}"),
+                   time=UTCDateTime(ns=e.time_ns), latitude=e.lat_deg, longitude=e.lon_deg,
+                   depth=e.depth_km * 1000.0, depth_type="from location",
+                   method_id=rid("method", "associate-geiger"),
+                   earth_model_id=rid("earthmodel", e.velocity_model.replace(" ", "_")),
+                   evaluation_mode="automatic",
+                   time_errors=QuantityError(uncertainty=e.err_time_s),
+                   latitude_errors=QuantityError(uncertainty=kilometer2degrees(e.err_lat_km)),
+                   longitude_errors=QuantityError(uncertainty=kilometer2degrees(e.err_lon_km)),
+                   depth_errors=QuantityError(uncertainty=e.err_depth_km * 1000.0),
+                   origin_uncertainty=OriginUncertainty(
+                       horizontal_uncertainty=1000.0 * max(e.err_lat_km, e.err_lon_km),
+                       preferred_description="horizontal uncertainty"),
+                   quality=OriginQuality(associated_phase_count=e.n_phases,
+                                         used_phase_count=e.n_phases,
+                                         associated_station_count=e.n_stations,
+                                         used_station_count=e.n_stations,
+                                         standard_error=e.rms_s, azimuthal_gap=e.gap_deg))
+        qpick_ids: dict[str, ResourceIdentifier] = {}
+        for a in e.arrivals:
+            p = a.pick
+            pr = rid("pick", p.id)
+            qpick_ids[p.key] = pr
+            qe.picks.append(QPick(resource_id=pr, time=UTCDateTime(ns=p.time_ns),
+                                  waveform_id=WaveformStreamID(p.network, p.station,
+                                                               p.location or None,
+                                                               p.channel or None),
+                                  phase_hint=p.phase.value, evaluation_mode="automatic"))
+            o.arrivals.append(Arrival(resource_id=rid("arrival", f"{e.id}/{p.id}"), pick_id=pr,
+                                      phase=p.phase.value, time_residual=a.residual_s,
+                                      distance=kilometer2degrees(a.distance_km),
+                                      azimuth=a.azimuth_deg))
+        qe.origins.append(o)
+        qe.preferred_origin_id = o.resource_id
+        if e.ml is not None:
+            mag = Magnitude(resource_id=rid("magnitude", f"{e.id}/{e.update}/ML"), mag=e.ml,
+                            magnitude_type="ML", origin_id=o.resource_id,
+                            station_count=len(e.ml_stations), method_id=rid(
+                                "method", e.ml_scale.replace(" ", "_")))
+            for sm in e.ml_stations:
+                amp = sm.amplitude
+                ar = rid("amplitude", amp.id)
+                qe.amplitudes.append(QAmplitude(
+                    resource_id=ar, generic_amplitude=amp.amplitude_nm * 1e-9, type="AML",
+                    unit="m", period=amp.period_s, magnitude_hint="ML",
+                    waveform_id=WaveformStreamID(amp.network, amp.station)))
+                smr = rid("stationmagnitude", f"{e.id}/{amp.id}")
+                qe.station_magnitudes.append(StationMagnitude(
+                    resource_id=smr, origin_id=o.resource_id, mag=round(sm.ml, 3),
+                    station_magnitude_type="ML", amplitude_id=ar,
+                    waveform_id=WaveformStreamID(amp.network, amp.station)))
+                mag.station_magnitude_contributions.append(
+                    StationMagnitudeContribution(station_magnitude_id=smr, weight=1.0))
+            qe.magnitudes.append(mag)
+            qe.preferred_magnitude_id = mag.resource_id
+        cat.append(qe)
+    return cat
+
+
+def write_quakeml(events: list[Event], path: str | Path) -> None:
+    events_to_catalog(events).write(str(path), format="QUAKEML")

@@ -1,0 +1,108 @@
+"""Real data: ObsPy's select.out (50 NZ events, analyst picks) with STATION0.HYP from
+../shared; the offline command on QuakeML and CSV pick files."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import obspy
+import pytest
+
+from geosentry.stream.events.evaluate import evaluate, load_nz, select_out_path
+from geosentry.stream.events.seisan import read_station0
+from geosentry.stream.events.stations import read_inventory
+from geosentry.stream.events.velocity import read_velocity_model
+
+STATION0 = "events/nz-2013-alpine-fault/STATION0.HYP"
+
+
+@pytest.mark.shared
+def test_station0_is_read(shared_data: Callable[[str], Path]) -> None:
+    s0 = read_station0(shared_data(STATION0))
+    whym = s0.inventory.lookup("", "WHYM")
+    assert whym is not None and whym.lat_deg == pytest.approx(-(43 + 26.472 / 60), abs=1e-6)
+    assert whym.elevation_m == 906.0
+    assert s0.model.top_km == (0.0, 5.0, 35.0, 48.0) and s0.model.vp_km_s[0] == 5.5
+    assert s0.model.vs_km_s[0] == pytest.approx(5.5 / 1.7)
+    assert (s0.ml.b, s0.ml.c, s0.ml.d) == (1.0, 0.0041, -1.0)
+    assert read_velocity_model(shared_data(STATION0)) == s0.model
+
+
+@pytest.mark.shared
+def test_iceland_inventory_and_model(shared_data: Callable[[str], Path]) -> None:
+    inv = read_inventory(shared_data("events/iceland-2014-dike/stations.csv"))
+    assert len(inv) == 12 and inv.lookup("Z7", "DYJN").elevation_m == pytest.approx(1381.0)
+    m = read_velocity_model(shared_data("events/iceland-2014-dike/vmodel.txt"))
+    assert m.top_km[0] == -3.0 and m.vp_km_s[-1] == 7.4 and len(m.top_km) == 19
+
+
+@pytest.mark.shared
+def test_select_out_pooled_and_shuffled_meets_the_floors(
+        shared_data: Callable[[str], Path]) -> None:
+    shared_data(STATION0)
+    ds = load_nz(shared_data(".").resolve())
+    r = evaluate(ds, seed=3)
+    assert r["recall"] >= 0.9 and r["precision"] >= 0.9, r
+    assert r["median_epicentral_km_gap_lt_180"] <= 3.0, r
+    assert r["ml_residual_std"] <= 0.3, r
+
+
+def _cli(*args: str, tmp: Path) -> subprocess.CompletedProcess[bytes]:
+    with (tmp / "out.log").open("wb") as log:
+        done = subprocess.run([sys.executable, "-m", "geosentry.stream.cli", *args],
+                              stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    done.stdout = (tmp / "out.log").read_bytes()
+    return done
+
+
+@pytest.mark.shared
+def test_associate_command_on_quakeml_and_csv(shared_data: Callable[[str], Path],
+                                              tmp_path: Path) -> None:
+    station0 = shared_data(STATION0)
+    cat = obspy.read_events(str(select_out_path()))[:6]
+    qml = tmp_path / "picks.xml"
+    cat.write(str(qml), format="QUAKEML")
+    out = tmp_path / "events.xml"
+    done = _cli("associate", "--picks", str(qml), "--inventory", str(station0), "--out",
+                str(out), tmp=tmp_path)
+    assert done.returncode == 0, done.stdout
+    got = obspy.read_events(str(out))
+    assert 4 <= len(got) <= 6
+    e = got[0]
+    assert e.origins[0].quality.used_station_count >= 4 and e.origins[0].arrivals
+    assert e.magnitudes[0].magnitude_type == "ML" and e.magnitudes[0].station_count >= 3
+    assert len(e.amplitudes) == len(e.station_magnitudes) >= 3
+    # the same picks as CSV (amplitudes in nm) give the same origins
+    rows = []
+    for ev in cat:
+        amp_by_pick = {str(a.pick_id): a for a in ev.amplitudes}
+        for p in ev.picks:
+            a = amp_by_pick.get(str(p.resource_id))
+            rows.append({"network": "", "station": p.waveform_id.station_code,
+                         "phase": "" if a else p.phase_hint, "time": str(p.time),
+                         "amplitude": f"{a.generic_amplitude * 1e9:g}" if a else "",
+                         "period": a.period if a else ""})
+    with (tmp_path / "picks.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["network", "station", "phase", "time", "amplitude", "period"])
+        w.writeheader()
+        w.writerows(r for r in rows if r["phase"] in ("", "P", "S"))
+    done = _cli("associate", "--picks", str(tmp_path / "picks.csv"), "--inventory",
+                str(station0), "--out", str(tmp_path / "csv.xml"), tmp=tmp_path)
+    assert done.returncode == 0, done.stdout
+    got_csv = obspy.read_events(str(tmp_path / "csv.xml"))
+    assert [str(e.origins[0].time)[:21] for e in got_csv] == \
+        [str(e.origins[0].time)[:21] for e in got]
+    assert [e.magnitudes[0].mag for e in got_csv] == [e.magnitudes[0].mag for e in got]
+
+
+def test_bad_pick_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "picks.csv").write_text("network,station,phase,time\nNZ,WHYM,P,not-a-time\n")
+    (tmp_path / "inv.csv").write_text("network,station,lat,lon,elevation\nNZ,WHYM,-43.4,170.3,9\n")
+    done = _cli("associate", "--picks", str(tmp_path / "picks.csv"), "--inventory",
+                str(tmp_path / "inv.csv"), "--out", str(tmp_path / "o.xml"), tmp=tmp_path)
+    assert done.returncode == 2
+    assert b"picks.csv row 2" in done.stdout and b"Traceback" not in done.stdout
