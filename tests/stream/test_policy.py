@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jsonschema
@@ -21,7 +22,7 @@ from geosentry.stream.metrics import Metrics
 from geosentry.stream.pipeline import Pipeline
 from geosentry.stream.policy import (MASKED_NETWORK, Action, Audience, apply_policy,
                                      load_policy, pseudonym)
-from geosentry.stream.records import NS_PER_S, Alert
+from geosentry.stream.records import NS_PER_S, Alert, RawRecord, SourceRef, now_ns
 from geosentry.stream.sinks.fanout import Fanout
 from geosentry.stream.sinks.policy import PolicySink, open_sinks
 from geosentry.stream.testing import MemorySink, MemorySource, interleaved, run_pipeline
@@ -320,3 +321,43 @@ def test_two_audiences_public_output_names_no_restricted_station(
     assert metrics.value("geosentry_policy_alerts_total", sink="jsonl", audience="public",
                          action="withhold") > 0
 
+
+
+class CommittingSource(MemorySource):
+    """The demo records with offsets (partition 0), remembering what the pipeline commits."""
+
+    def __init__(self) -> None:
+        super().__init__(interleaved(), name="offsets")
+        self.committed: dict[int, int] = {}
+
+    async def records(self) -> AsyncIterator[RawRecord]:
+        for i, p in enumerate(self.payloads):
+            yield RawRecord(p, now_ns(), ref=SourceRef(self.name, 0, i))
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        self.committed.update(offsets)
+
+
+@pytest.mark.parametrize("embargo", [False, True])
+def test_embargoed_alert_keeps_its_input_uncommitted(tmp_path: Path, embargo: bool) -> None:
+    """An alert still under embargo when the run ends: not delivered, and the offsets of the
+    records it came from are not committed (a restart re-reads them); without it, all are."""
+    rule = '{ action = "delay", delay_s = 630720000 }' if embargo else '"allow"'  # 20 years
+    policy = write_policy(tmp_path, f'[[stations]]\nmatch = "BW.UH2"\ninternal = {rule}\n')
+    raw = demo_config_dict()
+    raw.update(policy_file=str(policy), sinks=["memory:?audience=internal"])
+    cfg = load_config_dict(raw)
+    metrics = Metrics()
+    source = CommittingSource()
+    sinks = open_sinks(cfg, metrics)
+    summary = asyncio.run(Pipeline(cfg, [source], sinks, build_detectors(cfg), metrics).run())
+    inner = sinks[0].inner  # type: ignore[attr-defined]
+    assert summary.exit_code == 0 and inner.alerts
+    held = metrics.value("geosentry_policy_alerts_total", sink="memory", audience="internal",
+                         action="held_at_stop")
+    if embargo:
+        assert held > 0 and not of(inner.alerts, "UH2")
+        assert 0 <= source.committed.get(0, 0) < len(source.payloads) - 100, source.committed
+    else:
+        assert held == 0 and of(inner.alerts, "UH2")
+        assert source.committed == {0: len(source.payloads)}
