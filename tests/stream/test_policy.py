@@ -361,3 +361,31 @@ def test_embargoed_alert_keeps_its_input_uncommitted(tmp_path: Path, embargo: bo
     else:
         assert held == 0 and of(inner.alerts, "UH2")
         assert source.committed == {0: len(source.payloads)}
+
+
+def test_cli_run_with_policy_and_one_line_config_errors(tmp_path: Path) -> None:
+    """``geosentry run`` wires the policy into its sinks; a bad policy exits 2 with one line."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "demo.mseed"
+    data.write_bytes(b"".join(interleaved()))
+    policy = write_policy(tmp_path, RULES)
+    pub, internal = tmp_path / "public.jsonl", tmp_path / "internal.jsonl"
+    cfg = tmp_path / "geosentry.toml"
+    cfg.write_text(f'policy_file = "{policy}"\n'
+                   f'sinks = ["jsonl:{pub}?audience=public", "jsonl:{internal}?audience=internal"]\n')
+    out, err = tmp_path / "out", tmp_path / "err"
+    cmd = [sys.executable, "-m", "geosentry.stream.cli", "run", "--source", str(data),
+           "--config", str(cfg)]
+    with out.open("w") as o, err.open("w") as e:
+        done = subprocess.run(cmd, stdout=o, stderr=e, timeout=300)
+    assert done.returncode == 0, err.read_text()[-2000:]
+    public = pub.read_text()
+    assert public and "UH1" not in public and "UH2" not in public and "UH3" in public
+    assert "UH2" in internal.read_text()
+    (tmp_path / "policy.toml").write_text('[[stations]]\nmatch = "BW.UH1"\npublic = "hide"\n')
+    with out.open("w") as o, err.open("w") as e:
+        done = subprocess.run(cmd, stdout=o, stderr=e, timeout=300)
+    lines = err.read_text().strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "stations[0].public" in lines[0], lines
