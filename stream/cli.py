@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("path")
     rep.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
     rep.add_argument("--speed", type=float, default=0.0)
+    rep.add_argument("--config", help="TOML configuration file: its [kafka] section (TLS, SASL)")
 
     sls = sub.add_parser("serve-seedlink", help="serve a miniSEED archive over SeedLink 3/4")
     sls.add_argument("archive", help="miniSEED file or directory")
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="bridge SeedLink records into a Kafka topic")
     ing.add_argument("source", metavar="seedlink://HOST:PORT?streams=...&state=PATH")
     ing.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
+    ing.add_argument("--config", help="TOML configuration file: its [kafka] section (TLS, SASL)")
 
     demo = sub.add_parser("demo", help="replay ObsPy's bundled BW.UH* recordings, no network")
     demo.add_argument("--sink", action="append", default=[], metavar="URI")
@@ -111,7 +113,7 @@ async def _serve(cfg: Config) -> int:
         except OSError as exc:
             raise ConfigError("--metrics-port", f"cannot serve metrics on {cfg.metrics_host}:"
                               f"{cfg.metrics_port} ({exc.strerror or exc})") from exc
-    sources = [open_source(s, cfg.speed, cfg.connect_timeout_s) for s in cfg.sources]
+    sources = [open_source(s, cfg.speed, cfg.connect_timeout_s, cfg.kafka) for s in cfg.sources]
     sinks = open_sinks(cfg, metrics)  # each behind its audience's policy (policy_file)
     pipeline = Pipeline(cfg, sources, sinks, build_detectors(cfg), metrics)
     guard = SignalGuard(pipeline.request_stop, cfg.shutdown_timeout_s)
@@ -136,7 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from geosentry.stream.replay import replay_to_kafka
 
-    n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed))
+    security = load_config(args.config).kafka.for_uri(args.to, "--to")
+    n = asyncio.run(replay_to_kafka(args.path, args.to, args.speed, security))
     print(f"published {n} records to {args.to}", file=sys.stderr)
     return 0
 
@@ -175,7 +178,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from geosentry.stream.seedlink.bridge import Bridge
 
     async def ingest() -> int:
-        bridge = Bridge(args.source, args.to)
+        bridge = Bridge(args.source, args.to, load_config(args.config).kafka.for_uri(args.to, "--to"))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.request_stop)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ConfigError
+from geosentry.stream.kafka_security import KafkaConfig, load_kafka_config
 from geosentry.stream.metrics_http import KEYS as METRICS_SECURITY_KEYS
 from geosentry.stream.metrics_http import BasicAuth, TlsFiles, parse_metrics_security
 from geosentry.stream.policy import Policy, check_audiences, load_policy
@@ -116,6 +117,8 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detectors: tuple[DetectorConfig, ...] = ()
     coincidence: CoincidenceConfig = field(default_factory=CoincidenceConfig)
+    #: Kafka transport security: [kafka] and [kafka.profiles.NAME] (geosentry.stream.kafka_security)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
     #: restricted stations per sink audience (``policy_file``; geosentry.stream.policy)
     policy: Policy | None = None
     #: /metrics basic auth and TLS (geosentry.stream.metrics_http)
@@ -199,7 +202,7 @@ def _channels(key: str, value: Any) -> tuple[str, ...]:
 
 def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
-    top = {"buffer", "inference", "detectors", "coincidence", "sources", "sinks", "speed",
+    top = {"buffer", "inference", "kafka", "detectors", "coincidence", "sources", "sinks", "speed",
            "metrics_port", "metrics_host", "shutdown_timeout_s", "watchdog_s",
            "connect_timeout_s", "policy_file", *METRICS_SECURITY_KEYS}
     for key in raw:
@@ -239,7 +242,9 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     policy = load_policy(str(raw["policy_file"])) if "policy_file" in raw else None
     check_audiences(values["sinks"], policy)
     metrics_auth, metrics_tls = parse_metrics_security(raw)
-    return Config(buffer=_buffer(_section(raw, "buffer")),
+    kafka = load_kafka_config(_section(raw, "kafka"), [("--source", s) for s in values["sources"]]
+                              + [("--sink", s) for s in values["sinks"]])
+    return Config(buffer=_buffer(_section(raw, "buffer")), kafka=kafka,
                   inference=_inference(_section(raw, "inference")),
                   detectors=detectors, coincidence=coincidence, policy=policy,
                   metrics_auth=metrics_auth, metrics_tls=metrics_tls, **values)

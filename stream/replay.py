@@ -14,6 +14,9 @@ from pathlib import Path
 import pymseed
 from aiokafka import AIOKafkaProducer
 
+from geosentry.stream.errors import GeosentryError
+from geosentry.stream.kafka_connect import start_client
+from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.sources.files import archive_records, paced
 from geosentry.stream.uris import parse_kafka
 
@@ -31,13 +34,19 @@ def station_key(payload: bytes) -> str | None:
     return None
 
 
-async def replay_to_kafka(path: str | Path, uri: str, speed: float = 0.0) -> int:
-    """Publish every record under ``path``; returns how many were acknowledged."""
+async def replay_to_kafka(path: str | Path, uri: str, speed: float = 0.0,
+                         security: KafkaSecurity | None = None,
+                         connect_timeout_s: float = 30.0) -> int:
+    """Publish every record under ``path``; returns how many were acknowledged. ``security``:
+    TLS/SASL (``[kafka]``); refused credentials or ACLs are one-line errors at start."""
     target = parse_kafka(uri, "--to")
+    security = security or KafkaSecurity()
     records = await asyncio.to_thread(archive_records, path)
-    producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, enable_idempotence=True,
-                                acks="all", linger_ms=10)
-    await producer.start()
+    producer = await start_client(
+        lambda: AIOKafkaProducer(bootstrap_servers=target.bootstrap, enable_idempotence=True,
+                                 acks="all", linger_ms=10, **security.client_kwargs()),
+        f"replay to kafka {target.bootstrap}/{target.topic}", connect_timeout_s,
+        GeosentryError, security=security, action=f"write to topic {target.topic!r}")
     sent, skipped = 0, 0
     try:
         started = time.monotonic()

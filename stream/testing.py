@@ -18,6 +18,7 @@ import numpy as np
 import obspy
 
 from geosentry.stream.decode.mseed import encode_traces as mseed_records
+from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.records import Alert, RawRecord, now_ns
 from geosentry.stream.sources import FiniteSource
 
@@ -90,11 +91,14 @@ def network_copies(copies: int) -> list[tuple[bytes, bytes]]:
     return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
 
 
-async def publish(bootstrap: str, topic: str, keyed: Iterable[tuple[bytes, bytes]]) -> None:
-    """Produce ``(key, value)`` pairs to ``topic`` (``acks=all``) and wait until all are in."""
+async def publish(bootstrap: str, topic: str, keyed: Iterable[tuple[bytes, bytes]],
+                  security: KafkaSecurity | None = None) -> None:
+    """Produce ``(key, value)`` pairs to ``topic`` (``acks=all``) and wait until all are in
+    (``security``: TLS/SASL settings, ``geosentry.stream.kafka_security``)."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                **(security or KafkaSecurity()).client_kwargs())
     await producer.start()
     try:
         for key, value in keyed:
@@ -221,13 +225,15 @@ def write_iaga(path: Path, h: np.ndarray, d_min: np.ndarray, z: np.ndarray, f: n
     return path
 
 
-async def read_topic(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[bytes, bytes]]:
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 3.0,
+                     security: KafkaSecurity | None = None) -> list[tuple[bytes, bytes]]:
     """Every ``(key, value)`` on ``topic`` from the beginning, until ``idle_s`` without news
     (a separate consumer, no group: what an alert consumer would see)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                **(security or KafkaSecurity()).client_kwargs())
     await consumer.start()
     out: list[tuple[bytes, bytes]] = []
     try:

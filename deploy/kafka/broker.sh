@@ -13,11 +13,24 @@
 #   broker.sh restart  start a killed broker again: same port, same data
 #   broker.sh pause    SIGSTOP it (sockets stay open, nothing answers); resume: SIGCONT
 #
+#   broker.sh start --secure   a broker with TLS, SASL/SCRAM and ACLs instead (see
+#                      "Secure broker" in README.md): a CA and broker/client certificates
+#                      generated at start, SCRAM users admin + $GEOSENTRY_KAFKA_USERS with
+#                      random passwords, StandardAuthorizer (admin is the super user). Its
+#                      own state dir ($GEOSENTRY_KAFKA_HOME/secure unless
+#                      GEOSENTRY_KAFKA_STATE is set); pass --secure to the other commands too
+#                      when relying on that default. Prints where the client files are, then
+#                      the bootstrap address (last line).
+#   broker.sh acl [--secure] USER:OPERATION:RESOURCE ...
+#                      allow USER an operation (READ, WRITE, DESCRIBE, CREATE, ALL, ...) on
+#                      topic:NAME, group:NAME or cluster (NAME ending in * = prefix), as admin
+#
 # Environment (all optional):
 #   GEOSENTRY_KAFKA_HOME   cache root, default $HOME/.cache/geosentry/kafka;
 #                          jars go to $GEOSENTRY_KAFKA_HOME/lib (shared by clones)
 #   GEOSENTRY_KAFKA_STATE  state dir (config, data, logs, pid),
-#                          default $GEOSENTRY_KAFKA_HOME/run
+#                          default $GEOSENTRY_KAFKA_HOME/run (--secure: .../secure)
+#   GEOSENTRY_KAFKA_USERS  --secure: SCRAM users besides admin, default "geosentry public"
 #   GEOSENTRY_KAFKA_PORT   PLAINTEXT (client) port, default: a free port
 #   GEOSENTRY_KAFKA_CONTROLLER_PORT  controller port, default: a free port
 #   GEOSENTRY_KAFKA_START_TIMEOUT    seconds to wait for readiness, default 60
@@ -29,7 +42,15 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KAFKA_HOME="${GEOSENTRY_KAFKA_HOME:-${HOME:-/tmp}/.cache/geosentry/kafka}"
 LIB_DIR="$KAFKA_HOME/lib"
-STATE_DIR="${GEOSENTRY_KAFKA_STATE:-$KAFKA_HOME/run}"
+COMMAND="${1:-}"
+[[ $# -gt 0 ]] && shift
+SECURE=0
+if [[ "${1:-}" == "--secure" ]]; then SECURE=1; shift; fi
+if ((SECURE)); then
+  STATE_DIR="${GEOSENTRY_KAFKA_STATE:-$KAFKA_HOME/secure}"
+else
+  STATE_DIR="${GEOSENTRY_KAFKA_STATE:-$KAFKA_HOME/run}"
+fi
 PID_FILE="$STATE_DIR/broker.pid"
 ADDR_FILE="$STATE_DIR/bootstrap"
 CONFIG_FILE="$STATE_DIR/server.properties"
@@ -274,6 +295,7 @@ cmd_start() {
   lock
   local addr
   if addr="$(serving_address)"; then
+    [[ ! -f "$SECURE_MARK" ]] || die "a secure broker runs in $STATE_DIR; stop it first"
     log "broker already running (pid $(broker_pid))"
     echo "$addr"
     return 0
@@ -297,7 +319,7 @@ cmd_start() {
   # Fresh state on every start: a reused log dir fails "already formatted".
   mkdir -p "$STATE_DIR"
   rm -rf "$DATA_DIR" "$LOG_DIR"
-  rm -f "$PID_FILE" "$ADDR_FILE" "$OUT_FILE"
+  rm -f "$PID_FILE" "$ADDR_FILE" "$OUT_FILE" "$SECURE_MARK"
   mkdir -p "$DATA_DIR" "$LOG_DIR"
   write_config "$port" "$cport"
   java_opts
@@ -396,8 +418,16 @@ cmd_address() {
   echo "$addr"
 }
 
-case "${1:-}" in
-  start) cmd_start ;;
+# shellcheck source=secure.sh
+source "$SCRIPT_DIR/secure.sh"
+
+if [[ "$COMMAND" != acl && $# -gt 0 ]]; then
+  echo "usage: $0 {start|stop|status|address|fetch|kill|restart|pause|resume} [--secure]" >&2
+  exit 2
+fi
+case "$COMMAND" in
+  start) if ((SECURE)); then cmd_start_secure; else cmd_start; fi ;;
+  acl) cmd_acl "$@" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   address) cmd_address ;;
@@ -407,7 +437,7 @@ case "${1:-}" in
   pause) cmd_signal STOP ;;
   resume) cmd_signal CONT ;;
   *)
-    echo "usage: $0 {start|stop|status|address|fetch|kill|restart|pause|resume}" >&2
+    echo "usage: $0 {start|stop|status|address|fetch|kill|restart|pause|resume|acl} [--secure]" >&2
     exit 2
     ;;
 esac

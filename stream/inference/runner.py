@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from geosentry.stream.detectors.base import Detector, SplitDetector
+from geosentry.stream.errors import GeosentryError
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, Window
 from geosentry.stream.supervision import supervise
@@ -282,8 +283,10 @@ class BatchRunner:
                 # the drain ends, count what was not delivered (its input is never committed)
                 self.undelivered += len(batch)
                 if self.undelivered == len(batch):
+                    # a GeosentryError says what went wrong in its line (e.g. an ACL refused
+                    # the alerts); anything else is a bug: its traceback is logged
                     log.error("detector %s: delivering alerts failed: %r", self.detector.name,
-                              exc, exc_info=exc)
+                              exc, exc_info=None if isinstance(exc, GeosentryError) else exc)
                     if self.on_failure is not None:
                         self.on_failure(f"deliver-{self.detector.name}", exc)
             finally:

@@ -13,9 +13,10 @@ import logging
 import time
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from geosentry.stream.errors import SourceError
+from geosentry.stream.kafka_connect import start_client
+from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.records import SourceRef
 from geosentry.stream.sources.seedlink import SeedLinkSource
 from geosentry.stream.uris import parse_kafka
@@ -28,9 +29,11 @@ FLUSH_INTERVAL_S = 0.5
 class Bridge:
     """Copy records from a SeedLink source into a Kafka topic until stopped (or dial-up end)."""
 
-    def __init__(self, source_uri: str, kafka_uri: str) -> None:
+    def __init__(self, source_uri: str, kafka_uri: str,
+                 security: KafkaSecurity | None = None) -> None:
         self.source = SeedLinkSource(source_uri)
         self.target = parse_kafka(kafka_uri, "--to")
+        self.security = security or KafkaSecurity()
         self.sent = 0
 
     def request_stop(self) -> None:
@@ -49,12 +52,12 @@ class Bridge:
 
     async def run(self) -> int:
         """Returns how many records Kafka acknowledged."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.target.bootstrap,
-                                    enable_idempotence=True, acks="all", linger_ms=10)
-        try:
-            await producer.start()
-        except KafkaError as exc:
-            raise SourceError(f"kafka {self.target.bootstrap} unreachable: {exc}") from exc
+        producer = await start_client(
+            lambda: AIOKafkaProducer(bootstrap_servers=self.target.bootstrap,
+                                     enable_idempotence=True, acks="all", linger_ms=10,
+                                     **self.security.client_kwargs()),
+            f"kafka {self.target.bootstrap}", 0.0, SourceError, security=self.security,
+            action=f"write to topic {self.target.topic!r}")
         await self.source.start()
         pending: list[tuple[asyncio.Future[object], SourceRef]] = []
         last_flush = time.monotonic()

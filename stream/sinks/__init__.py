@@ -3,9 +3,12 @@ durable (written and flushed, or acknowledged by the broker); ``await stop()`` i
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from geosentry.stream.records import Alert
+
+if TYPE_CHECKING:
+    from geosentry.stream.kafka_security import KafkaConfig
 
 
 class Sink(Protocol):
@@ -18,8 +21,9 @@ class Sink(Protocol):
     async def stop(self) -> None: ...
 
 
-def open_sink(uri: str, connect_timeout_s: float = 30.0) -> Sink:
-    """``jsonl:-``, ``jsonl:PATH`` or ``kafka://HOST:PORT/TOPIC``."""
+def open_sink(uri: str, connect_timeout_s: float = 30.0, kafka: KafkaConfig | None = None) -> Sink:
+    """``jsonl:-``, ``jsonl:PATH`` or ``kafka://HOST:PORT/TOPIC`` (``kafka``: the ``[kafka]``
+    security settings; a URI's ``?profile=NAME`` picks one of its profiles)."""
     from geosentry.stream.errors import ConfigError
 
     if uri.startswith("jsonl:"):
@@ -27,9 +31,11 @@ def open_sink(uri: str, connect_timeout_s: float = 30.0) -> Sink:
 
         return JsonlSink(uri[len("jsonl:"):])
     if uri.startswith("kafka://"):
+        from geosentry.stream.kafka_security import KafkaConfig
         from geosentry.stream.sinks.kafka import KafkaSink
 
-        return KafkaSink(uri, connect_timeout_s=connect_timeout_s)
+        security = (kafka or KafkaConfig()).for_uri(uri, "--sink")
+        return KafkaSink(uri, connect_timeout_s=connect_timeout_s, security=security)
     if uri.startswith("memory:"):
         from geosentry.stream.testing import MemorySink
 

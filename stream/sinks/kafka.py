@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 
 from geosentry.stream.errors import NotStartedError, SinkError
 from geosentry.stream.kafka_connect import start_client
+from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.records import Alert, now_ns
 from geosentry.stream.uris import parse_kafka
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 class KafkaSink:
     def __init__(self, uri: str, max_backoff_s: float = 10.0,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> None:
         self.uri = parse_kafka(uri, "--sink")
+        self.security = security or KafkaSecurity()
         self.name = "kafka"
         self.max_backoff_s = max_backoff_s
         self.connect_timeout_s = connect_timeout_s
@@ -41,9 +43,10 @@ class KafkaSink:
         self._producer = await start_client(
             lambda: AIOKafkaProducer(
                 bootstrap_servers=self.uri.bootstrap, enable_idempotence=True, acks="all",
-                linger_ms=5, request_timeout_ms=15_000),
+                linger_ms=5, request_timeout_ms=15_000, **self.security.client_kwargs()),
             f"kafka sink {self.uri.bootstrap}", self.connect_timeout_s,
-            lambda msg: SinkError(msg, retriable=False), self.max_backoff_s)
+            lambda msg: SinkError(msg, retriable=False), self.max_backoff_s,
+            security=self.security, action=f"write to topic {self.uri.topic!r} (idempotent)")
 
     async def send(self, alerts: list[Alert]) -> None:
         """One attempt at every alert; those not acknowledged are raised as a retriable
@@ -65,6 +68,12 @@ class KafkaSink:
         failed = [a for a, r in zip(alerts, results) if isinstance(r, BaseException)]
         if failed:
             first = next(r for r in results if isinstance(r, BaseException))
+            denial = self.security.denial(first, f"write to topic {self.uri.topic!r}")
+            if denial is not None:  # an ACL: retrying cannot mend it; the input stays uncommitted
+                err = SinkError(f"kafka sink {self.uri.bootstrap}/{self.uri.topic}: {len(failed)} "
+                                f"of {len(alerts)} alerts refused: {denial}", retriable=False)
+                err.undelivered = failed
+                raise err
             err = SinkError(f"kafka sink {self.uri.bootstrap}/{self.uri.topic}: {len(failed)} "
                             f"of {len(alerts)} alerts not acknowledged ({first!r})",
                             retriable=True)

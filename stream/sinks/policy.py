@@ -211,7 +211,7 @@ def open_sinks(cfg: Config, metrics: Metrics) -> list[Sink]:
     sinks: list[Sink] = []
     for uri in cfg.sinks:
         base, audience = split_audience(uri)
-        sink = open_sink(base, cfg.connect_timeout_s)
+        sink = open_sink(base, cfg.connect_timeout_s, cfg.kafka)
         if cfg.policy is not None and audience is not None:  # config: both or neither
             sink = PolicySink(sink, audience, cfg.policy, metrics)
         sinks.append(sink)

@@ -17,9 +17,12 @@ exit).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from geosentry.stream.records import RawRecord
+
+if TYPE_CHECKING:
+    from geosentry.stream.kafka_security import KafkaConfig
 
 
 class Source(Protocol):
@@ -84,14 +87,18 @@ class FiniteSource:
         self._stopping = True
 
 
-def open_source(uri: str, speed: float = 0.0, connect_timeout_s: float = 30.0) -> Source:
+def open_source(uri: str, speed: float = 0.0, connect_timeout_s: float = 30.0,
+                kafka: KafkaConfig | None = None) -> Source:
     """A path (file or directory of miniSEED), ``kafka://HOST:PORT/TOPIC[?group=G]`` or
     ``seedlink[s]://HOST:PORT?streams=NET_STA[:SELECTORS],...`` (see
-    ``geosentry.stream.sources.seedlink``; ``seedlinks`` is SeedLink over TLS)."""
+    ``geosentry.stream.sources.seedlink``; ``seedlinks`` is SeedLink over TLS). ``kafka``: the
+    ``[kafka]`` security settings (a URI's ``?profile=NAME`` picks one of its profiles)."""
     if uri.startswith("kafka://"):
+        from geosentry.stream.kafka_security import KafkaConfig
         from geosentry.stream.sources.kafka import KafkaSource
 
-        return KafkaSource(uri, connect_timeout_s=connect_timeout_s)
+        security = (kafka or KafkaConfig()).for_uri(uri, "--source")
+        return KafkaSource(uri, connect_timeout_s=connect_timeout_s, security=security)
     if uri.startswith(("seedlink://", "seedlinks://")):
         from geosentry.stream.sources.seedlink import SeedLinkSource
 

@@ -16,6 +16,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from geosentry.stream.errors import NotStartedError, SourceError
 from geosentry.stream.kafka_connect import start_client
+from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.records import RawRecord, SourceRef, now_ns
 from geosentry.stream.uris import parse_kafka
 
@@ -53,8 +54,9 @@ class KafkaSource:
     the topic is then treated as finished, so windows are flushed and every offset committed."""
 
     def __init__(self, uri: str, idle_exit_s: float | None = None,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> None:
         self.uri = parse_kafka(uri, "--source")
+        self.security = security or KafkaSecurity()
         self.connect_timeout_s = connect_timeout_s
         self._uncommitted: dict[int, int] = {}  # partition -> offset not yet committed
         #: called with the partitions about to be revoked in a rebalance, before they go: the
@@ -76,13 +78,17 @@ class KafkaSource:
             return
         self._consumer = await start_client(
             self._make_consumer, f"kafka source {self.uri.bootstrap}/{self.uri.topic}",
-            self.connect_timeout_s, SourceError)
+            self.connect_timeout_s, SourceError, security=self.security, action=self._action)
+
+    @property
+    def _action(self) -> str:
+        return f"read topic {self.uri.topic!r} in group {self.uri.group or DEFAULT_GROUP!r}"
 
     def _make_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.uri.bootstrap, group_id=self.uri.group or DEFAULT_GROUP,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_partition_fetch_bytes=1 << 20)
+            max_partition_fetch_bytes=1 << 20, **self.security.client_kwargs())
         consumer.subscribe([self.uri.topic], listener=_Rebalance(self))
         return consumer
 
@@ -101,6 +107,10 @@ class KafkaSource:
             try:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
             except KafkaError as exc:
+                denial = self.security.denial(exc, self._action)
+                if denial is not None:  # an ACL or the credentials: retrying cannot mend it
+                    raise SourceError(f"kafka source {self.uri.bootstrap}/{self.uri.topic}: "
+                                      f"{denial}") from None
                 if not self._read_failing:
                     log.warning("kafka source %s: %s; retrying every second", self.name, exc)
                 self._read_failing = True
