@@ -110,6 +110,11 @@ class Policy:
                 return rule
         return self.default(audience)
 
+    def restricts(self, audience: Audience) -> bool:
+        """Whether any station may be withheld, masked or delayed for ``audience``."""
+        rules = [self.default(audience), *(r for s in self.stations if (r := s.rule(audience)))]
+        return any(r.action is not Action.ALLOW for r in rules)
+
     def member_rule(self, audience: Audience, network: str, station: str) -> Rule:
         """A station named in a network detection (its location unknown): the most
         restrictive of every rule whose ``NET.STA`` part matches, else the default."""
@@ -162,12 +167,18 @@ def pseudonym(key: Secret, network: str, station: str) -> str:
 
 def apply_policy(policy: Policy, audience: Audience, alert: Alert) -> Decision:
     """What ``policy`` lets a sink of ``audience`` have of ``alert`` (never changes ``alert``)."""
-    if alert.network == "*":  # service-wide health: no station, the audience's default
+    if alert.station == "*" and "stations" in alert.details:  # a network detection
+        return _network(policy, audience, alert)
+    if alert.station == "*":  # service-wide health, a located event: the audience's default
         rule = policy.default(audience)
         if rule.action is Action.MASK:
             return Decision(Action.MASK, _copy(alert, details=_kept_details(policy, alert)))
-    elif alert.station == "*":  # a network detection: judged by its member stations
-        return _network(policy, audience, alert)
+        if rule.action is not Action.WITHHOLD and "pick_ids" in alert.details and \
+                policy.restricts(audience):  # ids of picks: unkeyed hashes of station names
+            alert = _copy(alert, details={**alert.details, "policy": Action.MASK.value,
+                                          "pick_ids": _pick_ids(policy, alert)})
+            if rule.action is Action.ALLOW:
+                return Decision(Action.MASK, alert)
     else:
         rule = policy.rule_for(audience, alert.network, alert.station, alert.location)
     if rule.action is Action.WITHHOLD:
@@ -177,6 +188,16 @@ def apply_policy(policy: Policy, audience: Audience, alert: Alert) -> Decision:
     if rule.action is Action.DELAY:
         return Decision(Action.DELAY, _copy(alert), _release_ns(alert, rule.delay_s))
     return Decision(Action.ALLOW, alert)
+
+
+def _pick_ids(policy: Policy, alert: Alert) -> list[str]:
+    """The ids of an event's picks, keyed (HMAC) when there is a key, else dropped: a pick id
+    is an unkeyed hash of its station's name and time, which could be matched against guesses."""
+    if policy.mask is None:
+        return []
+    key = policy.mask.key.reveal().encode()
+    return [hmac.new(key, f"pick|{p}".encode(), hashlib.sha256).hexdigest()[:32]
+            for p in alert.details.get("pick_ids", [])]
 
 
 def _release_ns(alert: Alert, delay_s: float) -> int:
