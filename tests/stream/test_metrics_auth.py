@@ -153,3 +153,45 @@ def test_tls_files_checked_at_start_up(tmp_path: Path, certificate: tuple[str, s
         load_config_dict({"metrics_tls_cert": str(tmp_path / "none.pem"), "metrics_tls_key": key})
     with pytest.raises(ConfigError, match="cannot load"):
         load_config_dict({"metrics_tls_cert": key, "metrics_tls_key": key})
+
+
+def test_geosentry_run_serves_metrics_with_auth(tmp_path: Path) -> None:
+    """``geosentry run`` with metrics auth in its config: 401 without credentials, 200 with."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from geosentry.stream.testing import interleaved
+
+    data = tmp_path / "demo.mseed"
+    data.write_bytes(b"".join(interleaved()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "geosentry.toml"
+    cfg.write_text(f'metrics_port = {port}\nmetrics_user = "prom"\n'
+                   f'metrics_password_file = "{secret_file(tmp_path / "pw", "pw-456")}"\n'
+                   f'sinks = ["jsonl:{tmp_path / "alerts.jsonl"}"]\n')
+    err = (tmp_path / "stderr").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "geosentry.stream.cli", "run", "--source",
+                             str(data), "--config", str(cfg), "--speed", "1"],
+                            stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = get(url)[0]
+                break
+            except urllib.error.URLError:
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (tmp_path / "stderr").read_text()[-2000:]
+                time.sleep(0.2)
+        assert status == 401
+        status, body, _ = get(url, "prom", "pw-456")
+        assert status == 200 and "geosentry_records_in_total" in body
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        err.close()
