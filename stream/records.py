@@ -33,6 +33,7 @@ class AlertKind(StrEnum):
     DETECTION = "detection"
     ANOMALY = "anomaly"
     HEALTH = "health"
+    EVENT = "event"  # an associated, located earthquake (geosentry.stream.events.stage)
 
 
 ALERT_KINDS = tuple(k.value for k in AlertKind)
@@ -237,6 +238,8 @@ class Alert:
                           str(self.time_ns // 10_000_000), self.model.name, self.model.version))
         if self.kind is AlertKind.HEALTH:  # several health events can share a time: tell them apart
             basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
+        if self.kind is AlertKind.EVENT:  # one id per event and update (its origin time moves)
+            basis = f"event|{self.details.get('event_id', '')}|{self.details.get('update', 0)}"
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:

@@ -94,6 +94,7 @@ class Associator:
         self.ml_scale = ml_scale or MLScale()
         self.unknown_stations: dict[str, int] = {}
         self.duplicates = 0
+        self._failed: dict[tuple[str, ...], None] = {}  # candidate sets that made no event
         self._vmin = float(min(tt.model.vs_km_s))
 
     # -- public ------------------------------------------------------------------------------
@@ -229,6 +230,26 @@ class Associator:
         _, sta_of = np.unique(stations, return_inverse=True)
         if len(np.unique(sta_of)) < cfg.min_stations:
             return None
+        # a seed fails the same way on the same candidates: the incremental stage re-runs
+        # association as picks arrive, so remember failures (bounded; ratio failures excluded)
+        key = (pool.picks[seed].id, *(pool.picks[i].id for i in cand))
+        if key in self._failed:
+            return None
+        found = self._search(pool, seed, used, times, proj, cand, sta_of)
+        if found is None:
+            if len(self._failed) >= 100_000:
+                self._failed.pop(next(iter(self._failed)))
+            self._failed[key] = None
+            return None
+        idx, hypo = found
+        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio:
+            return None
+        return idx, hypo, proj
+
+    def _search(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                proj: Projection, cand: np.ndarray, sta_of: np.ndarray
+                ) -> tuple[np.ndarray, Hypocentre] | None:
+        cfg = self.cfg
         obs = self._obs(pool, cand, proj)
         seed_pos = int(np.flatnonzero(cand == seed)[0])
         top = self.tt.model.top_km  # a typical crustal P speed (at 5 km) for the grid's slack
@@ -260,9 +281,7 @@ class Associator:
         n_sta = len({pool.sta[i].key for i in idx})
         if n_sta < cfg.min_stations or len(idx) < 5 or hypo.rms_s > cfg.max_rms_s:
             return None
-        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio:
-            return None
-        return idx, hypo, proj
+        return idx, hypo
 
     def _station_ratio(self, pool: _Pool, idx: np.ndarray, proj: Projection,
                        hypo: Hypocentre, times: list[float]) -> float:

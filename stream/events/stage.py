@@ -1,0 +1,163 @@
+"""``EventStage``: the associator fed incrementally by pick alerts, emitting ``event`` alerts.
+
+Pick alerts (``kind: "pick"``, phase P or S) are kept while their data time is within
+``horizon_s`` of the newest pick; every ``update_interval_s`` of data time the open picks are
+associated afresh (``Associator``: the result depends on the pick set only, so late and
+out-of-order picks change nothing once they are in). Each event found is matched to the open
+event it shares most picks with and keeps that event's id (the first event's id is derived from
+its earliest pick's id); an event whose origin or picks changed is emitted again with its
+``update`` number raised; an open event no longer found is emitted once with
+``details.deleted = true``. An event whose newest pick is more than ``horizon_s`` behind the
+newest pick is final: its picks leave the pool. Picks older than the horizon when they arrive
+are counted (``late_picks``) and logged once; the pool is bounded by ``max_picks`` (oldest
+dropped first, counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+
+from geosentry.stream.events.associate import Associator
+from geosentry.stream.events.picks import Amplitude, Phase, Pick
+from geosentry.stream.events.types import Event
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
+
+log = logging.getLogger(__name__)
+
+
+class EventStage:
+    def __init__(self, associator: Associator, horizon_s: float = 120.0,
+                 update_interval_s: float = 1.0, max_picks: int = 200_000) -> None:
+        self.assoc = associator
+        self.horizon_ns = int(horizon_s * NS_PER_S)
+        self.interval_ns = int(update_interval_s * NS_PER_S)
+        self.max_picks = max_picks
+        c = associator.cfg
+        params = (f"min_stations={c.min_stations},p_res={c.p_residual_s:g},"
+                  f"s_res={c.s_residual_s:g},model={associator.tt.model.name}")
+        self.model = ModelRef("associator", "1", hashlib.sha256(params.encode()).hexdigest())
+        self._picks: dict[str, Pick] = {}
+        self._arrival: dict[str, int] = {}
+        self._amps: dict[str, Amplitude] = {}
+        self._open: dict[str, Event] = {}
+        self._newest_ns: int | None = None
+        self._last_run_ns: int | None = None
+        self.late_picks = 0
+        self.dropped_picks = 0
+        self.updates = 0
+        self.final_events = 0
+
+    def add(self, alerts: list[Alert]) -> list[Alert]:
+        """Take the pick alerts of a batch; event alerts when an update is due."""
+        changed = False
+        for a in alerts:
+            if a.kind is not AlertKind.PICK or a.phase not in ("P", "S") or a.station == "*":
+                continue
+            if self._newest_ns is not None and a.time_ns < self._newest_ns - self.horizon_ns:
+                if self.late_picks == 0:
+                    log.warning("pick %s.%s %s arrived %.1f s behind the newest pick (horizon "
+                                "%.0f s): not associated (counted as late_picks)", a.network,
+                                a.station, a.phase, (self._newest_ns - a.time_ns) / NS_PER_S,
+                                self.horizon_ns / NS_PER_S)
+                self.late_picks += 1
+                continue
+            pid = a.id
+            if pid in self._picks:
+                continue
+            self._picks[pid] = Pick(pid, a.network, a.station, Phase(a.phase), a.time_ns,
+                                    a.location, a.channel)
+            self._arrival[pid] = a.newest_arrival_ns
+            amp = a.details.get("amplitude_nm")
+            if isinstance(amp, (int, float)) and amp > 0:
+                self._amps[pid] = Amplitude(pid + "-amp", a.network, a.station, float(amp),
+                                            None, a.time_ns)
+            self._newest_ns = max(self._newest_ns or a.time_ns, a.time_ns)
+            changed = True
+        if not changed or self._newest_ns is None:
+            return []
+        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self.interval_ns:
+            return []
+        return self._update(final=False)
+
+    def flush(self) -> list[Alert]:
+        """End of input: a last update, every open event final."""
+        return self._update(final=True) if self._picks or self._open else []
+
+    # ------------------------------------------------------------------------------------------
+    def _update(self, final: bool) -> list[Alert]:
+        self._last_run_ns = self._newest_ns
+        self.updates += 1
+        self._bound()
+        picks = list(self._picks.values())
+        found, _ = self.assoc.associate(picks)
+        out: list[Alert] = []
+        prev = dict(self._open)
+        nxt: dict[str, Event] = {}
+        pick_sets = {eid: set(e.pick_ids) for eid, e in prev.items()}
+        for ev in found:
+            mine = set(ev.pick_ids)
+            cands = sorted(((len(mine & s), eid) for eid, s in pick_sets.items()
+                            if eid not in nxt and mine & s), key=lambda t: (-t[0], t[1]))
+            if cands:
+                old = prev[cands[0][1]]
+                ev = replace(ev, id=old.id, update=old.update)
+                if self._same(old, ev):
+                    nxt[ev.id] = old
+                    continue
+                ev = replace(ev, update=old.update + 1)
+            else:  # a new event: its id must not be one in use (its first pick left another)
+                eid = ev.id
+                while eid in nxt or eid in prev:
+                    eid = hashlib.sha256(f"{eid}|next".encode()).hexdigest()[:32]
+                ev = replace(ev, id=eid)
+            if self._amps:
+                ev = self.assoc.with_magnitude(ev, [self._amps[p] for p in ev.pick_ids
+                                                    if p in self._amps])
+            nxt[ev.id] = ev
+            out.append(self._alert(ev))
+        for eid, old in prev.items():
+            if eid not in nxt:
+                out.append(self._alert(replace(old, update=old.update + 1), deleted=True))
+        self._open = nxt
+        horizon = (self._newest_ns or 0) - self.horizon_ns
+        for eid, ev in list(self._open.items()):
+            if final or max(a.pick.time_ns for a in ev.arrivals) < horizon:
+                for pid in ev.pick_ids:
+                    self._picks.pop(pid, None)
+                    self._arrival.pop(pid, None)
+                    self._amps.pop(pid, None)
+                del self._open[eid]
+                self.final_events += 1
+        held = {pid for ev in self._open.values() for pid in ev.pick_ids}  # open events' picks
+        for pid in [p for p, pk in self._picks.items()
+                    if final or (pk.time_ns < horizon and p not in held)]:
+            self._picks.pop(pid)
+            self._arrival.pop(pid, None)
+            self._amps.pop(pid, None)
+        return out
+
+    def _bound(self) -> None:
+        if len(self._picks) <= self.max_picks:
+            return
+        excess = len(self._picks) - self.max_picks
+        for p in sorted(self._picks.values(), key=lambda p: (p.time_ns, p.id))[:excess]:
+            self._picks.pop(p.id)
+            self._arrival.pop(p.id, None)
+        self.dropped_picks += excess
+        log.warning("event stage: %d picks pending (max_picks %d): the %d oldest dropped",
+                    len(self._picks) + excess, self.max_picks, excess)
+
+    @staticmethod
+    def _same(a: Event, b: Event) -> bool:
+        return a.pick_ids == b.pick_ids and abs(a.time_ns - b.time_ns) < 1_000_000
+
+    def _alert(self, ev: Event, deleted: bool = False) -> Alert:
+        nets = sorted({a.pick.network for a in ev.arrivals})
+        arrival = max((self._arrival.get(p, 0) for p in ev.pick_ids), default=0)
+        details = {**ev.summary(), "deleted": deleted}
+        return Alert(kind=AlertKind.EVENT, network=nets[0] if len(nets) == 1 else "*",
+                     station="*", location="", channel="", time_ns=ev.time_ns,
+                     score=float(ev.n_stations), threshold=float(self.assoc.cfg.min_stations),
+                     model=self.model, newest_arrival_ns=arrival, phase=None, details=details)

@@ -1,0 +1,122 @@
+"""EventStage: pick alerts in, event alerts out; late and out-of-order picks, stable ids,
+deletion messages, schema."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from geosentry.stream.events.associate import Associator
+from geosentry.stream.events.picks import Pick
+from geosentry.stream.events.stage import EventStage
+from geosentry.stream.events.synthetic import Origin, false_picks, grid_network, picks_for
+from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
+
+T0 = 1_700_000_000 * NS_PER_S
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas"
+                     / "alert.v1.json").read_text())
+PICKER = ModelRef("picker", "1", "0" * 64)
+
+
+@pytest.fixture(scope="module")
+def tt() -> TravelTimes:
+    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
+
+
+def as_alert(p: Pick) -> Alert:
+    return Alert(AlertKind.PICK, p.network, p.station, "", "HHZ", p.time_ns, 0.9, 0.3, PICKER,
+                 p.time_ns + NS_PER_S, phase=p.phase.value, details={"detector": "picker"})
+
+
+def run(stage: EventStage, picks: list[Pick], batch: int) -> list[Alert]:
+    out: list[Alert] = []
+    for i in range(0, len(picks), batch):
+        out += stage.add([as_alert(p) for p in picks[i:i + batch]])
+    return out + stage.flush()
+
+
+def finals(alerts: list[Alert]) -> dict[str, Alert]:
+    last: dict[str, Alert] = {}
+    for a in alerts:
+        last[a.details["event_id"]] = a
+    return {k: a for k, a in last.items() if not a.details["deleted"]}
+
+
+def test_incremental_events_match_offline_and_ids_are_stable(tt: TravelTimes) -> None:
+    inv = grid_network(49, 15.0, seed=3)
+    rng = np.random.default_rng(1)
+    origins = [Origin(T0 + k * 20 * NS_PER_S, 45.0 + 0.04 * k, 10.0 - 0.03 * k, 8.0 + k)
+               for k in range(4)]
+    picks = [p for o in origins for p in picks_for(o, inv, tt, noise_s=0.05, rng=rng)]
+    picks += false_picks(inv, T0, 80.0, 0.002, rng)
+    picks.sort(key=lambda p: p.time_ns)
+    offline = Associator(inv, tt).associate(picks)[0]
+    assert len(offline) == 4
+    # arrival order: time order with local shuffles (out of order by up to ~5 s)
+    order = sorted(picks, key=lambda p: p.time_ns + random.Random(p.id).uniform(0, 5) * NS_PER_S)
+    alerts = run(EventStage(Associator(inv, tt), horizon_s=60.0), order, batch=25)
+    got = finals(alerts)
+    alert_id = {p.id: as_alert(p).id for p in picks}
+    assert len(got) == len(offline)
+    for a, e in zip(sorted(got.values(), key=lambda a: a.time_ns), offline):
+        same = set(a.details["pick_ids"]) & {alert_id[i] for i in e.pick_ids}
+        assert len(same) >= 0.95 * max(e.n_phases, len(a.details["pick_ids"]))
+    for a, e in zip(sorted(got.values(), key=lambda a: a.time_ns), offline):
+        assert abs(a.time_ns - e.time_ns) < 50_000_000  # the same origin within 50 ms
+    # updates of one event share its id, each update has its own alert id
+    by_event: dict[str, list[Alert]] = {}
+    for a in alerts:
+        by_event.setdefault(a.details["event_id"], []).append(a)
+    assert any(len(v) > 1 for v in by_event.values())
+    for v in by_event.values():
+        assert [a.details["update"] for a in v] == sorted({a.details["update"] for a in v})
+        assert len({a.id for a in v}) == len(v)
+    for a in alerts:
+        jsonschema.validate(json.loads(a.to_json()), SCHEMA)
+        assert a.kind is AlertKind.EVENT and a.station == "*"
+
+
+def test_same_result_for_another_arrival_order(tt: TravelTimes) -> None:
+    inv = grid_network(49, 15.0, seed=3)
+    rng = np.random.default_rng(2)
+    picks = [p for k in range(3) for p in picks_for(
+        Origin(T0 + k * 15 * NS_PER_S, 45.02 - 0.05 * k, 9.98 + 0.04 * k, 10.0), inv, tt,
+        noise_s=0.05, rng=rng)]
+    results = []
+    for seed in range(2):
+        order = sorted(picks, key=lambda p: p.time_ns + random.Random(f"{seed}{p.id}").uniform(
+            0, 8) * NS_PER_S)
+        got = finals(run(EventStage(Associator(inv, tt), horizon_s=60.0), order, batch=5))
+        results.append(sorted((round(a.time_ns / 1e7), tuple(a.details["pick_ids"]))
+                              for a in got.values()))
+    assert results[0] == results[1] and len(results[0]) == 3
+
+
+def test_dropped_event_gets_a_deletion_message_and_late_picks_are_counted(
+        tt: TravelTimes) -> None:
+    inv = grid_network(49, 15.0, seed=3)
+    origin = Origin(T0, 45.0, 10.0, 8.0)
+    picks = picks_for(origin, inv, tt)
+    near = sorted({p.key for p in picks}, key=lambda k: min(p.time_ns for p in picks
+                                                             if p.key == k))
+    four = [p for p in picks if p.key in near[6:10]]  # 4 stations, not the nearest ones
+    stage = EventStage(Associator(inv, tt), horizon_s=120.0)
+    first = stage.add([as_alert(p) for p in four])
+    assert len(first) == 1 and not first[0].details["deleted"]
+    # the 6 nearest stations then report (unrelated picks a minute later): they were
+    # working, yet had nothing for this event, which no longer holds
+    later = [p for p in picks if p.key in near[:6] and p.phase.value == "P"]
+    moved = [Pick(p.id + "x", p.network, p.station, p.phase, p.time_ns + (60 + 9 * k) * NS_PER_S)
+             for k, p in enumerate(later)]
+    second = stage.add([as_alert(p) for p in moved])
+    assert [a.details["deleted"] for a in second] == [True]
+    assert second[0].details["event_id"] == first[0].details["event_id"]
+    assert second[0].details["update"] == 1
+    stage.add([as_alert(Pick("y", "SY", "S0000", four[0].phase, T0 + 400 * NS_PER_S))])
+    assert stage.add([as_alert(four[0])]) == [] and stage.late_picks == 1
