@@ -89,10 +89,12 @@ class PolicySink:
         original: dict[int, Alert] = {}
         counts: dict[Action, int] = {}
         futures: list[asyncio.Future[None]] = []
+        held: list[Alert] = []
         for a in alerts:
             d = apply_policy(self.policy, self.audience, a)
             if d.alert is not None and d.release_ns > now:
                 futures.append(await self._hold(d.alert, d.release_ns))
+                held.append(a)
                 continue
             counts[d.action] = counts.get(d.action, 0) + 1
             if d.alert is not None:
@@ -101,9 +103,11 @@ class PolicySink:
         if deliver:
             try:
                 await self.inner.send(deliver)
-            except SinkError as exc:  # the retry (fanout) resends the originals, never copies
+            except SinkError as exc:  # the retry (fanout) resends the originals, never copies;
+                # the held ones too: holding again finds them and returns the same futures, so
+                # the caller still learns when they are released
                 if exc.undelivered is not None:
-                    exc.undelivered = [original.get(id(x), x) for x in exc.undelivered]
+                    exc.undelivered = [original.get(id(x), x) for x in exc.undelivered] + held
                 raise
         stamp = now_ns()
         for a in deliver:  # the pipeline's latency metric reads the originals

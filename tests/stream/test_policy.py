@@ -413,3 +413,49 @@ def test_located_event_follows_the_default_and_hides_pick_ids(
     assert event.details["pick_ids"] == picks  # the original is untouched
     opened = load_policy(write_policy(tmp_path, '[defaults]\npublic = "allow"\n'))
     assert apply_policy(opened, INT, event).alert is event  # nothing restricted: unchanged
+
+
+class PartlyAcknowledging(MemorySink):
+    """Injected fault a real broker cannot be made to produce on demand: the first send
+    acknowledges all but its last alert (a partial Kafka acknowledgement)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def send(self, alerts: list[Alert]) -> None:
+        from geosentry.stream.errors import SinkError
+
+        self.attempts += 1
+        if self.attempts == 1:
+            await super().send(alerts[:-1])
+            err = SinkError("1 alert not acknowledged", retriable=True)
+            err.undelivered = alerts[-1:]
+            raise err
+        await super().send(alerts)
+
+
+def test_partial_failure_keeps_the_embargo_on_the_commit(tmp_path: Path,
+                                                         real_alerts: list[Alert]) -> None:
+    """A retried send (only the unacknowledged alert is resent) still reports the held alerts:
+    the windows are ended only once the embargo is over."""
+    policy = load_policy(write_policy(tmp_path, RULES))
+    batch = of(real_alerts, "UH2")[:1] + of(real_alerts, "UH3")[:2]  # one held, two sent
+    clock = Clock(batch[0].time_ns)
+    metrics = Metrics()
+
+    async def main() -> None:
+        inner = PartlyAcknowledging()
+        sink = PolicySink(inner, INT, policy, metrics, clock=clock, poll_s=0.02)
+        ended: list[bool] = []
+        async with sink:
+            await Fanout([sink], metrics).send(batch, lambda: ended.append(True))
+            assert inner.attempts == 2 and [a.id for a in inner.alerts] == [
+                a.id for a in batch[1:]]
+            await asyncio.sleep(0.1)
+            assert ended == [] and sink.held == 1
+            clock.t_ns += 60 * NS_PER_S
+            await _until(lambda: ended == [True])
+            assert inner.alerts[-1].id == batch[0].id
+
+    asyncio.run(main())
