@@ -15,6 +15,7 @@ a CA made at start, SASL/SCRAM users, StandardAuthorizer ACLs), started by this 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -312,7 +313,7 @@ async def test_no_write_acl_on_the_alert_topic_fails_cleanly_and_loses_nothing(
 
 
 async def test_public_cannot_read_internal_and_an_untrusted_ca_is_refused(
-        secure: Secure) -> None:
+        secure: Secure, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     tag = uuid.uuid4().hex[:8]
     internal, public = f"internal-{tag}", f"public-{tag}"
     admin = secure.security("admin")
@@ -336,6 +337,18 @@ async def test_public_cannot_read_internal_and_an_untrusted_ca_is_refused(
                                           f"'pub-{tag}' as user 'public'"):
         await source.start()
     assert time.monotonic() - began < 10
+    # mutual TLS: the client certificate from the broker's CA is sent and accepted; a key file
+    # readable by others gets one warning
+    key = tmp_path / "client.key"
+    key.write_bytes((secure.state / "tls" / "client.key").read_bytes())
+    key.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="geosentry.stream.secrets"):
+        mtls = secure.security("public", cert_file=str(secure.state / "tls" / "client.pem"),
+                               key_file=str(key))
+    assert [r.getMessage() for r in caplog.records if "readable by group/others" in r.getMessage()
+            and str(key) in r.getMessage()], caplog.text
+    assert await read_topic(secure.bootstrap, public, idle_s=1.0,
+                            security=mtls) == [(b"k", b"open-data")]
     # a CA that did not sign the broker's certificate (the client certificate is no CA)
     untrusted = secure.security("public", ca_file=str(secure.state / "tls" / "client.pem"))
     source = KafkaSource(f"kafka://{secure.bootstrap}/{public}?group=pub-{tag}",
