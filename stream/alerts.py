@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from geosentry.stream.buffer.channel import BufferEventKind
@@ -36,6 +37,8 @@ class HealthEvent(StrEnum):
     OVERLOAD_STARTED = "overload_started"
     OVERLOAD_STOPPED = "overload_stopped"
     STALLED = "stalled"
+    # a source could not get data back (a SeedLink resume after the server's ring moved on)
+    SOURCE_GAP = "source_gap"
     # a geomagnetic instrument artefact (``geosentry.stream.detectors.geomag_artefacts``)
     ARTEFACT = "artefact"
 
@@ -46,6 +49,7 @@ HEALTH_EVENTS: frozenset[BufferEventKind] = frozenset(
 _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").hexdigest())
 _WATCHDOG = ModelRef("watchdog", "1", hashlib.sha256(b"geosentry.watchdog.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
+_SOURCE = ModelRef("source-resume", "1", hashlib.sha256(b"geosentry.source.v1").hexdigest())
 
 
 def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert:
@@ -60,6 +64,26 @@ def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert
                  threshold=float(str(info.get("max_lag_s", 0.0))), model=_OVERLOAD,
                  newest_arrival_ns=now_ns, phase=None,
                  details={"event": event.value, "detail": str(info.get("detector", "")), **info})
+
+
+def source_gap_alert(source: str, sid: str, after_ns: int, until_ns: int, now_ns: int) -> Alert:
+    """A ``health`` alert for data a source could not get back: channel ``sid``
+    (``NET.STA.LOC.CHA``) has nothing from just after ``after_ns`` (its last sample held) to
+    ``until_ns`` (the first one received again).
+
+    >>> a = source_gap_alert("seedlink:h:1", "BW.UH1..SHZ", 0, 2 * NS_PER_S, 5)
+    >>> a.details["event"], a.score, a.channel
+    ('source_gap', 2.0, 'SHZ')
+    """
+    net, sta, loc, cha = (sid.split(".") + ["", "", "", ""])[:4]
+    duration_s = (until_ns - after_ns) / NS_PER_S
+    return Alert(kind=AlertKind.HEALTH, network=net, station=sta, location=loc, channel=cha,
+                 time_ns=after_ns, score=duration_s, threshold=0.0, model=_SOURCE,
+                 newest_arrival_ns=now_ns, phase=None,
+                 details={"event": HealthEvent.SOURCE_GAP.value, "duration_s": round(duration_s, 6),
+                          "detail": f"not received from {source}",
+                          "until": datetime.fromtimestamp(until_ns // 1000 / 1e6, UTC)
+                          .strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
 
 
 def stall_alert(why: str, now_ns: int) -> Alert:

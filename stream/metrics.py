@@ -92,6 +92,13 @@ class Metrics:
             "geosentry_metrics_auth_failures", "Requests to /metrics answered 401 (no or wrong "
             "credentials)", registry=r)
 
+        self.source_gaps = Counter(
+            "geosentry_source_gaps", "Data a source could not get back (a SeedLink resume after "
+            "the server's buffer moved on), per channel and resume", ["source"], registry=r)
+        self.source_duplicates = Counter(
+            "geosentry_source_duplicates", "Records a source dropped because it had handed them "
+            "on already (a SeedLink resume from a shared ring position)", ["source"], registry=r)
+
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (0.0 when it was never touched)."""
         got = self.registry.get_sample_value(name, labels)

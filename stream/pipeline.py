@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from geosentry.stream.alerts import HEALTH_EVENTS, Coincidence, health_alert, overload_alert, stall_alert
+from geosentry.stream.alerts import source_gap_alert
 from geosentry.stream.buffer.channel import GAP_ACTIONS, REJECTIONS, BufferEventKind
 from geosentry.stream.buffer.windows import ChannelEvent, Windower
 from geosentry.stream.config import Config
@@ -30,7 +31,7 @@ from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
 from geosentry.stream.sinks.fanout import Fanout
-from geosentry.stream.sources import ReportsLag, Revocable, Source, is_live
+from geosentry.stream.sources import ReportsGaps, ReportsLag, Revocable, Source, SourceGap, is_live
 from geosentry.stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ class Pipeline:
             for src in self.sources:
                 if isinstance(src, Revocable):
                     src.on_revoke = partial(self._revoked, src.name)
+                if isinstance(src, ReportsGaps):  # SeedLink resumes: gaps and dropped repeats
+                    src.on_gap = partial(self._source_gap, src.name)
+                    src.on_duplicate = self.metrics.source_duplicates.labels(source=src.name).inc
             if not await self._start_all(self.sources, "source"):
                 return self.summary
             watchdog.start()
@@ -344,6 +348,12 @@ class Pipeline:
                 counters[1].inc()
             self.summary.windows += 1
             await self._runners[w.detector].put(w, token)
+
+    async def _source_gap(self, source: str, gap: SourceGap) -> None:
+        """Data a source could not get back (the source logged it): counted, health alert."""
+        self.metrics.source_gaps.labels(source=source).inc()
+        await self._send([source_gap_alert(source, gap.sid, gap.after_ns, gap.until_ns,
+                                           time.time_ns())])
 
     async def _overload(self, detector: str, started: bool, info: dict[str, object]) -> None:
         await self._send([overload_alert(started, info, time.time_ns())])

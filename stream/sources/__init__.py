@@ -17,6 +17,7 @@ exit).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from geosentry.stream.records import RawRecord
@@ -56,6 +57,27 @@ class Revocable(Protocol):
     ``on_revoke`` to commit what it can for them first."""
 
     on_revoke: Callable[[set[int]], Awaitable[None]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceGap:
+    """Data of channel ``sid`` (``NET.STA.LOC.CHA``) a source could not get: nothing from just
+    after ``after_ns`` (the last sample held) to ``until_ns`` (the first one received again)."""
+
+    sid: str
+    after_ns: int
+    until_ns: int
+    cause: str  # e.g. "resume"
+
+
+@runtime_checkable
+class ReportsGaps(Protocol):
+    """A source that resumes from a server's buffer (SeedLink): the pipeline sets ``on_gap``
+    (a health alert and a metric for data it could not get back) and ``on_duplicate`` (records
+    dropped because they were handed on already, counted)."""
+
+    on_gap: Callable[[SourceGap], Awaitable[None]] | None
+    on_duplicate: Callable[[int], None] | None
 
 
 class FiniteSource:

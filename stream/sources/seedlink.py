@@ -26,8 +26,16 @@ increasing, and a resume sends the low 24 bits of the next number, as a v3 serve
 
 Delivery is at-least-once: each record's ``ref`` is ``(source, station partition, sequence)``,
 and ``commit`` persists the sequence numbers whose alerts were acknowledged. After a reconnect
-in the same process the client resumes after the last record it handed on (no duplicates);
-after a restart it resumes after the last committed one.
+in the same process the client resumes after the last record it handed on; after a restart it
+resumes after the last committed one. ``resume=auto|station|ring`` (``auto``: ``ring`` against
+ringserver, whose numbers are positions in one ring for every station; see
+``geosentry.stream.seedlink.resume``): records a station already has are dropped and counted
+(``on_duplicate``), and data no server holds any more between the last record held and the first
+one received after a resume is logged once per channel and reported (``on_gap``).
+
+Authentication (protocol 4, ``AUTH``), without secrets in the URI: ``user=NAME`` with
+``password_file=PATH`` or ``password_env=VAR``, or ``token_file=PATH`` / ``token_env=VAR`` (JWT);
+only over TLS unless ``auth_plaintext=1``. A rejected login stops the source at once.
 """
 
 from __future__ import annotations
@@ -35,115 +43,29 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import os
 import ssl
-import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from seedlink_client import AsyncSeedLink, Protocol, SeedLinkError, SeedLinkPacket
+from seedlink_client import (AsyncSeedLink, Protocol, SeedLinkAuthError, SeedLinkError,
+                             SeedLinkPacket)
 from seedlink_client import _commands
 from seedlink_client.state import load_state
 from seedlink_client.streams import sort_streams
-from seedlink_client.time_utils import parse_timestring
 
 from geosentry import __version__
-from geosentry.stream.errors import ConfigError, SourceError
+from geosentry.stream.errors import SourceError
 from geosentry.stream.records import RawRecord, SourceRef, now_ns
+from geosentry.stream.seedlink.client_uri import TLS_PORT, SeedLinkURI, parse_seedlink
+from geosentry.stream.seedlink.resume import (V3_SEQ_MODULUS, ResumeBook, ResumeGap, ResumeMode,
+                                              channels_path, ring_numbered, save_state)
+from geosentry.stream.sources import SourceGap
 
+__all__ = ["TLS_PORT", "SeedLinkSource", "SeedLinkURI", "parse_seedlink", "save_state",
+           "seedlink_info"]
 log = logging.getLogger(__name__)
 _END = object()
-V3_SEQ_MODULUS = 1 << 24
-TLS_PORT = 18500
-
-
-@dataclass(frozen=True)
-class SeedLinkURI:
-    host: str
-    port: int
-    streams: list[tuple[str, list[str]]]
-    state: Path | None = None
-    protocol: Protocol | None = None
-    dialup: bool = False
-    timeout_s: float = 10.0
-    read_timeout_s: float = 60.0
-    keepalive_s: float = 20.0
-    max_backoff_s: float = 30.0
-    retries: int | None = None
-    tls: bool | None = None  # None: TLS on port 18500 only
-    tls_noverify: bool = False
-    ca_file: Path | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def _time(key: str, uri: str, text: str | None) -> datetime | None:
-    try:
-        return parse_timestring(text) if text else None
-    except ValueError as exc:
-        raise ConfigError(key, f"{uri!r}: invalid time {text!r} (expected ISO 8601)") from exc
-
-
-def parse_seedlink(uri: str, key: str = "--source", need_streams: bool = True) -> SeedLinkURI:
-    """Parse and validate a ``seedlink://`` URI (errors name the offending part)."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("seedlink", "seedlinks") or not parts.hostname:
-        raise ConfigError(key, f"expected seedlink[s]://HOST:PORT?streams=NET_STA:..., got {uri!r}")
-    q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    streams = []
-    for entry in filter(None, (e.strip() for e in q.pop("streams", "").split(","))):
-        sid, _, sels = entry.partition(":")
-        if "_" not in sid:
-            raise ConfigError(key, f"stream {entry!r}: station must be NET_STA")
-        streams.append((sid.upper(), sels.replace("+", " ").split()))
-    if not streams and need_streams:
-        raise ConfigError(key, f"{uri!r}: streams=NET_STA[:SELECTORS],... is required")
-    proto = q.pop("proto", "auto")
-    if proto not in ("auto", "3", "4"):
-        raise ConfigError(key, f"proto must be auto, 3 or 4, got {proto!r}")
-    try:
-        num = {k: float(q.pop(k)) for k in ("timeout_s", "read_timeout_s", "keepalive_s",
-                                            "max_backoff_s") if k in q}
-        retries = int(q.pop("retries")) if "retries" in q else None
-    except ValueError as exc:
-        raise ConfigError(key, f"{uri!r}: {exc}") from exc
-    tls_arg = q.pop("tls", None)
-    tls = (tls_arg.lower() in ("1", "true", "yes") if tls_arg is not None
-           else True if parts.scheme == "seedlinks" else None)
-    flags = {k: q.pop(k, "0").lower() in ("1", "true", "yes") for k in ("dialup", "tls_noverify")}
-    state, ca_file = q.pop("state", None), q.pop("ca_file", None)
-    start, end = _time(key, uri, q.pop("start", None)), _time(key, uri, q.pop("end", None))
-    if end is not None and start is None:
-        raise ConfigError(key, f"{uri!r}: end= needs start=")
-    if q:
-        raise ConfigError(key, f"{uri!r}: unknown parameter(s) {', '.join(sorted(q))}")
-    default_port = TLS_PORT if parts.scheme == "seedlinks" else 18000
-    return SeedLinkURI(parts.hostname, parts.port or default_port, streams,
-                       Path(state) if state else None,
-                       None if proto == "auto" else Protocol(proto), retries=retries, tls=tls,
-                       ca_file=Path(ca_file) if ca_file else None, start=start, end=end,
-                       **flags, **num)  # type: ignore[arg-type]
-
-
-def save_state(path: Path, seqs: dict[str, int]) -> None:
-    """Write ``{NET_STA: last sequence}`` as a libslink ``#V2`` state file, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("#V2 StationID  Sequence  [Timestamp]\n")
-            f.writelines(f"{sid} {seq}\n" for sid, seq in sorted(seqs.items()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SelectorRefused(SourceError):
@@ -157,6 +79,8 @@ class _StrictSeedLink(AsyncSeedLink):
     ``1000000`` after ``FFFFFF``)."""
 
     ca_file: Path | None = None
+    resume: ResumeMode = ResumeMode.STATION
+    ring_position: int | None = None  # RING resume: the last sequence every station has
 
     def _ssl_context(self) -> ssl.SSLContext:
         context = super()._ssl_context()
@@ -171,6 +95,11 @@ class _StrictSeedLink(AsyncSeedLink):
         if self.protocol is None:  # chosen by connect(), which negotiation always follows
             raise SeedLinkError("negotiating before the server's protocol version is known")
         self._match_cache.clear()
+        ring = self.resume is ResumeMode.RING or (self.resume is ResumeMode.AUTO
+                                                  and ring_numbered(self.server_id))
+        if ring and self.ring_position is not None:  # one ring: every station from one place
+            for stream in self._streams:
+                stream.seqnum = self.ring_position
         if self.protocol is Protocol.V3:  # the library sends seqnum + 1, in hex
             for stream in self._streams:
                 if stream.seqnum is not None:
@@ -195,15 +124,23 @@ def _make_client(u: SeedLinkURI) -> _StrictSeedLink:
     client = _StrictSeedLink(u.host, u.port, timeout=u.timeout_s, tls=u.tls,
                              tls_noverify=u.tls_noverify, protocol=u.protocol,
                              keepalive=u.keepalive_s, idle_timeout=u.read_timeout_s,
-                             dialup=u.dialup, clientname="geosentry", clientversion=__version__)
+                             dialup=u.dialup, clientname="geosentry", clientversion=__version__,
+                             auth=None if u.auth is None else u.auth.for_client())
     client.ca_file = u.ca_file
+    client.resume = u.resume
     if u.start is not None:
         client.set_timewindow(u.start, u.end)
     return client
 
 
 def _untrusted(exc: BaseException, u: SeedLinkURI) -> SourceError | None:
-    """A clear, final error when the server's TLS certificate is not trusted."""
+    """A clear, final error when the server's TLS certificate is not trusted or it refused
+    our credentials (retrying cannot help either)."""
+    if isinstance(exc, SeedLinkAuthError) and u.auth is not None:
+        return SourceError(f"seedlink:{u.host}:{u.port}: authentication failed (AUTH "
+                           f"{u.auth.method}{'' if u.auth.user is None else ' as ' + u.auth.user}"
+                           f", secret from {u.auth.source}): server said "
+                           f"{exc.code or 'ERROR'} {exc}".rstrip())
     cause = exc.__cause__
     if not isinstance(cause, ssl.SSLCertVerificationError):
         return None
@@ -236,8 +173,11 @@ class SeedLinkSource:
         self.name = f"seedlink:{self.uri.host}:{self.uri.port}"
         self.finite = self.uri.dialup or self.uri.end is not None
         self.live = not self.finite
-        self.delivered: dict[str, int] = {}  # last sequence handed on, per station
-        self.committed: dict[str, int] = {}  # last sequence acknowledged by the pipeline
+        self.book = ResumeBook()  # sequence numbers and channel end times, handed on and acked
+        self.duplicates = 0  # records dropped because their station had them already
+        self.gaps: list[ResumeGap] = []  # data a resume could not get back
+        self.on_gap: Callable[[SourceGap], Awaitable[None]] | None = None
+        self.on_duplicate: Callable[[int], None] | None = None
         self._partitions: dict[str, int] = {}
         self._stations: list[str] = []
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=512)
@@ -251,11 +191,22 @@ class SeedLinkSource:
         if path is not None and path.exists() and not self.committed:
             try:
                 loaded = await asyncio.to_thread(load_state, str(path))
+                self.book.load({sid: seq for sid, (seq, _) in loaded.items() if seq is not None},
+                               channels_path(path))
             except (OSError, ValueError) as exc:
-                raise SourceError(f"cannot read SeedLink state file {path}: {exc}") from exc
-            self.committed = {sid: seq for sid, (seq, _) in loaded.items() if seq is not None}
-            self.delivered = dict(self.committed)
+                raise SourceError(f"cannot read SeedLink state file {path} (or "
+                                  f"{channels_path(path).name} beside it): {exc}") from exc
             log.info("%s: resuming from %s: %s", self.name, path, self.committed)
+
+    @property
+    def delivered(self) -> dict[str, int]:
+        """Last sequence number handed on, per station."""
+        return self.book.delivered
+
+    @property
+    def committed(self) -> dict[str, int]:
+        """Last sequence number acknowledged by the pipeline, per station."""
+        return self.book.committed
 
     async def __aenter__(self) -> SeedLinkSource:
         await self.start()
@@ -273,6 +224,7 @@ class SeedLinkSource:
     def _client(self) -> _StrictSeedLink:
         u = self.uri
         client = _make_client(u)
+        client.ring_position = self.book.ring_position()
         exact = {sid for sid, _ in u.streams if not any(c in sid for c in "*?")}
         for sid, sels in u.streams:
             client.add_stream(sid, sels or None, seqnum=self.delivered.get(sid))
@@ -290,6 +242,12 @@ class SeedLinkSource:
             client = self._client()
             try:
                 await client.connect()
+                if u_auth_needs_v4(self.uri, client):
+                    await self._queue.put(SourceError(
+                        f"{self.name}: AUTH needs SeedLink protocol 4; the server offers only "
+                        f"protocol {client.protocol.value if client.protocol else '?'}"))
+                    return
+                self.book.connected()
                 log.info("%s: connected (%s, protocol %s)", self.name, client.server_id,
                          client.protocol.value if client.protocol else "?")
                 packets = client.collect(reconnect=False)
@@ -346,35 +304,35 @@ class SeedLinkSource:
             pkt, v3 = item
             assert isinstance(pkt, SeedLinkPacket)
             sid = pkt.station_id
-            seq = None if pkt.seqnum is None else self._sequence(sid, pkt.seqnum, v3)
-            if seq is None:
-                continue  # never hand on a record twice within one process
-            self.delivered[sid] = seq
+            seq = None if pkt.seqnum is None else self.book.sequence(sid, pkt.seqnum, v3)
+            if seq is None:  # never hand on a record twice within one process
+                self.duplicates += 1
+                if self.on_duplicate is not None:
+                    self.on_duplicate(1)
+                continue
+            gap = self.book.hand_on(sid, seq, pkt.payload)
+            if gap is not None:
+                await self._report(gap)
             net, _, sta = sid.partition("_")
             yield RawRecord(pkt.payload, now_ns(), key=f"{net}.{sta}",
                             ref=SourceRef(self.name, self._partition(sid), seq))
 
-    def _sequence(self, sid: str, raw: int, v3: bool) -> int | None:
-        """The packet's 64-bit sequence number, or None when it was handed on already. A v3
-        number (24 bits) is the one after the last delivered with those low bits."""
-        last = self.delivered.get(sid)
-        if last is None:
-            return raw
-        if not v3:
-            return raw if raw > last else None
-        step = (raw - last) % V3_SEQ_MODULUS
-        return last + step if 0 < step < V3_SEQ_MODULUS // 2 else None
+    async def _report(self, gap: ResumeGap) -> None:
+        """One log line, then the pipeline's health alert and metric (``on_gap``)."""
+        self.gaps.append(gap)
+        log.warning("%s: %s: data missing from %s to %s (%.3f s): not received after a resume "
+                    "(the server no longer holds it, or never had it)", self.name, gap.sid,
+                    _iso(gap.after_ns), _iso(gap.until_ns), gap.duration_s)
+        if self.on_gap is not None:
+            await self.on_gap(SourceGap(gap.sid, gap.after_ns, gap.until_ns, "resume"))
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """``{station partition: next sequence}``: persist ``next - 1`` as done."""
         changed = False
         for part, next_seq in offsets.items():
-            sid = self._stations[part]
-            if next_seq - 1 > self.committed.get(sid, -1):
-                self.committed[sid] = next_seq - 1
-                changed = True
+            changed |= self.book.commit(self._stations[part], next_seq - 1)
         if changed and self.uri.state is not None:
-            await asyncio.to_thread(save_state, self.uri.state, dict(self.committed))
+            await asyncio.to_thread(self.book.save, self.uri.state)
 
     def stop_reading(self) -> None:
         self._stopping.set()
@@ -383,5 +341,18 @@ class SeedLinkSource:
         self._stopping.set()
         reader, self._reader = self._reader, None
         if reader is not None:
-            reader.cancel()
+            while not reader.done():  # seedlink-client polls with wait_for, which on Python 3.11
+                reader.cancel()       # can swallow a cancel: repeat it until the task ends
+                await asyncio.wait({reader}, timeout=0.5)
             await asyncio.gather(reader, return_exceptions=True)
+
+
+def u_auth_needs_v4(u: SeedLinkURI, client: AsyncSeedLink) -> bool:
+    """Credentials are configured but the connection is not protocol 4 (no AUTH was sent)."""
+    return u.auth is not None and client.protocol is not Protocol.V4
+
+
+def _iso(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -2,12 +2,14 @@
 
 For every record: write it to ``OUT_DIR/NET_STA/SEQ`` (atomically), log ``NET_STA SEQ`` to
 ``OUT_DIR/delivered.log``, then commit it (the state file advances). Exits after N records
-have been written in total (this run and earlier, killed ones).
+have been written in total (this run and earlier, killed ones). On a clean exit, writes
+``OUT_DIR/summary-PID.json``: the duplicates the source dropped and the gaps it reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,6 +36,9 @@ async def main(uri: str, out: Path, total: int) -> None:
                 break
     finally:
         await source.stop()
+    (out / f"summary-{os.getpid()}.json").write_text(json.dumps({
+        "duplicates": source.duplicates,
+        "gaps": [[g.sid, g.after_ns, g.until_ns] for g in source.gaps]}))
 
 
 if __name__ == "__main__":
