@@ -98,8 +98,9 @@ class _StrictSeedLink(AsyncSeedLink):
         ring = self.resume is ResumeMode.RING or (self.resume is ResumeMode.AUTO
                                                   and ring_numbered(self.server_id))
         if ring and self.ring_position is not None:  # one ring: every station from one place
+            position = await self._in_ring(self.ring_position)
             for stream in self._streams:
-                stream.seqnum = self.ring_position
+                stream.seqnum = position
         if self.protocol is Protocol.V3:  # the library sends seqnum + 1, in hex
             for stream in self._streams:
                 if stream.seqnum is not None:
@@ -118,6 +119,29 @@ class _StrictSeedLink(AsyncSeedLink):
             if resp is not None and not resp:
                 raise SelectorRefused(f"server refused {cmd.text!r}: {resp.message or 'ERROR'}")
         self._streaming = True
+
+
+    async def _in_ring(self, position: int) -> int:
+        """``position`` (resume after it), or just before the oldest record the server still
+        holds when its ring has moved past it: ringserver would otherwise start at the next new
+        record and drop all it holds (what is lost in between is reported as a gap)."""
+        if self.protocol is not Protocol.V4:
+            return position
+        try:
+            doc = await self.info_dict("STATIONS")
+        except (SeedLinkError, ValueError) as exc:
+            log.debug("INFO STATIONS before a ring resume failed: %s", exc)
+            return position
+        firsts = [st["start_seq"] for st in doc.get("station", [])
+                  if isinstance(st, dict) and isinstance(st.get("start_seq"), int)]
+        oldest = min(firsts, default=None)
+        if oldest is None or position + 1 > oldest:
+            return position
+        # ringserver 4.5 answers DATA <its oldest> like DATA alone (new records only), so ask
+        # for the one after it: one record more is lost, and reported with the rest
+        log.warning("%s:%d: the server's ring has moved past position %d; resuming from its "
+                    "oldest record but one, %d", self._host, self._port, position + 1, oldest + 1)
+        return oldest
 
 
 def _make_client(u: SeedLinkURI) -> _StrictSeedLink:
