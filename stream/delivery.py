@@ -4,17 +4,23 @@ An input record is *done* when (a) no window that can still be cut needs its sam
 (b) every window cut from them (and every health alert they raised) has had its alerts
 acknowledged by all sinks. The committable offset of a partition is the first record not done,
 so a restarted worker re-reads exactly what it may still need; duplicates that this causes carry
-the same deterministic alert ``id``.
+the same deterministic alert ``id``. With a ``resume_ns`` rule (``committable``) the offset
+also leaves room to rebuild detector state, and ``marks`` says what a re-read may skip
+(``geosentry.stream.resume``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from geosentry.stream.records import InstrumentId, SourceRef
+from geosentry.stream.resume import ResumeMark
+
+#: ``ResumeMark.resume_ns`` when nothing of a partition is pending: every re-read is a replay
+ALL_DELIVERED_NS = 2**62
 
 
 @dataclass(slots=True)
@@ -31,6 +37,10 @@ class DeliveryTracker:
         self._inflight: dict[InstrumentId, dict[int, int]] = {}
         self._tokens = itertools.count()
         self._finished: set[str] = set()
+        self._members: dict[tuple[str, int], Counter[InstrumentId]] = {}  # instruments pending
+        self._seen: dict[tuple[str, int], int] = {}  # next offset after the newest registered
+        #: the ``ResumeMark`` of each partition's latest committable offset
+        self.marks: dict[tuple[str, int], ResumeMark] = {}
 
     def finish(self, source: str) -> None:
         """``source`` reached the end of its data: leftover samples will never form a window."""
@@ -40,8 +50,11 @@ class DeliveryTracker:
         """Register an input record (``inst=None``: nothing retained, done at once)."""
         if ref is None:
             return
-        self._pending.setdefault((ref.source, ref.partition), deque()).append(
-            _Entry(ref.offset, inst, end_ns))
+        key = (ref.source, ref.partition)
+        self._pending.setdefault(key, deque()).append(_Entry(ref.offset, inst, end_ns))
+        self._seen[key] = max(self._seen.get(key, 0), ref.offset + 1)
+        if inst is not None:
+            self._members.setdefault(key, Counter())[inst] += 1
 
     def forget(self, refs: Iterable[SourceRef]) -> None:
         """These inputs were rejected after being registered (a record from the future: nothing
@@ -53,7 +66,8 @@ class DeliveryTracker:
                 continue
             for e in reversed(entries):
                 if e.offset <= ref.offset:
-                    if e.offset == ref.offset:
+                    if e.offset == ref.offset and e.inst is not None:
+                        self._leave((ref.source, ref.partition), e.inst)
                         e.inst = None
                     break
 
@@ -61,8 +75,8 @@ class DeliveryTracker:
         """Partitions revoked in a rebalance: their records are the new owner's now (it re-reads
         from the commit made on revocation), so nothing of theirs is tracked here any more."""
         for partition in partitions:
-            self._pending.pop((source, partition), None)
-            self._next.pop((source, partition), None)
+            for table in (self._pending, self._next, self._members, self._seen, self.marks):
+                table.pop((source, partition), None)
 
     def begin(self, inst: InstrumentId, start_ns: int) -> int:
         """A window (or health alert) from ``inst`` starting at ``start_ns`` is in flight."""
@@ -73,26 +87,63 @@ class DeliveryTracker:
     def end(self, inst: InstrumentId, token: int) -> None:
         self._inflight.get(inst, {}).pop(token, None)
 
-    def committable(self, needed_ns: Callable[[InstrumentId], int | None]
+    def committable(self, needed_ns: Callable[[InstrumentId], int | None],
+                    resume_ns: Callable[[InstrumentId], int] | None = None
                     ) -> dict[str, dict[int, int]]:
-        """``{source: {partition: next offset to read}}`` for partitions that moved forward."""
+        """``{source: {partition: next offset to read}}`` for partitions that moved forward.
+
+        ``resume_ns(instrument)``: data before its first undelivered window a restarted worker
+        must re-read (``Windower.resume_ns``); offsets then stay that far back, and ``marks``
+        holds each moved partition's ``ResumeMark``."""
         out: dict[str, dict[int, int]] = {}
         for key, entries in self._pending.items():
             moved = False
             finished = key[0] in self._finished
-            while entries and self._done(entries[0], needed_ns, finished):
-                self._next[key] = entries.popleft().offset + 1
+            oldest_ns = self._oldest_undelivered(key, needed_ns, finished) if resume_ns else None
+            while entries and self._done(entries[0], needed_ns, finished, oldest_ns, resume_ns):
+                e = entries.popleft()
+                if e.inst is not None:
+                    self._leave(key, e.inst)
+                self._next[key] = e.offset + 1
                 moved = True
             if moved:
                 out.setdefault(key[0], {})[key[1]] = self._next[key]
+                self.marks[key] = ResumeMark(ALL_DELIVERED_NS if oldest_ns is None else oldest_ns,
+                                             self._seen.get(key, 0))
         return out
 
+    def _leave(self, key: tuple[str, int], inst: InstrumentId) -> None:
+        members = self._members.get(key)
+        if members is not None:
+            members[inst] -= 1
+            if members[inst] <= 0:
+                del members[inst]
+
+    def _undelivered_ns(self, inst: InstrumentId, needed_ns: Callable[[InstrumentId], int | None],
+                        finished: bool) -> int | None:
+        """Data time of ``inst``'s oldest window not yet delivered (None: nothing pending)."""
+        needed = None if finished else needed_ns(inst)
+        inflight = self._inflight.get(inst)
+        times = ([needed] if needed is not None else []) + (
+            [min(inflight.values())] if inflight else [])
+        return min(times) if times else None
+
+    def _oldest_undelivered(self, key: tuple[str, int],
+                            needed_ns: Callable[[InstrumentId], int | None],
+                            finished: bool) -> int | None:
+        """The partition's ``ResumeMark.resume_ns``: the oldest undelivered window of any
+        instrument it holds records of (None: everything it holds was delivered)."""
+        times = [t for inst in self._members.get(key, ())
+                 if (t := self._undelivered_ns(inst, needed_ns, finished)) is not None]
+        return min(times) if times else None
+
     def _done(self, e: _Entry, needed_ns: Callable[[InstrumentId], int | None],
-              finished: bool) -> bool:
+              finished: bool, oldest_ns: int | None = None,
+              resume_ns: Callable[[InstrumentId], int] | None = None) -> bool:
         if e.inst is None:
             return True
-        needed = None if finished else needed_ns(e.inst)
-        if needed is not None and needed <= e.end_ns:
-            return False
-        inflight = self._inflight.get(e.inst)
-        return not inflight or min(inflight.values()) > e.end_ns
+        if oldest_ns is not None and resume_ns is not None \
+                and e.end_ns >= oldest_ns - resume_ns(e.inst):
+            return False  # a restart needs it to warm up (geosentry.stream.resume)
+        undelivered = self._undelivered_ns(e.inst, needed_ns, finished)
+        return undelivered is None or undelivered > e.end_ns

@@ -72,6 +72,10 @@ class Metrics:
         self.sink_errors = Counter(
             "geosentry_sink_errors", "Failed deliveries to a sink, each retried with backoff",
             ["sink"], registry=r)
+        self.replay_windows = Counter(
+            "geosentry_replay_windows", "Windows a restarted worker re-cut only to rebuild "
+            "detector state: delivered before the restart, not sent again (stream/resume.py)",
+            registry=r)
         self.watchdog_stalls = Counter(
             "geosentry_watchdog_stalls", "Episodes of pending work with no progress (or a "
             "blocked event loop) for watchdog_s", registry=r)

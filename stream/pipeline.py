@@ -22,8 +22,10 @@ from geosentry.stream.alerts import source_gap_alert
 from geosentry.stream.buffer.channel import GAP_ACTIONS, REJECTIONS, BufferEventKind
 from geosentry.stream.buffer.windows import ChannelEvent, Windower
 from geosentry.stream.config import Config
+from geosentry.stream.console.observer import Observer
 from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.delivery import DeliveryTracker
+from geosentry.stream.events.service import EventService
 from geosentry.stream.detectors.base import Detector, LoadedModel
 from geosentry.stream.errors import DecodeError, RejectReason
 from geosentry.stream.inference.runner import BatchRunner, inference_workers
@@ -31,7 +33,8 @@ from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
 from geosentry.stream.sinks.fanout import Fanout
-from geosentry.stream.sources import ReportsGaps, ReportsLag, Revocable, Source, SourceGap, is_live
+from geosentry.stream.sources import (ReportsGaps, ReportsLag, Resumable, Revocable, Source,
+                                      SourceGap, is_live)
 from geosentry.stream.supervision import ExitCode, Watchdog, supervise
 
 log = logging.getLogger(__name__)
@@ -89,10 +92,13 @@ class Pipeline:
         self.windower = Windower([d.spec for d in detectors], cfg.buffer,  # live: clock policy
                                  live=bool(sources) and all(is_live(s) for s in sources))
         self.tracker = DeliveryTracker()
+        self.events = (EventService(cfg.stations, self.tracker, self.metrics)  # [stations]
+                       if cfg.stations is not None else None)
         self.coincidence = (Coincidence(cfg.coincidence.min_stations, cfg.coincidence.window_s)
                             if cfg.coincidence.enabled else None)
         self.summary = Summary()
         self.keep_alerts = keep_alerts
+        self.observer: Observer | None = None  # the operator console (geosentry.stream.console)
         self._log_once = _LogOnce()
         self._stop = asyncio.Event()
         self._deadline = float("inf")
@@ -100,6 +106,8 @@ class Pipeline:
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
         self._window_counters: dict[str, tuple[Any, Any]] = {}
+        self._resumable = {s.name: s for s in sources if isinstance(s, Resumable)}
+        self._partition_of: dict[InstrumentId, tuple[str, int]] = {}
 
     def request_stop(self) -> None:
         """Stop reading; ``run`` then drains, commits and returns."""
@@ -191,8 +199,11 @@ class Pipeline:
         drains = asyncio.gather(*(r.drain() for r in self._runners.values()))
         try:
             await asyncio.wait_for(drains, self._remaining())
+            if self.events is not None:  # the events stage's last update, then the commit
+                await asyncio.wait_for(self._send(*self.events.flush()), self._remaining())
         except TimeoutError:
-            self.summary.undelivered_windows = self._pending()
+            self.summary.undelivered_windows = self._pending() + (self.events.held
+                                                                  if self.events else 0)
             log.error("shutdown timeout (%g s): %d windows not processed or not delivered; "
                       "their input is not committed", self.cfg.shutdown_timeout_s,
                       self.summary.undelivered_windows)
@@ -307,13 +318,22 @@ class Pipeline:
                                "%s: channel not used by any detector", rec.sid)
                 self.tracker.record(rec.ref, None, 0)
                 continue
-            windows, events = self.windower.push(rec)
+            if self.observer is not None:
+                self.observer.record(rec)
+            src = self._resumable.get(source)
+            if src is not None and rec.ref is not None:  # whose state a rebalance takes away
+                self._partition_of[Windower.instrument_key(rec)] = (source, rec.ref.partition)
+            windows, events = self.windower.push(rec, 0 if src is None or rec.ref is None else
+                                                 src.replay_before_ns(rec.ref.partition,
+                                                                      rec.ref.offset))
             self.tracker.record(rec.ref, Windower.instrument_key(rec), rec.end_ns)
             await self._handle_events(events, rec.arrival_ns)
             await self._enqueue(windows)
 
     async def _handle_events(self, events: list[ChannelEvent], arrival_ns: int) -> None:
         m = self.metrics
+        if self.observer is not None and events:
+            self.observer.events(events)
         health: list[tuple[InstrumentId, Alert]] = []
         for ev in events:
             kind = ev.event.kind  # counted by kind (buffer.channel tables), never by its text
@@ -360,10 +380,21 @@ class Pipeline:
 
     # ---- delivery --------------------------------------------------------------------------
     async def _deliver(self, results: list[tuple[Window, list[Alert]]], tokens: list[int]) -> None:
-        alerts = [a for _, batch in results for a in batch]
+        # in time order: which station of a batch comes first must not change what the
+        # coincidence reports (windows of every station end on the same grid)
+        alerts = sorted((a for w, batch in results if not w.replay for a in batch),
+                        key=lambda a: a.time_ns)
+        replayed = [a for w, batch in results if w.replay for a in batch]
+        if replayed:  # delivered before a restart: only the state they leave counts
+            self.metrics.replay_windows.inc(sum(w.replay for w, _ in results))
+            if self.coincidence is not None:
+                self.coincidence.add(sorted(replayed, key=lambda a: a.time_ns))
         if self.coincidence is not None and alerts:
             alerts += self.coincidence.add(alerts)
         ends = [(w.instrument, token) for (w, _), token in zip(results, tokens)]
+        if self.events is not None:  # picks -> event alerts; picks' input held till delivered
+            alerts, held = self.events.take(results, alerts)
+            ends += held
         if alerts:  # ended once delivered everywhere (an embargo: when it ends, see fanout)
             await self._send(alerts, partial(self._end, ends))
         else:
@@ -375,6 +406,8 @@ class Pipeline:
 
     async def _send(self, alerts: list[Alert], then: Callable[[], None] | None = None) -> None:
         await self.fanout.send(alerts, then)
+        if self.observer is not None:
+            self.observer.alerts(alerts)
         for a in alerts:
             for sink in self.sinks:
                 self.metrics.alerts_out.labels(kind=a.kind, sink=sink.name).inc()
@@ -401,8 +434,11 @@ class Pipeline:
 
     async def _commit(self) -> None:
         self.tracker.forget(self.windower.take_dropped())  # rejected by the clock policy: done
-        offsets = self.tracker.committable(self.windower.needed_ns)
+        offsets = self.tracker.committable(self.windower.needed_ns, self.windower.resume_ns)
         for src in self.sources:
+            if src.name in offsets and isinstance(src, Resumable):
+                src.keep_marks({p: m for (name, p), m in self.tracker.marks.items()
+                                if name == src.name and p in offsets[src.name]})
             if src.name in offsets:
                 await src.commit(offsets[src.name])
             if isinstance(src, ReportsLag):
@@ -415,6 +451,11 @@ class Pipeline:
         stop tracking them (the new owner re-reads from there)."""
         await self._commit()
         self.tracker.drop_partitions(source, partitions)
+        gone = [k for k, where in self._partition_of.items()
+                if where[0] == source and where[1] in partitions]
+        self.windower.forget(gone)  # the new owner rebuilds their state from its commit
+        for key in gone:
+            del self._partition_of[key]
 
     async def _commit_loop(self, watchdog: Watchdog) -> None:
         while True:

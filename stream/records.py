@@ -178,6 +178,12 @@ class Window:
     newest_arrival_ns: int
     detector: str
     first: bool = False
+    #: a window a restarted worker re-cuts only to rebuild detector state: it was delivered
+    #: before the restart, so its alerts are not sent again (``geosentry.stream.resume``)
+    replay: bool = False
+    #: samples at the front of a stream's first window held flat before its first sample
+    #: (windows start on an absolute grid: ``geosentry.stream.buffer.windows.grid_start``)
+    pad_samples: int = 0
 
     @property
     def site_key(self) -> str:
@@ -236,6 +242,8 @@ class Alert:
         """Deterministic from station, kind, phase, time and model, so consumers can dedupe."""
         basis = "|".join((self.network, self.station, self.location, self.kind, self.phase or "",
                           str(self.time_ns // 10_000_000), self.model.name, self.model.version))
+        if self.station == "*":  # a network alert: one per detector feeding it
+            basis += f"|{self.details.get('detector', '')}"
         if self.kind is AlertKind.HEALTH:  # several health events can share a time: tell them apart
             basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
         if self.kind is AlertKind.EVENT:  # one id per event and update (its origin time moves)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 import numpy as np
 import obspy
 
+from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.decode.mseed import encode_traces as mseed_records
 from geosentry.stream.kafka_security import KafkaSecurity
 from geosentry.stream.records import Alert, RawRecord, now_ns
@@ -88,6 +89,23 @@ def network_copies(copies: int) -> list[tuple[bytes, bytes]]:
             tr.stats.station = f"{tr.stats.station[:3]}{k:02d}"
             out += [(tr.stats.endtime.ns, f"BW.{tr.stats.station}".encode(), p)
                     for p in mseed_records(tr)]
+    return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
+
+
+def long_network(copies: int, repeats: int) -> list[tuple[bytes, bytes]]:
+    """``(key NET.STA, record)`` like ``network_copies``, each station's recording repeated
+    ``repeats`` times back to back in time (a stream longer than a restart's warm-up), records
+    of all stations interleaved by end time as a live feed delivers them."""
+    out = []
+    for k in range(copies):
+        for tr in demo_stream():
+            span_s = tr.stats.endtime - tr.stats.starttime + tr.stats.delta
+            for r in range(repeats):
+                part = tr.copy()
+                part.stats.station = f"{tr.stats.station[:3]}{k:02d}"
+                part.stats.starttime += r * span_s
+                out += [(decode_payload(p, 0)[0].end_ns, f"BW.{part.stats.station}".encode(), p)
+                        for p in mseed_records(part)]
     return [(key, p) for _, key, p in sorted(out, key=lambda t: t[0])]
 
 

@@ -64,6 +64,8 @@ class WindowSpec:
     ``channels``: channel kinds (``CHANNEL_KINDS``) or band + instrument patterns (``HH``,
     ``?F``) it applies to. ``min_rate_hz`` / ``max_rate_hz``: the native rates it runs on.
     ``lengths_s``: named durations that must be at least one sample at the rate it runs at.
+    ``state_s``: how much data before a window the detector's state remembers (a recursive
+    filter's settling time); with ``window_s`` and ``stride_s`` it makes ``resume_s``.
     """
 
     detector: str
@@ -76,6 +78,14 @@ class WindowSpec:
     min_rate_hz: float = 0.0
     max_rate_hz: float = math.inf
     lengths_s: tuple[tuple[str, float], ...] = ()
+    state_s: float = 0.0
+
+    @property
+    def resume_s(self) -> float:
+        """Data a restarted worker re-reads before the first window it owes, so that window
+        and every later one come out as they did before the restart (``geosentry.stream.resume``):
+        the window before it (``window_s + stride_s``) plus the state the detector carries."""
+        return self.window_s + self.stride_s + self.state_s
 
     def samples(self, rate_hz: float) -> tuple[int, int]:
         """(window, stride) in samples at ``rate_hz``."""

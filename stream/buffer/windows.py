@@ -26,10 +26,27 @@ from geosentry.stream.config import BufferConfig
 from geosentry.stream.records import NS_PER_S, InstrumentId, Record, SourceRef, Window
 
 __all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
-           "WindowSpec", "Windower", "channel_kind", "component_of"]
+           "WindowSpec", "Windower", "channel_kind", "component_of", "grid_start"]
 log = logging.getLogger(__name__)
 #: SEED orientation codes mapped onto the component letters detectors ask for.
 COMPONENT_ALIASES = {"1": "N", "2": "E"}
+
+
+def grid_start(t0_ns: int, stride_ns: int, period_ns: float) -> int:
+    """Where a stream whose first sample is at ``t0_ns`` starts its windows: the sample time
+    (on ``t0_ns``'s sample lattice) nearest at or after the last multiple of the stride since
+    1970 at or before ``t0_ns``. Windows then fall on the same absolute grid wherever a stream
+    (or a restarted worker's re-read) begins, so they, and the alerts cut from them, repeat
+    exactly; the first window is held flat before ``t0_ns``.
+
+    >>> grid_start(12_345_000_000, 5_000_000_000, 10_000_000)  # 12.345 s, 5 s stride, 100 Hz
+    10005000000
+    >>> grid_start(10_000_000_000, 5_000_000_000, 10_000_000)
+    10000000000
+    """
+    grid_ns = t0_ns - t0_ns % stride_ns
+    back = math.floor((t0_ns - grid_ns) / period_ns) if period_ns > 0 else 0
+    return t0_ns - round(back * period_ns)
 
 
 def component_of(channel: str) -> str:
@@ -82,6 +99,8 @@ class Instrument:
     cursors: dict[str, _Cursor] = field(default_factory=dict)
     specs: list[WindowSpec] = field(default_factory=list)  # the detectors this instrument feeds
     last_arrival_ns: int = 0  # arrival of its newest record the clock policy did not reject
+    #: windows starting before this were delivered before a restart (``Window.replay``)
+    replay_before_ns: int = 0
     span_ns: int = 0  # time span of its newest record (slow channels send rarely)
 
     @property
@@ -132,12 +151,18 @@ class Windower:
         """Whether any detector uses this channel (others are counted as ``unknown_channel``)."""
         return len(rec.channel) == 3 and component_of(rec.channel) in self.route(rec.channel[:2])[1]
 
-    def push(self, rec: Record) -> tuple[list[Window], list[ChannelEvent]]:
+    def push(self, rec: Record, replay_before_ns: int = 0
+             ) -> tuple[list[Window], list[ChannelEvent]]:
+        """Add a record; the windows it completes and the policy events it raised.
+        ``replay_before_ns``: the record is one a restarted worker re-reads, and windows of its
+        instrument starting before that time were delivered before (``Window.replay``); it is
+        read when the record starts its instrument."""
         key = self.instrument_key(rec)
         inst = self.instruments.get(key)
         if inst is None:
             inst = Instrument(rec.network, rec.station, rec.location, rec.channel[:2], rec.start_ns,
-                              specs=self.route(rec.channel[:2])[0])
+                              specs=self.route(rec.channel[:2])[0],
+                              replay_before_ns=replay_before_ns)
             self.instruments[key] = inst
         comp = component_of(rec.channel)
         buf = inst.buffers.get(comp)
@@ -156,7 +181,11 @@ class Windower:
             buf.dropped_refs.clear()
         if not events and all(self._waiting(inst, spec) for spec in inst.specs):
             return [], events  # fast path: no detector has a complete window yet
-        return self._cut(inst, events), events
+        windows = self._cut(inst, events)
+        if inst.replay_before_ns and events:  # reported before the restart: counted, not sent
+            events = [replace(e, event=replace(e.event, alert=False))
+                      if e.event.start_ns < inst.replay_before_ns else e for e in events]
+        return windows, events
 
     def flush(self) -> tuple[list[Window], list[ChannelEvent]]:
         """End of stream: resolve held records and cut every window that is now complete."""
@@ -173,6 +202,22 @@ class Windower:
     def instrument_key(rec: Record) -> InstrumentId:
         """The instrument ``rec`` belongs to (what ``needed_ns`` and the tracker are keyed by)."""
         return InstrumentId.of(rec)
+
+    def forget(self, keys: list[InstrumentId]) -> None:
+        """Drop these instruments as if never seen (a rebalance gave their partition to another
+        worker; if it comes back, its records start them afresh, as on a restart)."""
+        for key in keys:
+            self.instruments.pop(key, None)
+        gone = set(keys)
+        self._missing_reported = {k for k in self._missing_reported if k[0] not in gone}
+        self._rate_reported = {k for k in self._rate_reported if k[0] not in gone}
+
+    def resume_ns(self, key: InstrumentId) -> int:
+        """How much data before its first undelivered window instrument ``key`` must re-read
+        after a restart (``WindowSpec.resume_s`` of the detectors it feeds)."""
+        inst = self.instruments.get(key)
+        specs = inst.specs if inst is not None else self.specs
+        return round(max((s.resume_s for s in specs), default=0.0) * NS_PER_S)
 
     def needed_ns(self, key: InstrumentId) -> int | None:
         """Oldest sample time instrument ``key`` may still put in a window (None: nothing)."""
@@ -297,21 +342,23 @@ class Windower:
                 return []
         cursor = inst.cursors.setdefault(spec.detector, _Cursor())
         epochs = tuple(b.epoch for _, b in present)
-        if cursor.epochs != epochs or cursor.start_ns is None:
-            cursor.start_ns = max(b.start_ns for _, b in present)
-            cursor.epochs = epochs
-            cursor.components = tuple(c for c, _ in present)
-            cursor.first = True
         rate_hz = spec.rate_hz or present[0][1].rate_hz
         n_window, n_stride = spec.samples(rate_hz)
         window_ns = round(n_window * NS_PER_S / rate_hz)
         stride_ns = round(n_stride * NS_PER_S / rate_hz)
         if n_window < 1 or stride_ns <= 0 or n_window > MAX_WINDOW_SAMPLES:
             return []  # refusal() rules these out; never loop on a cursor that cannot advance
+        if cursor.epochs != epochs or cursor.start_ns is None:
+            cursor.start_ns = grid_start(max(b.start_ns for _, b in present), stride_ns,
+                                         max(b.period_ns for _, b in present))
+            cursor.epochs = epochs
+            cursor.components = tuple(c for c, _ in present)
+            cursor.first = True
         cursor.window_ns = window_ns
         out: list[Window] = []
         while all(b.end_ns >= cursor.start_ns + window_ns for _, b in present):
-            rows = {c: self._row(b, cursor.start_ns, n_window, rate_hz) for c, b in present}
+            rows = {c: self._row(b, cursor.start_ns, n_window, rate_hz, cursor.first)
+                    for c, b in present}
             if any(r is None for r in rows.values()):
                 break
             data = np.zeros((len(spec.components), n_window), dtype=np.float32)
@@ -325,17 +372,24 @@ class Windower:
                 channels=tuple(inst.channels.get(c, "") if c in rows else "" for c in spec.components),
                 start_ns=cursor.start_ns, sampling_rate_hz=rate_hz, data=data,
                 newest_arrival_ns=max(b.arrival_for(end_ns) for _, b in present),
-                detector=spec.detector, first=cursor.first))
+                detector=spec.detector, first=cursor.first,
+                replay=cursor.start_ns < inst.replay_before_ns,
+                pad_samples=max(0, round((max(b.start_ns for _, b in present) - cursor.start_ns)
+                                         * rate_hz / NS_PER_S)) if cursor.first else 0))
             cursor.start_ns += stride_ns
             cursor.first = False
         return out
 
     @staticmethod
-    def _row(buf: ChannelBuffer, start_ns: int, n_out: int, rate_hz: float) -> np.ndarray | None:
+    def _row(buf: ChannelBuffer, start_ns: int, n_out: int, rate_hz: float,
+             first: bool = False) -> np.ndarray | None:
         i0 = buf.index_of(start_ns)
-        if i0 < 0:
-            return None
         samples = buf.samples()
+        if i0 < 0:  # a stream's first window starts on the grid point before its first sample
+            if not first or not len(samples):
+                return None
+            samples = np.concatenate([np.full(-i0, samples[0]), samples])  # held flat
+            i0 = 0
         if buf.rate_hz == rate_hz:
             row = samples[i0:i0 + n_out]
             return row if len(row) == n_out else None

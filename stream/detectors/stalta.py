@@ -51,6 +51,15 @@ def stalta_min_rate_hz(cfg: StaLtaConfig) -> float:
     return math.nextafter(cfg.bandpass_hz[0] / MAX_CORNER_OF_RATE, math.inf)
 
 
+def stalta_state_s(cfg: StaLtaConfig) -> float:
+    """How long the recursions remember (``WindowSpec.state_s``): a restart that re-reads this
+    much before its first undelivered window reproduces the ratio to ``exp(-20)`` (2e-9) of
+    its value, so triggers fall on the same samples (``geosentry.stream.resume``): 20 LTA
+    lengths, plus 10 periods of the band-pass's lowest corner for the filter to settle."""
+    settle_s = 10.0 / cfg.bandpass_hz[0] if cfg.bandpass_hz is not None else 0.0
+    return 20.0 * cfg.lta_s + settle_s
+
+
 @dataclass(slots=True)
 class _Stream:
     """Per-channel state carried between windows."""
@@ -76,7 +85,8 @@ class StaLtaDetector:
         self.stride_s = cfg.stride_s
         self.spec = WindowSpec(cfg.name, cfg.components, cfg.window_s, cfg.stride_s, None, "skip",
                                channels=cfg.channels, min_rate_hz=stalta_min_rate_hz(cfg),
-                               lengths_s=(("sta_s", cfg.sta_s), ("lta_s", cfg.lta_s)))
+                               lengths_s=(("sta_s", cfg.sta_s), ("lta_s", cfg.lta_s)),
+                               state_s=stalta_state_s(cfg))
         params = (f"sta={cfg.sta_s:g},lta={cfg.lta_s:g},on={cfg.trigger_on:g},"
                   f"off={cfg.trigger_off:g},band={cfg.bandpass_hz}")
         self.model = ModelRef("recursive_sta_lta", params,
@@ -117,10 +127,11 @@ class StaLtaDetector:
                 return s, new
         sos = self._bandpass(rate)
         zi = None if sos is None else np.zeros_like(sosfilt_zi(sos))
-        offset = 0.0 if sos is not None else float(w.data[0].mean())
+        offset = 0.0 if sos is not None else float(w.data[0, min(w.pad_samples, n - 1):].mean())
         s = self._streams[key] = _Stream(rate, end_ns, zi, offset)
-        s.end_ns = end_ns - round(n * sample_period_ns(rate))
-        return s, n
+        real = n - min(w.pad_samples, n - 1)  # the padding before a stream's first sample
+        s.end_ns = end_ns - round(real * sample_period_ns(rate))
+        return s, real
 
     def _one(self, w: Window) -> list[Alert]:
         rate = w.sampling_rate_hz

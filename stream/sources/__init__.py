@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from geosentry.stream.records import RawRecord
+from geosentry.stream.resume import ResumeMark
 
 if TYPE_CHECKING:
     from geosentry.stream.kafka_security import KafkaConfig
@@ -57,6 +58,20 @@ class Revocable(Protocol):
     ``on_revoke`` to commit what it can for them first."""
 
     on_revoke: Callable[[set[int]], Awaitable[None]] | None
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A source that keeps a ``ResumeMark`` with each committed offset (Kafka commit metadata)
+    and so can tell which records a restarted worker reads again (``geosentry.stream.resume``)."""
+
+    def keep_marks(self, marks: dict[int, ResumeMark]) -> None:
+        """Store these marks (by partition) with the next commit of those partitions."""
+        ...
+
+    def replay_before_ns(self, partition: int, offset: int) -> int:
+        """Windows before this data time were delivered by the worker before (0: none)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from geosentry.stream.errors import NotStartedError, SourceError
 from geosentry.stream.kafka_connect import start_client
 from geosentry.stream.kafka_security import KafkaSecurity
-from geosentry.stream.records import RawRecord, SourceRef, now_ns
+from geosentry.stream.records import RawRecord, SourceRef, now_ns, ns_to_iso
+from geosentry.stream.resume import ResumeMark
 from geosentry.stream.uris import parse_kafka
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
     """Commit what this worker owns before a rebalance takes partitions away, so the new owner
     starts where this one stopped instead of at an older commit (or none: offset -1001)."""
 
-    def __init__(self, source: KafkaSource) -> None:
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
         self.source = source
+        self.consumer = consumer  # the first assignment comes before start() returns it
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         parts = {tp.partition for tp in revoked}
@@ -47,6 +49,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("kafka source %s: assigned partitions %s", self.source.name,
                  sorted(tp.partition for tp in assigned))
+        await self.source.load_marks(self.consumer, assigned)
 
 
 class KafkaSource:
@@ -59,6 +62,9 @@ class KafkaSource:
         self.security = security or KafkaSecurity()
         self.connect_timeout_s = connect_timeout_s
         self._uncommitted: dict[int, int] = {}  # partition -> offset not yet committed
+        #: ``ResumeMark``s: to store with the next commits, and found with the assigned offsets
+        self._marks_out: dict[int, ResumeMark] = {}
+        self._marks_in: dict[int, ResumeMark] = {}
         #: called with the partitions about to be revoked in a rebalance, before they go: the
         #: pipeline commits everything it can then (see ``_Rebalance``)
         self.on_revoke: Callable[[set[int]], Awaitable[None]] | None = None
@@ -89,7 +95,7 @@ class KafkaSource:
             bootstrap_servers=self.uri.bootstrap, group_id=self.uri.group or DEFAULT_GROUP,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=1 << 20, **self.security.client_kwargs())
-        consumer.subscribe([self.uri.topic], listener=_Rebalance(self))
+        consumer.subscribe([self.uri.topic], listener=_Rebalance(self, consumer))
         return consumer
 
     async def __aenter__(self) -> KafkaSource:
@@ -151,8 +157,10 @@ class KafkaSource:
         if self._consumer is None or not self._uncommitted:
             return
         assigned = {tp.partition for tp in self._consumer.assignment()}
-        todo = {TopicPartition(self.uri.topic, p): o for p, o in self._uncommitted.items()
-                if p in assigned}
+        todo: dict[TopicPartition, int | tuple[int, str]] = {
+            TopicPartition(self.uri.topic, p): (o, self._marks_out[p].encode())
+            if p in self._marks_out else o
+            for p, o in self._uncommitted.items() if p in assigned}
         for p in [p for p in self._uncommitted if p not in assigned]:
             del self._uncommitted[p]  # revoked: the new owner re-reads from the last commit
         if not todo:
@@ -168,9 +176,44 @@ class KafkaSource:
         if self._commit_failing:
             log.warning("kafka source %s: commits work again", self.name)
         self._commit_failing = False
-        for tp, offset in todo.items():
-            if self._uncommitted.get(tp.partition) == offset:
+        for tp, done in todo.items():
+            if self._uncommitted.get(tp.partition) == (done[0] if isinstance(done, tuple) else done):
                 del self._uncommitted[tp.partition]
+
+    def keep_marks(self, marks: dict[int, ResumeMark]) -> None:
+        """Store ``marks`` with the next commit of their partitions (``Resumable``)."""
+        self._marks_out.update(marks)
+
+    def replay_before_ns(self, partition: int, offset: int) -> int:
+        """Windows before this data time were delivered by the worker that committed the
+        partition last, if it had read ``offset`` (``geosentry.stream.resume``)."""
+        mark = self._marks_in.get(partition)
+        return 0 if mark is None else mark.replay_before_ns(offset)
+
+    async def load_marks(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Read the ``ResumeMark``s committed with the offsets of newly assigned partitions.
+        aiokafka's public ``committed()`` drops commit metadata, so this asks its group
+        coordinator directly; if that fails the re-read sends all it cuts (at-least-once holds,
+        but alerts of the warm-up stretch may differ from those sent before)."""
+        if not assigned:
+            return
+        for tp in assigned:
+            self._marks_in.pop(tp.partition, None)
+            self._marks_out.pop(tp.partition, None)
+        try:
+            committed = await consumer._coordinator.fetch_committed_offsets(list(assigned))
+        except Exception as exc:
+            log.warning("kafka source %s: could not read resume marks (%r): windows re-read "
+                        "after the restart are all sent again", self.name, exc)
+            return
+        for tp, found in committed.items():
+            mark = ResumeMark.decode(getattr(found, "metadata", None))
+            if mark is not None:
+                self._marks_in[tp.partition] = mark
+                log.info("kafka source %s: partition %d resumes at offset %s; windows before %s "
+                         "up to offset %d were delivered before", self.name, tp.partition,
+                         getattr(found, "offset", "?"), ns_to_iso(mark.resume_ns),
+                         mark.seen_offset)
 
     def stop_reading(self) -> None:
         self._stopping.set()

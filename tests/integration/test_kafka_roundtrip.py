@@ -192,14 +192,14 @@ async def test_sigterm_drains_commits_and_exits_zero(kafka_bootstrap: str, archi
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # wait until it has consumed everything
-            committed, end = await _committed_vs_end(kafka_bootstrap, src, group)
-            # without an idle timeout the last minute stays buffered (uncommitted) by design
-            if sum(committed.values()) >= sum(end.values()) - 60:
+        while time.monotonic() < deadline:  # wait until it has worked through everything
+            # (commits on a live feed stay a warm-up behind the data: geosentry.stream.resume)
+            found = await _read_all(kafka_bootstrap, out)
+            if sum(a["station"] == "*" for _, a in found) >= 3:
                 break
             await asyncio.sleep(1.0)
         else:
-            pytest.fail("service did not consume and commit the input in time")
+            pytest.fail("service did not consume the input and send its alerts in time")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:

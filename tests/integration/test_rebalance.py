@@ -4,8 +4,9 @@ from the last commit), every station keeps its alerts, it commits every partitio
 (none left at -1001 or behind: it commits on revocation, through a rebalance listener, and keeps
 committing what it takes over).
 
-Still open (README, fault model): alerts re-read after a takeover may carry other ids than the
-no-fault run (window grid and detector state depend on where the re-read starts)."""
+Station alerts carry the ids one worker alone sends: the survivor re-reads the dead worker's
+partitions from its commit, rebuilds detector state there and sends nothing it had delivered
+(``geosentry.stream.resume``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -68,8 +70,12 @@ def _worker(bootstrap: str, topic: str, group: str, cfg: Path, log: Path) -> sub
         stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
 
 
+def _alerts(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def _stations(path: Path) -> set[str]:
-    return {json.loads(line)["station"] for line in path.read_text().splitlines()} - {"*"}
+    return {a["station"] for a in _alerts(path)} - {"*"}
 
 
 async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, topic_name: str,
@@ -83,7 +89,8 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
                             f"kafka://{kafka_bootstrap}/{src}?group={group}-alone&idle_exit_s=8",
                             "--sink", "jsonl:-"], capture_output=True, text=True, timeout=300)
     assert alone.returncode == 0, alone.stderr[-3000:]
-    want = {json.loads(line)["station"] for line in alone.stdout.splitlines()} - {"*"}
+    want_alerts = [json.loads(line) for line in alone.stdout.splitlines()]
+    want = {a["station"] for a in want_alerts} - {"*"}
     assert len(want) >= STATIONS
 
     doomed = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "doomed.log")
@@ -106,3 +113,11 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
     assert all(committed[p] >= end[p] for p in end), f"committed {committed}, end {end}"
     got = _stations(tmp_path / "survivor.log.jsonl") | _stations(tmp_path / "doomed.log.jsonl")
     assert want <= got, f"stations without alerts after the takeover: {sorted(want - got)}"
+    # station alerts: the same ids as one worker alone (network alerts differ by design: each
+    # worker's coincidence sees only its own partitions' stations)
+    want_ids = {a["id"] for a in want_alerts if a["station"] != "*"}
+    got_ids = {a["id"] for name in ("survivor", "doomed") for a in _alerts(tmp_path / f"{name}.log.jsonl")
+               if a["station"] != "*"}
+    assert want_ids == got_ids, (f"{len(want_ids - got_ids)} lost, {len(got_ids - want_ids)} "
+                                 "with ids one worker alone does not send")
+    assert "resumes at offset" in log, "the survivor found no resume mark with the offsets"
