@@ -41,6 +41,8 @@ class HealthEvent(StrEnum):
     SOURCE_GAP = "source_gap"
     # a geomagnetic instrument artefact (``geosentry.stream.detectors.geomag_artefacts``)
     ARTEFACT = "artefact"
+    # picks of a station the events stage's inventory lacks (``geosentry.stream.events.service``)
+    STATION_UNKNOWN = "station_unknown"
 
 
 #: the buffer events that change what the detectors see: each raises a ``health`` alert
@@ -50,6 +52,7 @@ _POLICY = ModelRef("buffer-policy", "1", hashlib.sha256(b"geosentry.buffer.v1").
 _WATCHDOG = ModelRef("watchdog", "1", hashlib.sha256(b"geosentry.watchdog.v1").hexdigest())
 _OVERLOAD = ModelRef("overload-policy", "1", hashlib.sha256(b"geosentry.overload.v1").hexdigest())
 _SOURCE = ModelRef("source-resume", "1", hashlib.sha256(b"geosentry.source.v1").hexdigest())
+_EVENTS = ModelRef("events-stage", "1", hashlib.sha256(b"geosentry.events.v1").hexdigest())
 
 
 def overload_alert(started: bool, info: dict[str, object], now_ns: int) -> Alert:
@@ -84,6 +87,23 @@ def source_gap_alert(source: str, sid: str, after_ns: int, until_ns: int, now_ns
                           "detail": f"not received from {source}",
                           "until": datetime.fromtimestamp(until_ns // 1000 / 1e6, UTC)
                           .strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+
+
+def station_unknown_alert(pick: Alert, inventory: str) -> Alert:
+    """A ``health`` alert for the first pick of a station missing from the inventory: its
+    picks are kept out of association and location.
+
+    >>> from geosentry.stream.records import AlertKind
+    >>> p = Alert(AlertKind.PICK, "XX", "NEW", "", "HHZ", 5, 0.9, 0.3, _SOURCE, 6, phase="P")
+    >>> station_unknown_alert(p, "stations.csv").details["event"]
+    'station_unknown'
+    """
+    return Alert(kind=AlertKind.HEALTH, network=pick.network, station=pick.station,
+                 location=pick.location, channel=pick.channel, time_ns=pick.time_ns, score=0.0,
+                 threshold=0.0, model=_EVENTS, newest_arrival_ns=pick.newest_arrival_ns,
+                 phase=None, details={"event": HealthEvent.STATION_UNKNOWN.value,
+                                      "detail": f"not in the inventory {inventory}: its picks "
+                                                "are kept out of association and location"})
 
 
 def stall_alert(why: str, now_ns: int) -> Alert:

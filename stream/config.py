@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ConfigError
+from geosentry.stream.events.settings import StationsConfig, parse_stations
 from geosentry.stream.kafka_security import KafkaConfig, load_kafka_config
 from geosentry.stream.metrics_http import KEYS as METRICS_SECURITY_KEYS
 from geosentry.stream.metrics_http import BasicAuth, TlsFiles, parse_metrics_security
@@ -124,6 +125,8 @@ class Config:
     #: /metrics basic auth and TLS (geosentry.stream.metrics_http)
     metrics_auth: BasicAuth | None = None
     metrics_tls: TlsFiles | None = None
+    #: the events stage: [stations] inventory, velocity model, association (geosentry.stream.events)
+    stations: StationsConfig | None = None
 
 
 def _num(key: str, value: Any, *, lo: float | None = None, hi: float | None = None,
@@ -204,7 +207,7 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
     top = {"buffer", "inference", "kafka", "detectors", "coincidence", "sources", "sinks", "speed",
            "metrics_port", "metrics_host", "shutdown_timeout_s", "watchdog_s",
-           "connect_timeout_s", "policy_file", *METRICS_SECURITY_KEYS}
+           "connect_timeout_s", "policy_file", "stations", *METRICS_SECURITY_KEYS}
     for key in raw:
         if key not in top:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(top))})")
@@ -247,7 +250,9 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     return Config(buffer=_buffer(_section(raw, "buffer")), kafka=kafka,
                   inference=_inference(_section(raw, "inference")),
                   detectors=detectors, coincidence=coincidence, policy=policy,
-                  metrics_auth=metrics_auth, metrics_tls=metrics_tls, **values)
+                  metrics_auth=metrics_auth, metrics_tls=metrics_tls,
+                  stations=parse_stations(_section(raw, "stations")) if "stations" in raw else None,
+                  **values)
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:

@@ -128,7 +128,7 @@ class Associator:
         best: dict[str, StationMagnitude] = {}
         for amp in amplitudes:
             st = self.inventory.lookup(amp.network, amp.station)
-            key = st.key if st else amp.key
+            key = amp.key if amp.key in keys else st.key if st else amp.key
             if key not in keys or st is None or amp.amplitude_nm <= 0:
                 continue
             epi = keys[key]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, KeysView
 from dataclasses import replace
 
 from geosentry.stream.events.associate import Associator
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 class EventStage:
     def __init__(self, associator: Associator, horizon_s: float = 120.0,
-                 update_interval_s: float = 1.0, max_picks: int = 200_000) -> None:
+                 update_interval_s: float = 1.0, max_picks: int = 200_000,
+                 measure: Callable[[Event], Event] | None = None) -> None:
         self.assoc = associator
+        #: magnitudes from waveforms (``geosentry.stream.events.service``), run at each update
+        self.measure = measure
         self.horizon_ns = int(horizon_s * NS_PER_S)
         self.interval_ns = int(update_interval_s * NS_PER_S)
         self.max_picks = max_picks
@@ -81,6 +85,21 @@ class EventStage:
             return []
         return self._update(final=False)
 
+    def advance(self, now_ns: int) -> list[Alert]:
+        """Data time moved to ``now_ns`` (windows went on without picks): an update when one is
+        due, so events refine their magnitudes and become final on a quiet stream."""
+        if not self._picks and not self._open:
+            return []
+        self._newest_ns = max(self._newest_ns or now_ns, now_ns)
+        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self.interval_ns:
+            return []
+        return self._update(final=False)
+
+    @property
+    def pick_ids(self) -> KeysView[str]:
+        """Ids of the picks in the pool (their events may still change)."""
+        return self._picks.keys()
+
     def flush(self) -> list[Alert]:
         """End of input: a last update, every open event final."""
         return self._update(final=True) if self._picks or self._open else []
@@ -97,6 +116,11 @@ class EventStage:
         nxt: dict[str, Event] = {}
         pick_sets = {eid: set(e.pick_ids) for eid, e in prev.items()}
         for ev in found:
+            if self._amps:
+                ev = self.assoc.with_magnitude(ev, [self._amps[p] for p in ev.pick_ids
+                                                    if p in self._amps])
+            if self.measure is not None:
+                ev = self.measure(ev)
             mine = set(ev.pick_ids)
             cands = sorted(((len(mine & s), eid) for eid, s in pick_sets.items()
                             if eid not in nxt and mine & s), key=lambda t: (-t[0], t[1]))
@@ -112,9 +136,6 @@ class EventStage:
                 while eid in nxt or eid in prev:
                     eid = hashlib.sha256(f"{eid}|next".encode()).hexdigest()[:32]
                 ev = replace(ev, id=eid)
-            if self._amps:
-                ev = self.assoc.with_magnitude(ev, [self._amps[p] for p in ev.pick_ids
-                                                    if p in self._amps])
             nxt[ev.id] = ev
             out.append(self._alert(ev))
         for eid, old in prev.items():
@@ -151,7 +172,8 @@ class EventStage:
 
     @staticmethod
     def _same(a: Event, b: Event) -> bool:
-        return a.pick_ids == b.pick_ids and abs(a.time_ns - b.time_ns) < 1_000_000
+        return (a.pick_ids == b.pick_ids and abs(a.time_ns - b.time_ns) < 1_000_000
+                and a.summary()["magnitudes"] == b.summary()["magnitudes"])
 
     def _alert(self, ev: Event, deleted: bool = False) -> Alert:
         nets = sorted({a.pick.network for a in ev.arrivals})

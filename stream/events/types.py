@@ -77,7 +77,7 @@ class Event:
             "pick_ids": list(self.pick_ids),
             "magnitudes": ([] if self.ml is None else [
                 {"type": "ML", "value": round(self.ml, 2), "station_count": len(self.ml_stations),
-                 "scale": self.ml_scale}]),
+                 "scale": self.ml_scale}]) + list(self.extra.get("magnitudes", ())),
         }
         return out
 

@@ -1,0 +1,220 @@
+"""The events stage in ``geosentry run`` (``[stations]``): config, delivery holds, unknown
+stations, and the Iceland swarm replayed through the whole service (picker -> association ->
+location -> ML / Mpd) from its miniSEED."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import obspy
+import pytest
+
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.delivery import DeliveryTracker
+from geosentry.stream.errors import ConfigError
+from geosentry.stream.events.service import EventService
+from geosentry.stream.events.settings import parse_stations
+from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
+from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.metrics import Metrics
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef, SourceRef, Window
+from geosentry.stream.sources import open_source
+from geosentry.stream.testing import run_pipeline
+
+ICELAND = "events/iceland-2014-dike"
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas"
+                     / "alert.v1.json").read_text())
+PICKER = ModelRef("picker", "1", "0" * 64)
+T0 = 1_700_000_000 * NS_PER_S
+
+
+def write_inventory(path: Path, stations: list[tuple[str, str, float, float, float]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["network", "station", "lat", "lon", "elevation"])
+        w.writerows(stations)
+    return path
+
+
+# -- configuration ----------------------------------------------------------------------------
+def test_stations_config_is_validated_with_one_line_errors(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "st.csv", [("XX", "A", 45.0, 10.0, 0.0)])
+    cfg = load_config_dict({"stations": {"inventory": str(inv), "min_stations": 5}})
+    assert cfg.stations is not None and cfg.stations.min_stations == 5
+    assert len(cfg.stations.stations) == 1 and cfg.stations.model == DEFAULT_MODEL
+    assert load_config_dict({}).stations is None
+    bad = [({"inventory": str(inv), "min_stations": 2}, "stations.min_stations", ">= 3"),
+           ({"inventory": str(inv), "horizon_s": 0}, "stations.horizon_s", "> 0"),
+           ({"inventory": str(inv), "max_picks": 1.5}, "stations.max_picks", "integer"),
+           ({"inventory": str(inv), "radius": 1}, "stations.radius", "unknown key"),
+           ({}, "stations.inventory", "required"),
+           ({"inventory": str(tmp_path / "none.xml")}, "stations.inventory", "No such file"),
+           ({"inventory": str(inv), "velocity_model": str(inv)}, "stations.velocity_model", "")]
+    for raw, key, why in bad:
+        with pytest.raises(ConfigError) as err:
+            load_config_dict({"stations": raw})
+        assert err.value.key == key and why in err.value.why and "\n" not in str(err.value)
+
+
+# -- holds: input stays uncommitted until the events its picks make are delivered --------------
+def _window(net: str, sta: str, start_ns: int) -> Window:
+    return Window(net, sta, "", ("HHZ", "HHN", "HHE"), start_ns, 100.0,
+                  np.zeros((3, 3001), dtype=np.float32), start_ns, "picker")
+
+
+def _pick_alert(p: object, window: Window) -> Alert:
+    return Alert(AlertKind.PICK, p.network, p.station, "", "HHZ", p.time_ns,  # type: ignore[attr-defined]
+                 0.9, 0.3, PICKER, window.newest_arrival_ns, phase=p.phase.value,  # type: ignore[attr-defined]
+                 details={"detector": "picker"})
+
+
+def test_picks_hold_their_input_until_the_final_event_is_delivered(tmp_path: Path) -> None:
+    inv = grid_network(16, 15.0, seed=2)
+    path = write_inventory(tmp_path / "st.csv", [(s.network, s.station, s.lat_deg, s.lon_deg,
+                                                  s.elevation_m) for s in inv.stations.values()])
+    cfg = parse_stations({"inventory": str(path), "horizon_s": 60.0})
+    tracker = DeliveryTracker()
+    svc = EventService(cfg, tracker, Metrics())
+    tt = TravelTimes(DEFAULT_MODEL, max_distance_km=250.0)
+    origin = Origin(T0 + 20 * NS_PER_S, 45.1, 10.1, 8.0)
+    picks = picks_for(origin, cfg.stations, tt, noise_s=0.02, rng=np.random.default_rng(0))
+    # one input record per station, ending where its window starts + 1 s: needed by that window
+    stations = sorted({p.key for p in picks})
+    start = T0
+    for off, key in enumerate(stations):
+        net, sta = key.split(".")
+        w = _window(net, sta, start)
+        tracker.record(SourceRef("k", 0, off), w.instrument, start + NS_PER_S)
+    results = []
+    for key in stations:
+        net, sta = key.split(".")
+        w = _window(net, sta, start)
+        results.append((w, [_pick_alert(p, w) for p in picks if p.key == key]))
+    tokens = [tracker.begin(w.instrument, w.start_ns) for w, _ in results]
+    out, ends = svc.take(results, [a for _, b in results for a in b])
+    events = [a for a in out if a.kind is AlertKind.EVENT]
+    assert len(events) == 1 and not events[0].details["deleted"]
+    jsonschema.validate(json.loads(events[0].to_json()), SCHEMA)
+    assert ends == [] and svc.held == len(picks)
+    for (w, _), t in zip(results, tokens):  # the windows' own alerts are delivered
+        tracker.end(w.instrument, t)
+    assert tracker.committable(lambda i: None) == {}, "committed before the event was final"
+    # data time moves on past the horizon: the event is final, its picks leave the stage
+    later = [(_window(*stations[0].split("."), T0 + 200 * NS_PER_S), [])]
+    out, ends = svc.take(later, [])
+    assert len(ends) == len(picks) and svc.held == 0
+    assert tracker.committable(lambda i: None) == {}, "ends run only once delivered"
+    for inst, token in ends:  # what the pipeline does when the batch is delivered
+        tracker.end(inst, token)
+    assert tracker.committable(lambda i: None) == {"k": {0: len(stations)}}
+
+
+# -- the whole service on real data ------------------------------------------------------------
+def _iceland_config(root: Path, inventory: Path) -> dict[str, object]:
+    return {"coincidence": {"enabled": False},
+            "detectors": [{"name": "picker", "type": "model", "path": "builtin:picker",
+                           "missing_components": "zeros"}],
+            "stations": {"inventory": str(inventory),
+                         "velocity_model": str(root / "vmodel.txt"),
+                         "counts_per_m_s": 4.6e9}}
+
+
+def _reference(root: Path) -> list[tuple[float, float, float, float]]:
+    out = []
+    for f in sorted((root / "events").glob("*.event")):
+        row = f.read_text().splitlines()[1].split(",")
+        out.append((obspy.UTCDateTime(row[1]).timestamp, float(row[3]), float(row[2]),
+                    float(row[20] or "nan")))
+    return out
+
+
+def _finals(alerts: list[Alert]) -> list[Alert]:
+    last: dict[str, Alert] = {}
+    for a in alerts:
+        if a.kind is AlertKind.EVENT:
+            last[a.details["event_id"]] = a
+    return [a for a in last.values() if not a.details["deleted"]]
+
+
+def _match(events: list[Alert], ref: list[tuple[float, float, float, float]]
+           ) -> list[tuple[Alert, float, float]]:
+    """(event, epicentral error km, ML - reference ML) within 3 s and 10 km, one to one."""
+    used: set[int] = set()
+    out = []
+    for a in sorted(events, key=lambda a: a.time_ns):
+        o = a.details["origin"]
+        t = a.time_ns / NS_PER_S
+        for i, (rt, rlat, rlon, rml) in enumerate(ref):
+            dk = math.hypot((o["latitude"] - rlat) * 111.2,
+                            (o["longitude"] - rlon) * 111.2 * math.cos(math.radians(rlat)))
+            if i not in used and abs(t - rt) <= 3.0 and dk <= 10.0:
+                used.add(i)
+                ml = {m["type"]: m["value"] for m in a.details["magnitudes"]}.get("ML")
+                out.append((a, dk, (ml - rml) if ml is not None else math.nan))
+                break
+    return out
+
+
+@pytest.mark.shared
+def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Path],
+                                                 tmp_path: Path) -> None:
+    root = shared_data(ICELAND)
+    waves = tmp_path / "waves"
+    waves.mkdir()
+    for f in (root / "events").glob("*.m"):
+        (waves / f.name).symlink_to(f)
+    cfg = load_config_dict(_iceland_config(root, root / "stations.csv"))
+    run = asyncio.run(run_pipeline([open_source(str(waves), 0.0)], cfg, timeout_s=120.0))
+    assert run.summary.exit_code == 0 and run.summary.decode_errors == 0
+    picks = [a for a in run.sink.alerts if a.kind is AlertKind.PICK]
+    events = _finals(run.sink.alerts)
+    for a in run.sink.alerts:
+        if a.kind is AlertKind.EVENT:
+            jsonschema.validate(json.loads(a.to_json()), SCHEMA)
+    pick_ids = {p.id for p in picks}
+    assert all(set(e.details["pick_ids"]) <= pick_ids for e in events)
+    matched = _match(events, _reference(root))
+    # measured 2026-12-06: 17 events, 7 of the 27 reference events matched (the shipped
+    # picker's 205 picks: see README Events); floors well below, so a regression shows
+    assert len(matched) >= 5, [a.details["origin"] for a in events]
+    assert float(np.median([dk for _, dk, _ in matched])) <= 6.0
+    for a, _, _ in matched:
+        types = {m["type"]: m for m in a.details["magnitudes"]}
+        assert {"ML", "Mpd"} <= set(types), a.details
+        assert types["ML"]["station_count"] >= 3 and types["Mpd"]["window_s"] == 3.0
+    dml = [d for _, _, d in matched if not math.isnan(d)]
+    assert abs(float(np.median(dml))) <= 0.7, dml  # counts_per_m_s from the reference's amps
+    assert run.metrics.value("geosentry_event_alerts_total", action="new") >= len(events)
+    assert run.metrics.value("geosentry_event_picks_total", outcome="taken") == len(picks)
+
+
+@pytest.mark.shared
+def test_station_without_metadata_one_health_alert_picks_kept_out(
+        shared_data: Callable[[str], Path], tmp_path: Path) -> None:
+    root = shared_data(ICELAND)
+    waves = tmp_path / "waves"
+    waves.mkdir()
+    for f in sorted((root / "events").glob("*.m"))[:8]:
+        (waves / f.name).symlink_to(f)
+    rows = list(csv.DictReader((root / "stations.csv").open()))
+    inv = write_inventory(tmp_path / "st.csv", [
+        ("Z7", r["Name"], float(r["Latitude"]), float(r["Longitude"]),
+         1000 * float(r["Elevation"])) for r in rows if r["Name"] != "FLUR"])
+    cfg = load_config_dict(_iceland_config(root, inv))
+    run = asyncio.run(run_pipeline([open_source(str(waves), 0.0)], cfg, timeout_s=120.0))
+    flur = {a.id for a in run.sink.alerts if a.kind is AlertKind.PICK and a.station == "FLUR"}
+    assert flur, "FLUR has picks in these cuts"
+    health = [a for a in run.sink.alerts if a.kind is AlertKind.HEALTH
+              and a.details.get("event") == "station_unknown"]
+    assert [(a.network, a.station) for a in health] == [("Z7", "FLUR")]
+    assert run.metrics.value("geosentry_event_picks_total", outcome="unknown_station") \
+        == len(flur)
+    events = _finals(run.sink.alerts)
+    assert events and not any(flur & set(e.details["pick_ids"]) for e in events)
