@@ -79,12 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--fir", help="FIR coefficients JSON {\"window\": [...]} (10 Hz -> 1 s; "
                      "default USGS geomag-algorithms' firwin(123, 0.25 Hz, blackman))")
 
-    models = sub.add_parser("models", help="list or explain the models the service can load")
-    msub = models.add_subparsers(dest="models_command", required=True)
-    ml = msub.add_parser("list")
-    ml.add_argument("--json", action="store_true")
-    ms = msub.add_parser("show")
-    ms.add_argument("name")
+    from geosentry.stream import models_cli  # geosentry models list|show|import
+
+    models_cli.add_parser(sub)
 
     from geosentry.stream.events import offline as events_offline  # geosentry associate
 
@@ -204,21 +201,9 @@ def _cmd_decimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from geosentry.stream.catalog import describe, list_models
+    from geosentry.stream.models_cli import run
 
-    if args.models_command == "list":
-        entries = list_models()
-        if args.json:
-            print(json.dumps(entries, indent=2))
-        else:
-            for e in entries:
-                if e.get("error"):
-                    print(f"{e['name']:<22} {'BROKEN':<10} {e['error']}")
-                else:
-                    print(f"{e['name']:<22} {e['kind']:<10} {e['format']:<12} {e['path']}")
-        return 1 if any(e.get("error") for e in entries) else 0
-    print(describe(args.name))
-    return 0
+    return run(args)
 
 
 def _cmd_associate(args: argparse.Namespace) -> int:

@@ -69,6 +69,11 @@ class ModelContract:
     # to ``forward(x)[:, :, start:stop]`` (checked at export and again at load), so the service
     # decodes only the stretch of each window it scores
     forward_range: bool = False
+    # where the weights come from (optional; older contracts have none): ``source``
+    # (``geosentry`` trained here, ``seisbench`` imported, ``fine-tuned``), ``trained_on`` (what
+    # data), and for imports and fine-tunes the origin (class, weights file sha256, library
+    # version, init model). Read by ``geosentry models list/show``, never by the service's checks.
+    provenance: dict[str, Any] = field(default_factory=dict)
     contract: str = CONTRACT_SCHEMA
 
     @property
@@ -129,6 +134,9 @@ class ModelContract:
             raise ContractError(f"forward_range: must be true or false, got {forward_range!r}")
         if forward_range and kind != "picker":
             raise ContractError(f"forward_range: only a picker may export it (kind {kind!r})")
+        provenance = raw.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise ContractError(f"provenance: must be a table, got {provenance!r}")
         sha = str(raw["sha256"])
         if len(sha) != 64:
             raise ContractError("sha256: must be 64 hex digits")
@@ -140,7 +148,7 @@ class ModelContract:
             output_step_samples=step, domain=str(raw.get("domain", "seismic")),
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
-            precisions=precisions, forward_range=forward_range,
+            precisions=precisions, forward_range=forward_range, provenance=dict(provenance),
         )
 
     @classmethod
