@@ -125,8 +125,45 @@ def events_to_catalog(events: list[Event], agency: str = "geosentry") -> Any:
                     StationMagnitudeContribution(station_magnitude_id=smr, weight=1.0))
             qe.magnitudes.append(mag)
             qe.preferred_magnitude_id = mag.resource_id
+        for m in e.extra.get("magnitudes", ()):  # Mpd (early warning): after ML, not preferred
+            qe.magnitudes.append(Magnitude(
+                resource_id=rid("magnitude", f"{e.id}/{e.update}/{m['type']}"), mag=m["value"],
+                magnitude_type=m["type"], origin_id=o.resource_id,
+                station_count=m["station_count"],
+                method_id=rid("method", str(m.get("scale", m["type"])).replace(" ", "_"))))
+            if qe.preferred_magnitude_id is None:
+                qe.preferred_magnitude_id = qe.magnitudes[-1].resource_id
         cat.append(qe)
     return cat
+
+
+def _iso_ns(text: str) -> int:
+    from obspy import UTCDateTime
+
+    return int(UTCDateTime(text).ns)
+
+
+def event_from_details(d: dict[str, Any]) -> Event:
+    """The ``Event`` an event alert's ``details`` describe (``Event.summary`` read back)."""
+    from geosentry.stream.events.types import Arrival, StationMagnitude
+
+    o, u = d["origin"], d["uncertainty"]
+    arrivals = tuple(Arrival(Pick(a["pick_id"], a["network"], a["station"], Phase(a["phase"]),
+                                  _iso_ns(a["time"]), a["location"], a["channel"]),
+                             a["residual_s"], a["distance_km"], a["azimuth_deg"])
+                     for a in d["arrivals"])
+    ml = next((m for m in d["magnitudes"] if m["type"] == "ML"), None)
+    sms = tuple(StationMagnitude(Amplitude(f"{d['event_id']}-{m['network']}.{m['station']}-wa",
+                                           m["network"], m["station"], m["amplitude_nm"],
+                                           m["period_s"], _iso_ns(m["time"])),
+                                 m["value"], m["hypo_distance_km"])
+                for m in d.get("station_magnitudes", ()))
+    return Event(d["event_id"], _iso_ns(o["time"]), o["latitude"], o["longitude"], o["depth_km"],
+                 u["time_s"], u["latitude_km"], u["longitude_km"], u["depth_km"], d["rms_s"],
+                 d["azimuthal_gap_deg"], arrivals, d["velocity_model"],
+                 ml=None if ml is None else ml["value"], ml_stations=sms,
+                 ml_scale="" if ml is None else ml.get("scale", ""), update=d["update"],
+                 extra={"magnitudes": [m for m in d["magnitudes"] if m["type"] != "ML"]})
 
 
 def write_quakeml(events: list[Event], path: str | Path) -> None:

@@ -75,6 +75,19 @@ class Event:
             "phase_count": self.n_phases, "station_count": self.n_stations,
             "velocity_model": self.velocity_model,
             "pick_ids": list(self.pick_ids),
+            "arrivals": [{"pick_id": a.pick.id, "network": a.pick.network,
+                          "station": a.pick.station, "location": a.pick.location,
+                          "channel": a.pick.channel, "phase": a.pick.phase.value,
+                          "time": ns_to_iso(a.pick.time_ns), "residual_s": a.residual_s,
+                          "distance_km": a.distance_km, "azimuth_deg": a.azimuth_deg}
+                         for a in sorted(self.arrivals, key=lambda a: (a.pick.time_ns,
+                                                                       a.pick.id))],
+            "station_magnitudes": [
+                {"network": m.amplitude.network, "station": m.amplitude.station,
+                 "amplitude_nm": round(m.amplitude.amplitude_nm, 3),
+                 "period_s": m.amplitude.period_s, "time": ns_to_iso(m.amplitude.time_ns),
+                 "type": "ML", "value": round(m.ml, 3),
+                 "hypo_distance_km": round(m.hypo_distance_km, 2)} for m in self.ml_stations],
             "magnitudes": ([] if self.ml is None else [
                 {"type": "ML", "value": round(self.ml, 2), "station_count": len(self.ml_stations),
                  "scale": self.ml_scale}]) + list(self.extra.get("magnitudes", ())),

@@ -22,8 +22,8 @@ class Sink(Protocol):
 
 
 def open_sink(uri: str, connect_timeout_s: float = 30.0, kafka: KafkaConfig | None = None) -> Sink:
-    """``jsonl:-``, ``jsonl:PATH`` or ``kafka://HOST:PORT/TOPIC`` (``kafka``: the ``[kafka]``
-    security settings; a URI's ``?profile=NAME`` picks one of its profiles)."""
+    """``jsonl:-``, ``jsonl:PATH``, ``kafka://HOST:PORT/TOPIC`` or ``quakeml:DIR`` (``kafka``:
+    the ``[kafka]`` security settings; a URI's ``?profile=NAME`` picks one of its profiles)."""
     from geosentry.stream.errors import ConfigError
 
     if uri.startswith("jsonl:"):
@@ -36,8 +36,13 @@ def open_sink(uri: str, connect_timeout_s: float = 30.0, kafka: KafkaConfig | No
 
         security = (kafka or KafkaConfig()).for_uri(uri, "--sink")
         return KafkaSink(uri, connect_timeout_s=connect_timeout_s, security=security)
+    if uri.startswith("quakeml:"):  # one QuakeML file per event (event alerts only)
+        from geosentry.stream.sinks.quakeml import QuakeMLSink
+
+        return QuakeMLSink(uri[len("quakeml:"):])
     if uri.startswith("memory:"):
         from geosentry.stream.testing import MemorySink
 
         return MemorySink()
-    raise ConfigError("--sink", f"unknown sink {uri!r} (jsonl:-, jsonl:PATH, kafka://HOST:PORT/TOPIC)")
+    raise ConfigError("--sink", f"unknown sink {uri!r} (jsonl:-, jsonl:PATH, kafka://HOST:PORT/TOPIC, "
+                                  "quakeml:DIR)")

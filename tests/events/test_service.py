@@ -25,6 +25,7 @@ from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
 from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef, SourceRef, Window
+from geosentry.stream.sinks import open_sink
 from geosentry.stream.sources import open_source
 from geosentry.stream.testing import run_pipeline
 
@@ -192,6 +193,20 @@ def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Pa
     dml = [d for _, _, d in matched if not math.isnan(d)]
     assert abs(float(np.median(dml))) <= 0.7, dml  # counts_per_m_s from the reference's amps
     assert run.metrics.value("geosentry_event_alerts_total", action="new") >= len(events)
+    # the same alerts through the quakeml:DIR sink: one file per surviving event, with ML
+    qdir = tmp_path / "quakeml"
+    qdir.mkdir()
+    sink = open_sink(f"quakeml:{qdir}")
+
+    async def write() -> None:
+        await sink.start()
+        await sink.send([a for a in run.sink.alerts if a.kind is AlertKind.EVENT])
+
+    asyncio.run(write())
+    files = sorted(qdir.glob("*.xml"))
+    assert len(files) == len(events)
+    cat = obspy.read_events(str(files[0]))
+    assert cat[0].preferred_magnitude().magnitude_type == "ML" and cat[0].picks
     assert run.metrics.value("geosentry_event_picks_total", outcome="taken") == len(picks)
 
 
