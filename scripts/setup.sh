@@ -22,4 +22,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q -e "$root[test]" >&2
   echo "$want" > "$stamp"
 fi
+# chromium, prometheus, docker-compose for tests/ops (only what is missing; skips say why)
+"$root/scripts/system-deps.sh" >&2 || echo "scripts/system-deps.sh failed: tests/ops may skip" >&2
 echo "$venv"

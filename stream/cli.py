@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     run.add_argument("--metrics-host", help="address for --metrics-port (default 127.0.0.1; "
                                             "0.0.0.0 serves every interface)")
+    run.add_argument("--http-port", type=int, help="serve the operator console on this port "
+                     "(same auth/TLS as /metrics)")
+    run.add_argument("--http-host", help="address for --http-port (default 127.0.0.1)")
+
+    from geosentry.stream import plot  # geosentry plot
+
+    plot.add_parser(sub)
 
     rep = sub.add_parser("replay", help="publish archived miniSEED records into Kafka")
     rep.add_argument("path")
@@ -113,12 +120,18 @@ async def _serve(cfg: Config) -> int:
     sources = [open_source(s, cfg.speed, cfg.connect_timeout_s, cfg.kafka) for s in cfg.sources]
     sinks = open_sinks(cfg, metrics)  # each behind its audience's policy (policy_file)
     pipeline = Pipeline(cfg, sources, sinks, build_detectors(cfg), metrics)
+    from geosentry.stream.console import attach
+
+    console = attach(cfg, metrics, [d.spec for d in pipeline.detectors])
+    pipeline.observer = console.state if console else None
     guard = SignalGuard(pipeline.request_stop, cfg.shutdown_timeout_s)
     guard.install()
     try:
         summary = await pipeline.run()
     finally:
         guard.uninstall()
+        if console is not None:
+            console.stop()
     code = summary.exit_code
     log.info("done: %d records, %d decode errors, %d windows, alerts %s; exit status %d (%s)",
              summary.records, summary.decode_errors, summary.windows, dict(summary.alerts),
@@ -129,6 +142,9 @@ async def _serve(cfg: Config) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, sources=args.source, sinks=args.sink, speed=args.speed,
                       metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+    from geosentry.stream.console import with_flags
+
+    cfg = with_flags(cfg, args.http_port, args.http_host)
     return asyncio.run(_serve(cfg))
 
 
@@ -212,6 +228,12 @@ def _cmd_associate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from geosentry.stream.plot import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["evaluate", "events"]:  # events evaluation: geosentry.stream.events
@@ -232,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": _cmd_run, "replay": _cmd_replay, "demo": _cmd_demo,
                 "models": _cmd_models, "decimate": _cmd_decimate, "serve-seedlink": _cmd_serve_seedlink,
                 "ingest": _cmd_ingest, "seedlink-info": _cmd_seedlink_info,
-                "associate": _cmd_associate}
+                "associate": _cmd_associate, "plot": _cmd_plot}
     try:
         return handlers[args.command](args)
     except GeosentryError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from geosentry.stream.console.config import ConsoleConfig, parse_console
 from geosentry.stream.errors import ConfigError
 from geosentry.stream.events.settings import StationsConfig, parse_stations
 from geosentry.stream.kafka_security import KafkaConfig, load_kafka_config
@@ -125,6 +126,8 @@ class Config:
     #: /metrics basic auth and TLS (geosentry.stream.metrics_http)
     metrics_auth: BasicAuth | None = None
     metrics_tls: TlsFiles | None = None
+    #: the operator console (``[console]``, ``--http-port``; geosentry.stream.console)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     #: the events stage: [stations] inventory, velocity model, association (geosentry.stream.events)
     stations: StationsConfig | None = None
 
@@ -207,7 +210,7 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
     """Validate a parsed TOML document plus flag overrides (``None`` overrides are ignored)."""
     top = {"buffer", "inference", "kafka", "detectors", "coincidence", "sources", "sinks", "speed",
            "metrics_port", "metrics_host", "shutdown_timeout_s", "watchdog_s",
-           "connect_timeout_s", "policy_file", "stations", *METRICS_SECURITY_KEYS}
+           "connect_timeout_s", "policy_file", "console", "stations", *METRICS_SECURITY_KEYS}
     for key in raw:
         if key not in top:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(top))})")
@@ -251,6 +254,7 @@ def load_config_dict(raw: dict[str, Any], **overrides: Any) -> Config:
                   inference=_inference(_section(raw, "inference")),
                   detectors=detectors, coincidence=coincidence, policy=policy,
                   metrics_auth=metrics_auth, metrics_tls=metrics_tls,
+                  console=parse_console(_section(raw, "console")),
                   stations=parse_stations(_section(raw, "stations")) if "stations" in raw else None,
                   **values)
 

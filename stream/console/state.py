@@ -1,0 +1,333 @@
+"""What the console shows, kept in bounded buffers: per-station state, the latest alerts of each
+kind, a min/max waveform history per channel, and the subscribers of the live stream.
+
+The pipeline calls ``record``/``events``/``alerts`` on its event loop (``Observer``); the HTTP
+threads read snapshots under one lock. Per-station gauges are exported beside the service's
+metrics (``geosentry_station_*``), so Prometheus can tell a silent station.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from geosentry.stream.buffer.channel import GAP_ACTIONS, BufferEventKind
+from geosentry.stream.buffer.spec import WindowSpec
+from geosentry.stream.buffer.windows import ChannelEvent
+from geosentry.stream.console.config import ConsoleConfig
+from geosentry.stream.events.stations import Inventory
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, Record, ns_to_iso
+
+log = logging.getLogger(__name__)
+BIN_COUNT = 600  # waveform bins per channel (min and max each): waveform_s / 600 per bin
+SUBSCRIBER_QUEUE = 2000  # alerts waiting for one live-stream client before it is dropped
+GAP_EVENTS = frozenset(GAP_ACTIONS)
+
+
+class Waveform:
+    """Min/max of one channel's samples in fixed time bins, the newest ``BIN_COUNT`` bins."""
+
+    def __init__(self, bin_ns: int) -> None:
+        self.bin_ns = bin_ns
+        self.bins: dict[int, tuple[float, float]] = {}
+        self.newest = -1
+
+    def add(self, start_ns: int, rate_hz: float, data: np.ndarray) -> None:
+        if len(data) == 0:
+            return
+        t = start_ns + np.arange(len(data)) * (NS_PER_S / rate_hz)
+        idx = (t // self.bin_ns).astype(np.int64)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(idx)) + 1))
+        values = np.asarray(data, dtype=np.float64)
+        lows, highs = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+        for b, lo, hi in zip(idx[starts].tolist(), lows.tolist(), highs.tolist()):
+            old = self.bins.get(b)
+            self.bins[b] = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+        self.newest = max(self.newest, int(idx[-1]))
+        if len(self.bins) > BIN_COUNT:
+            floor = self.newest - BIN_COUNT
+            self.bins = {b: v for b, v in self.bins.items() if b > floor}
+
+    def series(self) -> dict[str, Any]:
+        keys = sorted(self.bins)
+        return {"t": [ns_to_iso(k * self.bin_ns) for k in keys],
+                "t_s": [k * self.bin_ns / NS_PER_S for k in keys],
+                "min": [self.bins[k][0] for k in keys], "max": [self.bins[k][1] for k in keys]}
+
+
+@dataclass
+class ChannelState:
+    rate_hz: float
+    last_end_ns: int = 0
+    last_arrival_ns: int = 0
+    records: int = 0
+    waveform: Waveform | None = None
+
+
+@dataclass
+class StationState:
+    network: str
+    station: str
+    channels: dict[str, ChannelState] = field(default_factory=dict)
+    detectors: set[str] = field(default_factory=set)
+    gaps: int = 0
+    rejected: int = 0
+    last_gap_ns: int = 0
+    alerts: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}.{self.station}"
+
+    def last(self) -> ChannelState | None:
+        return max(self.channels.values(), key=lambda c: c.last_arrival_ns, default=None)
+
+
+class OpsState:
+    """The console's model; an ``Observer`` of the pipeline (``geosentry.stream.console.observer``)."""
+
+    def __init__(self, cfg: ConsoleConfig, specs: Sequence[WindowSpec] = (),
+                 inventory: Inventory | None = None) -> None:
+        self.cfg = cfg
+        self.specs = tuple(specs)
+        self.inventory = inventory
+        self.stations: dict[str, StationState] = {}
+        self.kinds = tuple(AlertKind)
+        self.latest: dict[AlertKind, deque[dict[str, Any]]] = {
+            k: deque(maxlen=cfg.max_alerts) for k in self.kinds}
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.counts: dict[str, int] = {k.value: 0 for k in self.kinds}
+        self.records = 0
+        self.version = 0
+        self.started_ns = time.time_ns()
+        self.waveform_channels = 0
+        self.dropped_clients = 0
+        self._bin_ns = int(cfg.waveform_s * NS_PER_S / BIN_COUNT)
+        self._subscribers: list[queue.Queue[tuple[str, dict[str, Any]]]] = []
+        self.lock = threading.Lock()
+
+    # ---- observer (event loop) ---------------------------------------------------------------
+    def _station(self, network: str, station: str) -> StationState:
+        key = f"{network}.{station}"
+        st = self.stations.get(key)
+        if st is None:
+            st = self.stations[key] = StationState(network, station)
+        return st
+
+    def record(self, rec: Record) -> None:
+        with self.lock:
+            self.records += 1
+            self.version += 1
+            st = self._station(rec.network, rec.station)
+            st.version = self.version
+            cha = f"{rec.location}.{rec.channel}" if rec.location else rec.channel
+            ch = st.channels.get(cha)
+            if ch is None:
+                ch = st.channels[cha] = ChannelState(rec.sampling_rate_hz)
+                prefix, comp = rec.channel[:2], rec.channel[-1:]
+                st.detectors.update(s.detector for s in self.specs
+                                    if s.applies_to(prefix) and comp in s.components)
+                if self.waveform_channels < self.cfg.max_waveform_channels:
+                    ch.waveform = Waveform(self._bin_ns)
+                    self.waveform_channels += 1
+            ch.rate_hz = rec.sampling_rate_hz
+            ch.last_end_ns = max(ch.last_end_ns, rec.end_ns)
+            ch.last_arrival_ns = rec.arrival_ns
+            ch.records += 1
+            if ch.waveform is not None:
+                ch.waveform.add(rec.start_ns, rec.sampling_rate_hz, rec.data)
+
+    def events(self, events: Sequence[ChannelEvent]) -> None:
+        with self.lock:
+            for ev in events:
+                st = self._station(ev.instrument.network, ev.instrument.station)
+                if ev.event.kind in GAP_EVENTS:
+                    st.gaps += 1
+                    st.last_gap_ns = time.time_ns()
+                elif ev.event.kind not in (BufferEventKind.REORDERED,
+                                           BufferEventKind.MISSING_COMPONENT):
+                    st.rejected += 1
+                self.version += 1
+                st.version = self.version
+
+    def alerts(self, alerts: Sequence[Alert]) -> None:
+        out = []
+        with self.lock:
+            for a in alerts:
+                d = a.to_dict()
+                ring = self.latest[a.kind]
+                if len(ring) == ring.maxlen:
+                    self.by_id.pop(ring[0]["id"], None)
+                ring.append(d)
+                self.by_id[d["id"]] = d
+                self.counts[a.kind.value] += 1
+                if a.station != "*":
+                    st = self.stations.get(f"{a.network}.{a.station}")
+                    if st is not None:
+                        st.alerts += 1
+                out.append(d)
+            subscribers = list(self._subscribers)
+        for q in subscribers:
+            for d in out:
+                try:
+                    q.put_nowait(("alert", d))
+                except queue.Full:  # a client that does not read: dropped, it reconnects
+                    self.unsubscribe(q)
+                    self.dropped_clients += 1
+                    log.warning("console: a live-stream client fell %d alerts behind; dropped "
+                                "(it reconnects and reloads)", SUBSCRIBER_QUEUE)
+                    break
+
+    # ---- live stream ---------------------------------------------------------------------
+    def subscribe(self) -> queue.Queue[tuple[str, dict[str, Any]]]:
+        q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(SUBSCRIBER_QUEUE)
+        with self.lock:
+            self._subscribers.append(q)
+        return q
+
+    def unsubscribe(self, q: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+        with self.lock:
+            if q in self._subscribers:
+                self._subscribers.remove(q)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    # ---- views (HTTP threads) ------------------------------------------------------------
+    def _station_row(self, st: StationState, now_ns: int) -> dict[str, Any]:
+        last = st.last()
+        arrival = last.last_arrival_ns if last else 0
+        end = max((c.last_end_ns for c in st.channels.values()), default=0)
+        age_s = (now_ns - arrival) / NS_PER_S if arrival else None
+        if age_s is None or age_s > self.cfg.silent_after_s:
+            state = "silent"
+        elif st.last_gap_ns and (now_ns - st.last_gap_ns) / NS_PER_S < self.cfg.silent_after_s:
+            state = "gap"
+        else:
+            state = "ok"
+        pos = self.inventory.lookup(st.network, st.station) if self.inventory else None
+        return {
+            "key": st.key, "network": st.network, "station": st.station, "state": state,
+            "channels": sorted(st.channels), "last_sample": ns_to_iso(end) if end else None,
+            "last_arrival": ns_to_iso(arrival) if arrival else None,
+            "arrival_age_s": None if age_s is None else round(age_s, 3),
+            "data_latency_s": round((arrival - end) / NS_PER_S, 3) if last else None,
+            "rate_hz": sorted({c.rate_hz for c in st.channels.values()}),
+            "records": sum(c.records for c in st.channels.values()),
+            "gaps": st.gaps, "rejected": st.rejected, "alerts": st.alerts,
+            "detectors": sorted(st.detectors),
+            "lat": pos.lat_deg if pos else None, "lon": pos.lon_deg if pos else None,
+            "version": st.version,
+        }
+
+    def station_rows(self, since_version: int = 0) -> list[dict[str, Any]]:
+        now = time.time_ns()
+        with self.lock:
+            return [self._station_row(st, now) for st in sorted(
+                self.stations.values(), key=lambda s: s.key) if st.version > since_version]
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {"records": self.records, "stations": len(self.stations),
+                    "alerts": dict(self.counts), "version": self.version,
+                    "started": ns_to_iso(self.started_ns), "now": ns_to_iso(time.time_ns()),
+                    "clients": len(self._subscribers), "waveform_s": self.cfg.waveform_s}
+
+    def latest_alerts(self, kind: AlertKind | None, limit: int) -> list[dict[str, Any]]:
+        with self.lock:
+            if kind is not None:
+                return list(self.latest[kind])[-limit:][::-1]
+            merged = [d for ring in self.latest.values() for d in ring]
+        return sorted(merged, key=lambda d: d["emitted_at"])[-limit:][::-1]
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.by_id.get(alert_id)
+
+    def waveform(self, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            st = self.stations.get(key)
+            if st is None:
+                return None
+            traces = {c: ch.waveform.series() for c, ch in sorted(st.channels.items())
+                      if ch.waveform is not None}
+            picks = [d for kind in (AlertKind.PICK, AlertKind.DETECTION, AlertKind.ANOMALY)
+                     for d in self.latest[kind]
+                     if f"{d['network']}.{d['station']}" == key]
+        return {"station": key, "bin_s": self._bin_ns / NS_PER_S, "traces": traces,
+                "alerts": picks}
+
+    def map_view(self) -> dict[str, Any]:
+        stations = [{"key": r["key"], "lat": r["lat"], "lon": r["lon"], "state": r["state"]}
+                    for r in self.station_rows()]
+        known = {s["key"] for s in stations}
+        if self.inventory is not None:  # inventory stations not heard from yet
+            stations += [{"key": s.key, "lat": s.lat_deg, "lon": s.lon_deg, "state": "no data"}
+                         for s in self.inventory.stations.values() if s.key not in known]
+        with self.lock:
+            events = [_event_point(d) for d in self.latest[AlertKind.EVENT]]
+        return {"stations": [s for s in stations if s["lat"] is not None],
+                "unplaced": sorted(s["key"] for s in stations if s["lat"] is None),
+                "events": [e for e in events if e is not None],
+                "inventory": self.cfg.inventory or None}
+
+
+def _event_point(d: dict[str, Any]) -> dict[str, Any] | None:
+    origin = d.get("details", {}).get("origin")
+    if not isinstance(origin, dict) or d.get("details", {}).get("deleted"):
+        return None
+    mags = d["details"].get("magnitudes") or [{}]
+    return {"id": d["id"], "event_id": d["details"].get("event_id"), "time": origin.get("time"),
+            "lat": origin.get("latitude"), "lon": origin.get("longitude"),
+            "depth_km": origin.get("depth_km"),
+            "magnitude": mags[0].get("value") if isinstance(mags[0], dict) else None}
+
+
+class StationCollector(Collector):
+    """``geosentry_station_last_arrival_timestamp_seconds`` and ``..._last_sample_...`` per
+    station (what an alert rule needs to tell a silent station), read at scrape time."""
+
+    def __init__(self, state: OpsState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        arrival = GaugeMetricFamily(
+            "geosentry_station_last_arrival_timestamp_seconds",
+            "Wall-clock time the station's newest record arrived", labels=["network", "station"])
+        sample = GaugeMetricFamily(
+            "geosentry_station_last_sample_timestamp_seconds",
+            "Data time of the station's newest sample", labels=["network", "station"])
+        clients = GaugeMetricFamily("geosentry_console_clients",
+                                    "Browsers connected to the console's live stream")
+        with self.state.lock:
+            for st in self.state.stations.values():
+                last = st.last()
+                if last is None:
+                    continue
+                arrival.add_metric([st.network, st.station], last.last_arrival_ns / NS_PER_S)
+                end = max(c.last_end_ns for c in st.channels.values())
+                sample.add_metric([st.network, st.station], end / NS_PER_S)
+            clients.add_metric([], len(self.state._subscribers))
+        yield arrival
+        yield sample
+        yield clients
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+def register_station_metrics(state: OpsState, registry: CollectorRegistry) -> None:
+    registry.register(StationCollector(state))
