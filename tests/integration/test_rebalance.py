@@ -15,6 +15,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,12 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
     doomed = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "doomed.log")
     survivor = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "survivor.log")
     try:
-        await asyncio.sleep(6.0)  # both joined and reading
+        deadline = time.monotonic() + 90  # both joined the group and got partitions
+        while not all("assigned partitions" in (tmp_path / f"{n}.log").read_text()
+                      for n in ("doomed", "survivor")):
+            assert time.monotonic() < deadline, "the two workers never shared the partitions"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # reading
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
         # the group notices the dead member after its session timeout, the survivor takes
@@ -109,7 +115,10 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
                 proc.kill()
     log = (tmp_path / "survivor.log").read_text()
     assert survivor.returncode == 0, log[-3000:]
-    assert "revoked; committing" in log and "assigned partitions [0, 1, 2, 3]" in log, log[-3000:]
+    assert "assigned partitions [0, 1, 2, 3]" in log, log[-3000:]  # it took over
+    first = log.split("assigned partitions ", 1)[1].split("\n", 1)[0]
+    if first != "[0, 1, 2, 3]":  # it had a share before the takeover: it committed on revocation
+        assert "revoked; committing" in log, log[-3000:]
     assert all(committed[p] >= end[p] for p in end), f"committed {committed}, end {end}"
     got = _stations(tmp_path / "survivor.log.jsonl") | _stations(tmp_path / "doomed.log.jsonl")
     assert want <= got, f"stations without alerts after the takeover: {sorted(want - got)}"
