@@ -68,6 +68,26 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
+class _MaskAuth(logging.Filter):
+    """seedlink-client logs every command it sends at DEBUG, AUTH and its secret included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _masked(text: str) -> str:
+    words = text.split(" ")
+    if words[0] != "AUTH" or len(words) < 3:
+        return text
+    return " ".join(words[:3] + ["***"]) if words[1] == "USERPASS" else f"AUTH {words[1]} ***"
+
+
+for _name in ("seedlink_client.aio", "seedlink_client.client"):
+    logging.getLogger(_name).addFilter(_MaskAuth())
+
+
 class SelectorRefused(SourceError):
     """The server refused a STATION / SELECT / DATA command: retrying cannot help."""
 
@@ -165,6 +185,12 @@ def _untrusted(exc: BaseException, u: SeedLinkURI) -> SourceError | None:
                            f"{u.auth.method}{'' if u.auth.user is None else ' as ' + u.auth.user}"
                            f", secret from {u.auth.source}): server said "
                            f"{exc.code or 'ERROR'} {exc}".rstrip())
+    if isinstance(exc, SeedLinkError) and (exc.code in ("UNAUTHORIZED", "AUTH") or
+                                           "authentication required" in str(exc).lower()):
+        return SourceError(f"seedlink:{u.host}:{u.port}: the server refused to stream without "
+                           f"authentication ({exc}): give user=NAME&password_file=PATH or "
+                           f"token_file=PATH" if u.auth is None else
+                           f"seedlink:{u.host}:{u.port}: not authorized ({exc})")
     cause = exc.__cause__
     if not isinstance(cause, ssl.SSLCertVerificationError):
         return None

@@ -76,7 +76,8 @@ async def ringserver(directory: Path, ring_size: str = "1M", extra: str = "",
                     raise RuntimeError(f"ringserver did not start: {log.read_text()[-2000:]}"
                                        ) from None
                 await asyncio.sleep(0.1)
-        await _prime(port, directory / "scan")
+        await _prime(f"seedlinks://127.0.0.1:{port}?proto=4&ca_file={tls[0]}" if tls else
+                     f"seedlink://127.0.0.1:{port}?proto=4", directory / "scan")
         yield Ring(port, directory / "scan", log, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -87,7 +88,7 @@ async def ringserver(directory: Path, ring_size: str = "1M", extra: str = "",
             proc.wait()
 
 
-async def _prime(port: int, scan: Path) -> None:
+async def _prime(uri: str, scan: Path) -> None:
     """One record of station XX_PRIME (never selected) in the ring before any client connects:
     a client that connects to an empty ring with ``DATA`` (new data only) is never sent the
     records that follow (ringserver 4.5.3)."""
@@ -98,7 +99,7 @@ async def _prime(port: int, scan: Path) -> None:
     (scan / "XX.PRIME.mseed").write_bytes(mseed_records(tr)[0])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        doc = await seedlink_info(f"seedlink://127.0.0.1:{port}?proto=4", "STATIONS")
+        doc = await seedlink_info(uri, "STATIONS")
         if any(st.get("id") == "XX_PRIME" for st in doc.get("station", [])):
             return
         await asyncio.sleep(0.2)
