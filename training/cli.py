@@ -5,6 +5,7 @@ program name; ``python -m geosentry.training ...`` does the same.
 
     train {picker,detector,anomaly,anomaly-geomag,gan} [--epochs N] [--steps-per-epoch K]
           [--out DIR] [--resume] [--seed S] [--export-dir DIR | --no-export] [--quick]
+    train picker --init MODEL --data DIR --out DIR [--force] ...  (training.train.finetune)
     evaluate TASK [--run DIR] --out DIR [--seed S]
     evaluate geomag [--out DIR] [--per-file N] [--jobs J] (training.evaluate.geomag)
     evaluate gan-augmentation [--out DIR] [--epochs N] [--steps-per-epoch K] [--arms A,B]
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["train", "picker"] and any(a.split("=")[0] == "--init" for a in argv):
+        from geosentry.training.train.finetune import main as finetune_main  # fine-tune a picker
+
+        return finetune_main(argv[2:])
     if argv[:2] == ["evaluate", "geomag"]:  # the service's geomagnetic detectors on real data
         from geosentry.training.evaluate.geomag import main as geomag_main
 

@@ -147,7 +147,8 @@ def test_phasenetlight_ethz_picks_equal_seisbench_classify(
     _need_seisbench()
     from geosentry.stream.detectors.registry import ModelConfig
     from geosentry.stream.inference.model import TorchScriptDetector
-    from geosentry.training.export import seisbench_import as si
+    from geosentry.training.evaluate import seisbench_parity as si
+    from geosentry.training.export.seisbench_import import load_checkpoint
 
     weights = shared_data(PNL) / "ethz"
     assert _models_main(["import", "seisbench", "--model", "PhaseNetLight", "--weights",
@@ -157,7 +158,7 @@ def test_phasenetlight_ethz_picks_equal_seisbench_classify(
     assert c.provenance["trained_on"].startswith("ethz") and "ETHZ" in c.provenance["trained_on"]
     assert c.thresholds == pytest.approx({"P": 0.4439247878516038, "S": 0.4502677090692625})
     raw = _real_windows(shared_data)
-    model = si.load_checkpoint("PhaseNetLight", weights, "2")
+    model = load_checkpoint("PhaseNetLight", weights, "2")
     theirs = si.seisbench_picks_on_windows(model, raw, 100.0, c.thresholds)
     det = TorchScriptDetector(ModelConfig(name="p", type="model", path=str(pt),
                                           stride_s=c.window_s), pt, torch.device("cpu"), "fp32")

@@ -1,0 +1,104 @@
+"""Parity of an imported SeisBench picker with SeisBench itself, window by window.
+
+``seisbench_picks_on_windows`` runs SeisBench ``classify`` on each window as its own stream;
+``service_picks_on_windows`` runs the exported file through the service's own model code
+(``TorchScriptDetector``) and pick rule; ``trigger_picks`` applies SeisBench's pick rule to any
+outputs; ``pick_agreement`` counts picks matched within a sample. Used by
+``tests/training/test_seisbench_import.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geosentry.stream.inference.contract import ModelContract, contract_path_for
+
+
+def seisbench_picks_on_windows(model: Any, raw: np.ndarray, sampling_rate_hz: float,
+                               thresholds: dict[str, float]) -> list[dict[str, list[int]]]:
+    """SeisBench ``classify`` on each raw window ``(M, C, N)`` as its own stream (so SeisBench
+    cuts exactly that window): per window, phase -> sample indices of its picks."""
+    import obspy
+
+    out: list[dict[str, list[int]]] = []
+    comps = list(model.component_order)
+    t0 = obspy.UTCDateTime(2020, 1, 1)
+    kwargs = {f"{ph}_threshold": thr for ph, thr in thresholds.items()}
+    for w in raw:
+        st = obspy.Stream([obspy.Trace(np.asarray(w[k], dtype=np.float64), header={
+            "network": "XX", "station": "W", "channel": f"HH{c}", "starttime": t0,
+            "sampling_rate": sampling_rate_hz}) for k, c in enumerate(comps)])
+        picks = model.classify(st, **kwargs).picks
+        got: dict[str, list[int]] = {ph: [] for ph in thresholds}
+        for p in picks:
+            got.setdefault(p.phase, []).append(int(round((p.peak_time - t0) * sampling_rate_hz)))
+        out.append(got)
+    return out
+
+
+def service_picks_on_windows(pt: Path, raw: np.ndarray) -> list[dict[str, list[int]]]:
+    """The service's own picks (``TorchScriptDetector``: load checks, freezing, normalisation,
+    peak finding) on each raw window ``(M, C, N)``, each scored whole (a stream's first window
+    with a stride of the whole window): per window, phase -> sample indices."""
+    from geosentry.stream.detectors.registry import ModelConfig
+    from geosentry.stream.inference.model import TorchScriptDetector
+    from geosentry.stream.records import Window
+
+    c = ModelContract.load(contract_path_for(pt))
+    cfg = ModelConfig(name="parity", type="model", path=str(pt), stride_s=c.window_s,
+                      missing_components="zeros")
+    det = TorchScriptDetector(cfg, Path(pt), torch.device("cpu"), "fp32")
+    out: list[dict[str, list[int]]] = []
+    period_ns = round(1e9 / c.sampling_rate_hz)
+    for i, w in enumerate(raw):
+        win = Window("XX", f"W{i}", "", tuple(f"HH{k}" for k in c.components), 0,
+                     c.sampling_rate_hz, np.asarray(w, np.float32), 0, "parity", first=True)
+        got: dict[str, list[int]] = {ph: [] for ph in c.thresholds}
+        for _w, alerts in det.process([win]):
+            for a in alerts:
+                got.setdefault(str(a.phase), []).append(int(round(a.time_ns / period_ns)))
+        out.append(got)
+    return out
+
+
+def pick_agreement(ours: list[dict[str, list[int]]], theirs: list[dict[str, list[int]]],
+                   tol_samples: int = 1) -> dict[str, Any]:
+    """Picks of the same phase within ``tol_samples`` matched one to one, per window; the share
+    agreeing is ``matched / max(ours, theirs)`` (a pick either side lacks counts against it)."""
+    matched = n_ours = n_theirs = 0
+    for a, b in zip(ours, theirs):
+        for ph in set(a) | set(b):
+            pa, pb = sorted(a.get(ph, [])), list(b.get(ph, []))
+            n_ours, n_theirs = n_ours + len(pa), n_theirs + len(pb)
+            for t in pa:
+                j = next((k for k, u in enumerate(pb) if abs(u - t) <= tol_samples), None)
+                if j is not None:
+                    matched += 1
+                    pb.pop(j)
+    total = max(n_ours, n_theirs)
+    return {"windows": len(ours), "picks_geosentry": n_ours, "picks_seisbench": n_theirs,
+            "matched": matched, "agreement": round(matched / total, 4) if total else 1.0,
+            "tolerance_samples": tol_samples}
+
+
+def trigger_picks(probs: np.ndarray, labels: tuple[str, ...],
+                  thresholds: dict[str, float]) -> list[dict[str, list[int]]]:
+    """SeisBench's pick rule (``picks_from_annotations``: trigger on at the threshold, off at
+    half of it, the peak of each triggered stretch) applied to outputs ``(M, L, N)``."""
+    from obspy.signal.trigger import trigger_onset
+
+    out: list[dict[str, list[int]]] = []
+    for p in probs:
+        got: dict[str, list[int]] = {}
+        for k, label in enumerate(labels):
+            if label not in thresholds:
+                continue
+            thr = thresholds[label]
+            got[label] = [int(s0 + np.argmax(p[k, s0: s1 + 1]))
+                          for s0, s1 in trigger_onset(p[k], thr, thr / 2)]
+        out.append(got)
+    return out
