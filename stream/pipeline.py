@@ -11,9 +11,7 @@ import asyncio
 import logging
 import time
 from functools import partial
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,50 +31,14 @@ from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, InstrumentId, RawRecord, Window
 from geosentry.stream.sinks import Sink
 from geosentry.stream.sinks.fanout import Fanout
-from geosentry.stream.sources import (ReportsGaps, ReportsLag, Resumable, Revocable, Source,
-                                      SourceGap, is_live)
-from geosentry.stream.supervision import ExitCode, Watchdog, supervise
+from geosentry.stream.sources import ReportsGaps, Revocable, Source, SourceGap, is_live
+from geosentry.stream.offsets import Offsets
+from geosentry.stream.summary import Summary, _LogOnce
+from geosentry.stream.supervision import Watchdog, supervise
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
 YIELD_EVERY = 64  # records ingested between chances for other tasks to run
-
-
-@dataclass
-class Summary:
-    records: int = 0
-    decode_errors: int = 0
-    windows: int = 0
-    alerts: Counter[str] = field(default_factory=Counter)
-    delivered: list[Alert] = field(default_factory=list)
-    #: what went wrong, one line each (source or detector failures, a broken delivery)
-    failures: list[str] = field(default_factory=list)
-    #: windows whose alerts were not delivered when the run ended (shutdown timeout)
-    undelivered_windows: int = 0
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """``UNDELIVERED`` before ``FAILED``: an operator must know first that alerts are lost."""
-        if self.undelivered_windows:
-            return ExitCode.UNDELIVERED
-        return ExitCode.FAILED if self.failures else ExitCode.OK
-
-
-class _LogOnce:
-    """One warning per (channel, reason); bounded: a feed of endlessly new garbage ids cannot
-    grow it without limit (past ``MAX_KEYS`` the oldest are forgotten and may log again)."""
-
-    MAX_KEYS = 50_000
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], None] = {}
-
-    def __call__(self, key: tuple[str, str], msg: str, *args: object) -> None:
-        if key not in self._seen:
-            if len(self._seen) >= self.MAX_KEYS:
-                del self._seen[next(iter(self._seen))]
-            self._seen[key] = None
-            log.warning(msg + " (further occurrences are only counted)", *args)
 
 
 class Pipeline:
@@ -106,8 +68,7 @@ class Pipeline:
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
         self._window_counters: dict[str, tuple[Any, Any]] = {}
-        self._resumable = {s.name: s for s in sources if isinstance(s, Resumable)}
-        self._partition_of: dict[InstrumentId, tuple[str, int]] = {}
+        self.offsets = Offsets(self.windower, self.tracker, sources, self.metrics)
 
     def request_stop(self) -> None:
         """Stop reading; ``run`` then drains, commits and returns."""
@@ -320,12 +281,7 @@ class Pipeline:
                 continue
             if self.observer is not None:
                 self.observer.record(rec)
-            src = self._resumable.get(source)
-            if src is not None and rec.ref is not None:  # whose state a rebalance takes away
-                self._partition_of[Windower.instrument_key(rec)] = (source, rec.ref.partition)
-            windows, events = self.windower.push(rec, 0 if src is None or rec.ref is None else
-                                                 src.replay_before_ns(rec.ref.partition,
-                                                                      rec.ref.offset))
+            windows, events = self.windower.push(rec, self.offsets.replay_before_ns(source, rec))
             self.tracker.record(rec.ref, Windower.instrument_key(rec), rec.end_ns)
             await self._handle_events(events, rec.arrival_ns)
             await self._enqueue(windows)
@@ -433,29 +389,13 @@ class Pipeline:
         await self._enqueue(windows)
 
     async def _commit(self) -> None:
-        self.tracker.forget(self.windower.take_dropped())  # rejected by the clock policy: done
-        offsets = self.tracker.committable(self.windower.needed_ns, self.windower.resume_ns)
-        for src in self.sources:
-            if src.name in offsets and isinstance(src, Resumable):
-                src.keep_marks({p: m for (name, p), m in self.tracker.marks.items()
-                                if name == src.name and p in offsets[src.name]})
-            if src.name in offsets:
-                await src.commit(offsets[src.name])
-            if isinstance(src, ReportsLag):
-                for partition, behind in (await src.lag()).items():
-                    self.metrics.consumer_lag.labels(
-                        topic=src.name, partition=str(partition)).set(behind)
+        await self.offsets.commit()
 
     async def _revoked(self, source: str, partitions: set[int]) -> None:
         """A rebalance takes ``partitions`` of ``source`` away: commit all that is done, then
         stop tracking them (the new owner re-reads from there)."""
-        await self._commit()
-        self.tracker.drop_partitions(source, partitions)
-        gone = [k for k, where in self._partition_of.items()
-                if where[0] == source and where[1] in partitions]
-        self.windower.forget(gone)  # the new owner rebuilds their state from its commit
-        for key in gone:
-            del self._partition_of[key]
+        await self.offsets.commit()
+        self.offsets.revoke(source, partitions)
 
     async def _commit_loop(self, watchdog: Watchdog) -> None:
         while True:

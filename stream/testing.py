@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from geosentry.stream.config import Config
     from geosentry.stream.detectors.base import Detector
     from geosentry.stream.metrics import Metrics
-    from geosentry.stream.pipeline import Summary
+    from geosentry.stream.summary import Summary
     from geosentry.stream.sources import Source
 
 OBSPY_DATA = Path(obspy.__file__).resolve().parent / "signal" / "tests" / "data"
