@@ -14,6 +14,8 @@ program name; ``python -m geosentry.training ...`` does the same.
                                                           (training.evaluate.compare)
     evaluate picker-kfold|detector-kfold [--folds K] [--epochs N] [--steps-per-epoch K] [--out DIR]
                                                           (training.evaluate.kfold)
+    evaluate picker-lono [--out DIR] [--networks NC,PG] [--epochs N] [--steps-per-epoch K]
+                                                          (training.evaluate.lono)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
     export picker --from-model PT [--out DIR]            (same weights, current model code)
@@ -237,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
         return kfold_main(argv[2:], argv[1].split("-")[0])
+    if argv[:2] == ["evaluate", "picker-lono"]:  # leave-one-network-out, CNN vs PhaseNetLight
+        from geosentry.training.evaluate.lono import main as lono_main
+
+        return lono_main(argv[2:])
     if argv[:2] == ["evaluate", "picker-compare"]:  # CNN vs STA/LTA vs PhaseNetLight + bootstrap
         from geosentry.training.evaluate.compare import main as compare_main
 

@@ -1,0 +1,40 @@
+"""``python -m geosentry.training evaluate picker-lono``: leave-one-network-out on the PhaseNet
+data (smoke run: tiny model, two small networks), report structure and the split rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from geosentry.training.cli import main as training_main
+
+
+@pytest.mark.shared
+def test_lono_quick_holds_out_whole_networks(tmp_path: Path,
+                                             shared_data: Callable[[str], Path]) -> None:
+    shared_data("phasenet")
+    out = tmp_path / "lono"
+    assert training_main(["evaluate", "picker-lono", "--quick", "--epochs", "1",
+                          "--steps-per-epoch", "3", "--networks", "PB,TA", "--bootstrap", "50",
+                          "--out", str(out)]) == 0
+    r = json.loads((out / "picker_lono.json").read_text())
+    assert r["network_events"] == {"PB": 4, "TA": 1} and r["events"] == 5
+    assert set(r["folds_missing"]) == {"NC", "PG", "NN", "CI", "NP"}
+    for net in ("PB", "TA"):
+        fold = json.loads((out / f"fold-{net}" / "result.json").read_text())
+        assert all(s.startswith(f"{net}.") for s in fold["test_stations"])
+        assert fold["train_events"] == 96 - fold["test_events"]
+        assert len(fold["truth"]["P"]) == len(fold["picks"]["cnn"]["P"]) == 2 * fold["test_events"]
+    pooled = r["aggregate"]["pooled"]
+    assert {"cnn", "stalta"} <= set(pooled) and "S" not in pooled["stalta"]
+    assert pooled["cnn"]["P"]["n_windows"] == 10
+    if r["phasenetlight"]:  # seisbench installed: PhaseNetLight on the same windows
+        assert pooled["phasenetlight"]["P"]["n_windows"] == 10
+        assert "cnn P 0.5s - phasenetlight P 0.5s" in r["aggregate"]["bootstrap"]
+    else:
+        assert "seisbench" in r["skipped"]["phasenetlight"]
+    md = (out / "picker_lono.md").read_text()
+    assert "| PB | 4 |" in md and "never saw its network" in md
