@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from geosentry.stream.demo import DEMO_BAND_HZ
-from geosentry.stream.testing import network_copies, publish
+from geosentry.stream.testing import long_network, network_copies, publish
 
 pytestmark = pytest.mark.kafka
 GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
@@ -130,3 +130,43 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
     assert want_ids == got_ids, (f"{len(want_ids - got_ids)} lost, {len(got_ids - want_ids)} "
                                  "with ids one worker alone does not send")
     assert "resumes at offset" in log, "the survivor found no resume mark with the offsets"
+
+
+async def test_three_workers_one_killed_one_added(kafka_bootstrap: str, topic_name: str,
+                                                  tmp_path: Path) -> None:
+    """Three workers on 4 partitions of a longer interleaved stream; once the group has
+    committed, one is SIGKILLed and a fourth joins: two rebalances mid-stream. Station alerts
+    are those of one worker alone (same ids, none lost), every partition is committed to the
+    end, and each surviving worker ends with exit status 0 once the topic is finished."""
+    cfg = tmp_path / "geosentry.toml"
+    cfg.write_text(CONFIG)
+    src, group = f"{topic_name}-in", f"{topic_name}-g"
+    await _setup(kafka_bootstrap, src, long_network(2, 6))
+    alone = subprocess.run([*GEOSENTRY, "run", "--config", str(cfg), "--source",
+                            f"kafka://{kafka_bootstrap}/{src}?group={group}-alone&idle_exit_s=8",
+                            "--sink", "jsonl:-"], capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    want = {a["id"] for line in alone.stdout.splitlines()
+            if (a := json.loads(line))["station"] != "*"}
+    names = ["w0", "w1", "doomed"]
+    procs = {n: _worker(kafka_bootstrap, src, group, cfg, tmp_path / f"{n}.log") for n in names}
+    try:
+        deadline = time.monotonic() + 120
+        while sum((await _committed_vs_end(kafka_bootstrap, src, group))[0].values()) <= 0:
+            assert time.monotonic() < deadline, "the group never committed"
+            await asyncio.sleep(0.2)
+        procs["doomed"].send_signal(signal.SIGKILL)
+        procs["doomed"].wait(timeout=30)
+        procs["late"] = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "late.log")
+        for n in ("w0", "w1", "late"):  # idle_exit_s: each ends once the topic is finished
+            assert procs[n].wait(timeout=300) == 0, (tmp_path / f"{n}.log").read_text()[-3000:]
+        committed, end = await _committed_vs_end(kafka_bootstrap, src, group)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    assert all(committed[p] >= end[p] for p in end), f"committed {committed}, end {end}"
+    got = {a["id"] for n in ("w0", "w1", "doomed", "late")
+           for a in _alerts(tmp_path / f"{n}.log.jsonl") if a["station"] != "*"}
+    assert want == got, (f"{len(want - got)} lost, {len(got - want)} with ids one worker alone "
+                         "does not send")
