@@ -16,6 +16,7 @@ program name; ``python -m geosentry.training ...`` does the same.
                                                           (training.evaluate.kfold)
     evaluate picker-lono [--out DIR] [--networks NC,PG] [--epochs N] [--steps-per-epoch K]
                                                           (training.evaluate.lono)
+    evaluate seisbench-parity [--model CLASS --weights PATH --version V] (.seisbench_parity)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
     export picker --from-model PT [--out DIR]            (same weights, current model code)
@@ -243,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.evaluate.lono import main as lono_main
 
         return lono_main(argv[2:])
+    if argv[:2] == ["evaluate", "seisbench-parity"]:  # imported SeisBench picker vs classify
+        from geosentry.training.evaluate.seisbench_parity import main as parity_main
+
+        return parity_main(argv[2:])
     if argv[:2] == ["evaluate", "picker-compare"]:  # CNN vs STA/LTA vs PhaseNetLight + bootstrap
         from geosentry.training.evaluate.compare import main as compare_main
 

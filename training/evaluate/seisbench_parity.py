@@ -102,3 +102,91 @@ def trigger_picks(probs: np.ndarray, labels: tuple[str, ...],
                           for s0, s1 in trigger_onset(p[k], thr, thr / 2)]
         out.append(got)
     return out
+
+
+def real_windows(per_event: int = 2, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Real 3001-sample Z, N, E windows (raw counts): ``per_event`` at random offsets in each of
+    the 96 PhaseNet records (NCEDC and others; 39 vertical-only) and the first 30.01 s of each
+    Iceland dike-swarm station cut (Z7, 27 events x 12 stations). Returns windows and sources."""
+    import obspy
+
+    from geosentry.training.data.phasenet import load_phasenet
+    from geosentry.training.paths import shared_data_dir
+
+    rng = np.random.default_rng(seed)
+    out, names = [], []
+    for e in load_phasenet():
+        for _ in range(per_event):
+            off = int(rng.integers(0, e.data.shape[1] - 3001))
+            out.append(e.data[:, off: off + 3001])
+            names.append(f"phasenet:{e.name}@{off}")
+    for f in sorted((shared_data_dir() / "events/iceland-2014-dike/events").glob("*.m")):
+        st = obspy.read(str(f), format="MSEED")
+        for sta in sorted({tr.stats.station for tr in st}):
+            w = np.zeros((3, 3001), np.float32)
+            for k, c in enumerate("ZNE"):
+                sel = st.select(station=sta, component=c)
+                if sel and sel[0].stats.npts >= 3001:
+                    w[k] = sel[0].data[:3001]
+            if np.any(w[0]):
+                out.append(w)
+                names.append(f"iceland:{f.stem}:{sta}")
+    return np.stack(out).astype(np.float32), names
+
+
+def main(argv: list[str]) -> int:
+    """``python -m geosentry.training evaluate seisbench-parity``: import a SeisBench picker and
+    compare its picks with SeisBench ``classify`` on real windows (``real_windows``)."""
+    import argparse
+    import json
+    import tempfile
+
+    from geosentry.training.export.seisbench_import import (import_seisbench, load_checkpoint,
+                                                             ImportRefused)
+    from geosentry.training.paths import shared_data_dir
+
+    p = argparse.ArgumentParser(prog="python -m geosentry.training evaluate seisbench-parity")
+    p.add_argument("--model", default="PhaseNetLight")
+    p.add_argument("--weights", type=Path,
+                   default=shared_data_dir() / "reference/seisbench-phasenetlight-ethz/ethz")
+    p.add_argument("--version", default="2")
+    p.add_argument("--out", type=Path, default=Path("runs/seisbench-parity"))
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            pt, js = import_seisbench(a.model, a.weights, Path(tmp), a.version)
+            c = ModelContract.load(js)
+            raw, names = real_windows()
+            model = load_checkpoint(a.model, a.weights, a.version)
+            theirs = seisbench_picks_on_windows(model, raw, c.sampling_rate_hz, c.thresholds)
+            ours = service_picks_on_windows(pt, raw)
+            from geosentry.stream.detectors.registry import ModelConfig
+            from geosentry.stream.inference.model import TorchScriptDetector
+
+            det = TorchScriptDetector(ModelConfig(name="p", type="model", path=str(pt),
+                                                  stride_s=c.window_s), pt,
+                                      torch.device("cpu"), "fp32")
+            probs = det.infer_array(raw)
+    except ImportRefused as exc:
+        raise SystemExit(f"seisbench-parity: {exc}") from exc
+    with torch.no_grad():
+        ref = model(model.annotate_batch_pre(torch.from_numpy(raw), {})).numpy()
+    report = {"command": "python -m geosentry.training evaluate seisbench-parity --model "
+                         f"{a.model} --weights {a.weights} --version {a.version}",
+              "windows": len(raw), "phasenet_windows": sum(n.startswith("phasenet") for n in names),
+              "iceland_windows": sum(n.startswith("iceland") for n in names),
+              "max_abs_probability_difference": float(np.abs(probs - ref).max()),
+              "service_pick_rule": pick_agreement(ours, theirs),
+              "seisbench_pick_rule_on_service_outputs": pick_agreement(
+                  trigger_picks(probs, c.labels, c.thresholds), theirs),
+              "differences_service_rule": [
+                  {"window": names[i], "geosentry": a_, "seisbench": b_}
+                  for i, (a_, b_) in enumerate(zip(ours, theirs))
+                  if {k: sorted(v) for k, v in a_.items()} != {k: sorted(v) for k, v in b_.items()}]}
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "seisbench_parity.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "differences_service_rule"},
+                     indent=2))
+    print(f"wrote {a.out / 'seisbench_parity.json'}")
+    return 0
