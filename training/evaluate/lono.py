@@ -72,7 +72,7 @@ def _picks(prob: np.ndarray, thr: dict[str, float]) -> dict[str, list[list[int]]
 
 
 def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, seed: int,
-             pnl: Any, quick: bool, run_dir: Path) -> dict[str, Any]:
+             pnl: Any, quick: bool, run_dir: Path, recipe: str = "baseline") -> dict[str, Any]:
     from geosentry.training.train.common import SeismicData, pre_event_noise, predict
     from geosentry.training.train.loop import FitConfig, fit
     from geosentry.training.train.picker import PickerTask
@@ -90,6 +90,8 @@ def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, 
         "picks": {}, "thresholds": {}}
     torch.manual_seed(seed)
     kw: dict[str, Any] = dict(window=WINDOW, batch=4, channels=(4, 8, 8)) if quick else {}
+    if recipe == "network":
+        from geosentry.training.train.picker_network import NetworkPickerTask as PickerTask
     task = PickerTask(SeismicData(train, test, source, pre_event_noise(train)), **kw)
     t0 = time.perf_counter()
     fit(task, FitConfig(epochs=epochs, steps_per_epoch=steps, seed=seed, out_dir=run_dir))
@@ -164,7 +166,9 @@ def markdown(r: dict[str, Any]) -> str:
             b = boot.get(f"{name} {ph} 0.5s")
             ci = f" [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}]" if b else ""
             cells += [_cell(s, "0.1s"), (_cell(s, "0.5s") + ci) if s else "—", _cell(s, "sigma")]
-        lines.append(f"| {LABEL[name]} | " + " | ".join(cells) + " |")
+        label = LABEL[name] if name != "cnn" or r.get("recipe", "baseline") == "baseline" else \
+            "CNN picker, shipped layout + network-imitating augmentation (trained without the network)"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     diffs = [(k, v) for k, v in boot.items() if " - " in k]
     if diffs:
         lines += ["", "| paired difference at ±0.5 s | F1 diff | 95 % CI |", "|---|---|---|"]
@@ -196,6 +200,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--no-seisbench", action="store_true", help="leave PhaseNetLight out")
     p.add_argument("--quick", action="store_true", help="tiny model, 2 windows per event")
+    p.add_argument("--recipe", choices=("baseline", "network"), default="baseline",
+                   help="CNN augmentation: the shipped recipe's (baseline) or with augmentation "
+                        "imitating other networks (training.train.picker_network)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     events, source = load_events(seed=a.seed)
@@ -210,22 +217,26 @@ def main(argv: list[str]) -> int:
     loaded = "disabled (--no-seisbench)" if a.no_seisbench else load_phasenetlight()
     pnl = None if isinstance(loaded, str) else loaded
     settings = {"epochs": a.epochs, "steps_per_epoch": a.steps_per_epoch, "seed": a.seed,
-                "quick": a.quick, "phasenetlight": pnl is not None}
+                "quick": a.quick, "phasenetlight": pnl is not None, "recipe": a.recipe}
     for net in todo:
         d = a.out / f"fold-{net}"
         d.mkdir(parents=True, exist_ok=True)
-        fold = run_fold(net, events, source, a.epochs, a.steps_per_epoch, a.seed, pnl, a.quick, d)
+        fold = run_fold(net, events, source, a.epochs, a.steps_per_epoch, a.seed, pnl, a.quick, d,
+                        a.recipe)
         (d / "result.json").write_text(json.dumps({"settings": settings, **fold}) + "\n")
         log.info("fold %s done (%s s)", net, fold["train_seconds"])
     folds = []
     for net in nets:
         f = a.out / f"fold-{net}" / "result.json"
-        if f.exists() and (r := json.loads(f.read_text()))["settings"] == settings:
+        if f.exists() and {"recipe": "baseline",  # folds written before --recipe existed
+                           **(r := json.loads(f.read_text()))["settings"]} == settings:
             folds.append(r)
     report = {"command": "python -m geosentry.training evaluate picker-lono "
                          f"--epochs {a.epochs} --steps-per-epoch {a.steps_per_epoch} --seed {a.seed}"
                          + (" --no-seisbench" if a.no_seisbench else "")
-                         + (" --quick" if a.quick else "") + f" --out {a.out}",
+                         + (" --quick" if a.quick else "")
+                         + (f" --recipe {a.recipe}" if a.recipe != "baseline" else "")
+                         + f" --out {a.out}",
               "data_source": source, "events": sum(f["test_events"] for f in folds),
               "network_events": {f["network"]: f["test_events"] for f in folds},
               "folds_missing": [n for n in nets if n not in {f["network"] for f in folds}],

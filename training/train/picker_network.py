@@ -1,0 +1,92 @@
+"""The picker recipe with augmentation that imitates other networks (``--recipe network`` of
+``evaluate picker-lono``): on top of :class:`~geosentry.training.train.picker.PickerTask`'s
+augmentation, per training window and with these probabilities
+
+* instrument response (0.5): a random Butterworth band (high-pass 0.5-5 Hz, low-pass 8-40 Hz,
+  order 2-4; short-period, broadband, band-limited digitisers), or the record differentiated or
+  integrated once (velocity <-> acceleration: strong-motion and seismometer channels);
+* clipping (0.1): the record clipped at 20-80 % of its peak (saturated old digitisers);
+* a second event (0.2): another training record's window added at 0.1-1x its amplitude at a
+  random shift, with its P and S labels (swarms, aftershocks);
+* a station's noise floor (0.2): coloured noise (AR(1), coefficient 0.5-0.99) at 0-20 dB SNR.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.signal import butter, lfilter, sosfilt
+
+from geosentry.training.data.windows import crop, normalise, pick_labels
+from geosentry.training.train.picker import PickerTask
+
+SR = 100.0
+
+
+def response(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    kind = rng.integers(4)
+    if kind == 0:
+        sos = butter(int(rng.integers(2, 5)), float(rng.uniform(0.5, 5.0)), "highpass", fs=SR,
+                     output="sos")
+    elif kind == 1:
+        sos = butter(int(rng.integers(2, 5)), float(rng.uniform(8.0, 40.0)), "lowpass", fs=SR,
+                     output="sos")
+    elif kind == 2:
+        return np.gradient(x, axis=1).astype(np.float32)
+    else:
+        y = np.cumsum(x - x.mean(axis=1, keepdims=True), axis=1)
+        t = np.arange(x.shape[1])
+        return (y - np.polyval(np.polyfit(t, y.T, 1), t[:, None]).T).astype(np.float32)
+    return sosfilt(sos, x, axis=1).astype(np.float32)
+
+
+def coloured_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    c, n = x.shape
+    a = float(rng.uniform(0.5, 0.99))
+    w = rng.standard_normal((c, n)).astype(np.float32)
+    noise = lfilter([1.0], [1.0, -a], w, axis=1).astype(np.float32)
+    snr = 10 ** (rng.uniform(0.0, 20.0) / 20.0)
+    sig = x.std(axis=1, keepdims=True)
+    live = np.abs(x).max(axis=1, keepdims=True) > 0
+    return x + noise / (noise.std(axis=1, keepdims=True) + 1e-12) * sig / snr * live
+
+
+class NetworkPickerTask(PickerTask):
+    """:class:`PickerTask` with the network-imitating augmentation (module docstring)."""
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        n = self.window
+        for _ in range(self.batch):
+            ev, off = self._crop(rng)
+            x = crop(ev.data, off, n).astype(np.float32)
+            y = pick_labels(n, ev.itp - off, ev.its - off, self.sigma)
+            if rng.random() < 0.2:
+                ev2, off2 = self._crop(rng)
+                x2 = crop(ev2.data, off2, n).astype(np.float32)
+                x2 = x2 - x2.mean(axis=1, keepdims=True)
+                scale = rng.uniform(0.1, 1.0) * (x.std() + 1e-9) / (x2.std() + 1e-9)
+                x = x - x.mean(axis=1, keepdims=True) + scale * x2
+                y2 = pick_labels(n, ev2.itp - off2, ev2.its - off2, self.sigma)
+                y[:2] = np.maximum(y[:2], y2[:2])
+                y[2] = np.clip(1.0 - y[0] - y[1], 0.0, 1.0)
+            x = self.aug(x, rng)
+            if rng.random() < 0.5:
+                x = response(x, rng)
+            if rng.random() < 0.1:
+                peak = np.abs(x).max(axis=1, keepdims=True) * rng.uniform(0.2, 0.8)
+                x = np.clip(x, -peak, peak)
+            if rng.random() < 0.2:
+                x = coloured_noise(x, rng)
+            xs.append(normalise(x))
+            ys.append(y)
+        return np.stack(xs), np.stack(ys)
+
+    def _crop(self, rng: np.random.Generator) -> tuple[Any, int]:
+        n = self.window
+        ev = self.data.train[int(rng.integers(len(self.data.train)))]
+        length = ev.data.shape[1]
+        off = ev.itp - int(rng.integers(20, n - 20)) if rng.random() < 0.85 else \
+            int(rng.integers(0, length - n + 1))
+        return ev, int(np.clip(off, 0, length - n))
