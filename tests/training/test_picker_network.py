@@ -31,3 +31,22 @@ def test_network_augmentation_gives_valid_windows_and_labels(no_shared: Path) ->
         assert out.shape == w.shape and np.isfinite(out).all()
     noisy = coloured_noise(w, rng)
     assert (noisy[1:] == 0).all() and not np.allclose(noisy[0], w[0])  # dead rows stay dead
+
+
+def test_second_region_labels_are_as_wide_as_the_pick_error(no_shared: Path) -> None:
+    """Records of a second region carry automatic picks with errors: the P label of a pick
+    known to 0.5 s is wider than one known to 0.05 s (the recipe's 0.2 s at least)."""
+    from geosentry.training.data.phasenet import PhaseNetEvent
+
+    data = prepare_seismic(0, limit=12)
+    rec = np.zeros((3, 9001), np.float32)
+    sharp = PhaseNetEvent("a", "Z7", "A", rec, 3000, 3300)
+    vague = PhaseNetEvent("b", "Z7", "B", rec, 3000, -1)  # no usable S pick
+    sharp.pick_error_s = {"P": 0.05, "S": 0.05}  # type: ignore[attr-defined]
+    vague.pick_error_s = {"P": 0.5, "S": None}  # type: ignore[attr-defined]
+    task = NetworkPickerTask(data, extra=[sharp, vague], window=400, batch=4, channels=(4, 8, 8))
+    ys, yv = task._labels(sharp, 2800), task._labels(vague, 2800)
+    assert (ys[0] > 0.5).sum() < (yv[0] > 0.5).sum()
+    assert ys[0].argmax() == yv[0].argmax() == 200
+    assert ys[1].max() > 0.9 and yv[1].max() == 0.0
+    assert np.allclose(ys.sum(axis=0), 1.0, atol=1e-5)

@@ -48,6 +48,12 @@ LABEL = {"cnn": "CNN picker, shipped recipe (trained without the network)",
                                 "networks",
          "stalta": "recursive STA/LTA (tuned on the other networks)"}
 
+RECIPES = {"baseline": LABEL["cnn"],
+           "network": "CNN picker, shipped layout + network-imitating augmentation (trained "
+                      "without the network)",
+           "network-iceland": "CNN picker, shipped layout + network-imitating augmentation + "
+                              "Iceland swarm (trained without the network)"}
+
 
 def _windows(events: list[Any], per_event: int, seed: int) -> tuple[list[Any], np.ndarray]:
     ws = make_pick_windows([e.itp for e in events], [e.its for e in events],
@@ -90,9 +96,16 @@ def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, 
         "picks": {}, "thresholds": {}}
     torch.manual_seed(seed)
     kw: dict[str, Any] = dict(window=WINDOW, batch=4, channels=(4, 8, 8)) if quick else {}
-    if recipe == "network":
-        from geosentry.training.train.picker_network import NetworkPickerTask as PickerTask
-    task = PickerTask(SeismicData(train, test, source, pre_event_noise(train)), **kw)
+    data = SeismicData(train, test, source, pre_event_noise(train))
+    if recipe == "baseline":
+        task = PickerTask(data, **kw)
+    else:
+        from geosentry.training.data.iceland import load_iceland
+        from geosentry.training.train.picker_network import NetworkPickerTask
+
+        extra = load_iceland() if recipe == "network-iceland" else []
+        result["extra_records"] = len(extra)
+        task = NetworkPickerTask(data, extra=extra, **kw)
     t0 = time.perf_counter()
     fit(task, FitConfig(epochs=epochs, steps_per_epoch=steps, seed=seed, out_dir=run_dir))
     result["train_seconds"] = round(time.perf_counter() - t0, 1)
@@ -166,8 +179,7 @@ def markdown(r: dict[str, Any]) -> str:
             b = boot.get(f"{name} {ph} 0.5s")
             ci = f" [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}]" if b else ""
             cells += [_cell(s, "0.1s"), (_cell(s, "0.5s") + ci) if s else "—", _cell(s, "sigma")]
-        label = LABEL[name] if name != "cnn" or r.get("recipe", "baseline") == "baseline" else \
-            "CNN picker, shipped layout + network-imitating augmentation (trained without the network)"
+        label = LABEL[name] if name != "cnn" else RECIPES[r.get("recipe", "baseline")]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     diffs = [(k, v) for k, v in boot.items() if " - " in k]
     if diffs:
@@ -200,9 +212,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--no-seisbench", action="store_true", help="leave PhaseNetLight out")
     p.add_argument("--quick", action="store_true", help="tiny model, 2 windows per event")
-    p.add_argument("--recipe", choices=("baseline", "network"), default="baseline",
+    p.add_argument("--recipe", choices=("baseline", "network", "network-iceland"), default="baseline",
                    help="CNN augmentation: the shipped recipe's (baseline) or with augmentation "
-                        "imitating other networks (training.train.picker_network)")
+                        "imitating other networks (training.train.picker_network), plus the "
+                        "Iceland swarm as a second region (network-iceland)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     events, source = load_events(seed=a.seed)

@@ -8,7 +8,9 @@ augmentation, per training window and with these probabilities
 * clipping (0.1): the record clipped at 20-80 % of its peak (saturated old digitisers);
 * a second event (0.2): another training record's window added at 0.1-1x its amplitude at a
   random shift, with its P and S labels (swarms, aftershocks);
-* a station's noise floor (0.2): coloured noise (AR(1), coefficient 0.5-0.99) at 0-20 dB SNR.
+* a station's noise floor (0.2): coloured noise (AR(1), coefficient 0.5-0.99) at 0-20 dB SNR;
+* optionally a second region's records (``extra``, e.g. the Iceland swarm), their labels as wide
+  as their automatic picks are uncertain.
 """
 
 from __future__ import annotations
@@ -53,7 +55,27 @@ def coloured_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class NetworkPickerTask(PickerTask):
-    """:class:`PickerTask` with the network-imitating augmentation (module docstring)."""
+    """:class:`PickerTask` with the network-imitating augmentation (module docstring);
+    ``extra`` records (a second region: :func:`geosentry.training.data.iceland.load_iceland`)
+    are drawn for ``extra_share`` of the windows, their label width following each pick's error
+    (``pick_error_s``, at least the recipe's sigma)."""
+
+    def __init__(self, data: Any, extra: list[Any] | None = None, extra_share: float = 0.3,
+                 **kw: Any) -> None:
+        super().__init__(data, **kw)
+        self.extra, self.extra_share = list(extra or []), extra_share
+
+    def _labels(self, ev: Any, off: int) -> np.ndarray:
+        n = self.window
+        err = getattr(ev, "pick_error_s", None)
+        if not err:
+            return pick_labels(n, ev.itp - off, ev.its - off, self.sigma)
+        sp = max(self.sigma, (err.get("P") or 0.0) * SR)
+        ss = max(self.sigma, (err.get("S") or 0.0) * SR)
+        y = pick_labels(n, ev.itp - off, None, sp)
+        y[1] = pick_labels(n, None, ev.its - off if ev.its > 0 else None, ss)[1]
+        y[2] = np.clip(1.0 - y[0] - y[1], 0.0, 1.0)
+        return y
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
@@ -61,14 +83,14 @@ class NetworkPickerTask(PickerTask):
         for _ in range(self.batch):
             ev, off = self._crop(rng)
             x = crop(ev.data, off, n).astype(np.float32)
-            y = pick_labels(n, ev.itp - off, ev.its - off, self.sigma)
+            y = self._labels(ev, off)
             if rng.random() < 0.2:
                 ev2, off2 = self._crop(rng)
                 x2 = crop(ev2.data, off2, n).astype(np.float32)
                 x2 = x2 - x2.mean(axis=1, keepdims=True)
                 scale = rng.uniform(0.1, 1.0) * (x.std() + 1e-9) / (x2.std() + 1e-9)
                 x = x - x.mean(axis=1, keepdims=True) + scale * x2
-                y2 = pick_labels(n, ev2.itp - off2, ev2.its - off2, self.sigma)
+                y2 = self._labels(ev2, off2)
                 y[:2] = np.maximum(y[:2], y2[:2])
                 y[2] = np.clip(1.0 - y[0] - y[1], 0.0, 1.0)
             x = self.aug(x, rng)
@@ -85,7 +107,8 @@ class NetworkPickerTask(PickerTask):
 
     def _crop(self, rng: np.random.Generator) -> tuple[Any, int]:
         n = self.window
-        ev = self.data.train[int(rng.integers(len(self.data.train)))]
+        pool = self.extra if self.extra and rng.random() < self.extra_share else self.data.train
+        ev = pool[int(rng.integers(len(pool)))]
         length = ev.data.shape[1]
         off = ev.itp - int(rng.integers(20, n - 20)) if rng.random() < 0.85 else \
             int(rng.integers(0, length - n + 1))
