@@ -40,7 +40,7 @@ def test_second_region_labels_are_as_wide_as_the_pick_error(no_shared: Path) -> 
 
     data = prepare_seismic(0, limit=12)
     rec = np.zeros((3, 9001), np.float32)
-    sharp = PhaseNetEvent("a", "Z7", "A", rec, 3000, 3300)
+    sharp = PhaseNetEvent("a", "Z7", "A", rec, 3000, 3150)
     vague = PhaseNetEvent("b", "Z7", "B", rec, 3000, -1)  # no usable S pick
     sharp.pick_error_s = {"P": 0.05, "S": 0.05}  # type: ignore[attr-defined]
     vague.pick_error_s = {"P": 0.5, "S": None}  # type: ignore[attr-defined]
