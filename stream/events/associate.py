@@ -54,6 +54,9 @@ class AssociatorConfig:
     #: (random coincidences of false picks are spread out, with silent stations between them)
     min_station_ratio: float = 0.5
     active_window_s: float = 600.0  # a station "sent picks" within this of the origin time
+    #: stations above the number random picks would give, in standard deviations
+    #: (``Associator._significant``)
+    min_significance: float = 3.0
     duplicate_s: float = 0.3  # a pick this close to a kept one (station, phase) is a duplicate
 
     def check(self) -> None:
@@ -203,6 +206,19 @@ class Associator:
         near: np.ndarray = idx[np.hypot(x, y) <= cfg.max_distance_km]
         return near
 
+    def _cone(self, pool: _Pool, seed: int, idx: np.ndarray, proj: Projection) -> np.ndarray:
+        """For a P seed, the P picks its event could have: a first arrival at the surface is
+        at most distance / (slowest P speed) later or earlier at another station (the path
+        along the top), plus the pick errors; S picks are all kept."""
+        if pool.is_s[seed] or len(idx) == 0:
+            return idx
+        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        vp = float(min(self.tt.model.vp_km_s))
+        slack = np.hypot(x, y) / vp + 2.0 * self.cfg.p_residual_s + 0.5
+        keep = pool.is_s[idx] | (np.abs(pool.t[idx] - pool.t[seed]) <= slack)
+        out: np.ndarray = idx[keep]
+        return out
+
     def _best_node(self, obs: Observations, seed_pos: int, sta_of: np.ndarray,
                    cx: float, cy: float, radius: float, n: int, depths: F64, tol: float
                    ) -> tuple[int, float, float, float, np.ndarray]:
@@ -226,6 +242,7 @@ class Associator:
         st = pool.sta[seed]
         proj = Projection(st.lat_deg, st.lon_deg)
         cand = self._candidates(pool, seed, used, times, proj)
+        cand = self._cone(pool, seed, cand, proj)
         stations = np.array([pool.sta[i].key for i in cand], dtype=object)
         _, sta_of = np.unique(stations, return_inverse=True)
         if len(np.unique(sta_of)) < cfg.min_stations:
@@ -243,6 +260,8 @@ class Associator:
             return None
         idx, hypo = found
         if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio:
+            return None
+        if not self._significant(pool, idx, proj, hypo, times):
             return None
         return idx, hypo, proj
 
@@ -263,6 +282,8 @@ class Associator:
             return None
         fine_depths = np.unique(np.clip(np.arange(0.0, 45.0, 3.0), self.tt.depth_km[0],
                                         self.tt.depth_km[-1]))
+        # depths within 10 km of the coarse node's (Geiger refines depth afterwards)
+        fine_depths = fine_depths[np.abs(fine_depths - bz) <= 10.0]
         count, bx, by, bz, hit = self._best_node(obs, seed_pos, sta_of, bx, by, step, 11,
                                                  fine_depths, cfg.tolerance_s)
         if count < cfg.min_stations:
@@ -270,14 +291,18 @@ class Associator:
         idx = self._one_per_station(pool, cand[hit], None)
         hypo = geiger(self.tt, self._obs(pool, idx, proj), (bx, by, bz),
                       min_sigma_s=cfg.min_sigma_s)
-        for _ in range(2):  # gather P and S near the predictions, relocate
-            idx = self._gather(pool, seed, used, times, proj, hypo)
+        prev: set[int] = set()
+        for _ in range(4):  # gather P and S near the predictions, relocate, until stable
+            idx = self._gather(pool, used, times, proj, hypo)
             if len(idx) < cfg.min_stations:
                 return None
             cleaned, idx = self._clean(pool, idx, proj, hypo)
             if cleaned is None:
                 return None
             hypo = cleaned
+            if set(idx.tolist()) == prev:
+                break
+            prev = set(idx.tolist())
         n_sta = len({pool.sta[i].key for i in idx})
         if n_sta < cfg.min_stations or len(idx) < 5 or hypo.rms_s > cfg.max_rms_s:
             return None
@@ -294,14 +319,56 @@ class Associator:
         d_all = np.hypot(ax - hypo.x_km, ay - hypo.y_km)
         mine = {pool.sta[i].key for i in idx}
         d_mine = np.sort(d_all[[k in mine for k in active]])
-        radius = float(d_mine[min(self.cfg.min_stations, len(d_mine)) - 1]) + 1e-6
+        # out to the k-th nearest station of the event and at least to its median distance:
+        # a real event is picked at most stations nearer than half of its own
+        k = max(min(self.cfg.min_stations, len(d_mine)), (len(d_mine) + 1) // 2)
+        radius = float(d_mine[k - 1]) + 1e-6
         return float((d_mine <= radius).sum()) / float((d_all <= radius).sum())
 
-    def _gather(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+    def _significant(self, pool: _Pool, idx: np.ndarray, proj: Projection,
+                     hypo: Hypocentre, times: list[float]) -> bool:
+        """More stations than random picks would give: with picks arriving at r per active
+        station and second (the pool within ``active_window_s``), a station falls into the
+        gathering windows (P and S, +-residual) by chance with p = 1 - exp(-r w); of the N
+        active stations within the event's farthest station, N p +- sqrt(N p (1 - p)) would.
+        The event needs ``min_significance`` standard deviations above that."""
+        cfg = self.cfg
+        w = cfg.active_window_s
+        lo = bisect.bisect_left(times, hypo.t0_s - w)
+        hi = bisect.bisect_right(times, hypo.t0_s + w)
+        if hi - lo < 2:
+            return True
+        # the window, or the whole pool where it is shorter (not the picks' own spread: one
+        # event's picks alone would look like a dense stream)
+        span = max(min(2.0 * w, times[-1] - times[0]), 60.0)
+        active = {pool.sta[i].key: i for i in range(lo, hi)}
+        rate = (hi - lo) / (len(active) * span)
+        p = 1.0 - math.exp(-rate * 2.0 * (cfg.p_residual_s + cfg.s_residual_s))
+        rows = np.fromiter(active.values(), dtype=np.int64)
+        ax, ay = proj.to_xy(pool.lat[rows], pool.lon[rows])
+        d_all = np.hypot(ax - hypo.x_km, ay - hypo.y_km)
+        mx, my = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        far = float(np.hypot(mx - hypo.x_km, my - hypo.y_km).max()) + 1e-6
+        n = float((d_all <= far).sum())
+        n_sta = len({pool.sta[i].key for i in idx})
+        return n_sta >= n * p + cfg.min_significance * math.sqrt(n * p * (1.0 - p))
+
+    def _gather(self, pool: _Pool, used: np.ndarray, times: list[float],
                 proj: Projection, hypo: Hypocentre) -> np.ndarray:
+        """Unused picks within ``max_distance_km`` of the located epicentre (not of the seed:
+        an event's stations reach past the seed's circle) near their predicted times."""
         from geosentry.stream.events.locate import predict
 
-        idx = self._candidates(pool, seed, used, times, proj)
+        cfg = self.cfg
+        lo = bisect.bisect_left(times, hypo.t0_s - cfg.p_residual_s - 1.0)
+        hi = bisect.bisect_right(times, hypo.t0_s + cfg.max_distance_km / self._vmin
+                                 + cfg.s_residual_s + 2.0)
+        idx: np.ndarray = np.arange(lo, hi)
+        idx = idx[~used[idx]]
+        if len(idx) == 0:
+            return idx
+        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        idx = idx[np.hypot(x - hypo.x_km, y - hypo.y_km) <= cfg.max_distance_km]
         obs = self._obs(pool, idx, proj)
         pred = predict(self.tt, obs, hypo.x_km, hypo.y_km, hypo.depth_km)[0]
         res = obs.t_s - hypo.t0_s - pred

@@ -94,11 +94,14 @@ def predict(tt: TravelTimes, obs: Observations, x: float, y: float, z: float
 def grid_times(tt: TravelTimes, obs: Observations, gx: F64, gy: F64, gz: F64) -> F64:
     """Predicted times, nodes x picks, for many trial hypocentres (vectorised)."""
     d = np.hypot(obs.x_km[None, :] - gx[:, None], obs.y_km[None, :] - gy[:, None])
-    z = np.broadcast_to(gz[:, None], d.shape)
     out = np.empty_like(d)
-    for phase, m in (("P", ~obs.is_s), ("S", obs.is_s)):
-        if m.any():
-            out[:, m] = tt.time(phase, d[:, m].ravel(), z[:, m].ravel()).reshape(len(gx), -1)
+    for depth in np.unique(gz):  # grids have few depths: one table row pair each
+        rows = gz == depth
+        for phase, m in (("P", ~obs.is_s), ("S", obs.is_s)):
+            if m.any():
+                sub = d[np.ix_(rows, m)]
+                out[np.ix_(rows, m)] = tt.time_at_depth(phase, sub.ravel(), float(depth)
+                                                        ).reshape(sub.shape)
     return out - obs.corr_s[None, :]
 
 

@@ -233,3 +233,34 @@ def test_station_without_metadata_one_health_alert_picks_kept_out(
         == len(flur)
     events = _finals(run.sink.alerts)
     assert events and not any(flur & set(e.details["pick_ids"]) for e in events)
+
+
+def test_gain_from_stationxml_responses_else_configured(tmp_path: Path) -> None:
+    """ObsPy's bundled example inventory (BW.RJOB, GR.FUR with responses): Wood-Anderson
+    amplitudes use its sensitivity; a channel it lacks uses counts_per_m_s."""
+    from geosentry.stream.events.waveforms import AmplitudeBins, GainLookup
+
+    path = tmp_path / "inv.xml"
+    obspy.read_inventory().write(str(path), format="STATIONXML")
+    cfg = parse_stations({"inventory": str(path), "counts_per_m_s": 1e9})
+    assert cfg.responses is not None and cfg.stations.lookup("BW", "RJOB") is not None
+    gain = GainLookup(cfg.responses, cfg.counts_per_m_s)
+    t = obspy.UTCDateTime(2010, 1, 1).ns
+    w = Window("BW", "RJOB", "", ("EHZ", "EHN", "EHE"), t, 100.0,
+               np.zeros((3, 10), dtype=np.float32), t, "picker")
+    assert gain(w, 0) == pytest.approx(2516800000.0)
+    other = Window("XX", "NONE", "", ("HHZ",), t, 100.0, np.zeros((1, 10)), t, "picker")
+    assert gain(other, 0) == 1e9
+    # a 1 Hz sine of 1 um/s ground velocity on the horizontals: WA displacement amplitude is
+    # |H(1 Hz)| * 1e3 nm/s (WA response to velocity: s / (s^2 + 2 h w0 s + w0^2))
+    n = 3000
+    v = np.sin(2 * np.pi * 1.0 * np.arange(n) / 100.0) * 1e-6 * 2516800000.0
+    w = Window("BW", "RJOB", "", ("EHZ", "EHN", "EHE"), t, 100.0,
+               np.stack([np.zeros(n), v, v]).astype(np.float32), t, "picker")
+    bins = AmplitudeBins(gain, 300.0)
+    bins.add(w)
+    rows = bins.span("BW.RJOB", t + 20 * NS_PER_S, t + 29 * NS_PER_S)
+    assert rows is not None
+    s, w0 = 2j * np.pi, 2 * np.pi / 0.8
+    expected = abs(s / (s * s + 2 * 0.7 * w0 * s + w0 * w0)) * 1e3
+    assert float(np.nanmax(rows[:, 0])) == pytest.approx(expected, rel=0.03)
