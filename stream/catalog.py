@@ -52,10 +52,12 @@ def _contracts_in(folder: Path) -> list[dict[str, Any]]:
 
 
 def _origin(raw: dict[str, Any], shipped_model: bool) -> str:
+    """``shipped``, else the provenance's source (``seisbench``, ``fine-tuned``; ``geosentry``
+    and contracts without provenance: ``trained``)."""
+    if shipped_model:
+        return "shipped"
     source = str(raw.get("provenance", {}).get("source", ""))
-    if source:
-        return source
-    return "shipped" if shipped_model else "trained"
+    return source if source and source != "geosentry" else "trained"
 
 
 def list_models(dirs: Sequence[str | Path] = ()) -> list[dict[str, Any]]:

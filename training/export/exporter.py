@@ -101,7 +101,8 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
                  version: str = "1", normalisation: dict[str, Any] | None = None,
                  output_step_samples: int = 1, domain: str = "seismic",
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                 file_stem: str | None = None, parity_atol: float = 1e-4) -> tuple[Path, Path]:
+                 file_stem: str | None = None, parity_atol: float = 1e-4,
+                 provenance: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Export ``module`` to ``out_dir/<file_stem or name>.pt`` + ``.json``; returns both paths.
 
     Steps: eval mode -> ``torch.jit.script`` -> save -> reload the saved file -> parity check
@@ -153,6 +154,9 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
         "output_step_samples": int(output_step_samples), "domain": domain,
         "training": train_info, "metrics": dict(metrics or {}), "versions": versions(),
         "forward_range": forward_range,
+        # where the weights come from (``geosentry models list/show``): trained here, on what
+        "provenance": dict(provenance) if provenance is not None else {
+            "source": "geosentry", "trained_on": str(train_info.get("data_source", "?"))},
     }
     raw = json.loads(json.dumps(raw, default=str))  # tuples -> lists etc.: what a reader sees
     contract = ModelContract.from_dict(raw)
