@@ -16,9 +16,12 @@ Either way a station's sequence numbers increase, so "already handed on" is ``se
 A gap is data between the last record held for a channel and the first one received for it after
 a (re)connect: the server no longer holds it (its ring rolled past) or never had it. It is
 reported once per channel and connection (``ResumeGap``). To find it after a restart the end time
-of each channel's last acknowledged record is kept beside the state file (``PATH.channels.json``,
+of each channel's last acknowledged record is kept beside the state file (``PATH.resume.json``,
 written before the ``#V2`` file itself, so a crash between the two can only hide a gap, never
-invent one).
+invent one). The same file keeps each station's ``ResumeMark`` (``geosentry.stream.resume``:
+what the pipeline had delivered when it committed), so a restarted pipeline sends again exactly
+the alerts the first one would have sent (a mark newer than the ``#V2`` numbers only says more
+was delivered: still true).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import pymseed
+
+from geosentry.stream.resume import ResumeMark
 
 NS_PER_S = 1_000_000_000
 V3_SEQ_MODULUS = 1 << 24
@@ -114,6 +119,9 @@ class ResumeBook:
         self._committed_last: dict[str, tuple[int, int]] = {}  # channel: (last_ns, period_ns)
         self._pending: dict[str, deque[tuple[int, Span]]] = {}  # handed on, not acknowledged
         self._checked: set[str] = set()  # channels compared since the last (re)connect
+        self.marks_in: dict[str, ResumeMark] = {}  # per station, from the resume file
+        self.marks_out: dict[str, ResumeMark] = {}  # per station, to store with the next save
+        self.started = False  # a station began: its position should be saved now
 
     # ---- resume ------------------------------------------------------------------------------
     def connected(self) -> None:
@@ -139,10 +147,19 @@ class ResumeBook:
         """Record ``seq`` of station ``sid`` as handed on; a gap before it, if this is its
         channel's first record since the (re)connect and it does not follow the last one held."""
         self.delivered[sid] = seq
+        if sid not in self.committed and seq > 0:  # where this station began: a restart
+            self.committed[sid] = seq - 1          # before the first commit resumes from there
+            self.started = True
         span = record_span(payload)
         if span is None:
             return None
         gap = None
+        if span.sid not in self._committed_last and span.sid not in self._last:
+            # a channel begins: nothing before this record was ever needed (a restart before
+            # its first commit checks for a gap from here)
+            self._committed_last[span.sid] = (span.start_ns - span.period_ns, span.period_ns)
+            self._checked.add(span.sid)
+            self.started = True
         if span.sid not in self._checked:
             self._checked.add(span.sid)
             prev = self._last.get(span.sid)
@@ -170,27 +187,33 @@ class ResumeBook:
         return True
 
     # ---- persistence -------------------------------------------------------------------------
-    def load(self, seqs: dict[str, int], channels_file: Path) -> None:
-        """Resume from a state file's sequence numbers and the channel end times beside it
-        (missing: no gap can be checked after this restart)."""
+    def load(self, seqs: dict[str, int], resume_file: Path) -> None:
+        """Resume from a state file's sequence numbers and the resume file beside it (missing:
+        no gap can be checked, and every re-read window is sent, after this restart)."""
         self.committed = dict(seqs)
         self.delivered = dict(seqs)
-        if channels_file.exists():
-            doc = json.loads(channels_file.read_text())
+        if resume_file.exists():
+            doc = json.loads(resume_file.read_text())
             self._committed_last = {sid: (int(v[0]), int(v[1]))
                                     for sid, v in doc.get("channels", {}).items()}
+            for sid, text in doc.get("marks", {}).items():
+                mark = ResumeMark.decode(text)
+                if mark is not None:
+                    self.marks_in[sid] = self.marks_out[sid] = mark
 
     def save(self, path: Path) -> None:
-        """The channel end times (``PATH.channels.json``), then the ``#V2`` state file."""
-        doc = {"version": 1, "about": "last acknowledged sample time and sample interval (ns) "
-               "per channel, beside the SeedLink state file of the same name",
-               "channels": {sid: list(v) for sid, v in sorted(self._committed_last.items())}}
-        _write_atomic(channels_path(path), json.dumps(doc, indent=1) + "\n")
+        """The resume file (``PATH.resume.json``), then the ``#V2`` state file."""
+        doc = {"version": 1, "about": "beside the SeedLink state file of the same name: last "
+               "acknowledged sample time and sample interval (ns) per channel, resume mark per "
+               "station (geosentry.stream.resume)",
+               "channels": {sid: list(v) for sid, v in sorted(self._committed_last.items())},
+               "marks": {sid: m.encode() for sid, m in sorted(self.marks_out.items())}}
+        _write_atomic(resume_path(path), json.dumps(doc, indent=1) + "\n")
         save_state(path, self.committed)
 
 
-def channels_path(state: Path) -> Path:
-    return state.with_name(state.name + ".channels.json")
+def resume_path(state: Path) -> Path:
+    return state.with_name(state.name + ".resume.json")
 
 
 def _write_atomic(path: Path, text: str) -> None:

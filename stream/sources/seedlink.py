@@ -57,9 +57,10 @@ from seedlink_client.streams import sort_streams
 from geosentry import __version__
 from geosentry.stream.errors import SourceError
 from geosentry.stream.records import RawRecord, SourceRef, now_ns
+from geosentry.stream.resume import ResumeMark
 from geosentry.stream.seedlink.client_uri import TLS_PORT, SeedLinkURI, parse_seedlink
 from geosentry.stream.seedlink.resume import (V3_SEQ_MODULUS, ResumeBook, ResumeGap, ResumeMode,
-                                              channels_path, ring_numbered, save_state)
+                                              resume_path, ring_numbered, save_state)
 from geosentry.stream.sources import SourceGap
 
 __all__ = ["TLS_PORT", "SeedLinkSource", "SeedLinkURI", "parse_seedlink", "save_state",
@@ -233,6 +234,7 @@ class SeedLinkSource:
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=512)
         self._reader: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._saving = asyncio.Lock()
 
     async def start(self) -> None:
         if self.uri.ca_file is not None and not self.uri.ca_file.is_file():
@@ -242,10 +244,10 @@ class SeedLinkSource:
             try:
                 loaded = await asyncio.to_thread(load_state, str(path))
                 self.book.load({sid: seq for sid, (seq, _) in loaded.items() if seq is not None},
-                               channels_path(path))
+                               resume_path(path))
             except (OSError, ValueError) as exc:
                 raise SourceError(f"cannot read SeedLink state file {path} (or "
-                                  f"{channels_path(path).name} beside it): {exc}") from exc
+                                  f"{resume_path(path).name} beside it): {exc}") from exc
             log.info("%s: resuming from %s: %s", self.name, path, self.committed)
 
     @property
@@ -363,6 +365,9 @@ class SeedLinkSource:
             gap = self.book.hand_on(sid, seq, pkt.payload)
             if gap is not None:
                 await self._report(gap)
+            if self.book.started:  # a new station: save where it began (see ResumeBook)
+                self.book.started = False
+                await self._save()
             net, _, sta = sid.partition("_")
             yield RawRecord(pkt.payload, now_ns(), key=f"{net}.{sta}",
                             ref=SourceRef(self.name, self._partition(sid), seq))
@@ -376,13 +381,28 @@ class SeedLinkSource:
         if self.on_gap is not None:
             await self.on_gap(SourceGap(gap.sid, gap.after_ns, gap.until_ns, "resume"))
 
+    def keep_marks(self, marks: dict[int, ResumeMark]) -> None:
+        """Store these marks (by station partition) with the next commit (``Resumable``)."""
+        for part, mark in marks.items():
+            self.book.marks_out[self._stations[part]] = mark
+
+    def replay_before_ns(self, partition: int, offset: int) -> int:
+        """Windows before this data time were delivered before the restart (0: none)."""
+        mark = self.book.marks_in.get(self._stations[partition])
+        return 0 if mark is None else mark.replay_before_ns(offset)
+
     async def commit(self, offsets: dict[int, int]) -> None:
         """``{station partition: next sequence}``: persist ``next - 1`` as done."""
         changed = False
         for part, next_seq in offsets.items():
             changed |= self.book.commit(self._stations[part], next_seq - 1)
-        if changed and self.uri.state is not None:
-            await asyncio.to_thread(self.book.save, self.uri.state)
+        if changed:
+            await self._save()
+
+    async def _save(self) -> None:
+        if self.uri.state is not None:
+            async with self._saving:  # one writer at a time: the newest content lands last
+                await asyncio.to_thread(self.book.save, self.uri.state)
 
     def stop_reading(self) -> None:
         self._stopping.set()

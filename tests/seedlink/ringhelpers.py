@@ -113,10 +113,17 @@ class Feed:
 
     records: list[tuple[str, bytes]] = field(default_factory=list)  # (NET_STA, payload)
     written: int = 0
+    copies: int = 1  # >1: the recordings again, each copy right after the one before
 
     def __post_init__(self) -> None:
         if not self.records:
-            per = {tr.id: mseed_records(tr) for tr in demo_stream()}
+            per: dict[str, list[bytes]] = {}
+            for tr in demo_stream():
+                span = tr.stats.endtime - tr.stats.starttime + tr.stats.delta
+                for k in range(self.copies):
+                    copy = tr.copy()
+                    copy.stats.starttime += k * span
+                    per.setdefault(tr.id, []).extend(mseed_records(copy))
             rounds = max(len(r) for r in per.values())
             for i in range(rounds):
                 for sid, recs in per.items():
