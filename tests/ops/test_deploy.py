@@ -51,7 +51,10 @@ def test_kubernetes_manifests_validate_against_the_api_schemas() -> None:
     assert {"Deployment", "ConfigMap", "Service", "HorizontalPodAutoscaler",
             "PodDisruptionBudget"} <= kinds
     for name, doc in docs:
-        kv.validate(doc, K8S_VERSION, strict=True)  # raises, naming the field, when invalid
+        try:
+            kv.validate(doc, K8S_VERSION, strict=True)
+        except kv.ValidationError as exc:
+            pytest.fail(f"{name} {doc['kind']}: {exc}")
     # the validator bites: a misspelt field and a wrong type are refused
     deploy = next(d for _, d in docs if d["kind"] == "Deployment")
     bad = copy.deepcopy(deploy)
