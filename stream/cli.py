@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     sls.add_argument("--tls-key", help="PEM private key of --tls-cert (if not in that file)")
     sls.add_argument("--first-seq", type=int, default=1,
                      help="number each station's records from this sequence number (default 1)")
+    sls.add_argument("--users", metavar="FILE",
+                     help="users file (TOML: password hashes or token digests, allowed streams); "
+                          "clients then log in with AUTH (needs --tls-cert)")
 
     sli = sub.add_parser("seedlink-info", help="ask a SeedLink server for INFO (JSON to stdout)")
     sli.add_argument("server", metavar="seedlink[s]://HOST:PORT[?proto=3|4&ca_file=PATH...]")
@@ -159,11 +162,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_serve_seedlink(args: argparse.Namespace) -> int:
     from geosentry.stream.seedlink.server import SeedLinkServer
+    from geosentry.stream.seedlink.users import load_users
 
     async def serve() -> None:
         server = SeedLinkServer(args.archive, args.host, args.port, args.speed, args.ring_records,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                first_seq=args.first_seq)
+                                first_seq=args.first_seq,
+                                users=load_users(args.users) if args.users else None)
         port = await server.start()
         a = server.archive
         print(f"serving {len(a.packets)} records of {len(a.by_station)} stations on "

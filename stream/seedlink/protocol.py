@@ -40,6 +40,7 @@ MAX_HELLO_LINE = 190
 CAPABILITIES_V4 = ("SLPROTO:3.1", "SLPROTO:4.0", "CAP", "EXTREPLY", "NSWILDCARD", "BATCH",
                    "MULTISTATION", "TIME", "INFO:ID", "INFO:CAPABILITIES", "INFO:STATIONS",
                    "INFO:STREAMS", "INFO:GAPS", "INFO:CONNECTIONS", "INFO:ALL")
+AUTH_CAPABILITIES = ("AUTH:USERPASS", "AUTH:JWT")  # with a users file (serve-seedlink --users)
 LEGACY_CAPABILITIES = ("dialup", "multistation", "window-extraction", "info:id",
                        "info:capabilities", "info:stations", "info:streams", "info:gaps",
                        "info:connections", "info:all")
@@ -158,15 +159,16 @@ def resolve_v3_seq(seq24: int, newest_seq: int) -> int:
     return candidate if candidate >= 0 else seq24
 
 
-def hello_reply(organization: str) -> bytes:
-    """The two HELLO lines: software and capabilities, then the organization; each at most
-    ``MAX_HELLO_LINE`` characters (capabilities that do not fit are left for GETCAPABILITIES).
+def hello_reply(organization: str, extra: tuple[str, ...] = ()) -> bytes:
+    """The two HELLO lines: software and capabilities (``extra`` after the protocol versions),
+    then the organization; each at most ``MAX_HELLO_LINE`` characters (capabilities that do not
+    fit are left for GETCAPABILITIES).
 
     >>> all(len(line) <= MAX_HELLO_LINE for line in hello_reply("x" * 500).splitlines())
     True
     """
     line = SOFTWARE + " ::"
-    for cap in CAPABILITIES_V4:
+    for cap in CAPABILITIES_V4[:2] + extra + CAPABILITIES_V4[2:]:
         if len(line) + 1 + len(cap) > MAX_HELLO_LINE:
             break
         line += " " + cap

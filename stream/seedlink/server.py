@@ -20,6 +20,7 @@ from geosentry.stream.records import now_ns
 from geosentry.stream.seedlink.archive import Archive
 from geosentry.stream.seedlink.info import ConnectionInfo
 from geosentry.stream.seedlink.session import Session
+from geosentry.stream.seedlink.users import Users
 
 TLS_PORT = 18500
 
@@ -39,17 +40,22 @@ class SeedLinkServer:
     """Serve ``archive`` on ``host:port`` (port 0 picks a free one; see ``port`` after start).
 
     ``tls_cert``/``tls_key`` (PEM) make the port a TLS port; ``first_seq`` numbers each
-    station's records from that value (default 1)."""
+    station's records from that value (default 1); ``users`` (``users.load_users``, TLS only)
+    makes clients log in (AUTH) and see only their allowed streams."""
 
     def __init__(self, archive: str | Path, host: str = "127.0.0.1", port: int = 18000,
                  speed: float = 0.0, ring_records: int | None = None,
                  organization: str = "geosentry archive replay", *,
                  tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
-                 first_seq: int = 1) -> None:
+                 first_seq: int = 1, users: Users | None = None) -> None:
         self.archive = Archive(archive, speed, ring_records, first_seq)
         self.host, self.port = host, port
         self.organization = organization
         self.tls = server_tls_context(tls_cert, tls_key) if tls_cert is not None else None
+        if users is not None and self.tls is None:
+            raise ConfigError("--users", "needs --tls-cert/--tls-key: AUTH is only accepted "
+                                         "over TLS")
+        self.users = users
         self.started_ns = now_ns()
         self.info_requests = 0  # INFO commands answered (keepalives included)
         self._server: asyncio.Server | None = None

@@ -4,7 +4,9 @@ Handshake commands: HELLO, SLPROTO, USERAGENT, GETCAPABILITIES, CAPABILITIES/ENA
 STATION, SELECT, DATA / FETCH ``[seq [start [end]]]``, TIME (v3), END, ENDFETCH / END FETCH (v4),
 INFO, BYE. During data transfer only INFO and BYE are read. DATA or FETCH without a sequence
 number starts at the oldest record of each station's ring (replay semantics: a new client gets
-the archive from its start).
+the archive from its start). With a users file (``users.py``, TLS only) a v4 client logs in with
+``AUTH USERPASS`` or ``AUTH JWT`` before it may ask for data, and then sees only the streams it
+is allowed, in INFO and in data; a failed login gets ``ERROR AUTH`` and the connection closes.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import asyncio
 import fnmatch
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from geosentry.stream.records import now_ns
 from geosentry.stream.seedlink import info as I
 from geosentry.stream.seedlink import protocol as P
 from geosentry.stream.seedlink.archive import Packet
+from geosentry.stream.seedlink.users import User
 
 if TYPE_CHECKING:
     from geosentry.stream.seedlink.server import SeedLinkServer
@@ -67,6 +70,7 @@ class Session:
         self.batch = self.extreply = self.dialup = False
         self.requests: list[_Request] = []
         self.uni: _Request | None = None
+        self.user: User | None = None  # logged in (AUTH), when the server has a users file
         self._buf = b""
         self._lines: list[str] = []
         self._lock = asyncio.Lock()
@@ -137,16 +141,20 @@ class Session:
         verb = verb.upper()
         try:
             if verb == "HELLO":
-                await self._send(P.hello_reply(self.server.organization))
+                await self._send(P.hello_reply(self.server.organization,
+                                               P.AUTH_CAPABILITIES if self.server.users else ()))
             elif verb == "SLPROTO":
                 if not args or args[0].split(".")[0] not in ("3", "4"):
                     raise P.ProtocolError(f"unsupported protocol {' '.join(args)!r}",
                                           "UNSUPPORTED")
                 self.v4 = args[0].startswith("4")
                 await self._ok(verb)
-            elif verb == "AUTH" and self.v4:  # spec: never over plain TCP; no AUTH:type offered
-                raise P.ProtocolError("AUTH needs TLS", "UNEXPECTED") if not self.tls else \
-                    P.ProtocolError("no AUTH type is supported", "UNSUPPORTED")
+            elif verb == "AUTH" and (self.v4 or self.server.users is not None):
+                await self._auth(args)  # spec: never over plain TCP
+            elif verb in ("STATION", "SELECT", "DATA", "FETCH", "TIME", "END", "ENDFETCH") and \
+                    self.server.users is not None and self.user is None:
+                raise P.ProtocolError("authentication required (AUTH USERPASS or AUTH JWT, "
+                                      "protocol 4 over TLS)", "UNAUTHORIZED")
             elif verb in ("USERAGENT", "AUTH") or (verb == "BATCH" and not self.v4):
                 self.batch = self.batch or verb == "BATCH"
                 self.useragent = " ".join(args) if verb == "USERAGENT" else self.useragent
@@ -155,7 +163,8 @@ class Session:
                 self.extreply = self.extreply or "EXTREPLY" in (a.upper() for a in args)
                 await self._ok(verb)
             elif verb == "GETCAPABILITIES":
-                await self._send((" ".join(P.CAPABILITIES_V4) + "\r\n").encode())
+                caps = P.CAPABILITIES_V4 + (P.AUTH_CAPABILITIES if self.server.users else ())
+                await self._send((" ".join(caps) + "\r\n").encode())
             elif verb == "INFO":
                 await self._info(args)
             elif verb == "STATION":
@@ -188,7 +197,8 @@ class Session:
         else:
             pattern = f"{args[1].upper() if len(args) > 1 else '*'}_{args[0].upper()}"
         taken = {s for r in self.requests for s in r.stations}  # earlier STATIONs win
-        matched = [s for s in self.archive.by_station if fnmatch.fnmatchcase(s, pattern)]
+        matched = [s for s in self.archive.by_station if fnmatch.fnmatchcase(s, pattern)
+                   and (self.user is None or self.user.sees_station(s))]  # others: not found
         self.requests.append(_Request(sorted(set(matched) - taken)))
         if not matched:
             raise P.ProtocolError(f"station {pattern} not found")
@@ -198,7 +208,8 @@ class Session:
             return self.requests[-1]
         if self.v4:
             raise P.ProtocolError("STATION expected first", "UNEXPECTED")
-        self.uni = self.uni or _Request(sorted(self.archive.by_station))
+        self.uni = self.uni or _Request(sorted(s for s in self.archive.by_station
+                                               if self.user is None or self.user.sees_station(s)))
         return self.uni
 
     def _select(self, args: list[str]) -> None:
@@ -234,6 +245,10 @@ class Session:
         infos = self.archive.station_infos()
         org, started = self.server.organization, self.server.started_ns
         conns = self.server.connections() if level in ("CONNECTIONS", "ALL") else []
+        if self.server.users is not None:  # only what this user may see (nothing before AUTH)
+            user = self.user
+            infos = [_visible(i, user) for i in infos if user is not None and user.sees_station(i.id)]
+            conns = [c for c in conns if (c.host, c.port) == (self.host, self.port)]
         if self.v4:
             err = None
             if level == "GAPS":
@@ -247,6 +262,30 @@ class Session:
         else:
             level = level if level in I.V3_LEVELS else "ID"
             await self._send(I.info_packets_v3(I.info_xml(level, org, infos, conns, started)))
+
+    async def _auth(self, args: list[str]) -> None:
+        """``AUTH USERPASS user password`` / ``AUTH JWT token`` against the users file."""
+        users = self.server.users
+        if not self.tls:
+            raise P.ProtocolError("AUTH needs TLS", "UNEXPECTED")
+        if users is None:
+            raise P.ProtocolError("no AUTH type is supported", "UNSUPPORTED")
+        if not self.v4:
+            raise P.ProtocolError("AUTH needs protocol 4 (SLPROTO 4.0)", "UNSUPPORTED")
+        method = args[0].upper() if args else ""
+        if method == "USERPASS" and len(args) == 3:
+            who, user = args[1], users.check_password(args[1], args[2])
+        elif method == "JWT" and len(args) == 2:
+            who, user = "(token)", users.check_token(args[1])
+        else:
+            raise P.ProtocolError("AUTH USERPASS user password | AUTH JWT token", "ARGUMENTS")
+        if user is None:  # one line, never the secret; the connection closes
+            log.warning("seedlink %s: AUTH %s as %s refused", self.peer, method, who)
+            await self._send(b"ERROR AUTH authentication failed\r\n")
+            raise _Close("authentication failed")
+        self.user = user
+        log.info("seedlink %s: authenticated as %s (AUTH %s)", self.peer, user.name, method)
+        await self._ok("AUTH")
 
     # ---- data transfer ----------------------------------------------------------------------
     async def _commands_while_streaming(self) -> None:
@@ -294,6 +333,8 @@ class Session:
             return False
         if req.end_ns is not None and p.start_ns >= req.end_ns:
             return False
+        if self.user is not None and not self.user.sees(p.station_id, p.location, p.channel):
+            return False
         return req.selectors.matches(p.location, p.channel, p.record_type)
 
     async def _stream_packets(self) -> None:
@@ -340,3 +381,10 @@ class Session:
         self.current_seq[p.station_id] = p.seq
         self.packets_sent += 1
         self.bytes_sent += len(frame) + len(p.payload)
+
+
+def _visible(info: I.StationInfo, user: User) -> I.StationInfo:
+    """``info`` with only the streams (and their gaps) ``user`` may see."""
+    keep = [i for i, st in enumerate(info.streams) if user.sees(info.id, st[0], st[1])]
+    return replace(info, streams=tuple(info.streams[i] for i in keep),
+                   gaps=tuple(info.gaps[i] for i in keep if i < len(info.gaps)))

@@ -153,8 +153,8 @@ class _StrictSeedLink(AsyncSeedLink):
         except (SeedLinkError, ValueError) as exc:
             log.debug("INFO STATIONS before a ring resume failed: %s", exc)
             return position
-        firsts = [st["start_seq"] for st in doc.get("station", [])
-                  if isinstance(st, dict) and isinstance(st.get("start_seq"), int)]
+        firsts: list[int] = [st["start_seq"] for st in doc.get("station", [])
+                             if isinstance(st, dict) and isinstance(st.get("start_seq"), int)]
         oldest = min(firsts, default=None)
         if oldest is None or position + 1 > oldest:
             return position
