@@ -163,3 +163,34 @@ async def test_slinktool_logs_in(demo_archive: Path, archive_packets: Archive,
         want["BW_UH1"] + want["BW_UH2"])
     assert code_q == 0 and "BW_UH1" in streams and "BW_UH4" not in streams, streams[-2000:]
     assert code_bad != 0 and "authentication failed" in bad, bad[-2000:]
+
+
+async def test_cli_serves_users(demo_archive: Path, archive_packets: Archive,
+                                tls_cert: tuple[Path, Path], users_file: Path,
+                                tmp_path: Path) -> None:
+    import re
+    import subprocess
+
+    from slhelpers import GEOSENTRY
+
+    cert, key = tls_cert
+    plain = subprocess.run(GEOSENTRY + ["serve-seedlink", str(demo_archive), "--port", "0",
+                                        "--users", str(users_file)],
+                           capture_output=True, text=True, timeout=120)
+    lines = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert plain.returncode == 2 and len(lines) == 1 and "needs --tls-cert" in lines[0], \
+        plain.stderr[-2000:]
+    server = subprocess.Popen(GEOSENTRY + ["serve-seedlink", str(demo_archive), "--port", "0",
+                                           "--speed", "0", "--tls-cert", str(cert),
+                                           "--tls-key", str(key), "--users", str(users_file)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        line = await asyncio.wait_for(asyncio.to_thread(server.stderr.readline), 60)
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        got = await drain(f"seedlinks://127.0.0.1:{port}?ca_file={cert}&streams=BW_*&dialup=1"
+                          f"&user=limited&password_file={_pw(tmp_path)}")
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert by_station(got) == _want(archive_packets, "BW_UH1", "BW_UH2")
