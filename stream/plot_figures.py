@@ -8,6 +8,7 @@ overlap however many alerts there are.
 from __future__ import annotations
 
 import importlib
+import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,16 +48,24 @@ def _draw(ax: Any, marks: list[Mark], used: set[str]) -> None:
         used.add(m.kind)
 
 
-def _legend(fig: Any, used: set[str]) -> None:
+def _header(fig: Any, title: str, used: set[str]) -> None:
+    """Title, then one legend row per six kinds of mark, then the panels: heights in inches,
+    so the three never overlap whatever the figure's height."""
     from matplotlib.lines import Line2D
 
+    fig.tight_layout()  # panel names and the time axis; then room at the top for the header
+    height = fig.get_figheight()
+    lines = textwrap.wrap(title, 130) or [""]
+    fig.suptitle("\n".join(lines), y=1 - 0.06 / height, fontsize=11, va="top")
+    title_in = 0.1 + 0.2 * len(lines)
     kinds = [k for k in STYLE if k in used]
-    if not kinds:
-        return
-    handles = [Line2D([], [], color=STYLE[k]["color"], lw=max(1.5, STYLE[k]["lw"]),
-                      ls=STYLE[k]["ls"], label=STYLE[k]["label"]) for k in kinds]
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, 0.985), fontsize=9)
+    legend_in = 0.28 * -(-len(kinds) // 6)
+    if kinds:
+        handles = [Line2D([], [], color=STYLE[k]["color"], lw=max(1.5, STYLE[k]["lw"]),
+                          ls=STYLE[k]["ls"], label=STYLE[k]["label"]) for k in kinds]
+        fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6),
+                   frameon=False, bbox_to_anchor=(0.5, 1 - title_in / height), fontsize=9)
+    fig.subplots_adjust(top=1 - (title_in + legend_in + 0.1) / height, hspace=0.3)
 
 
 def _panel_name(ax: Any, text: str) -> None:
@@ -86,11 +95,20 @@ def seismic(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None,
         _panel_name(ax, f"{key}\n{tr.stats.location}.{tr.stats.channel}".replace("\n.", "\n"))
     _time_axis(axes[-1, 0], t0, t1)
     note = f" (first {max_panels} of {max_panels + dropped} traces)" if dropped > 0 else ""
-    fig.suptitle((title or f"{n} traces with the alerts of the run") + note, y=0.998,
-                 fontsize=11, va="top")
-    _legend(fig, used)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+    _header(fig, (title or f"{n} traces with the alerts of the run") + note, used)
     return fig
+
+
+def _robust_ylim(ax: Any, x: np.ndarray) -> None:
+    """Scale to the 0.2-99.8 % range of the data (plus a margin): a single-sample spike, which
+    the artefact marks point at, runs off the panel instead of flattening the trace."""
+    x = x[np.isfinite(x)]
+    if len(x) < 100:
+        return
+    lo, hi = np.percentile(x, [0.2, 99.8])
+    pad = max(hi - lo, 1e-9) * 0.15
+    if x.min() < lo - pad or x.max() > hi + pad:
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def _component(st: obspy.Stream, comps: str) -> obspy.Trace | None:
@@ -117,6 +135,7 @@ def geomag(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None) -> 
     inside = [m for m in marks if _matches(m, key) and t0.timestamp <= m.time_s <= t1.timestamp]
     for ax, (name, tr) in zip(axes[:-1, 0], rows):
         ax.plot(tr.times("matplotlib"), np.ma.masked_invalid(tr.data), lw=0.6, color="#334155")
+        _robust_ylim(ax, np.asarray(tr.data, dtype=np.float64))
         comp = tr.stats.channel[-1:]
         _draw(ax, [m for m in inside if m.kind in ("ssc", "event") or
                    (m.kind == "artefact" and m.channel[-1:] in (comp, ""))], used)
@@ -129,12 +148,11 @@ def geomag(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None) -> 
         idx, dbdt = minute_dbdt(np.asarray(h.data[:n], float), np.asarray(e.data[:n], float), rate)
         times = [_date(h.stats.starttime.timestamp + 60 * i + 30) for i in idx]
         ax.plot(times, dbdt, lw=0.8, color="#0f172a")
+        _robust_ylim(ax, dbdt)
     _draw(ax, [m for m in inside if m.kind in ("dbdt", "ssc")], used)
     _panel_name(ax, "dB/dt\n(nT/min)")
     ax.grid(alpha=0.25)
     _time_axis(ax, t0, t1)
-    fig.suptitle(title or f"{key}: H, E, Z and horizontal dB/dt of one-minute means, with the "
-                          "run's alerts", y=0.998, fontsize=11, va="top")
-    _legend(fig, used)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
+    _header(fig, title or f"{key}: H, E, Z and horizontal dB/dt of one-minute means, with the "
+                          "run's alerts", used)
     return fig

@@ -57,6 +57,8 @@ def attach(cfg: Config, metrics: Metrics, specs: Sequence[WindowSpec]) -> Consol
         from geosentry.stream.events.stations import read_inventory
 
         inventory = read_inventory(ccfg.inventory)
+    elif cfg.stations is not None:  # the events stage's inventory ([stations], read at start-up)
+        inventory = cfg.stations.stations
     state = OpsState(ccfg, specs, inventory)
     register_station_metrics(state, metrics.registry)
     server = None

@@ -24,7 +24,8 @@ class ConsoleConfig:
 
     http_port: int = 0  # 0: no console
     http_host: str = "127.0.0.1"
-    #: station file (StationXML, CSV, SEISAN STATION0.HYP) for the map; "" = no map positions
+    #: station file (StationXML, CSV, SEISAN STATION0.HYP) for the map; "": the events stage's
+    #: ``[stations] inventory`` when configured, else no map positions
     inventory: str = ""
     #: waveform history kept per channel for the waveform view
     waveform_s: float = 300.0
