@@ -46,10 +46,11 @@ class Ring:
 
 @contextlib.asynccontextmanager
 async def ringserver(directory: Path, ring_size: str = "1M", extra: str = "",
-                     tls: tuple[Path, Path] | None = None) -> AsyncIterator[Ring]:
-    """Start ringserver in ``directory`` (ring, scan folder, config, log); SIGTERM at exit.
+                     tls: tuple[Path, Path] | None = None, port: int = 0) -> AsyncIterator[Ring]:
+    """Start ringserver in ``directory`` (ring, scan folder, config, log); SIGTERM at exit (it
+    keeps its ring there: started again on the same folder and ``port``, it goes on).
     ``tls=(cert, key)`` makes its port TLS-only; ``extra`` is appended to its config."""
-    port = free_port()
+    port = port or free_port()
     for sub in ("ring", "scan"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     conf = directory / "ring.conf"
@@ -96,7 +97,8 @@ async def _prime(uri: str, scan: Path) -> None:
 
     tr = demo_stream()[0].copy()
     tr.stats.network, tr.stats.station = "XX", "PRIME"
-    (scan / "XX.PRIME.mseed").write_bytes(mseed_records(tr)[0])
+    if not (scan / "XX.PRIME.mseed").exists():
+        (scan / "XX.PRIME.mseed").write_bytes(mseed_records(tr)[0])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         doc = await seedlink_info(uri, "STATIONS")
