@@ -90,9 +90,8 @@ async def ringserver(directory: Path, ring_size: str = "1M", extra: str = "",
 
 
 async def _prime(uri: str, scan: Path) -> None:
-    """One record of station XX_PRIME (never selected) in the ring before any client connects:
-    a client that connects to an empty ring with ``DATA`` (new data only) is never sent the
-    records that follow (ringserver 4.5.3)."""
+    """Until ringserver's scanner is at work: one record of station XX_PRIME (never selected,
+    so clients also skip a station they did not ask for) is in the ring."""
     from geosentry.stream.sources.seedlink import seedlink_info
 
     tr = demo_stream()[0].copy()
