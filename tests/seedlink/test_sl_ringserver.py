@@ -95,10 +95,11 @@ async def _read(source: SeedLinkSource, n: int | None, timeout_s: float,
     return got
 
 
-@pytest.mark.parametrize("resume", ["station", "auto"])
+@pytest.mark.parametrize("resume", ["station", "auto", "auto&proto=3"])
 async def test_resume_from_a_state_file(tmp_path: Path, resume: str) -> None:
     """The same cut, deterministic: per-station numbers (what libslink and the client used to
-    send) lose records against ringserver; ``auto`` (ring) loses none and counts the repeats."""
+    send) lose records against ringserver; ``auto`` (ring) loses none and counts the repeats,
+    in protocol 3 (24-bit numbers) too."""
     feed = Feed()
     async with ringserver(tmp_path / "rs") as ring:
         uri = (f"seedlink://127.0.0.1:{ring.port}?streams={STATIONS}&resume={resume}"
