@@ -93,13 +93,22 @@ class DeliveryTracker:
         """``{source: {partition: next offset to read}}`` for partitions that moved forward.
 
         ``resume_ns(instrument)``: data before its first undelivered window a restarted worker
-        must re-read (``Windower.resume_ns``); offsets then stay that far back, and ``marks``
-        holds each moved partition's ``ResumeMark``."""
+        must re-read (``Windower.resume_ns``); offsets then stay that far back from the oldest
+        undelivered window of *any* partition of the source (so a network coincidence across
+        partitions rebuilds too), and ``marks`` holds a fresh ``ResumeMark`` for every partition
+        committed so far (stored even where the offset did not move)."""
         out: dict[str, dict[int, int]] = {}
+        oldest: dict[str, int | None] = {}
+        if resume_ns is not None:
+            for source in {k[0] for k in self._pending}:
+                finished = source in self._finished
+                times = [t for k in self._pending if k[0] == source
+                         if (t := self._oldest_undelivered(k, needed_ns, finished)) is not None]
+                oldest[source] = min(times) if times else None
         for key, entries in self._pending.items():
             moved = False
             finished = key[0] in self._finished
-            oldest_ns = self._oldest_undelivered(key, needed_ns, finished) if resume_ns else None
+            oldest_ns = oldest.get(key[0])
             while entries and self._done(entries[0], needed_ns, finished, oldest_ns, resume_ns):
                 e = entries.popleft()
                 if e.inst is not None:
@@ -108,6 +117,7 @@ class DeliveryTracker:
                 moved = True
             if moved:
                 out.setdefault(key[0], {})[key[1]] = self._next[key]
+            if key in self._next and resume_ns is not None:
                 self.marks[key] = ResumeMark(ALL_DELIVERED_NS if oldest_ns is None else oldest_ns,
                                              self._seen.get(key, 0))
         return out

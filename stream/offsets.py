@@ -36,15 +36,22 @@ class Offsets:
         self.tracker.forget(self.windower.take_dropped())  # rejected by the clock policy: done
         offsets = self.tracker.committable(self.windower.needed_ns, self.windower.resume_ns)
         for src in self.sources:
-            if src.name in offsets and isinstance(src, Resumable):
+            if isinstance(src, Resumable):  # every partition's mark, moved or not
                 src.keep_marks({p: m for (name, p), m in self.tracker.marks.items()
-                                if name == src.name and p in offsets[src.name]})
-            if src.name in offsets:
+                                if name == src.name})
+                await src.commit(offsets.get(src.name, {}))
+            elif src.name in offsets:
                 await src.commit(offsets[src.name])
             if isinstance(src, ReportsLag):
                 for partition, behind in (await src.lag()).items():
                     self.metrics.consumer_lag.labels(
                         topic=src.name, partition=str(partition)).set(behind)
+
+    def delivered_before_ns(self) -> int:
+        """Every window before this data time was delivered before a restart (or takeover),
+        by what the resumable sources found with their offsets (0: nothing known)."""
+        times = [t for s in self._resumable.values() if (t := s.delivered_before_ns())]
+        return min(times) if times else 0
 
     def revoke(self, source: str, partitions: set[int]) -> None:
         """Partitions a rebalance took away (after their last commit): their records and their

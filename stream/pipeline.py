@@ -56,7 +56,8 @@ class Pipeline:
         self.tracker = DeliveryTracker()
         self.events = (EventService(cfg.stations, self.tracker, self.metrics)  # [stations]
                        if cfg.stations is not None else None)
-        self.coincidence = (Coincidence(cfg.coincidence.min_stations, cfg.coincidence.window_s)
+        self.coincidence = (Coincidence(cfg.coincidence.min_stations, cfg.coincidence.window_s,
+                                        {d.name: d.spec.report_lag_s for d in detectors})
                             if cfg.coincidence.enabled else None)
         self.summary = Summary()
         self.keep_alerts = keep_alerts
@@ -160,6 +161,9 @@ class Pipeline:
         drains = asyncio.gather(*(r.drain() for r in self._runners.values()))
         try:
             await asyncio.wait_for(drains, self._remaining())
+            if self.coincidence is not None and all(s.finite for s in self.sources):
+                if network := self.coincidence.flush():  # the end of the data decides the rest
+                    await asyncio.wait_for(self._send(network), self._remaining())
             if self.events is not None:  # the events stage's last update, then the commit
                 await asyncio.wait_for(self._send(*self.events.flush()), self._remaining())
         except TimeoutError:
@@ -336,17 +340,13 @@ class Pipeline:
 
     # ---- delivery --------------------------------------------------------------------------
     async def _deliver(self, results: list[tuple[Window, list[Alert]]], tokens: list[int]) -> None:
-        # in time order: which station of a batch comes first must not change what the
-        # coincidence reports (windows of every station end on the same grid)
-        alerts = sorted((a for w, batch in results if not w.replay for a in batch),
-                        key=lambda a: a.time_ns)
-        replayed = [a for w, batch in results if w.replay for a in batch]
-        if replayed:  # delivered before a restart: only the state they leave counts
-            self.metrics.replay_windows.inc(sum(w.replay for w, _ in results))
-            if self.coincidence is not None:
-                self.coincidence.add(sorted(replayed, key=lambda a: a.time_ns))
-        if self.coincidence is not None and alerts:
-            alerts += self.coincidence.add(alerts)
+        # replayed windows were delivered before a restart: only the state they leave counts
+        alerts = [a for w, batch in results if not w.replay for a in batch]
+        if replayed := sum(w.replay for w, _ in results):
+            self.metrics.replay_windows.inc(replayed)
+        if self.coincidence is not None:  # what a restart re-decides was sent before it
+            before_ns = self.offsets.delivered_before_ns() - self.coincidence.window_ns
+            alerts += [a for a in self.coincidence.observe(results) if a.time_ns >= before_ns]
         ends = [(w.instrument, token) for (w, _), token in zip(results, tokens)]
         if self.events is not None:  # picks -> event alerts; picks' input held till delivered
             alerts, held = self.events.take(results, alerts)

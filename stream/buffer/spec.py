@@ -79,6 +79,9 @@ class WindowSpec:
     max_rate_hz: float = math.inf
     lengths_s: tuple[tuple[str, float], ...] = ()
     state_s: float = 0.0
+    #: events in a window's last ``report_lag_s`` are reported by a later window (a picker's
+    #: tail): the window tells that its stream is final only up to its end minus this
+    report_lag_s: float = 0.0
 
     @property
     def resume_s(self) -> float:

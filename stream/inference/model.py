@@ -110,7 +110,7 @@ class TorchScriptDetector:
             raise ContractError(f"detector {cfg.name}: components {list(comps)} are not "
                                 f"{len(c.components)} like the model's {list(c.components)}")
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
-                               cfg.missing_components)
+                               cfg.missing_components, report_lag_s=(c.window_s - stride_s) / 2)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._probe()
@@ -118,7 +118,7 @@ class TorchScriptDetector:
         probe = torch.randn((4, len(c.components), c.window_samples), generator=g).to(device)
         methods = ("forward_range",) if c.forward_range else ()
         self.module = freeze_checked(self.module, probe, c.name, methods)
-        self._tail_s = (c.window_s - stride_s) / 2
+        self._tail_s = self.spec.report_lag_s  # each window owns a stride before its tail
         self._context_samples = seconds_to_samples(PEAK_CONTEXT_S, c.sampling_rate_hz)
         if c.forward_range and not hasattr(self.module, "forward_range"):
             raise ContractError(f"model {c.name}: the contract says forward_range but the "

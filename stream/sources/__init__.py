@@ -73,6 +73,10 @@ class Resumable(Protocol):
         """Windows before this data time were delivered by the worker before (0: none)."""
         ...
 
+    def delivered_before_ns(self) -> int:
+        """The oldest ``resume_ns`` among the marks found with the offsets read (0: none)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SourceGap:

@@ -65,6 +65,7 @@ class KafkaSource:
         #: ``ResumeMark``s: to store with the next commits, and found with the assigned offsets
         self._marks_out: dict[int, ResumeMark] = {}
         self._marks_in: dict[int, ResumeMark] = {}
+        self._offset_of: dict[int, int] = {}  # partition -> latest offset handed to commit()
         #: called with the partitions about to be revoked in a rebalance, before they go: the
         #: pipeline commits everything it can then (see ``_Rebalance``)
         self.on_revoke: Callable[[set[int]], Awaitable[None]] | None = None
@@ -154,6 +155,7 @@ class KafkaSource:
         so the last position reached during an outage is committed once the broker is back.
         A failure is logged once per outage, not once a second."""
         self._uncommitted.update(offsets)
+        self._offset_of.update(offsets)
         if self._consumer is None or not self._uncommitted:
             return
         assigned = {tp.partition for tp in self._consumer.assignment()}
@@ -163,6 +165,7 @@ class KafkaSource:
             for p, o in self._uncommitted.items() if p in assigned}
         for p in [p for p in self._uncommitted if p not in assigned]:
             del self._uncommitted[p]  # revoked: the new owner re-reads from the last commit
+            self._offset_of.pop(p, None)
         if not todo:
             return
         try:
@@ -181,8 +184,17 @@ class KafkaSource:
                 del self._uncommitted[tp.partition]
 
     def keep_marks(self, marks: dict[int, ResumeMark]) -> None:
-        """Store ``marks`` with the next commit of their partitions (``Resumable``)."""
-        self._marks_out.update(marks)
+        """Store ``marks`` with the next commit of their partitions (``Resumable``); a new mark
+        for a partition whose offset did not move is committed with that offset again."""
+        for p, mark in marks.items():
+            if self._marks_out.get(p) != mark:
+                self._marks_out[p] = mark
+                if p not in self._uncommitted and p in self._offset_of:
+                    self._uncommitted[p] = self._offset_of[p]
+
+    def delivered_before_ns(self) -> int:
+        """The oldest ``resume_ns`` of the marks found with the assigned offsets (0: none)."""
+        return min((m.resume_ns for m in self._marks_in.values()), default=0)
 
     def replay_before_ns(self, partition: int, offset: int) -> int:
         """Windows before this data time were delivered by the worker that committed the

@@ -386,6 +386,10 @@ class SeedLinkSource:
         for part, mark in marks.items():
             self.book.marks_out[self._stations[part]] = mark
 
+    def delivered_before_ns(self) -> int:
+        """The oldest ``resume_ns`` of the marks found in the resume file (0: none)."""
+        return min((m.resume_ns for m in self.book.marks_in.values()), default=0)
+
     def replay_before_ns(self, partition: int, offset: int) -> int:
         """Windows before this data time were delivered before the restart (0: none)."""
         mark = self.book.marks_in.get(self._stations[partition])

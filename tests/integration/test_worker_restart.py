@@ -36,8 +36,6 @@ CONFIG = f"""
 shutdown_timeout_s = 30.0
 [inference]
 overload = "backpressure"
-[coincidence]   # network alerts depend on the order stations' triggers arrive in: README,
-enabled = false # "Fault model" (open); this test holds every station-level alert to the rule
 [[detectors]]
 name = "stalta"
 type = "stalta"
