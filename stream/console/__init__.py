@@ -52,14 +52,14 @@ def attach(cfg: Config, metrics: Metrics, specs: Sequence[WindowSpec]) -> Consol
     ccfg = cfg.console
     if not ccfg.http_port and not cfg.metrics_port:
         return None
-    inventory = None
+    inventory, source = None, ccfg.inventory
     if ccfg.inventory:
         from geosentry.stream.events.stations import read_inventory
 
         inventory = read_inventory(ccfg.inventory)
     elif cfg.stations is not None:  # the events stage's inventory ([stations], read at start-up)
-        inventory = cfg.stations.stations
-    state = OpsState(ccfg, specs, inventory)
+        inventory, source = cfg.stations.stations, f"[stations] {cfg.stations.inventory}"
+    state = OpsState(ccfg, specs, inventory, source)
     register_station_metrics(state, metrics.registry)
     server = None
     if ccfg.http_port:

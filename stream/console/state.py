@@ -99,10 +99,12 @@ class OpsState:
     """The console's model; an ``Observer`` of the pipeline (``geosentry.stream.console.observer``)."""
 
     def __init__(self, cfg: ConsoleConfig, specs: Sequence[WindowSpec] = (),
-                 inventory: Inventory | None = None) -> None:
+                 inventory: Inventory | None = None, inventory_source: str = "") -> None:
         self.cfg = cfg
         self.specs = tuple(specs)
         self.inventory = inventory
+        #: where the map's positions come from (a file, or the events stage's inventory)
+        self.inventory_source = inventory_source or cfg.inventory
         self.stations: dict[str, StationState] = {}
         self.kinds = tuple(AlertKind)
         self.latest: dict[AlertKind, deque[dict[str, Any]]] = {
@@ -271,18 +273,22 @@ class OpsState:
                 "alerts": picks}
 
     def map_view(self) -> dict[str, Any]:
+        rows = self.station_rows()
         stations = [{"key": r["key"], "lat": r["lat"], "lon": r["lon"], "state": r["state"]}
-                    for r in self.station_rows()]
-        known = {s["key"] for s in stations}
+                    for r in rows]
         if self.inventory is not None:  # inventory stations not heard from yet
-            stations += [{"key": s.key, "lat": s.lat_deg, "lon": s.lon_deg, "state": "no data"}
-                         for s in self.inventory.stations.values() if s.key not in known]
+            inv = self.inventory
+            heard = {found.key for r in rows
+                     if (found := inv.lookup(r["network"], r["station"])) is not None}
+            stations += [{"key": s.key if s.network else f"?.{s.station}", "lat": s.lat_deg,
+                          "lon": s.lon_deg, "state": "no data"}
+                         for s in inv.stations.values() if s.key not in heard]
         with self.lock:
             events = [_event_point(d) for d in self.latest[AlertKind.EVENT]]
         return {"stations": [s for s in stations if s["lat"] is not None],
                 "unplaced": sorted(s["key"] for s in stations if s["lat"] is None),
                 "events": [e for e in events if e is not None],
-                "inventory": self.cfg.inventory or None}
+                "inventory": (self.inventory_source or "inventory") if self.inventory else None}
 
 
 def _event_point(d: dict[str, Any]) -> dict[str, Any] | None:

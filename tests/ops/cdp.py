@@ -88,12 +88,16 @@ class Browser:
 
     def wait_for(self, expression: str, timeout_s: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout_s
+        error = ""
         while time.monotonic() < deadline:
-            value = self.js(expression)
+            try:
+                value = self.js(expression)
+            except RuntimeError as exc:  # the page is still loading (no body yet)
+                error, value = f" (last error: {str(exc)[:300]})", None
             if value:
                 return value
             time.sleep(0.2)
-        raise AssertionError(f"page never satisfied {expression!r} within {timeout_s} s")
+        raise AssertionError(f"page never satisfied {expression!r} within {timeout_s} s{error}")
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params: dict[str, Any] = {"format": "png"}

@@ -67,7 +67,10 @@ function alertCells(kind, a) {
     return [hms(o.time || a.time) + (d.deleted ? " (deleted)" : ""), num(o.latitude, 3),
             num(o.longitude, 3), num(o.depth_km, 1) + " km", m ? m.type + " " + num(m.value, 1) : "–"];
   }
-  if (kind === "health") return [hms(a.time), sta, d.event || a.model.name, d.detail || ""];
+  if (kind === "health") {
+    const what = d.detail || d.artefact || (d.duration_s ? dur(d.duration_s) : "");
+    return [hms(a.time), sta, d.event || a.model.name, what];
+  }
   return [hms(a.time), sta, d.detector || a.model.name, num(a.score, 2), dur(a.latency_s)];
 }
 function renderAlerts(kind, fresh) {
@@ -114,6 +117,9 @@ async function refreshWave() {
   if (!model.selected || waveBusy) return;
   waveBusy = true;
   try { drawWave(await getJSON("/api/waveform?station=" + encodeURIComponent(model.selected))); }
+  catch (err) {   // not heard from yet: drawn once its data arrives (stations event)
+    drawWave({station: model.selected, traces: {}, alerts: []});
+  }
   finally { waveBusy = false; }
 }
 function drawWave(w) {
@@ -211,13 +217,23 @@ function drawMap() {
     c.addEventListener("click", () => showDetails(e.id));
     svg.append(c);
   }
+  const taken = [];   // label boxes: a label that would overlap another is left out (hover)
+  const free = (x0, y0, w, h) => !taken.some(([a, b, c, d]) => x0 < c && a < x0 + w && y0 < d && b < y0 + h);
   for (const s of pts) {
     const x = X(s.lon), y = Y(s.lat);
     const tri = el("svg:path", {d: `M${x} ${y - 7}L${x + 6} ${y + 4}L${x - 6} ${y + 4}Z`,
                                 class: "sta-" + s.state.split(" ")[0], "data-station": s.key});
     tri.append(el("svg:title", {}, s.key + ": " + s.state));
     tri.addEventListener("click", () => selectStation(s.key));
-    svg.append(tri, el("svg:text", {x: x + 8, y: y + 4}, s.key.split(".")[1]));
+    svg.append(tri);
+    taken.push([x - 6, y - 7, x + 6, y + 4]);
+  }
+  for (const s of pts) {
+    const x = X(s.lon) + 8, y = Y(s.lat) + 4, name = s.key.split(".")[1], w = 6.5 * name.length;
+    if (free(x, y - 10, w, 12)) {
+      svg.append(el("svg:text", {x, y}, name));
+      taken.push([x, y - 10, x + w, y + 2]);
+    }
   }
 }
 
