@@ -21,7 +21,8 @@ import bisect
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,15 @@ class _Pool:
     lon: F64
     elev_km: F64
     ref_ns: int
+    serial: np.ndarray  # a number per pick id, the same across calls (memo keys)
+    index: dict[str, int] | None = None
+    p_times: dict[str, np.ndarray] | None = None  # P pick rows by station
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= 100_000:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
 
 
 class Associator:
@@ -97,7 +107,14 @@ class Associator:
         self.ml_scale = ml_scale or MLScale()
         self.unknown_stations: dict[str, int] = {}
         self.duplicates = 0
-        self._failed: dict[tuple[str, ...], None] = {}  # candidate sets that made no event
+        # the incremental stage re-runs association as picks arrive: a seed's search depends
+        # only on the unused picks near it in time and space (``_memo_key``), so its outcome
+        # is remembered, failures and found events alike (bounded, oldest forgotten first)
+        self._failed: dict[tuple[int, bytes], None] = {}
+        self._found: dict[tuple[int, bytes], tuple[tuple[str, ...], Hypocentre, int]] = {}
+        self._serials: dict[str, int] = {}
+        self._near: dict[str, list[tuple[str, float]]] = {}  # nearest stations (inventory)
+        self._xy: tuple[list[str], F64, F64, Projection] | None = None
         self._vmin = float(min(tt.model.vs_km_s))
 
     # -- public ------------------------------------------------------------------------------
@@ -109,10 +126,11 @@ class Associator:
         used = np.zeros(n, dtype=bool)
         events: list[Event] = []
         times = pool.t.tolist()
+        tried = np.zeros(n, dtype=bool)  # picks of a located set that failed the checks
         for seed in range(n):
-            if used[seed]:
+            if used[seed] or tried[seed]:
                 continue
-            ev = self._from_seed(pool, seed, used, times)
+            ev = self._from_seed(pool, seed, used, times, tried)
             if ev is None:
                 continue
             idx, hypo, proj = ev
@@ -156,6 +174,10 @@ class Associator:
         known: list[tuple[Pick, Station]] = []
         last: dict[tuple[str, str], int] = {}
         dup_ns = int(self.cfg.duplicate_s * NS_PER_S)
+        if len(self._serials) >= 2_000_000:  # bounded: the memos start afresh
+            self._serials.clear()
+            self._failed.clear()
+            self._found.clear()
         self.duplicates = 0
         for p in sorted(picks, key=lambda p: (p.time_ns, p.key, p.phase, p.id)):
             st = self.inventory.lookup(p.network, p.station)
@@ -178,7 +200,14 @@ class Associator:
             np.array([(p.time_ns - ref) / NS_PER_S for p, _ in known], dtype=np.float64),
             np.array([p.phase is Phase.S for p, _ in known], dtype=bool),
             np.array([s.lat_deg for _, s in known]), np.array([s.lon_deg for _, s in known]),
-            np.array([s.elevation_m / 1000.0 for _, s in known]), ref)
+            np.array([s.elevation_m / 1000.0 for _, s in known]), ref,
+            np.array([self._serial(p.id) for p, _ in known], dtype=np.int64))
+
+    def _serial(self, pick_id: str) -> int:
+        n = self._serials.get(pick_id)
+        if n is None:
+            n = self._serials[pick_id] = len(self._serials) + 1
+        return n
 
     def _obs(self, pool: _Pool, idx: np.ndarray, proj: Projection) -> Observations:
         x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
@@ -205,6 +234,75 @@ class Associator:
         x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
         near: np.ndarray = idx[np.hypot(x, y) <= cfg.max_distance_km]
         return near
+
+    def _neighbours_agree(self, pool: _Pool, seed: int, used: np.ndarray) -> bool:
+        """A cheap test before the grid search of a P seed: of the ``2 min_stations`` stations
+        nearest the seed's (by the inventory), at least ``min_stations - 1`` have an unused P
+        pick within their distance / (slowest P speed) + 2 ``p_residual_s`` of it. An
+        earthquake's first stations have neighbours that pick it; a false pick's neighbours
+        have only random picks (most false seeds end here)."""
+        if pool.is_s[seed]:
+            return True
+        cfg = self.cfg
+        st = pool.sta[seed]
+        if pool.p_times is None:
+            by: dict[str, list[int]] = {}
+            for i in np.flatnonzero(~pool.is_s).tolist():
+                by.setdefault(pool.sta[i].key, []).append(i)
+            pool.p_times = {k: np.array(v, dtype=np.int64) for k, v in by.items()}
+        vp = float(min(self.tt.model.vp_km_s))
+        t = pool.t[seed]
+        hits = 0
+        for key, dist in self._neighbours(st):
+            rows = pool.p_times.get(key)
+            if rows is None:
+                continue
+            rows = rows[~used[rows]]
+            if len(rows) and bool((np.abs(pool.t[rows] - t) <= dist / vp
+                                   + 2.0 * cfg.p_residual_s).any()):
+                hits += 1
+                if hits >= cfg.min_stations - 1:
+                    return True
+        return False
+
+    def _neighbours(self, st: Station) -> list[tuple[str, float]]:
+        got = self._near.get(st.key)
+        if got is None:
+            if self._xy is None:
+                stations = list(self.inventory.stations.values())
+                lat0 = float(np.mean([s.lat_deg for s in stations]))
+                lon0 = float(np.mean([s.lon_deg for s in stations]))
+                proj = Projection(lat0, lon0)
+                x, y = proj.to_xy(np.array([s.lat_deg for s in stations]),
+                                  np.array([s.lon_deg for s in stations]))
+                self._xy = ([s.key for s in stations], np.asarray(x), np.asarray(y), proj)
+            keys, xs, ys, proj = self._xy
+            sx, sy = proj.to_xy(np.array([st.lat_deg]), np.array([st.lon_deg]))
+            d = np.hypot(xs - float(sx[0]), ys - float(sy[0]))
+            order = np.argsort(d, kind="stable")
+            got = [(keys[i], float(d[i])) for i in order.tolist()
+                   if keys[i] != st.key][:2 * self.cfg.min_stations]
+            self._near[st.key] = got
+        return got
+
+    @property
+    def _memo_reach_km(self) -> float:
+        return 1.5 * math.sqrt(2.0) * self.cfg.grid_radius_km
+
+    def _memo_key(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                  proj: Projection) -> tuple[int, bytes]:
+        """The seed and every unused pick its search can see: within the search's and the
+        gathering's time windows and ``max_distance_km`` of any epicentre the search can
+        keep (``_memo_reach_km`` of the seed's station)."""
+        cfg = self.cfg
+        lo = bisect.bisect_left(times, times[seed] - 2.0 * cfg.max_distance_km / self._vmin)
+        hi = bisect.bisect_right(times, times[seed] + cfg.max_distance_km / self._vmin
+                                 + cfg.s_residual_s + 5.0)
+        idx = np.arange(lo, hi)
+        idx = idx[~used[idx]]
+        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
+        idx = idx[np.hypot(x, y) <= cfg.max_distance_km + self._memo_reach_km]
+        return int(pool.serial[seed]), pool.serial[idx].tobytes()
 
     def _cone(self, pool: _Pool, seed: int, idx: np.ndarray, proj: Projection) -> np.ndarray:
         """For a P seed, the P picks its event could have: a first arrival at the surface is
@@ -236,32 +334,43 @@ class Associator:
         i = int(np.argmax(score))
         return int(count[i]), float(gx[i]), float(gy[i]), float(gz[i]), hit[i]
 
-    def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float]
-                   ) -> tuple[np.ndarray, Hypocentre, Projection] | None:
+    def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                   tried: np.ndarray) -> tuple[np.ndarray, Hypocentre, Projection] | None:
         cfg = self.cfg
         st = pool.sta[seed]
         proj = Projection(st.lat_deg, st.lon_deg)
+        if not self._neighbours_agree(pool, seed, used):
+            return None
         cand = self._candidates(pool, seed, used, times, proj)
         cand = self._cone(pool, seed, cand, proj)
         stations = np.array([pool.sta[i].key for i in cand], dtype=object)
         _, sta_of = np.unique(stations, return_inverse=True)
         if len(np.unique(sta_of)) < cfg.min_stations:
             return None
-        # a seed fails the same way on the same candidates: the incremental stage re-runs
-        # association as picks arrive, so remember failures (bounded; ratio failures excluded)
-        key = (pool.picks[seed].id, *(pool.picks[i].id for i in cand))
+        key = self._memo_key(pool, seed, used, times, proj)
         if key in self._failed:
             return None
-        found = self._search(pool, seed, used, times, proj, cand, sta_of)
-        if found is None:
-            if len(self._failed) >= 100_000:
-                self._failed.pop(next(iter(self._failed)))
-            self._failed[key] = None
-            return None
-        idx, hypo = found
-        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio:
-            return None
-        if not self._significant(pool, idx, proj, hypo, times):
+        hit = self._found.get(key)
+        if hit is not None:
+            index = {p.id: i for i, p in enumerate(pool.picks)} if pool.index is None \
+                else pool.index
+            pool.index = index
+            idx = np.array([index[p] for p in hit[0]], dtype=np.int64)
+            hypo = replace(hit[1], t0_s=hit[1].t0_s + (hit[2] - pool.ref_ns) / NS_PER_S)
+        else:
+            found = self._search(pool, seed, used, times, proj, cand, sta_of)
+            if found is None:
+                _remember(self._failed, key, None)
+                return None
+            idx, hypo = found
+            if math.hypot(hypo.x_km, hypo.y_km) <= self._memo_reach_km:
+                _remember(self._found, key, (tuple(pool.picks[i].id for i in idx), hypo,
+                                             pool.ref_ns))
+        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio \
+                or not self._significant(pool, idx, proj, hypo, times):
+            # its picks would locate the same set again as seeds: they are not seeds any more
+            # (still free to join another event)
+            tried[idx] = True
             return None
         return idx, hypo, proj
 

@@ -17,7 +17,7 @@ whole window each time, so no state is carried between windows. Bins already mea
 kept (a later, overlapping window does not overwrite them).
 
 >>> round(pd_magnitude(0.1, 20.0), 2)   # Pd 1 mm at 20 km (Wu & Zhao 2006)
-5.6
+5.83
 >>> round(tau_c_magnitude(1.0), 2)      # tau_c 1 s (Wu & Kanamori 2005)
 5.67
 """
