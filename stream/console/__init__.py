@@ -59,6 +59,10 @@ def attach(cfg: Config, metrics: Metrics, specs: Sequence[WindowSpec]) -> Consol
         inventory = read_inventory(ccfg.inventory)
     elif cfg.stations is not None:  # the events stage's inventory ([stations], read at start-up)
         inventory, source = cfg.stations.stations, f"[stations] {cfg.stations.inventory}"
+    if not ccfg.http_port:  # /metrics only: the station gauges, no waveforms or alert history
+        from dataclasses import replace
+
+        ccfg = replace(ccfg, max_waveform_channels=0, max_alerts=1)
     state = OpsState(ccfg, specs, inventory, source)
     register_station_metrics(state, metrics.registry)
     server = None
