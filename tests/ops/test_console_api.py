@@ -180,3 +180,29 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
                           str(tmp_path / "x.mseed"), "--http-port", "70000"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "'--http-port': must be in [0, 65535]" in bad.stderr
+
+
+def test_waveform_bins_match_a_brute_force_binning() -> None:
+    from geosentry.stream.console.state import Waveform
+
+    bin_ns = NS_PER_S // 2
+    wave, want = Waveform(bin_ns), {}
+    for rec in _records():
+        if rec.station != "UH1":
+            continue
+        wave.add(rec.start_ns, rec.sampling_rate_hz, rec.data)
+        for i, v in enumerate(rec.data.tolist()):
+            b = (rec.start_ns + round(i * NS_PER_S / rec.sampling_rate_hz)) // bin_ns
+            lo, hi = want.get(b, (v, v))
+            want[b] = (min(lo, v), max(hi, v))
+    got = wave.series()
+    keys = sorted(want)[-BIN_COUNT:]
+    assert got["t_s"] == [k * bin_ns / NS_PER_S for k in keys]
+    assert list(zip(got["min"], got["max"])) == [want[k] for k in keys]
+    # a record longer than the ring keeps its newest bins
+    import numpy as np
+
+    long = Waveform(NS_PER_S)
+    long.add(0, 1.0, np.arange(5000, dtype=np.int32))
+    tail = long.series()
+    assert len(tail["t_s"]) >= BIN_COUNT - 1 and tail["max"][-1] == 4999
