@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from geosentry.stream.decode.mseed import decode_payload
 from geosentry.stream.testing import mseed_records, synthetic_trace
 
 pytestmark = pytest.mark.kafka
@@ -33,7 +34,10 @@ release_silent_s = {RELEASE_S}
 [[detectors]]
 name = "stalta"
 type = "stalta"
+sta_s = 0.1
+lta_s = 1.0   # a short warm-up (resume_s = 10 + 1 + 20 * 1 = 31 s): commits trail A by ~41 s
 """
+TRAIL_S = 50.0  # what the committed offset may trail A's newest data by (warm-up, last window)
 
 
 async def _create_topic(bootstrap: str, name: str) -> None:
@@ -113,8 +117,12 @@ async def test_a_silent_station_releases_and_commits_keep_moving(
         finally:
             await producer.stop()
         end = len(both) + len(rest)
-        # A still needs its last window (10 s of data) and what follows it: a few records
-        near_end = end - 40
+        # commits stay a warm-up and A's last window behind its newest data
+        # (geosentry.stream.resume): every record that ends TRAIL_S before A's end is done
+        order = [p for _, _, p in both] + rest
+        a_end_ns = decode_payload(a[-1], 0)[0].end_ns
+        near_end = sum(decode_payload(p, 0)[0].end_ns < a_end_ns - TRAIL_S * 1e9 for p in order)
+        assert near_end > len(both) + 10  # past the point where B went quiet
         deadline = time.monotonic() + 30
         committed = 0
         while time.monotonic() < deadline:
