@@ -45,16 +45,16 @@ TASK_NAMES = ("picker", "detector", "anomaly", "anomaly-geomag", "gan")
 class TaskSpec:
     """Defaults for one task and how to build it (``quick`` = tiny sizes for tests)."""
 
-    build: Callable[[int, bool], Any]
+    build: Callable[..., Any]
     epochs: int
     steps_per_epoch: int
 
 
-def _build(name: str) -> Callable[[int, bool], Any]:
-    def build(seed: int, quick: bool) -> Any:
+def _build(name: str) -> Callable[..., Any]:
+    def build(seed: int, quick: bool, recipe: str = "baseline") -> Any:
         from geosentry.training.train import tasks  # lazy: keeps `--help` and the service CLI fast
 
-        return tasks.build_task(name, seed, quick)
+        return tasks.build_task(name, seed, quick, recipe)
 
     return build
 
@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="allow replacing a shipped model (stream/models)")
     t.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
+    t.add_argument("--recipe", choices=("baseline", "network", "network-iceland"),
+                   default="baseline", help="picker only: augmentation imitating other networks "
+                   "(network), plus the Iceland swarm as a second region (network-iceland)")
     e = sub.add_parser("evaluate", help="evaluate a trained run (held-out stations)")
     e.add_argument("task", choices=TASK_NAMES)
     e.add_argument("--run", type=Path, help="run dir with checkpoint.pt (default runs/TASK)")
@@ -147,12 +150,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
     spec = SPECS[a.task]
     run = a.out or runs_dir() / a.task
     export_dir = None if a.no_export else _export_dir(a.export_dir or run, a.overwrite)
-    task = spec.build(a.seed, a.quick)
+    if a.recipe != "baseline" and a.task != "picker":
+        raise ShippedModelError(f"--recipe {a.recipe} is a picker recipe, not {a.task}'s")
+    task = spec.build(a.seed, a.quick, a.recipe)
     cfg = FitConfig(epochs=a.epochs or spec.epochs,
                     steps_per_epoch=a.steps_per_epoch or spec.steps_per_epoch,
                     seed=a.seed, out_dir=run, resume=a.resume)
     argv = ["train", a.task, "--epochs", str(cfg.epochs), "--steps-per-epoch",
-            str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else [])
+            str(cfg.steps_per_epoch), "--seed", str(a.seed)] + (["--quick"] if a.quick else []) \
+        + (["--recipe", a.recipe] if a.recipe != "baseline" else [])
     Path(run).mkdir(parents=True, exist_ok=True)
     (Path(run) / "run.json").write_text(json.dumps(
         {"command": "python -m geosentry.training " + " ".join(argv), "seed": a.seed, "epochs": cfg.epochs,

@@ -156,7 +156,9 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
         "forward_range": forward_range,
         # where the weights come from (``geosentry models list/show``): trained here, on what
         "provenance": dict(provenance) if provenance is not None else {
-            "source": "geosentry", "trained_on": str(train_info.get("data_source", "?"))},
+            "source": "geosentry", "trained_on": str(train_info.get("data_source", "?")) + (
+                f" + {train_info['data_source_extra']}" if train_info.get("data_source_extra")
+                else "")},
     }
     raw = json.loads(json.dumps(raw, default=str))  # tuples -> lists etc.: what a reader sees
     contract = ModelContract.from_dict(raw)

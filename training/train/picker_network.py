@@ -113,3 +113,12 @@ class NetworkPickerTask(PickerTask):
         off = ev.itp - int(rng.integers(20, n - 20)) if rng.random() < 0.85 else \
             int(rng.integers(0, length - n + 1))
         return ev, int(np.clip(off, 0, length - n))
+
+    def export(self, out_dir: Any, metrics: dict[str, Any], training: dict[str, Any],
+               name: str = "picker") -> tuple[Any, Any]:
+        extra = {"recipe": "network-imitating augmentation (training.train.picker_network)"}
+        if self.extra:
+            extra["data_source_extra"] = (f"iceland-2014-dike ({len(self.extra)} records, "
+                                          f"share {self.extra_share})")
+        return super().export(out_dir, metrics, {**training, **extra}, name)
+

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def build_task(name: str, seed: int = 0, quick: bool = False) -> Any:
-    """Build a training task; ``quick`` shrinks model and data for smoke tests.
+def build_task(name: str, seed: int = 0, quick: bool = False, recipe: str = "baseline") -> Any:
+    """Build a training task; ``quick`` shrinks model and data for smoke tests; ``recipe``
+    (picker only): ``network`` adds the augmentation imitating other networks,
+    ``network-iceland`` also the Iceland swarm as a second region (``train.picker_network``).
 
     Seeds torch first so the initial weights depend only on ``seed``.
     """
@@ -20,10 +22,15 @@ def build_task(name: str, seed: int = 0, quick: bool = False) -> Any:
         if name == "picker":
             from geosentry.training.train.picker import PickerTask
 
-            if quick:
-                return PickerTask(data, window=400, batch=4, channels=(4, 8, 8),
-                                  eval_per_event=2, tune_per_event=1)
-            return PickerTask(data)
+            kw: dict[str, Any] = (dict(window=400, batch=4, channels=(4, 8, 8), eval_per_event=2,
+                                       tune_per_event=1) if quick else {})
+            if recipe != "baseline":
+                from geosentry.training.data.iceland import load_iceland
+                from geosentry.training.train.picker_network import NetworkPickerTask
+
+                extra = load_iceland() if recipe == "network-iceland" else []
+                return NetworkPickerTask(data, extra=extra, **kw)
+            return PickerTask(data, **kw)
         if name == "detector":
             from geosentry.training.train.detector import DetectorTask
 
