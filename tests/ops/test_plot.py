@@ -141,3 +141,31 @@ def test_parser_is_registered() -> None:
 
     ns = _parser().parse_args(["plot", "a", "--out", "b.png"])
     assert isinstance(ns, argparse.Namespace) and ns.kind == "auto"
+
+
+@pytest.mark.shared
+def test_event_origin_times_on_the_waveforms(shared_data: Callable[[str], Path],
+                                             tmp_path: Path) -> None:
+    """The Iceland swarm through the events stage: located events' origin times are drawn on
+    every panel beside the picks."""
+    data = shared_data("events/iceland-2014-dike")
+    waveforms = tmp_path / "waveforms"
+    waveforms.mkdir()
+    for f in sorted((data / "events").glob("*.m"))[:6]:  # the first events (00:01-00:03)
+        (waveforms / f.name).symlink_to(f)
+    config = tmp_path / "iceland.toml"
+    config.write_text((ROOT / "deploy" / "events" / "iceland.toml").read_text().replace(
+        "../shared/data/events/iceland-2014-dike", str(data)))
+    alerts = tmp_path / "alerts.jsonl"
+    run = _geosentry("run", "--config", str(config), "--source", str(waveforms), "--sink",
+                     f"jsonl:{alerts}", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    marks = read_alerts(alerts)
+    assert any(m.kind == "event" for m in marks) and any(m.kind.startswith("pick") for m in marks)
+    out = tmp_path / "event.png"
+    done = _geosentry("plot", str(waveforms), "--alerts", str(alerts), "--out", str(out),
+                      "--stations", "Z7.FLUR,KVER", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "6 traces" in done.stdout
+    assert _has_colour(out, plot_figures.STYLE["event"]["color"])
+    assert _has_colour(out, plot_figures.STYLE["pick-P"]["color"])
