@@ -303,10 +303,18 @@ class OpsState:
                           "lon": s.lon_deg, "state": "no data"}
                          for s in inv.stations.values() if s.key not in heard]
         with self.lock:
-            events = [_event_point(d) for d in self.latest[AlertKind.EVENT]]
+            updates = list(self.latest[AlertKind.EVENT])
+        events: dict[str, dict[str, Any]] = {}  # each event's latest update; deleted ones go
+        for d in updates:
+            key = str(d["details"].get("event_id", d["id"]))
+            point = _event_point(d)
+            if point is None:
+                events.pop(key, None)
+            else:
+                events[key] = point
         return {"stations": [s for s in stations if s["lat"] is not None],
                 "unplaced": sorted(s["key"] for s in stations if s["lat"] is None),
-                "events": [e for e in events if e is not None],
+                "events": list(events.values()),
                 "inventory": (self.inventory_source or "inventory") if self.inventory else None}
 
 

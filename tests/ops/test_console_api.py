@@ -73,6 +73,15 @@ def test_state_is_bounded_and_the_map_places_stations_and_events() -> None:
     assert placed == {"BW.UH1": "ok", "BW.UH2": "ok", "BW.UH9": "no data"}
     assert m["unplaced"] == ["BW.UH3", "BW.UH4"]
     assert m["events"][0]["lat"] == 48.05 and m["events"][0]["magnitude"] == 1.2
+    # an update moves the event (one point per event); a deletion removes it
+    moved = _event(t0, 48.06, 11.67)
+    moved.details["update"] = 1
+    state.alerts([moved])
+    assert [(e["lat"], e["event_id"]) for e in state.map_view()["events"]] == [(48.06, f"ev{t0:.0f}")]
+    gone = _event(t0, 48.06, 11.67)
+    gone.details.update(update=2, deleted=True)
+    state.alerts([gone])
+    assert state.map_view()["events"] == []
 
 
 def _get(url: str, auth: str | None = None, ctx: ssl.SSLContext | None = None) -> tuple[int, Any]:

@@ -64,7 +64,8 @@ function alertCells(kind, a) {
   if (kind === "pick") return [hms(a.time), sta, a.phase || "–", num(a.score, 2), dur(a.latency_s)];
   if (kind === "event") {
     const o = d.origin || {}, m = (d.magnitudes || [])[0];
-    return [hms(o.time || a.time) + (d.deleted ? " (deleted)" : ""), num(o.latitude, 3),
+    const note = d.deleted ? " (deleted)" : (d.update ? " (update " + d.update + ")" : "");
+    return [hms(o.time || a.time) + note, num(o.latitude, 3),
             num(o.longitude, 3), num(o.depth_km, 1) + " km", m ? m.type + " " + num(m.value, 1) : "–"];
   }
   if (kind === "health") {
