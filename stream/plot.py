@@ -17,6 +17,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import obspy
 
 from geosentry.stream.buffer.spec import channel_kind
 from geosentry.stream.errors import GeosentryError
-from geosentry.stream.records import NS_PER_S
+from geosentry.stream.records import NS_PER_S, AlertKind
 
 log = logging.getLogger(__name__)
 MAX_PANELS = 24
@@ -35,12 +36,27 @@ class PlotError(GeosentryError):
     """Nothing to plot, an unreadable file, or matplotlib missing (one line, exit 2)."""
 
 
+class MarkKind(StrEnum):
+    """How an alert is drawn (``STYLE``)."""
+
+    PICK_P = "pick-P"
+    PICK_S = "pick-S"
+    DETECTION = "detection"  # one station's
+    NETWORK = "network"  # a network coincidence
+    ANOMALY = "anomaly"
+    EVENT = "event"  # a located event's origin time
+    SSC = "ssc"
+    DBDT = "dbdt"
+    ARTEFACT = "artefact"
+    HEALTH = "health"
+
+
 @dataclass(frozen=True)
 class Mark:
     """One alert drawn on the figure."""
 
     time_s: float
-    kind: str  # pick-P, pick-S, detection, network, anomaly, event, ssc, dbdt, artefact, health
+    kind: MarkKind
     station: str  # NET.STA, or "*" for every panel
     channel: str = ""
     end_s: float | None = None  # artefact spans
@@ -123,36 +139,37 @@ def _marks(a: dict[str, Any]) -> list[Mark]:
     det = str(d.get("detector", a["model"]["name"]))
     kind = a["kind"]
     t = _t(a["time"])
-    if kind == "pick":
-        return [Mark(t, "pick-S" if a.get("phase") == "S" else "pick-P", sta, a["channel"])]
-    if kind == "event":
+    if kind == AlertKind.PICK:
+        return [Mark(t, MarkKind.PICK_S if a.get("phase") == "S" else MarkKind.PICK_P, sta, a["channel"])]
+    if kind == AlertKind.EVENT:
         origin = d.get("origin") or {}
-        return [] if d.get("deleted") else [Mark(_t(origin.get("time", a["time"])), "event", "*")]
+        return [] if d.get("deleted") else [Mark(_t(origin.get("time", a["time"])), MarkKind.EVENT, "*")]
     if det == "ssc":
-        return [Mark(t, "ssc", sta, a["channel"])]
+        return [Mark(t, MarkKind.SSC, sta, a["channel"])]
     if det == "dbdt":
-        return [Mark(t, "dbdt", sta, a["channel"])]
+        return [Mark(t, MarkKind.DBDT, sta, a["channel"])]
     if det == "artefacts" or d.get("event") in ("spike", "step", "flat", "f_mismatch"):
         end = _t(d["end"]) if isinstance(d.get("end"), str) else None
-        return [Mark(t, "artefact", sta, a["channel"], end)]
-    if kind == "detection":
-        return [Mark(t, "network" if sta == "*" else "detection", sta, a["channel"])]
-    if kind == "anomaly":
-        return [Mark(t, "anomaly", sta, a["channel"])]
-    return [Mark(t, "health", sta, a["channel"])]
+        return [Mark(t, MarkKind.ARTEFACT, sta, a["channel"], end)]
+    if kind == AlertKind.DETECTION:
+        return [Mark(t, MarkKind.NETWORK if sta == "*" else MarkKind.DETECTION, sta,
+                     a["channel"])]
+    if kind == AlertKind.ANOMALY:
+        return [Mark(t, MarkKind.ANOMALY, sta, a["channel"])]
+    return [Mark(t, MarkKind.HEALTH, sta, a["channel"])]
 
 
-STYLE: dict[str, dict[str, Any]] = {
-    "pick-P": {"color": "#1d4ed8", "lw": 1.4, "ls": "-", "label": "P pick"},
-    "pick-S": {"color": "#dc2626", "lw": 1.4, "ls": "-", "label": "S pick"},
-    "detection": {"color": "#7c3aed", "lw": 1.0, "ls": ":", "label": "station detection"},
-    "network": {"color": "#111827", "lw": 1.2, "ls": "--", "label": "network detection"},
-    "anomaly": {"color": "#b45309", "lw": 1.0, "ls": ":", "label": "anomaly"},
-    "event": {"color": "#0f766e", "lw": 2.0, "ls": "-.", "label": "event origin time"},
-    "ssc": {"color": "#dc2626", "lw": 1.6, "ls": "--", "label": "SSC"},
-    "dbdt": {"color": "#7c3aed", "lw": 1.2, "ls": "-", "label": "dB/dt alert"},
-    "artefact": {"color": "#f59e0b", "lw": 1.0, "ls": "-", "label": "artefact"},
-    "health": {"color": "#6b7280", "lw": 0.8, "ls": ":", "label": "health"},
+STYLE: dict[MarkKind, dict[str, Any]] = {
+    MarkKind.PICK_P: {"color": "#1d4ed8", "lw": 1.4, "ls": "-", "label": "P pick"},
+    MarkKind.PICK_S: {"color": "#dc2626", "lw": 1.4, "ls": "-", "label": "S pick"},
+    MarkKind.DETECTION: {"color": "#7c3aed", "lw": 1.0, "ls": ":", "label": "station detection"},
+    MarkKind.NETWORK: {"color": "#111827", "lw": 1.2, "ls": "--", "label": "network detection"},
+    MarkKind.ANOMALY: {"color": "#b45309", "lw": 1.0, "ls": ":", "label": "anomaly"},
+    MarkKind.EVENT: {"color": "#0f766e", "lw": 2.0, "ls": "-.", "label": "event origin time"},
+    MarkKind.SSC: {"color": "#dc2626", "lw": 1.6, "ls": "--", "label": "SSC"},
+    MarkKind.DBDT: {"color": "#7c3aed", "lw": 1.2, "ls": "-", "label": "dB/dt alert"},
+    MarkKind.ARTEFACT: {"color": "#f59e0b", "lw": 1.0, "ls": "-", "label": "artefact"},
+    MarkKind.HEALTH: {"color": "#6b7280", "lw": 0.8, "ls": ":", "label": "health"},
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import obspy
 
-from geosentry.stream.plot import STYLE, Mark, _matches, minute_dbdt
+from geosentry.stream.plot import STYLE, Mark, MarkKind, _matches, minute_dbdt
 
 
 def _dates() -> Any:
@@ -38,7 +38,7 @@ def _time_axis(ax: Any, t0: obspy.UTCDateTime, t1: obspy.UTCDateTime) -> None:
     ax.set_xlim(_date(t0.timestamp), _date(t1.timestamp))
 
 
-def _draw(ax: Any, marks: list[Mark], used: set[str]) -> None:
+def _draw(ax: Any, marks: list[Mark], used: set[MarkKind]) -> None:
     for m in marks:
         style = STYLE[m.kind]
         if m.end_s is not None and m.end_s > m.time_s:
@@ -48,7 +48,7 @@ def _draw(ax: Any, marks: list[Mark], used: set[str]) -> None:
         used.add(m.kind)
 
 
-def _header(fig: Any, title: str, used: set[str]) -> None:
+def _header(fig: Any, title: str, used: set[MarkKind]) -> None:
     """Title, then one legend row per six kinds of mark, then the panels: heights in inches,
     so the three never overlap whatever the figure's height."""
     from matplotlib.lines import Line2D
@@ -79,7 +79,7 @@ def seismic(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None,
     traces = traces[:max_panels]
     n = len(traces)
     fig, axes = plt.subplots(n, 1, sharex=True, figsize=(11, 1.25 * n + 1.6), squeeze=False)
-    used: set[str] = set()
+    used: set[MarkKind] = set()
     t0 = min(tr.stats.starttime for tr in traces)
     t1 = max(tr.stats.endtime for tr in traces)
     for ax, tr in zip(axes[:, 0], traces):
@@ -129,7 +129,7 @@ def geomag(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None) -> 
             if tr is not None]
     fig, axes = plt.subplots(len(rows) + 1, 1, sharex=True, figsize=(11, 1.5 * len(rows) + 3.2),
                              squeeze=False, gridspec_kw={"height_ratios": [1] * len(rows) + [1.3]})
-    used: set[str] = set()
+    used: set[MarkKind] = set()
     t0 = min(tr.stats.starttime for _, tr in rows)
     t1 = max(tr.stats.endtime for _, tr in rows)
     inside = [m for m in marks if _matches(m, key) and t0.timestamp <= m.time_s <= t1.timestamp]
@@ -137,8 +137,8 @@ def geomag(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None) -> 
         ax.plot(tr.times("matplotlib"), np.ma.masked_invalid(tr.data), lw=0.6, color="#334155")
         _robust_ylim(ax, np.asarray(tr.data, dtype=np.float64))
         comp = tr.stats.channel[-1:]
-        _draw(ax, [m for m in inside if m.kind in ("ssc", "event") or
-                   (m.kind == "artefact" and m.channel[-1:] in (comp, ""))], used)
+        _draw(ax, [m for m in inside if m.kind in (MarkKind.SSC, MarkKind.EVENT) or
+                   (m.kind is MarkKind.ARTEFACT and m.channel[-1:] in (comp, ""))], used)
         _panel_name(ax, f"{name} (nT)" if name != "D" else "D")
         ax.grid(alpha=0.25)
     ax = axes[-1, 0]
@@ -149,7 +149,7 @@ def geomag(plt: Any, st: obspy.Stream, marks: list[Mark], title: str | None) -> 
         times = [_date(h.stats.starttime.timestamp + 60 * i + 30) for i in idx]
         ax.plot(times, dbdt, lw=0.8, color="#0f172a")
         _robust_ylim(ax, dbdt)
-    _draw(ax, [m for m in inside if m.kind in ("dbdt", "ssc")], used)
+    _draw(ax, [m for m in inside if m.kind in (MarkKind.DBDT, MarkKind.SSC)], used)
     _panel_name(ax, "dB/dt\n(nT/min)")
     ax.grid(alpha=0.25)
     _time_axis(ax, t0, t1)

@@ -74,6 +74,10 @@ def attach(cfg: Config, metrics: Metrics, specs: Sequence[WindowSpec]) -> Consol
         except OSError as exc:
             raise ConfigError("--http-port", f"cannot serve the console on {ccfg.http_host}:"
                               f"{ccfg.http_port} ({exc.strerror or exc})") from exc
+        if cfg.metrics_auth is None and ccfg.http_host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("console on %s without credentials: whoever reaches it sees the "
+                        "network's state (set metrics_user + metrics_password_file, and "
+                        "metrics_tls_*)", ccfg.http_host)
         scheme = "https" if cfg.metrics_tls else "http"
         log.info("console on %s://%s:%d/%s", scheme, ccfg.http_host, server.server_address[1],
                  " (basic auth)" if cfg.metrics_auth else "")

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 BIN_COUNT = 600  # waveform bins per channel (min and max each): waveform_s / 600 per bin
 SUBSCRIBER_QUEUE = 2000  # alerts waiting for one live-stream client before it is dropped
 GAP_EVENTS = frozenset(GAP_ACTIONS)
+
+
+class Health(StrEnum):
+    """The state column of the station table (and the map's colour)."""
+
+    OK = "ok"
+    GAP = "gap"  # a gap, reset or release within the last silent_after_s
+    SILENT = "silent"  # no record for silent_after_s
+    NO_DATA = "no data"  # in the inventory, never heard from
 
 
 class Waveform:
@@ -95,7 +105,7 @@ class ChannelState:
 
 
 @dataclass
-class StationState:
+class Station:
     network: str
     station: str
     channels: dict[str, ChannelState] = field(default_factory=dict)
@@ -124,7 +134,7 @@ class OpsState:
         self.inventory = inventory
         #: where the map's positions come from (a file, or the events stage's inventory)
         self.inventory_source = inventory_source or cfg.inventory
-        self.stations: dict[str, StationState] = {}
+        self.stations: dict[str, Station] = {}
         self.kinds = tuple(AlertKind)
         self.latest: dict[AlertKind, deque[dict[str, Any]]] = {
             k: deque(maxlen=cfg.max_alerts) for k in self.kinds}
@@ -140,11 +150,11 @@ class OpsState:
         self.lock = threading.Lock()
 
     # ---- observer (event loop) ---------------------------------------------------------------
-    def _station(self, network: str, station: str) -> StationState:
+    def _station(self, network: str, station: str) -> Station:
         key = f"{network}.{station}"
         st = self.stations.get(key)
         if st is None:
-            st = self.stations[key] = StationState(network, station)
+            st = self.stations[key] = Station(network, station)
         return st
 
     def record(self, rec: Record) -> None:
@@ -228,17 +238,17 @@ class OpsState:
         return len(self._subscribers)
 
     # ---- views (HTTP threads) ------------------------------------------------------------
-    def _station_row(self, st: StationState, now_ns: int) -> dict[str, Any]:
+    def _station_row(self, st: Station, now_ns: int) -> dict[str, Any]:
         last = st.last()
         arrival = last.last_arrival_ns if last else 0
         end = max((c.last_end_ns for c in st.channels.values()), default=0)
         age_s = (now_ns - arrival) / NS_PER_S if arrival else None
         if age_s is None or age_s > self.cfg.silent_after_s:
-            state = "silent"
+            state = Health.SILENT
         elif st.last_gap_ns and (now_ns - st.last_gap_ns) / NS_PER_S < self.cfg.silent_after_s:
-            state = "gap"
+            state = Health.GAP
         else:
-            state = "ok"
+            state = Health.OK
         pos = self.inventory.lookup(st.network, st.station) if self.inventory else None
         return {
             "key": st.key, "network": st.network, "station": st.station, "state": state,
@@ -300,7 +310,7 @@ class OpsState:
             heard = {found.key for r in rows
                      if (found := inv.lookup(r["network"], r["station"])) is not None}
             stations += [{"key": s.key if s.network else f"?.{s.station}", "lat": s.lat_deg,
-                          "lon": s.lon_deg, "state": "no data"}
+                          "lon": s.lon_deg, "state": Health.NO_DATA}
                          for s in inv.stations.values() if s.key not in heard]
         with self.lock:
             updates = list(self.latest[AlertKind.EVENT])

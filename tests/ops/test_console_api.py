@@ -215,3 +215,20 @@ def test_waveform_bins_match_a_brute_force_binning() -> None:
     long.add(0, 1.0, np.arange(5000, dtype=np.int32))
     tail = long.series()
     assert len(tail["t_s"]) >= BIN_COUNT - 1 and tail["max"][-1] == 4999
+
+
+def test_an_exposed_console_without_credentials_is_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    port = free_port()
+    with caplog.at_level(logging.WARNING, logger="geosentry.stream.console"):
+        console = attach(load_config_dict({"console": {"http_port": port,
+                                                      "http_host": "0.0.0.0"}}), Metrics(), [])
+    assert console is not None
+    try:
+        lines = [r.getMessage() for r in caplog.records if "without credentials" in r.message]
+        assert len(lines) == 1 and "0.0.0.0" in lines[0]
+        assert _get(f"http://127.0.0.1:{port}/api/summary")[0] == 200
+    finally:
+        console.stop()
