@@ -55,10 +55,16 @@ def archive_records(path: str | Path) -> list[tuple[int, bytes]]:
 
 
 def paced(records: list[tuple[int, bytes]], speed: float) -> Iterator[tuple[float, bytes]]:
-    """(seconds to wait since the start, payload) for each record at ``speed``."""
-    t0 = records[0][0] if records else 0
+    """(seconds to wait since the start, payload) for each record at ``speed``. Payloads
+    without a time (bytes that are not a record: another file in the folder, a corrupt
+    stretch before any record) go at once and do not set the clock.
+
+    >>> [round(t, 1) for t, _ in paced([(0, b"junk"), (10**9, b"a"), (3 * 10**9, b"b")], 2.0)]
+    [0.0, 0.0, 1.0]
+    """
+    t0 = next((end_ns for end_ns, _ in records if end_ns > 0), 0)
     for end_ns, payload in records:
-        yield ((end_ns - t0) / NS_PER_S / speed if speed > 0 else 0.0), payload
+        yield (max(0.0, (end_ns - t0) / NS_PER_S / speed) if speed > 0 else 0.0), payload
 
 
 class FileSource(FiniteSource):
