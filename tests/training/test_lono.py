@@ -38,3 +38,11 @@ def test_lono_quick_holds_out_whole_networks(tmp_path: Path,
         assert "seisbench" in r["skipped"]["phasenetlight"]
     md = (out / "picker_lono.md").read_text()
     assert "| PB | 4 |" in md and "never saw its network" in md
+    # the report again from the fold results, paired against itself: every difference is 0
+    assert training_main(["evaluate", "picker-lono", "--quick", "--epochs", "1",
+                          "--steps-per-epoch", "3", "--report-only", "--bootstrap", "50",
+                          "--against", str(out), "--out", str(out)]) == 0
+    again = json.loads((out / "picker_lono.json").read_text())
+    assert again["aggregate"]["pooled"] == r["aggregate"]["pooled"]
+    diffs = again["against"]["differences"]
+    assert len(diffs) == 4 and all(d["diff"] == 0.0 for d in diffs.values())

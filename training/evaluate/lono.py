@@ -154,6 +154,33 @@ def aggregate(folds: list[dict[str, Any]], n_boot: int, seed: int) -> dict[str, 
             "per_network": per_net}
 
 
+def against(folds: list[dict[str, Any]], other_dir: Path, n_boot: int,
+            seed: int) -> dict[str, Any]:
+    """Paired bootstrap differences, this run's CNN minus ``other_dir``'s, on the same windows
+    (the fold results of both must hold the same windows)."""
+    other = {f["network"]: f for f in (json.loads(p.read_text())
+                                       for p in sorted(other_dir.glob("fold-*/result.json")))}
+    missing = [f["network"] for f in folds if f["network"] not in other]
+    if missing:
+        raise SystemExit(f"--against {other_dir}: no fold results for {missing}")
+    counts: dict[str, np.ndarray] = {}
+    for tag, runs in (("this", folds), ("other", [other[f["network"]] for f in folds])):
+        if [w for f in runs for w in f["event_of_window"]] != \
+                [w for f in folds for w in f["event_of_window"]] or \
+                [t for f in runs for t in f["truth"]["P"]] != [t for f in folds for t in f["truth"]["P"]]:
+            raise SystemExit(f"--against {other_dir}: not the same windows")
+        for ph in ("P", "S"):
+            truth = [t for f in runs for t in f["truth"][ph]]
+            preds = [np.asarray(p, np.int64) for f in runs for p in f["picks"]["cnn"][ph]]
+            for tol in (0.1, 0.5):
+                counts[f"{tag} {ph} {tol:g}s"] = window_counts(truth, preds, tol)
+    event_of = np.array([w for f in folds for w in f["event_of_window"]])
+    pairs = [(f"this {ph} {t}", f"other {ph} {t}") for ph in ("P", "S") for t in ("0.1s", "0.5s")]
+    boot = bootstrap_f1(counts, event_of, n_boot, seed, pairs)
+    return {"other": str(other_dir), "recipe": next(iter(other.values()))["settings"].get(
+        "recipe", "baseline"), "differences": {k: v for k, v in boot.items() if " - " in k}}
+
+
 def _cell(s: dict[str, Any] | None, key: str) -> str:
     if s is None:
         return "—"
@@ -193,6 +220,13 @@ def markdown(r: dict[str, Any]) -> str:
         cells = [" / ".join(_cell(by_name.get(n, {}).get(ph), "0.5s") for ph in ("P", "S")
                             if ph in by_name.get(n, {})) for n in agg["pooled"]]
         lines.append(f"| {net} | {r['network_events'][net]} | " + " | ".join(cells) + " |")
+    if r.get("against"):
+        lines += ["", f"CNN of this run minus the CNN of `{r['against']['other']}` (recipe "
+                  f"{r['against']['recipe']}), same windows, paired bootstrap:", "",
+                  "| difference | F1 diff | 95 % CI |", "|---|---|---|"]
+        lines += [f"| {k.split(' - ')[0].replace('this ', '')} | {v['diff']:+.3f} | "
+                  f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |"
+                  for k, v in r["against"]["differences"].items()]
     for k, why in r.get("skipped", {}).items():
         lines.append(f"\n{k} skipped: {why}")
     return "\n".join(lines) + "\n"
@@ -212,6 +246,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--no-seisbench", action="store_true", help="leave PhaseNetLight out")
     p.add_argument("--quick", action="store_true", help="tiny model, 2 windows per event")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: the report from the fold results already in --out")
+    p.add_argument("--against", type=Path, metavar="DIR",
+                   help="another picker-lono --out (same windows, e.g. another recipe): paired "
+                        "bootstrap differences of the two CNNs")
     p.add_argument("--recipe", choices=("baseline", "network", "network-iceland"), default="baseline",
                    help="CNN augmentation: the shipped recipe's (baseline) or with augmentation "
                         "imitating other networks (training.train.picker_network), plus the "
@@ -223,7 +262,7 @@ def main(argv: list[str]) -> int:
     for e in events:
         nets[e.network] = nets.get(e.network, 0) + 1
     nets = dict(sorted(nets.items(), key=lambda kv: -kv[1]))
-    todo = a.networks.split(",") if a.networks else list(nets)
+    todo = [] if a.report_only else a.networks.split(",") if a.networks else list(nets)
     unknown = set(todo) - set(nets)
     if unknown:
         raise SystemExit(f"--networks {sorted(unknown)} not in the data ({list(nets)})")
@@ -258,6 +297,8 @@ def main(argv: list[str]) -> int:
               "train_seconds": {f["network"]: f["train_seconds"] for f in folds},
               "thresholds": {f["network"]: f["thresholds"] for f in folds}}
     report["aggregate"] = aggregate(folds, a.bootstrap, a.seed)
+    if a.against is not None:
+        report["against"] = against(folds, a.against, a.bootstrap, a.seed)
     (a.out / "picker_lono.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (a.out / "picker_lono.md").write_text(markdown(report))
     print(markdown(report))
