@@ -144,14 +144,16 @@ def test_sigkill_and_restart_repeats_the_same_alerts(kafka_bootstrap: str, topic
             proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, n, port)
             logs.append(log)
             deadline = time.monotonic() + 180
-            while (read := _records_read(port)) < fraction * total or \
-                    await _committed(kafka_bootstrap, waves, "fault") <= before:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "no progress before the kill"
-                await asyncio.sleep(0.02)
-            print(f"run {n}: killed after reading {read:.0f} records")
-            proc.kill()  # SIGKILL: no drain, no final commit
-            proc.wait()
+            try:
+                while (read := _records_read(port)) < fraction * total or \
+                        await _committed(kafka_bootstrap, waves, "fault") <= before:
+                    assert proc.poll() is None, log.read_text()[-3000:]
+                    assert time.monotonic() < deadline, "no progress before the kill"
+                    await asyncio.sleep(0.02)
+                print(f"run {n}: killed after reading {read:.0f} records")
+            finally:
+                proc.kill()  # SIGKILL: no drain, no final commit
+                proc.wait()
         proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, len(KILL_AT))
         logs.append(log)
         try:
