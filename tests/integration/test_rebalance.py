@@ -98,7 +98,7 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
     survivor = _worker(kafka_bootstrap, src, group, cfg, tmp_path / "survivor.log")
     try:
         deadline = time.monotonic() + 90  # both joined the group and got partitions
-        while not all("assigned partitions" in (tmp_path / f"{n}.log").read_text()
+        while not all(": assigned partitions" in (tmp_path / f"{n}.log").read_text()
                       for n in ("doomed", "survivor")):
             assert time.monotonic() < deadline, "the two workers never shared the partitions"
             await asyncio.sleep(0.2)
@@ -116,7 +116,7 @@ async def test_survivor_takes_over_and_commits_everything(kafka_bootstrap: str, 
     log = (tmp_path / "survivor.log").read_text()
     assert survivor.returncode == 0, log[-3000:]
     assert "assigned partitions [0, 1, 2, 3]" in log, log[-3000:]  # it took over
-    first = log.split("assigned partitions ", 1)[1].split("\n", 1)[0]
+    first = log.split(": assigned partitions ", 1)[1].split("\n", 1)[0]  # geosentry's line
     if first != "[0, 1, 2, 3]":  # it had a share before the takeover: it committed on revocation
         assert "revoked; committing" in log, log[-3000:]
     assert all(committed[p] >= end[p] for p in end), f"committed {committed}, end {end}"
