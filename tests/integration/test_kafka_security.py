@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +23,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,77 +34,27 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from geosentry.stream.config import load_config
 from geosentry.stream.demo import DEMO_BAND_HZ
 from geosentry.stream.errors import SourceError
-from geosentry.stream.kafka_security import KafkaSecurity, load_kafka_config
+from geosentry.stream.kafka_security import load_kafka_config
 from geosentry.stream.sources.kafka import KafkaSource
 from geosentry.stream.testing import demo_stream, mseed_records, publish, read_topic
+from tests.integration.securebroker import Secure, secure_broker
 
 pytestmark = [pytest.mark.kafka_secure, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
-BROKER = ROOT / "deploy" / "kafka" / "broker.sh"
 GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
 USERS = ("geosentry", "readonly", "public")
 
 
-@dataclass(frozen=True)
-class Secure:
-    bootstrap: str
-    state: Path
-
-    def password_file(self, user: str) -> Path:
-        return self.state / "users" / f"{user}.password"
-
-    def password(self, user: str) -> str:
-        return self.password_file(user).read_text().strip()
-
-    def kafka_toml(self, user: str, password_file: Path | None = None) -> str:
-        return (f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "SCRAM-SHA-512"\n'
-                f'username = "{user}"\npassword_file = "{password_file or self.password_file(user)}"'
-                f'\nca_file = "{self.state / "tls" / "ca.pem"}"\n')
-
-    def security(self, user: str, **extra: object) -> KafkaSecurity:
-        table = {"security_protocol": "SASL_SSL", "username": user,
-                 "password_file": str(self.password_file(user)),
-                 "ca_file": str(self.state / "tls" / "ca.pem"), **extra}
-        return load_kafka_config(table).default
-
-
-def _java_present() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return bool(os.environ.get("JAVA") or shutil.which("java")
-                or (home and (Path(home) / "bin" / "java").exists()))
-
-
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Secure:  # type: ignore[misc]
-    if not _java_present():
-        pytest.skip("java is absent: the secure Kafka broker (deploy/kafka/broker.sh) needs it")
-    state = tmp_path_factory.mktemp("kafka-secure")
-    env = {**os.environ, "GEOSENTRY_KAFKA_STATE": str(state),
-           "GEOSENTRY_KAFKA_USERS": " ".join(USERS)}
-    out, err = state.parent / "secure-start.out", state.parent / "secure-start.err"
-    with out.open("w") as o, err.open("w") as e:
-        done = subprocess.run([str(BROKER), "start", "--secure"], stdout=o, stderr=e, env=env,
-                              timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"broker.sh start --secure failed:\n{err.read_text()[-3000:]}")
-    lines = out.read_text().splitlines()
-    assert any(line.startswith("ca: ") for line in lines), lines  # says where the client files are
-    try:
-        # topics: wave-* (input), alerts-*, other-*, internal-*, public-*; groups by prefix
-        acls = ["geosentry:READ:topic:wave-*", "geosentry:READ:group:detect-*",
-                "geosentry:WRITE:topic:alerts-*", "geosentry:READ:group:shared-*",
-                "readonly:READ:topic:wave-*", "readonly:READ:group:shared-*",
-                "readonly:WRITE:topic:other-*",  # WRITE somewhere: its idempotent producer starts
-                "public:READ:topic:public-*", "public:READ:group:pub-*",
-                "public:READ:topic:alerts-*"]  # public consumes the alerts
-        with err.open("a") as e:
-            acl = subprocess.run([str(BROKER), "acl", *acls], stdout=e, stderr=e, env=env,
-                                 timeout=120)
-        assert acl.returncode == 0, err.read_text()[-3000:]
-        yield Secure(lines[-1].strip(), state)
-    finally:
-        with err.open("a") as e:
-            subprocess.run([str(BROKER), "stop"], stdout=e, stderr=e, env=env, timeout=60)
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    # topics: wave-* (input), alerts-*, other-*, internal-*, public-*; groups by prefix
+    acls = ["geosentry:READ:topic:wave-*", "geosentry:READ:group:detect-*",
+            "geosentry:WRITE:topic:alerts-*", "geosentry:READ:group:shared-*",
+            "readonly:READ:topic:wave-*", "readonly:READ:group:shared-*",
+            "readonly:WRITE:topic:other-*",  # WRITE somewhere: its idempotent producer starts
+            "public:READ:topic:public-*", "public:READ:group:pub-*",
+            "public:READ:topic:alerts-*"]  # public consumes the alerts
+    yield from secure_broker(tmp_path_factory.mktemp("kafka-secure"), USERS, acls)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +28,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 
-from geosentry.stream.kafka_security import KafkaSecurity, load_kafka_config
 from geosentry.stream.policy import MASKED_NETWORK, load_policy, pseudonym
 from geosentry.stream.testing import interleaved, read_topic
+from tests.integration.securebroker import Secure, secure_broker
 
 pytestmark = [pytest.mark.kafka_secure, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
-BROKER = ROOT / "deploy" / "kafka" / "broker.sh"
 USERS = ("svc", "public", "internal")
 #: topics pol-int-* / pol-pub-*, groups int-* / pub-*: the service writes, each audience reads its own
 ACLS = ("svc:WRITE:topic:pol-int-*", "svc:WRITE:topic:pol-pub-*",
@@ -58,48 +54,9 @@ public = "allow"
 RESTRICTED = ("UH1", "UH2")
 
 
-@dataclass(frozen=True)
-class Secure:
-    bootstrap: str
-    state: Path
-
-    def kafka_toml(self, user: str) -> str:
-        return (f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "SCRAM-SHA-512"\n'
-                f'username = "{user}"\n'
-                f'password_file = "{self.state / "users" / f"{user}.password"}"\n'
-                f'ca_file = "{self.state / "tls" / "ca.pem"}"\n')
-
-    def security(self, user: str) -> KafkaSecurity:
-        return load_kafka_config({
-            "security_protocol": "SASL_SSL", "username": user,
-            "password_file": str(self.state / "users" / f"{user}.password"),
-            "ca_file": str(self.state / "tls" / "ca.pem")}).default
-
-
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    home = os.environ.get("JAVA_HOME")
-    if not (os.environ.get("JAVA") or shutil.which("java")
-            or (home and (Path(home) / "bin" / "java").exists())):
-        pytest.skip("java is absent: the secure Kafka broker (deploy/kafka/broker.sh) needs it")
-    state = tmp_path_factory.mktemp("kafka-policy")
-    env = {**os.environ, "GEOSENTRY_KAFKA_STATE": str(state),
-           "GEOSENTRY_KAFKA_USERS": " ".join(USERS)}
-    out, err = state.parent / "policy-broker.out", state.parent / "policy-broker.err"
-    with out.open("w") as o, err.open("w") as e:
-        done = subprocess.run([str(BROKER), "start", "--secure"], stdout=o, stderr=e, env=env,
-                              timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"broker.sh start --secure failed:\n{err.read_text()[-3000:]}")
-    try:
-        with err.open("a") as e:
-            acl = subprocess.run([str(BROKER), "acl", *ACLS], stdout=e, stderr=e, env=env,
-                                 timeout=120)
-        assert acl.returncode == 0, err.read_text()[-3000:]
-        yield Secure(out.read_text().splitlines()[-1].strip(), state)
-    finally:
-        with err.open("a") as e:
-            subprocess.run([str(BROKER), "stop"], stdout=e, stderr=e, env=env, timeout=60)
+    yield from secure_broker(tmp_path_factory.mktemp("kafka-policy"), USERS, ACLS)
 
 
 async def _create_topics(secure: Secure, *names: str) -> None:
