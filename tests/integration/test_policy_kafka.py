@@ -33,7 +33,6 @@ from geosentry.stream.testing import interleaved, read_topic
 from tests.integration.securebroker import Secure, secure_broker
 
 pytestmark = [pytest.mark.kafka_secure, pytest.mark.timeout(180)]
-ROOT = Path(__file__).resolve().parents[2]
 USERS = ("svc", "public", "internal")
 #: topics pol-int-* / pol-pub-*, groups int-* / pub-*: the service writes, each audience reads its own
 ACLS = ("svc:WRITE:topic:pol-int-*", "svc:WRITE:topic:pol-pub-*",
