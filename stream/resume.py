@@ -22,9 +22,9 @@ ones the first worker sent (same ids, same values), three things hold:
    worker had already delivered them after its last commit).
 
 Limits (README, "Fault model"): a recursive STA/LTA converges to the first run's values only up
-to ``exp(-state_s / lta_s)`` (20 LTA lengths: 2e-9); a trigger that stays on for longer than
-the warm-up, or an instrument released for silence (``buffer.release_silent_s``) just before
-the restart, may differ.
+to ``exp(-state_s / lta_s)`` (40 LTA lengths: 4e-18, below double precision); a trigger that
+stays on for longer than the warm-up, or an instrument released for silence
+(``buffer.release_silent_s``) just before the restart, may differ.
 
 >>> m = ResumeMark(resume_ns=1_700_000_000_000_000_000, seen_offset=812)
 >>> ResumeMark.decode(m.encode()) == m

@@ -53,11 +53,13 @@ def stalta_min_rate_hz(cfg: StaLtaConfig) -> float:
 
 def stalta_state_s(cfg: StaLtaConfig) -> float:
     """How long the recursions remember (``WindowSpec.state_s``): a restart that re-reads this
-    much before its first undelivered window reproduces the ratio to ``exp(-20)`` (2e-9) of
-    its value, so triggers fall on the same samples (``geosentry.stream.resume``): 20 LTA
-    lengths, plus 10 periods of the band-pass's lowest corner for the filter to settle."""
+    much before its first undelivered window starts the LTA ``exp(-40)`` (4e-18) of its value
+    away from the first run's, below double precision even after an earthquake a million
+    times louder in energy than the noise that follows, so the recursions meet bit for bit and
+    triggers and scores repeat (``geosentry.stream.resume``): 40 LTA lengths, plus 10 periods
+    of the band-pass's lowest corner for the filter to settle."""
     settle_s = 10.0 / cfg.bandpass_hz[0] if cfg.bandpass_hz is not None else 0.0
-    return 20.0 * cfg.lta_s + settle_s
+    return 40.0 * cfg.lta_s + settle_s
 
 
 @dataclass(slots=True)

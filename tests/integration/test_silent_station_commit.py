@@ -34,8 +34,8 @@ release_silent_s = {RELEASE_S}
 [[detectors]]
 name = "stalta"
 type = "stalta"
-sta_s = 0.1
-lta_s = 1.0   # a short warm-up (resume_s = 10 + 1 + 20 * 1 = 31 s): commits trail A by ~41 s
+sta_s = 0.05
+lta_s = 0.5   # a short warm-up (resume_s = 10 + 1 + 40 * 0.5 = 31 s): commits trail A by ~41 s
 """
 TRAIL_S = 50.0  # what the committed offset may trail A's newest data by (warm-up, last window)
 

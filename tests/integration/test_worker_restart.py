@@ -29,7 +29,7 @@ from geosentry.stream.testing import long_network, publish, read_topic
 
 pytestmark = pytest.mark.kafka
 GEOSENTRY = [sys.executable, "-m", "geosentry.stream.cli"]
-STATIONS, REPEATS = 2, 12  # 8 stations, 46 minutes each: many times the warm-up (221 s)
+STATIONS, REPEATS = 2, 12  # 8 stations, 46 minutes each: several times the warm-up (412 s)
 KILL_AT = (0.33, 0.33, 0.33)  # each run is killed after reading this fraction of the input
 #   (from its restart point) and has committed once: mid-stream, never the whole stream
 CONFIG = f"""
