@@ -381,9 +381,10 @@ async def test_ring_rolled_past_the_resume_point_is_reported(tmp_path: Path) -> 
     for a in alerts:
         sid = f"{a['network']}.{a['station']}.{a['location']}.{a['channel']}"
         assert a["kind"] == "health" and a["time"] == _iso_us(held[sid][0])
-        # up to the oldest record of the channel ringserver still held, or the one after it
-        # (ringserver does not send its very oldest record on a resume: see _in_ring)
+        # up to the oldest record of the channel ringserver held when asked, or a later one
+        # (ringserver does not send its very oldest record on a resume: see _in_ring; and its
+        # scanner may still be taking files in, rolling the ring on, between INFO and resume)
         i = [_iso_us(t)[:22] for t in starts[sid]].index(lost[sid][:22])
-        assert a["details"]["until"] in {_iso_us(t) for t in starts[sid][i:i + 2]}, a
+        assert a["details"]["until"] in {_iso_us(t) for t in starts[sid][i:]}, a
     lines = [line for line in run.logs().splitlines() if "data missing from" in line]
     assert len(lines) == len(lost) and {line.split(": ")[2] for line in lines} == set(lost)
