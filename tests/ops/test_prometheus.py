@@ -93,7 +93,7 @@ async def test_rules_fire_on_injected_faults(kafka_bootstrap: str, topic_name: s
     await publish(kafka_bootstrap, topic_name, backlog)
 
     metrics_port = free_port()
-    raw = {**default_config_dict(), "inference": {"max_lag_s": 0.05, "overload": "shed",
+    raw = {**default_config_dict(), "inference": {"max_lag_s": 0.005, "overload": "shed",
                                                   "max_pending_windows": 16}}
     cfg = load_config_dict(raw, metrics_port=metrics_port)
     metrics = Metrics()
