@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from geosentry.stream.demo import DEMO_BAND_HZ
 from geosentry.stream.testing import long_network, publish, read_topic
@@ -94,10 +95,14 @@ async def _until_stable(bootstrap: str, topic: str, quiet_s: float = 8.0) -> lis
 
 
 async def _committed(bootstrap: str, topic: str, group: str) -> int:
+    """The group's committed offsets on ``topic``, summed (-1 while the broker cannot say,
+    e.g. during the rebalance after a kill)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         found = await admin.list_consumer_group_offsets(group)
+    except KafkaError:
+        return -1
     finally:
         await admin.close()
     return sum(max(0, om.offset) for tp, om in found.items() if tp.topic == topic)
@@ -140,7 +145,8 @@ def test_sigkill_and_restart_repeats_the_same_alerts(kafka_bootstrap: str, topic
         logs = []
         for n, fraction in enumerate(KILL_AT):
             port = _free_port()
-            before = await _committed(kafka_bootstrap, waves, "fault")
+            while (before := await _committed(kafka_bootstrap, waves, "fault")) < 0:
+                await asyncio.sleep(0.5)
             proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, n, port)
             logs.append(log)
             deadline = time.monotonic() + 180
