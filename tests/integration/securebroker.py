@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from geosentry.stream.kafka_security import KafkaSecurity, load_kafka_config
 
@@ -38,6 +39,18 @@ class Secure:
                  "password_file": str(self.password_file(user)),
                  "ca_file": str(self.state / "tls" / "ca.pem"), **extra}
         return load_kafka_config(table).default
+
+
+async def create_topics(secure: Secure, *names: str) -> None:
+    """Create ``names`` (one partition each) as ``admin``; an existing topic is fine."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=secure.bootstrap,
+                                **secure.security("admin").client_kwargs())
+    await admin.start()
+    try:
+        resp = await admin.create_topics([NewTopic(n, 1, 1) for n in names], timeout_ms=10_000)
+        assert all(code in (0, 36) for _, code, *_ in resp.topic_errors), resp.topic_errors
+    finally:
+        await admin.close()
 
 
 def secure_broker(state: Path, users: tuple[str, ...], acls: tuple[str, ...] | list[str]

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from geosentry.stream.config import load_config
@@ -37,7 +36,7 @@ from geosentry.stream.errors import SourceError
 from geosentry.stream.kafka_security import load_kafka_config
 from geosentry.stream.sources.kafka import KafkaSource
 from geosentry.stream.testing import demo_stream, mseed_records, publish, read_topic
-from tests.integration.securebroker import Secure, secure_broker
+from tests.integration.securebroker import create_topics, Secure, secure_broker
 
 pytestmark = [pytest.mark.kafka_secure, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,17 +121,6 @@ def _config(workdir: Path, kafka_toml: str) -> Path:
     return path
 
 
-async def _create_topics(secure: Secure, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=secure.bootstrap,
-                                **secure.security("admin").client_kwargs())
-    await admin.start()
-    try:
-        resp = await admin.create_topics([NewTopic(n, 1, 1) for n in names], timeout_ms=10_000)
-        assert all(code in (0, 36) for _, code, *_ in resp.topic_errors), resp.topic_errors
-    finally:
-        await admin.close()
-
-
 async def _committed(secure: Secure, topic: str, group: str) -> int | None:
     consumer = AIOKafkaConsumer(bootstrap_servers=secure.bootstrap, group_id=group,
                                 enable_auto_commit=False, **secure.security("admin").client_kwargs())
@@ -183,7 +171,7 @@ async def test_right_credentials_round_trip_and_no_secret_in_any_output(
         secure: Secure, archive: Path, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
     src, out, group = f"wave-{tag}", f"alerts-{tag}", f"detect-{tag}"
-    await _create_topics(secure, src, out)
+    await create_topics(secure, src, out)
     await _replay_as_admin(secure, archive, src, tmp_path)
     jsonl, port = tmp_path / "alerts.jsonl", _free_port()
     run = _geosentry(["--log-level", "DEBUG", "run", "--config",
@@ -232,7 +220,7 @@ async def test_no_write_acl_on_the_alert_topic_fails_cleanly_and_loses_nothing(
         secure: Secure, archive: Path, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
     src, out, group = f"wave-{tag}", f"alerts-{tag}", f"shared-{tag}"
-    await _create_topics(secure, src, out)
+    await create_topics(secure, src, out)
     await _replay_as_admin(secure, archive, src, tmp_path)
     source = f"kafka://{secure.bootstrap}/{src}?group={group}&idle_exit_s=4"
     refused = _geosentry(["run", "--config", str(_config(tmp_path, secure.kafka_toml("readonly"))),

@@ -25,12 +25,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from geosentry.stream.policy import MASKED_NETWORK, load_policy, pseudonym
 from geosentry.stream.testing import interleaved, read_topic
-from tests.integration.securebroker import Secure, secure_broker
+from tests.integration.securebroker import create_topics, Secure, secure_broker
 
 pytestmark = [pytest.mark.kafka_secure, pytest.mark.timeout(180)]
 USERS = ("svc", "public", "internal")
@@ -56,17 +55,6 @@ RESTRICTED = ("UH1", "UH2")
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     yield from secure_broker(tmp_path_factory.mktemp("kafka-policy"), USERS, ACLS)
-
-
-async def _create_topics(secure: Secure, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=secure.bootstrap,
-                                **secure.security("admin").client_kwargs())
-    await admin.start()
-    try:
-        resp = await admin.create_topics([NewTopic(n, 1, 1) for n in names], timeout_ms=10_000)
-        assert all(code in (0, 36) for _, code, *_ in resp.topic_errors), resp.topic_errors
-    finally:
-        await admin.close()
 
 
 async def _read_in_group(secure: Secure, user: str, topic: str, group: str,
@@ -106,7 +94,7 @@ async def test_public_principal_sees_no_restricted_station_and_cannot_read_inter
         secure: Secure, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
     internal_topic, public_topic = f"pol-int-{tag}", f"pol-pub-{tag}"
-    await _create_topics(secure, internal_topic, public_topic)
+    await create_topics(secure, internal_topic, public_topic)
     data = tmp_path / "demo.mseed"
     data.write_bytes(b"".join(interleaved()))
     key_file = tmp_path / "policy.key"
