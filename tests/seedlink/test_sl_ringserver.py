@@ -172,6 +172,8 @@ name = "stalta"
 type = "stalta"
 bandpass_hz = [10.0, 20.0]
 channels = "seismic"
+lta_s = 3.0   # warm-up 121 s (40 LTA lengths + 10 periods of 10 Hz): the first commit with a
+              # resume mark comes about 130 s into the 8 minutes of data
 """
 
 
@@ -264,7 +266,10 @@ async def test_geosentry_run_sigkill_and_restart_against_ringserver(tmp_path: Pa
         reference, victim = (Run(tmp_path, "reference", ring.port, config),
                              Run(tmp_path, "victim", ring.port, config))
         await asyncio.gather(reference.start(), victim.start())
-        feeding = asyncio.create_task(feed.run(ring.scan, 4, 0.3))  # 8 minutes of data in 23 s
+        # 8 minutes of data at 4 records per 0.3 s; two thirds go out before the kill and the
+        # rest only after it, so the kill is mid-stream however slowly the first commit comes
+        held_back = total // 3
+        feeding = asyncio.create_task(feed.run(ring.scan, 4, 0.3, stop_at=total - held_back))
         state = tmp_path / "victim.state"
         resume = tmp_path / "victim.state.resume.json"
         await _until(lambda: resume.exists() and json.loads(resume.read_text())["marks"], 60,
@@ -274,8 +279,9 @@ async def test_geosentry_run_sigkill_and_restart_against_ringserver(tmp_path: Pa
         await victim.proc.wait()
         killed_at = feed.written
         marks = json.loads(resume.read_text())["marks"]
-        await victim.start()
         await feeding
+        await victim.start()
+        await feed.run(ring.scan, 4, 0.3)
         await _settled(reference, total)
         await _settled(victim, None)
         dropped = await victim.metric("geosentry_source_duplicates_total")
