@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.pickrule import PICK_RULES, PickRule
 from geosentry.stream.inference.rules import KINDS, NORMALISATIONS
 
 CONTRACT_SCHEMA = "geosentry.model.v1"
@@ -69,6 +70,10 @@ class ModelContract:
     # to ``forward(x)[:, :, start:stop]`` (checked at export and again at load), so the service
     # decodes only the stretch of each window it scores
     forward_range: bool = False
+    # picker only: how probabilities become picks (``stream/inference/pickrule.py``); absent in
+    # older contracts, which get ``peaks``; ``geosentry models import seisbench`` writes
+    # ``seisbench`` (SeisBench's own trigger rule)
+    pick_rule: PickRule = PickRule.PEAKS
     # where the weights come from (optional; older contracts have none): ``source``
     # (``geosentry`` trained here, ``seisbench`` imported, ``fine-tuned``), ``trained_on`` (what
     # data), and for imports and fine-tunes the origin (class, weights file sha256, library
@@ -134,6 +139,11 @@ class ModelContract:
             raise ContractError(f"forward_range: must be true or false, got {forward_range!r}")
         if forward_range and kind != "picker":
             raise ContractError(f"forward_range: only a picker may export it (kind {kind!r})")
+        rule = raw.get("pick_rule", PickRule.PEAKS.value)
+        if rule not in PICK_RULES:
+            raise ContractError(f"pick_rule: {rule!r} is not one of {', '.join(PICK_RULES)}")
+        if kind != "picker" and rule != PickRule.PEAKS:
+            raise ContractError(f"pick_rule: only a picker has one (kind {kind!r})")
         provenance = raw.get("provenance", {})
         if not isinstance(provenance, dict):
             raise ContractError(f"provenance: must be a table, got {provenance!r}")
@@ -148,7 +158,8 @@ class ModelContract:
             output_step_samples=step, domain=str(raw.get("domain", "seismic")),
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
-            precisions=precisions, forward_range=forward_range, provenance=dict(provenance),
+            precisions=precisions, forward_range=forward_range, pick_rule=PickRule(rule),
+            provenance=dict(provenance),
         )
 
     @classmethod
@@ -169,6 +180,7 @@ class ModelContract:
         out = asdict(self)
         out["components"] = list(self.components)
         out["labels"] = list(self.labels)
+        out["pick_rule"] = self.pick_rule.value
         return out
 
     def write(self, path: str | Path) -> None:

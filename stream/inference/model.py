@@ -21,9 +21,10 @@ from geosentry.stream.detectors.registry import ModelConfig
 from geosentry.stream.detectors.base import owned_range, owned_samples
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import load_contract
+from geosentry.stream.inference.pickrule import PickRule, StretchState, score_stretches
 from geosentry.stream.inference.precision import PrecisionChoice, autocast, decide
-from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, normalise,
-                                               output_shape)
+from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
+                                               normalise, output_shape)
 from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
                                       score_detector, score_picker)
 from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
@@ -100,6 +101,10 @@ class TorchScriptDetector:
         self.device = device
         self.module = load_torchscript(model_path, device)
         self.thresholds = {**c.thresholds, **cfg.thresholds}
+        self.highpass_hz = cfg.highpass_hz
+        if self.highpass_hz is not None and self.highpass_hz >= c.sampling_rate_hz / 2:
+            raise ContractError(f"detector {cfg.name}: highpass_hz {self.highpass_hz} is not "
+                                f"below the model's Nyquist ({c.sampling_rate_hz / 2} Hz)")
         stride_s = c.stride_s if cfg.stride_s is None else cfg.stride_s
         if stride_s > c.window_s:
             raise ContractError(f"detector {cfg.name}: stride_s {stride_s} exceeds the model's "
@@ -109,17 +114,25 @@ class TorchScriptDetector:
         if len(comps) != len(c.components):
             raise ContractError(f"detector {cfg.name}: components {list(comps)} are not "
                                 f"{len(c.components)} like the model's {list(c.components)}")
+        lookahead_s = (c.window_s - stride_s) / 2 if cfg.lookahead_s is None else cfg.lookahead_s
+        if lookahead_s + stride_s > c.window_s:
+            raise ContractError(f"detector {cfg.name}: lookahead_s {lookahead_s} + stride_s "
+                                f"{stride_s} exceed the model's window of {c.window_s} s")
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
-                               cfg.missing_components, report_lag_s=(c.window_s - stride_s) / 2)
+                               cfg.missing_components, report_lag_s=lookahead_s)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
+        self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench
         self._probe()
         g = torch.Generator().manual_seed(0)
         probe = torch.randn((4, len(c.components), c.window_samples), generator=g).to(device)
         methods = ("forward_range",) if c.forward_range else ()
         self.module = freeze_checked(self.module, probe, c.name, methods)
         self._tail_s = self.spec.report_lag_s  # each window owns a stride before its tail
-        self._context_samples = seconds_to_samples(PEAK_CONTEXT_S, c.sampling_rate_hz)
+        # outputs read beyond the owned stretch: peak finding compares neighbouring peaks; the
+        # seisbench rule reads owned samples only (it carries open stretches across windows)
+        self._context_samples = (seconds_to_samples(PEAK_CONTEXT_S, c.sampling_rate_hz)
+                                 if c.pick_rule == PickRule.PEAKS else 0)
         if c.forward_range and not hasattr(self.module, "forward_range"):
             raise ContractError(f"model {c.name}: the contract says forward_range but the "
                                 "TorchScript module does not export it")
@@ -158,7 +171,8 @@ class TorchScriptDetector:
 
     def decode_range(self, n_samples: int, first: bool) -> tuple[int, int]:
         """Samples ``[start, stop)`` of a window of ``n_samples`` whose outputs scoring reads: the
-        stretch the window owns plus ``PEAK_CONTEXT_S`` either side (peak finding looks that far).
+        stretch the window owns plus ``PEAK_CONTEXT_S`` either side (peak finding looks that far;
+        none for the ``seisbench`` pick rule).
         """
         lo, hi = owned_samples(n_samples, self.contract.sampling_rate_hz, self.stride_s,
                                self._tail_s, first)
@@ -184,8 +198,11 @@ class TorchScriptDetector:
                                 f"does not match the contract's {expected}")
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
-        """``batch`` as the model sees it (the contract's normalisation, ``rules.normalise``)."""
+        """``batch`` as the model sees it: high-passed where the detector's ``highpass_hz``
+        says (``rules.highpass``), then the contract's normalisation (``rules.normalise``)."""
         norm = self.contract.normalisation
+        if self.highpass_hz is not None:
+            batch = highpass(batch, self.highpass_hz, self.contract.sampling_rate_hz)
         return normalise(batch, norm.method, norm.demean, norm.eps)
 
     def infer(self, windows: list[Window]) -> ModelOutputs:
@@ -235,7 +252,11 @@ class TorchScriptDetector:
             if w.first:
                 state.clear()
             lo, hi = owned_range(w, self.stride_s, tail_s)
-            if c.kind == "picker":
+            if c.kind == "picker" and c.pick_rule == PickRule.SEISBENCH:
+                alerts = score_stretches(w, out, c.labels, self.thresholds, lo, hi,
+                                         self._stretches.setdefault(w.instrument, StretchState()),
+                                         self.model, self.name, start)
+            elif c.kind == "picker":
                 offset = start
                 if cut_near_peak(out, start, w.data.shape[-1], lo, hi, c.labels, self.thresholds,
                                  w.sampling_rate_hz):

@@ -14,6 +14,8 @@ over as it is, so the service's picks are SeisBench's:
 * a model whose outputs are a tuple of ``(B, N)`` traces (EQTransformer) is stacked to
   ``(B, labels, N)``; the labels are SeisBench's (``P``, ``S``, ``N``, or ``Detection``...);
 * thresholds are the weights' ``default_args`` (``P_threshold`` ...) or the class default;
+* picks are made by SeisBench's own rule (contract ``pick_rule: seisbench``: trigger on at the
+  threshold, off below half of it, one pick at each stretch's maximum);
 * the stride is ``in_samples - overlap`` (SeisBench's default overlap), shortened when the
   weights blind the window edges (``blinding``) so the stretch each window owns is never blind.
 
@@ -292,6 +294,7 @@ def import_seisbench(model_class: str, weights: Path, out_dir: Path, version: st
             "output_step_samples": 1, "domain": "seismic",
             "training": {"imported": "seisbench", "command": command},
             "metrics": {}, "versions": versions(), "forward_range": False,
+            "pick_rule": "seisbench",  # SeisBench's picks_from_annotations, in the service
             "provenance": provenance,
         }
         contract = ModelContract.from_dict(json.loads(json.dumps(raw, default=str)))
@@ -320,5 +323,6 @@ def run(args: argparse.Namespace) -> int:
     c = ModelContract.load(js)
     print(f"imported {args.model} as {pt} (+ {js.name}): {c.window_samples} samples at "
           f"{c.sampling_rate_hz:g} Hz, components {''.join(c.components)}, labels "
-          f"{list(c.labels)}, thresholds {c.thresholds}, stride {c.stride_samples}")
+          f"{list(c.labels)}, thresholds {c.thresholds}, stride {c.stride_samples}, pick rule "
+          f"{c.pick_rule.value}")
     return 0

@@ -1,0 +1,164 @@
+"""The contract's ``pick_rule``: ``seisbench`` is SeisBench's ``picks_from_annotations`` (ObsPy
+``trigger_onset`` at the threshold / half of it, one pick at each stretch's maximum), streamed
+over the stretches windows own, each stretch picked exactly once.
+
+* ``trigger_stretches`` equals ObsPy's ``trigger_onset`` on 2,000 random traces;
+* a real model (the shipped picker, its contract switched to ``pick_rule = "seisbench"``) runs
+  through the whole pipeline on ObsPy's real BW.UH* recordings at stride 15 s and 1 s, with low
+  thresholds so that many stretches cross owned-stretch boundaries: its picks are SeisBench's
+  rule applied to the stream of owned outputs (each sample from the window that owns it), each
+  stretch once, at its maximum, also when only owned stretches are decoded (``forward_range``);
+* a contract with an unknown ``pick_rule`` is refused with one line; older contracts get
+  ``peaks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from obspy.signal.trigger import trigger_onset
+
+from geosentry.stream.config import load_config_dict
+from geosentry.stream.detectors.base import owned_range
+from geosentry.stream.detectors.factory import build_detectors
+from geosentry.stream.errors import ContractError
+from geosentry.stream.inference.contract import ModelContract
+from geosentry.stream.inference.model import ModelOutputs, TorchScriptDetector
+from geosentry.stream.inference.pickrule import PickRule, trigger_stretches
+from geosentry.stream.records import Window
+from geosentry.stream.testing import demo_stream, mseed_records, run_pipeline
+
+SHIPPED = Path(__file__).resolve().parents[2] / "stream" / "models"
+
+
+def test_trigger_stretches_equal_obspy_trigger_onset() -> None:
+    rng = np.random.default_rng(0)
+    n_stretches = n_open = 0
+    for k in range(2000):
+        n = int(rng.integers(1, 400))
+        # smooth bumps and spikes around the thresholds, some touching the trace ends
+        p = np.clip(np.convolve(rng.random(n) ** 6, np.ones(int(rng.integers(1, 9))), "same"),
+                    0, 1).astype(np.float32)
+        n = len(p)  # "same" keeps the longer of the two
+        if k % 7 == 0:
+            p[-int(rng.integers(1, n + 1)):] = 0.9  # on at the end
+        thr = float(rng.choice([0.1, 0.3, 0.5, 0.8]))
+        want = [tuple(map(int, s)) for s in trigger_onset(p, thr, thr / 2)]
+        closed, still_on = trigger_stretches(p, thr)
+        got = closed + ([(still_on, n - 1)] if still_on is not None else [])
+        assert got == want, (k, thr, p.tolist())
+        n_stretches += len(closed)
+        n_open += still_on is not None
+    assert n_stretches > 1000 and n_open > 200  # both kinds exercised
+
+
+def _contract(tmp_path: Path, **change: object) -> Path:
+    """The shipped picker copied with its contract changed (the hash covers the .pt only)."""
+    for suffix in (".pt", ".json"):
+        shutil.copy(SHIPPED / f"picker{suffix}", tmp_path / f"picker{suffix}")
+    raw = json.loads((tmp_path / "picker.json").read_text())
+    raw.update(change)
+    (tmp_path / "picker.json").write_text(json.dumps(raw))
+    return tmp_path / "picker.pt"
+
+
+def test_pick_rule_in_the_contract(tmp_path: Path) -> None:
+    raw = json.loads((SHIPPED / "picker.json").read_text())
+    raw.pop("pick_rule", None)
+    assert ModelContract.from_dict(raw).pick_rule == PickRule.PEAKS  # older contracts
+    raw["pick_rule"] = "seisbench"
+    c = ModelContract.from_dict(raw)
+    assert c.pick_rule == PickRule.SEISBENCH and c.to_dict()["pick_rule"] == "seisbench"
+    assert ModelContract.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    raw["pick_rule"] = "trigger"
+    with pytest.raises(ContractError) as err:
+        ModelContract.from_dict(raw)
+    assert str(err.value) == "pick_rule: 'trigger' is not one of peaks, seisbench"
+    pt = _contract(tmp_path, pick_rule="max")
+    cfg = load_config_dict({"detectors": [{"name": "p", "type": "model", "path": str(pt)}]})
+    with pytest.raises(ContractError, match=r"picker.json: pick_rule: 'max' is not one of"):
+        build_detectors(cfg)
+
+
+def _run(pt: Path, stride_s: float, whole_windows: bool) -> tuple[
+        list[tuple[str, str, int, float]], TorchScriptDetector, list[tuple[Window, np.ndarray]]]:
+    """Picks of ``pt`` over BW.UH1-UH4 through the pipeline, and every window with its outputs
+    over the whole window (recomputed: what the owned samples of ranged windows equal)."""
+    cfg = load_config_dict({
+        "detectors": [{"name": "picker", "type": "model", "path": str(pt), "stride_s": stride_s,
+                       "missing_components": "zeros", "thresholds": {"P": 0.1, "S": 0.1}}],
+        "inference": {"precision": "fp32", "max_batch": 16}})
+    dets = build_detectors(cfg)
+    det = dets[0]
+    assert isinstance(det, TorchScriptDetector)
+    assert det.contract.pick_rule == PickRule.SEISBENCH and det.decodes_range
+    det.decodes_range = not whole_windows
+    seen: list[tuple[Window, np.ndarray]] = []
+    score = det.score
+
+    def recording(windows: list[Window], outputs: ModelOutputs) -> list[tuple[Window, list]]:
+        for w, v, s in zip(windows, outputs.values, outputs.starts):
+            if whole_windows:
+                assert s == 0 and v.shape[-1] == w.data.shape[-1]
+            else:  # only the owned samples are decoded
+                lo, hi = owned_range(w, det.stride_s, det._tail_s)
+                assert (s, s + v.shape[-1]) == (lo, hi), (s, v.shape, lo, hi)
+            seen.append((w, det.infer_array(w.data[None])[0]))
+        return score(windows, outputs)
+
+    det.score = recording  # type: ignore[method-assign]
+    payloads = [p for tr in demo_stream() for p in mseed_records(tr)]
+    run = asyncio.run(run_pipeline(payloads, cfg, detectors=dets))
+    picks = sorted((a.station, a.phase or "", a.time_ns, round(a.score, 4))
+                   for a in run[0].alerts if a.kind == "pick")
+    return picks, det, seen
+
+
+def _reference(det: TorchScriptDetector, seen: list[tuple[Window, np.ndarray]]) -> tuple[
+        list[tuple[str, str, int, float]], int]:
+    """SeisBench's rule (ObsPy ``trigger_onset``) on each station's stream of owned outputs:
+    picks (a stretch still on at the end is not one: its end is unknown), and how many of
+    them cross an owned-stretch boundary."""
+    c = det.contract
+    streams: dict[str, tuple[list[np.ndarray], list[int], list[int]]] = {}
+    for w, out in seen:
+        lo, hi = owned_range(w, det.stride_s, det._tail_s)
+        lo = max(lo, w.pad_samples) if w.first else lo
+        vals, times, bounds = streams.setdefault(w.station, ([], [], []))
+        bounds.append(len(times))
+        vals.append(out[:, lo:hi])
+        times.extend(w.time_of(k) for k in range(lo, hi))
+    picks, crossing = [], 0
+    for sta, (vals, times, bounds) in streams.items():
+        p = np.concatenate(vals, axis=1)
+        for i, label in enumerate(c.labels):
+            if label not in det.thresholds:
+                continue
+            thr = det.thresholds[label]
+            for s0, s1 in trigger_onset(p[i], thr, thr / 2):
+                if s1 == p.shape[1] - 1 and p[i, s1] >= thr / 2:
+                    continue  # still on where the stream ends
+                j = int(s0 + np.argmax(p[i, s0:s1 + 1]))
+                picks.append((sta, label, times[j], round(float(p[i, j]), 4)))
+                crossing += any(s0 < b <= s1 for b in bounds)
+    return sorted(picks), crossing
+
+
+@pytest.mark.parametrize("stride_s", [15.0, 1.0])
+def test_seisbench_rule_streams_exactly_once(tmp_path: Path, stride_s: float) -> None:
+    pt = _contract(tmp_path, pick_rule="seisbench")
+    whole, det, seen = _run(pt, stride_s, whole_windows=True)
+    want, crossing = _reference(det, seen)
+    assert len(want) >= 10
+    if stride_s == 1.0:
+        assert crossing >= 3  # stretches crossing owned-stretch boundaries were exercised
+    assert [p[:3] for p in whole] == [p[:3] for p in want]
+    np.testing.assert_allclose([p[3] for p in whole], [p[3] for p in want], atol=1e-4)
+    ranged, _, _ = _run(pt, stride_s, whole_windows=False)
+    assert [p[:3] for p in ranged] == [p[:3] for p in want]
+    np.testing.assert_allclose([p[3] for p in ranged], [p[3] for p in want], atol=2e-4)
