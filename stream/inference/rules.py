@@ -5,12 +5,13 @@ runs them by the same ones, so the two cannot drift apart:
 
 - which model kinds a contract may name (``KINDS``) and which of them the service runs
   (``RUNNABLE_KINDS``);
-- how a window is normalised before the model sees it (``normalise``);
+- how a window is normalised before the model sees it (``normalise``), after an optional
+  zero-phase high-pass a deployment may configure (``highpass``);
 - the output shape a model of each kind must give (``output_shape``);
 - the anomaly score of an autoencoder: the reconstruction's mean squared error
   (``anomaly_scores``).
 
-This module needs numpy only (never torch, never ``training``); ``anomaly_scores`` works on
+This module needs numpy (and scipy for ``highpass``) only, never torch or ``training``; ``anomaly_scores`` works on
 numpy arrays and torch tensors alike.
 
 >>> x = np.array([[[1.0, 2.0, 3.0]]])
@@ -50,6 +51,22 @@ def normalise(x: Any, method: str = "std", demean: bool = True, eps: float = 1e-
     elif method == "peak":
         out /= np.abs(out).max(axis=-1, keepdims=True) + eps
     return out
+
+
+def highpass(x: Any, corner_hz: float, rate_hz: float) -> np.ndarray:
+    """Windows ``(..., C, N)`` high-passed at ``corner_hz``, zero phase (a 2-pole Butterworth
+    run forwards and backwards: 4 poles, no delay, so picks keep their times), as float64.
+
+    >>> t = np.arange(3000) / 100.0
+    >>> y = highpass(np.sin(2 * np.pi * 0.2 * t) + np.sin(2 * np.pi * 10 * t), 2.0, 100.0)
+    >>> bool(np.abs(y[500:2500] - np.sin(2 * np.pi * 10 * t[500:2500])).max() < 0.02)
+    True
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(2, corner_hz, btype="highpass", fs=rate_hz, output="sos")
+    data = np.asarray(x, dtype=np.float64)
+    return np.asarray(sosfiltfilt(sos, data - data.mean(axis=-1, keepdims=True), axis=-1))
 
 
 def output_shape(kind: str, batch: int, n_channels: int, n_labels: int, window: int,
