@@ -257,6 +257,10 @@ class TorchScriptDetector:
                                          self._stretches.setdefault(w.instrument, StretchState()),
                                          self.model, self.name, start)
             elif c.kind == "picker":
+                if w.first and w.pad_samples:
+                    # the flat padding before a stream's first sample meets the data in a step
+                    # the picker reads as an onset: nothing is picked within PEAK_CONTEXT_S of it
+                    lo = min(hi, max(lo, w.pad_samples + self._context_samples))
                 offset = start
                 if cut_near_peak(out, start, w.data.shape[-1], lo, hi, c.labels, self.thresholds,
                                  w.sampling_rate_hz):
