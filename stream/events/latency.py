@@ -57,6 +57,7 @@ path = "builtin:picker"
 missing_components = "zeros"
 stride_s = {stride_s}
 lookahead_s = {lookahead_s}
+highpass_hz = 2.0     # as deploy/events/iceland.toml
 
 [stations]
 inventory = "{root}/stations.csv"
