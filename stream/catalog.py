@@ -110,8 +110,8 @@ def describe(name: str, dirs: Sequence[str | Path] = ()) -> str:
                 f"{''.join(c.get('components', []))} at {c.get('sampling_rate_hz')} Hz, "
                 f"{c.get('window_samples')} samples per window, stride {c.get('stride_samples')}",
                 f"  output:     labels {c.get('labels')}, thresholds {c.get('thresholds')}",
-                *([f"  pick rule:  {c.get('pick_rule', 'peaks')}"] if m['kind'] == "picker"
-                  else []),
+                *([f"  pick rule:  {c.get('pick_rule', 'peaks')}, stacking "
+                   f"{c.get('stacking', 'none')}"] if m['kind'] == "picker" else []),
                 f"  normalise:  {c.get('normalisation')}",
                 f"  domain:     {c.get('domain', 'seismic')}",
                 "  precisions: fp32" + "".join(

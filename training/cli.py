@@ -16,7 +16,8 @@ program name; ``python -m geosentry.training ...`` does the same.
                                                           (training.evaluate.kfold)
     evaluate picker-lono [--out DIR] [--networks NC,PG] [--epochs N] [--steps-per-epoch K]
                                                           (training.evaluate.lono)
-    evaluate seisbench-parity [--model CLASS --weights PATH --version V] (.seisbench_parity)
+    evaluate seisbench-parity [--model CLASS --weights PATH --version V] [--through-run]
+                                                          (training.evaluate.seisbench_parity)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
     export TASK [--run DIR] [--out DIR] [--seed S]        (TASK may also be tiny-picker)
     export picker --from-model PT [--out DIR]            (same weights, current model code)

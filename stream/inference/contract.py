@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import ContractError
-from geosentry.stream.inference.pickrule import PICK_RULES, PickRule
+from geosentry.stream.inference.pickrule import PICK_RULES, STACKINGS, PickRule, Stacking
 from geosentry.stream.inference.rules import KINDS, NORMALISATIONS
 
 CONTRACT_SCHEMA = "geosentry.model.v1"
@@ -74,6 +74,9 @@ class ModelContract:
     # older contracts, which get ``peaks``; ``geosentry models import seisbench`` writes
     # ``seisbench`` (SeisBench's own trigger rule)
     pick_rule: PickRule = PickRule.PEAKS
+    # picker only: how overlapping windows' outputs combine (``none``: each sample from the
+    # window owning it; ``avg``: SeisBench's mean over every window covering it)
+    stacking: Stacking = Stacking.NONE
     # where the weights come from (optional; older contracts have none): ``source``
     # (``geosentry`` trained here, ``seisbench`` imported, ``fine-tuned``), ``trained_on`` (what
     # data), and for imports and fine-tunes the origin (class, weights file sha256, library
@@ -144,6 +147,12 @@ class ModelContract:
             raise ContractError(f"pick_rule: {rule!r} is not one of {', '.join(PICK_RULES)}")
         if kind != "picker" and rule != PickRule.PEAKS:
             raise ContractError(f"pick_rule: only a picker has one (kind {kind!r})")
+        stacking = raw.get("stacking", Stacking.NONE.value)
+        if stacking not in STACKINGS:
+            raise ContractError(f"stacking: {stacking!r} is not one of {', '.join(STACKINGS)}")
+        if stacking != Stacking.NONE and rule != PickRule.SEISBENCH:
+            raise ContractError(f"stacking: {stacking!r} needs pick_rule 'seisbench' "
+                                f"(got {rule!r})")
         provenance = raw.get("provenance", {})
         if not isinstance(provenance, dict):
             raise ContractError(f"provenance: must be a table, got {provenance!r}")
@@ -159,7 +168,7 @@ class ModelContract:
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
             precisions=precisions, forward_range=forward_range, pick_rule=PickRule(rule),
-            provenance=dict(provenance),
+            stacking=Stacking(stacking), provenance=dict(provenance),
         )
 
     @classmethod
@@ -181,6 +190,7 @@ class ModelContract:
         out["components"] = list(self.components)
         out["labels"] = list(self.labels)
         out["pick_rule"] = self.pick_rule.value
+        out["stacking"] = self.stacking.value
         return out
 
     def write(self, path: str | Path) -> None:

@@ -21,7 +21,8 @@ from geosentry.stream.detectors.registry import ModelConfig
 from geosentry.stream.detectors.base import owned_range, owned_samples
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import load_contract
-from geosentry.stream.inference.pickrule import PickRule, StretchState, score_stretches
+from geosentry.stream.inference.pickrule import (PickRule, Stacking, StackState, StretchState,
+                                                 score_stretches, stack)
 from geosentry.stream.inference.precision import PrecisionChoice, autocast, decide
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
@@ -115,6 +116,11 @@ class TorchScriptDetector:
             raise ContractError(f"detector {cfg.name}: components {list(comps)} are not "
                                 f"{len(c.components)} like the model's {list(c.components)}")
         lookahead_s = (c.window_s - stride_s) / 2 if cfg.lookahead_s is None else cfg.lookahead_s
+        if c.stacking != Stacking.NONE:  # a window owns its first stride: no later one adds to it
+            if cfg.lookahead_s is not None:
+                raise ContractError(f"detector {cfg.name}: lookahead_s does not apply to a model "
+                                    f"whose contract stacks windows (stacking {c.stacking.value!r})")
+            lookahead_s = c.window_s - stride_s
         if lookahead_s + stride_s > c.window_s:
             raise ContractError(f"detector {cfg.name}: lookahead_s {lookahead_s} + stride_s "
                                 f"{stride_s} exceed the model's window of {c.window_s} s")
@@ -123,6 +129,7 @@ class TorchScriptDetector:
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench
+        self._stacks: dict[InstrumentId, StackState] = {}  # stacking avg
         self._probe()
         g = torch.Generator().manual_seed(0)
         probe = torch.randn((4, len(c.components), c.window_samples), generator=g).to(device)
@@ -143,7 +150,8 @@ class TorchScriptDetector:
             c.name)
         self.precision = self.precision_choice.precision
         #: decode only the scored stretch of each window (``forward_range``, checked here)
-        self.decodes_range = c.forward_range and self._range_agrees(probe)
+        self.decodes_range = (c.forward_range and c.stacking == Stacking.NONE
+                              and self._range_agrees(probe))
         log.info("model %s on %s at %s: %s", c.name, device, self.precision,
                  self.precision_choice.reason)
 
@@ -252,7 +260,14 @@ class TorchScriptDetector:
             if w.first:
                 state.clear()
             lo, hi = owned_range(w, self.stride_s, tail_s)
-            if c.kind == "picker" and c.pick_rule == PickRule.SEISBENCH:
+            if c.kind == "picker" and c.stacking != Stacking.NONE:  # whole windows are decoded
+                n_stride = seconds_to_samples(self.stride_s, w.sampling_rate_hz)
+                mean = stack(w, out, n_stride, self._stacks.setdefault(w.instrument, StackState()),
+                             c.stacking)
+                alerts = score_stretches(w, mean, c.labels, self.thresholds, lo, hi,
+                                         self._stretches.setdefault(w.instrument, StretchState()),
+                                         self.model, self.name)
+            elif c.kind == "picker" and c.pick_rule == PickRule.SEISBENCH:
                 alerts = score_stretches(w, out, c.labels, self.thresholds, lo, hi,
                                          self._stretches.setdefault(w.instrument, StretchState()),
                                          self.model, self.name, start)

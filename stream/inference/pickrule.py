@@ -1,4 +1,5 @@
-"""How a picker's probabilities become picks: the rule a model contract names (``pick_rule``).
+"""How a picker's probabilities become picks: how overlapping windows' outputs are combined
+(``stacking``) and the rule that picks from them (``pick_rule``), both named by the contract.
 
 * ``peaks`` (the default, and what a contract without ``pick_rule`` gets): one pick per
   probability peak above the label's threshold, peaks at least 0.5 s apart
@@ -19,6 +20,16 @@ stride. No context beyond the owned samples is read, so a ``forward_range`` mode
 those. The cost: a stretch that crosses into the next window's stretch is reported one stride
 later; one still open where a stream ends or resets (a gap) is not reported (its end, hence its
 peak, is unknown).
+
+Stacking (``stack``): with ``none`` (the default) each sample's outputs come from the one window
+that owns it. With ``avg`` (SeisBench's ``annotate`` default, written by ``geosentry models import
+seisbench``; ``max`` likewise) they are the mean (maximum) over every window covering the sample,
+as SeisBench stacks its overlapping windows: a window then owns its first stride (no later window covers it), adds its
+outputs to per-instrument running sums and scores the now complete means there. Needs the
+``seisbench`` pick rule (which reads owned samples only); costs ``window - stride`` of latency
+and the last ``window - stride`` of a stream. On a stream that starts on the window grid the
+service then cuts SeisBench's windows and stacks them as SeisBench does (apart from the window
+SeisBench adds at a trace's end, which a stream cannot know).
 """
 
 from __future__ import annotations
@@ -42,12 +53,67 @@ class PickRule(StrEnum):
 PICK_RULES = tuple(r.value for r in PickRule)
 
 
+class Stacking(StrEnum):
+    """``stacking`` of a picker's contract (module docstring)."""
+
+    NONE = "none"
+    AVG = "avg"
+    MAX = "max"
+
+
+STACKINGS = tuple(s.value for s in Stacking)
+
+
+@dataclass(slots=True)
+class StackState:
+    """Per instrument: running sums and counts of outputs from the next unscored sample on."""
+
+    start_ns: int = 0
+    sums: np.ndarray | None = None  # (labels, samples)
+    counts: np.ndarray | None = None  # (samples,)
+
+
+def stack(w: Window, out: np.ndarray, stride: int, state: StackState,
+          how: Stacking = Stacking.AVG) -> np.ndarray:
+    """Add window ``w``'s outputs ``(labels, n)`` to the running sums (``max``: maxima) and
+    return the means (maxima) over its first ``stride`` samples, which no later window covers. A
+    stream's first window (or one that does not start where the sums do: never, between windows
+    of one stream) starts afresh.
+
+    >>> w = Window("XX", "A", "", ("HHZ",), 0, 100.0, np.zeros((1, 4)), 0, "d", first=True)
+    >>> st = StackState()
+    >>> stack(w, np.array([[1., 1., 1., 1.]]), 2, st).tolist()
+    [[1.0, 1.0]]
+    >>> w.first, w.start_ns = False, 20_000_000
+    >>> stack(w, np.array([[3., 3., 3., 3.]]), 2, st).tolist()
+    [[2.0, 2.0]]
+    """
+    n = out.shape[-1]
+    if (w.first or state.sums is None or state.counts is None
+            or w.start_ns != state.start_ns):
+        state.sums, state.counts = np.zeros((out.shape[0], 0)), np.zeros(0)
+    sums, counts = state.sums, state.counts
+    if sums.shape[1] < n:
+        sums = np.pad(sums, ((0, 0), (0, n - sums.shape[1])))
+        counts = np.pad(counts, (0, n - counts.shape[0]))
+    if how == Stacking.MAX:
+        sums[:, :n] = np.where(counts[:n] > 0, np.maximum(sums[:, :n], out), out)
+    else:
+        sums[:, :n] += out
+    counts[:n] += 1
+    mean: np.ndarray = sums[:, :stride] if how == Stacking.MAX else sums[:, :stride] / counts[:stride]
+    state.sums, state.counts, state.start_ns = sums[:, stride:], counts[stride:], w.time_of(stride)
+    return mean
+
+
 @dataclass(slots=True)
 class OpenStretch:
-    """A stretch switched on and not yet off: its maximum so far and where (data time)."""
+    """A stretch switched on and not yet off: its maximum so far and where (data time);
+    ``step``: it was on at a padded stream's first sample (not reported)."""
 
     peak: float
     peak_ns: int
+    step: bool = False
 
 
 @dataclass(slots=True)
@@ -101,7 +167,9 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
     """Picks of SeisBench's rule from the samples ``[lo, hi)`` that window ``w`` owns
     (``probs[:, k]`` is the window's sample ``start + k`` and must cover ``[lo, hi)``); carries
     open stretches in ``state`` (module docstring). A stream's first window starts at its first
-    real sample (after ``pad_samples``), where SeisBench's trace starts."""
+    real sample (after ``pad_samples``), where SeisBench's trace starts; when it was padded (held
+    flat before that sample, ``buffer.windows.grid_start``), a stretch already on there is the
+    step from the flat pad into the data, not an arrival, and is not reported."""
     if w.first:
         state.open.clear()
         lo = max(lo, w.pad_samples)
@@ -115,6 +183,8 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
             continue  # e.g. the noise class
         p = probs[i, a:b]
         held = state.open.pop(label, None)
+        if w.first and 0 < w.pad_samples == a + start and p.size and p[0] >= thr / 2:
+            held = OpenStretch(-np.inf, 0, step=True)  # on where the pad steps into the data
         if held is None and not (p >= thr).any():
             continue  # the trigger stays off (most windows)
         stretches, still_on = trigger_stretches(p, thr, on=held is not None)
@@ -125,11 +195,14 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
                 peak, peak_ns = float(p[j]), w.time_of(start + a + j)
             if k == 0 and held is not None and held.peak >= peak:
                 peak, peak_ns = held.peak, held.peak_ns  # the first maximum wins ties
+            if k == 0 and held is not None and held.step:
+                continue
             alerts.append(_alert(w, "pick", peak_ns, peak, thr, model, name, phase=label))
         if still_on is not None:
             j = still_on + int(np.argmax(p[still_on:]))
             peak, peak_ns = float(p[j]), w.time_of(start + a + j)
             if not stretches and held is not None and held.peak >= peak:
                 peak, peak_ns = held.peak, held.peak_ns
-            state.open[label] = OpenStretch(peak, peak_ns)
+            state.open[label] = OpenStretch(peak, peak_ns,
+                                            step=not stretches and held is not None and held.step)
     return alerts

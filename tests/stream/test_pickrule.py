@@ -8,8 +8,10 @@ over the stretches windows own, each stretch picked exactly once.
   thresholds so that many stretches cross owned-stretch boundaries: its picks are SeisBench's
   rule applied to the stream of owned outputs (each sample from the window that owns it), each
   stretch once, at its maximum, also when only owned stretches are decoded (``forward_range``);
-* a contract with an unknown ``pick_rule`` is refused with one line; older contracts get
-  ``peaks``.
+* a contract with an unknown ``pick_rule`` or ``stacking`` is refused with one line; older
+  contracts get ``peaks`` and ``none``;
+* ``stacking`` ``avg``/``max`` equals SeisBench's stacking of overlapping windows;
+* the step from a padded stream's flat-held first samples into the data is not a pick.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from geosentry.stream.detectors.factory import build_detectors
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import ModelContract
 from geosentry.stream.inference.model import ModelOutputs, TorchScriptDetector
-from geosentry.stream.inference.pickrule import PickRule, trigger_stretches
+from geosentry.stream.inference.pickrule import (PickRule, Stacking, StackState, stack,
+                                                 trigger_stretches)
 from geosentry.stream.records import Window
 from geosentry.stream.testing import demo_stream, mseed_records, run_pipeline
 
@@ -122,10 +125,12 @@ def _run(pt: Path, stride_s: float, whole_windows: bool) -> tuple[
 def _reference(det: TorchScriptDetector, seen: list[tuple[Window, np.ndarray]]) -> tuple[
         list[tuple[str, str, int, float]], int]:
     """SeisBench's rule (ObsPy ``trigger_onset``) on each station's stream of owned outputs:
-    picks (a stretch still on at the end is not one: its end is unknown), and how many of
-    them cross an owned-stretch boundary."""
+    picks (a stretch still on at the end is not one: its end is unknown; nor one on at the
+    first sample of a stream whose first window was padded), and how many of them cross an
+    owned-stretch boundary."""
     c = det.contract
     streams: dict[str, tuple[list[np.ndarray], list[int], list[int]]] = {}
+    padded = {w.station for w, _ in seen if w.first and w.pad_samples > 0}
     for w, out in seen:
         lo, hi = owned_range(w, det.stride_s, det._tail_s)
         lo = max(lo, w.pad_samples) if w.first else lo
@@ -143,6 +148,8 @@ def _reference(det: TorchScriptDetector, seen: list[tuple[Window, np.ndarray]]) 
             for s0, s1 in trigger_onset(p[i], thr, thr / 2):
                 if s1 == p.shape[1] - 1 and p[i, s1] >= thr / 2:
                     continue  # still on where the stream ends
+                if sta in padded and np.all(p[i, :s0 + 1] >= thr / 2):
+                    continue  # on from the first sample: the step from the pad
                 j = int(s0 + np.argmax(p[i, s0:s1 + 1]))
                 picks.append((sta, label, times[j], round(float(p[i, j]), 4)))
                 crossing += any(s0 < b <= s1 for b in bounds)
@@ -162,3 +169,72 @@ def test_seisbench_rule_streams_exactly_once(tmp_path: Path, stride_s: float) ->
     ranged, _, _ = _run(pt, stride_s, whole_windows=False)
     assert [p[:3] for p in ranged] == [p[:3] for p in want]
     np.testing.assert_allclose([p[3] for p in ranged], [p[3] for p in want], atol=2e-4)
+
+
+def test_contract_stacking_values() -> None:
+    raw = json.loads((SHIPPED / "picker.json").read_text())
+    assert ModelContract.from_dict(raw).stacking == Stacking.NONE  # older contracts
+    raw.update(pick_rule="seisbench", stacking="avg")
+    assert ModelContract.from_dict(raw).stacking == Stacking.AVG
+    raw["stacking"] = "median"
+    with pytest.raises(ContractError, match=r"^stacking: 'median' is not one of none, avg, max$"):
+        ModelContract.from_dict(raw)
+    raw.update(pick_rule="peaks", stacking="avg")
+    with pytest.raises(ContractError, match=r"^stacking: 'avg' needs pick_rule 'seisbench'"):
+        ModelContract.from_dict(raw)
+
+
+@pytest.mark.parametrize("how", [Stacking.AVG, Stacking.MAX])
+def test_stack_equals_seisbench_stacking(how: Stacking) -> None:
+    """Windows of 300 samples every 110 (up to three cover a sample): each window returns its
+    first stride, the mean (maximum) over every window covering those samples, as SeisBench's
+    ``annotate`` stacks them (``nanmean``/``nanmax`` over the windows); a first window starts
+    afresh."""
+    rng = np.random.default_rng(1)
+    n, stride, k = 300, 110, 12
+    outs = rng.random((k, 2, n))
+    cover = np.full((k, 2, stride * (k - 1) + n), np.nan)
+    for i in range(k):
+        cover[i, :, i * stride:i * stride + n] = outs[i]
+    want = np.nanmean(cover, axis=0) if how == Stacking.AVG else np.nanmax(cover, axis=0)
+    state = StackState()
+    got = []
+    for i in range(k):
+        w = Window("XX", "A", "", ("HHZ",), i * stride * 10_000_000, 100.0, np.zeros((1, n)), 0,
+                   "d", first=i == 0)
+        got.append(stack(w, outs[i], stride, state, how))
+    np.testing.assert_allclose(np.concatenate(got, axis=1), want[:, :k * stride], rtol=1e-12)
+    w = Window("XX", "A", "", ("HHZ",), 0, 100.0, np.zeros((1, n)), 0, "d", first=True)
+    np.testing.assert_allclose(stack(w, outs[0], stride, state, how), outs[0][:, :stride])
+
+
+def _window(first: bool, pad: int) -> Window:
+    return Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0, np.zeros((3, 400)), 0,
+                  "picker", first=first, pad_samples=pad)
+
+
+def test_step_from_the_pad_is_not_a_pick() -> None:
+    """A stream's first window is held flat before its first sample; the step from the pad into
+    the data can look like an onset. A stretch already on at the first real sample of a padded
+    window is not reported (also when it ends in a later window); the same stretch in an
+    unpadded first window is (SeisBench would pick it at a trace's start)."""
+    from geosentry.stream.inference.pickrule import StretchState, score_stretches
+    from geosentry.stream.records import ModelRef
+
+    model = ModelRef("m", "1", "0" * 64)
+    thr = {"P": 0.5, "S": 0.5}
+    p = np.zeros((3, 400))
+    p[0, 100:130] = np.linspace(0.9, 0.3, 30)  # on from the first real sample (100)
+    p[0, 250:260] = 0.8  # an arrival later on
+    for pad, want in ((100, [250]), (0, [100, 250])):
+        got = score_stretches(_window(True, pad), p, ("P", "S", "N"), thr, 0, 400,
+                              StretchState(), model, "d")
+        assert [round(a.time_ns / 1e7) for a in got] == want, pad
+    state = StretchState()  # on from the pad to beyond the window's owned end, off in the next
+    q = np.zeros((3, 400))
+    q[0, 100:] = 0.9
+    assert score_stretches(_window(True, 100), q, ("P", "S", "N"), thr, 0, 400, state, model,
+                           "d") == []
+    assert state.open["P"].step
+    assert score_stretches(_window(False, 0), np.zeros((3, 400)), ("P", "S", "N"), thr, 0, 400,
+                           state, model, "d") == []

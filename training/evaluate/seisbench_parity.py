@@ -2,9 +2,10 @@
 
 ``seisbench_picks_on_windows`` runs SeisBench ``classify`` on each window as its own stream;
 ``service_picks_on_windows`` runs the exported file through the service's own model code
-(``TorchScriptDetector``) and pick rule; ``trigger_picks`` applies SeisBench's pick rule to any
-outputs; ``pick_agreement`` counts picks matched within a sample. Used by
-``tests/training/test_seisbench_import.py``.
+(``TorchScriptDetector``) and the pick rule its contract names (or another one); ``trigger_picks``
+applies SeisBench's pick rule to any outputs; ``pick_agreement`` counts picks matched within a
+sample. Used by ``tests/training/test_seisbench_import.py``. ``--through-run`` adds the
+measurement through ``geosentry run`` on continuous traces (``seisbench_run_parity``).
 """
 
 from __future__ import annotations
@@ -40,18 +41,26 @@ def seisbench_picks_on_windows(model: Any, raw: np.ndarray, sampling_rate_hz: fl
     return out
 
 
-def service_picks_on_windows(pt: Path, raw: np.ndarray) -> list[dict[str, list[int]]]:
+def service_picks_on_windows(pt: Path, raw: np.ndarray,
+                             pick_rule: str | None = None) -> list[dict[str, list[int]]]:
     """The service's own picks (``TorchScriptDetector``: load checks, freezing, normalisation,
-    peak finding) on each raw window ``(M, C, N)``, each scored whole (a stream's first window
-    with a stride of the whole window): per window, phase -> sample indices."""
+    the contract's pick rule, or ``pick_rule`` instead) on each raw window ``(M, C, N)``, each
+    scored whole (a stream's first window with a stride of the whole window): per window,
+    phase -> sample indices."""
+    import dataclasses
+
     from geosentry.stream.detectors.registry import ModelConfig
     from geosentry.stream.inference.model import TorchScriptDetector
+    from geosentry.stream.inference.pickrule import PickRule, Stacking
     from geosentry.stream.records import Window
 
     c = ModelContract.load(contract_path_for(pt))
     cfg = ModelConfig(name="parity", type="model", path=str(pt), stride_s=c.window_s,
                       missing_components="zeros")
     det = TorchScriptDetector(cfg, Path(pt), torch.device("cpu"), "fp32")
+    if pick_rule is not None:  # windows do not overlap here: stacking changes nothing
+        det.contract = dataclasses.replace(det.contract, pick_rule=PickRule(pick_rule),
+                                           stacking=Stacking.NONE)
     out: list[dict[str, list[int]]] = []
     period_ns = round(1e9 / c.sampling_rate_hz)
     for i, w in enumerate(raw):
@@ -139,6 +148,8 @@ def main(argv: list[str]) -> int:
     compare its picks with SeisBench ``classify`` on real windows (``real_windows``)."""
     import argparse
     import json
+    import os
+    import platform
     import tempfile
 
     from geosentry.training.export.seisbench_import import (import_seisbench, load_checkpoint,
@@ -151,6 +162,11 @@ def main(argv: list[str]) -> int:
                    default=shared_data_dir() / "reference/seisbench-phasenetlight-ethz/ethz")
     p.add_argument("--version", default="2")
     p.add_argument("--out", type=Path, default=Path("runs/seisbench-parity"))
+    p.add_argument("--through-run", action="store_true",
+                   help="also run geosentry run on continuous Iceland traces (as recorded and "
+                        "aligned to the service's window grid) against SeisBench classify")
+    p.add_argument("--stations", type=int, default=None,
+                   help="--through-run: the first N Iceland stations (default all 12)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -161,6 +177,7 @@ def main(argv: list[str]) -> int:
             model = load_checkpoint(a.model, a.weights, a.version)
             theirs = seisbench_picks_on_windows(model, raw, c.sampling_rate_hz, c.thresholds)
             ours = service_picks_on_windows(pt, raw)
+            peaks = service_picks_on_windows(pt, raw, "peaks")
             from geosentry.stream.detectors.registry import ModelConfig
             from geosentry.stream.inference.model import TorchScriptDetector
 
@@ -168,25 +185,42 @@ def main(argv: list[str]) -> int:
                                                   stride_s=c.window_s), pt,
                                       torch.device("cpu"), "fp32")
             probs = det.infer_array(raw)
+            runs = {}
+            if a.through_run:
+                from geosentry.training.evaluate.seisbench_run_parity import through_run
+
+                for key, aligned in (("aligned_to_grid", True), ("as_recorded", False)):
+                    runs[key] = through_run(pt, model, a.out / f"run-{key}", a.stations,
+                                            aligned=aligned)
     except ImportRefused as exc:
         raise SystemExit(f"seisbench-parity: {exc}") from exc
     with torch.no_grad():
         ref = model(model.annotate_batch_pre(torch.from_numpy(raw), {})).numpy()
     report = {"command": "python -m geosentry.training evaluate seisbench-parity --model "
-                         f"{a.model} --weights {a.weights} --version {a.version}",
+                         f"{a.model} --weights {a.weights} --version {a.version}"
+                         + (" --through-run" if a.through_run else "")
+                         + (f" --stations {a.stations}" if a.stations else ""),
+              "machine": f"{platform.machine()} {platform.processor() or ''} "
+                         f"{os.cpu_count()} cores, torch threads 1".replace("  ", " "),
               "windows": len(raw), "phasenet_windows": sum(n.startswith("phasenet") for n in names),
               "iceland_windows": sum(n.startswith("iceland") for n in names),
               "max_abs_probability_difference": float(np.abs(probs - ref).max()),
-              "service_pick_rule": pick_agreement(ours, theirs),
+              "contract_pick_rule": c.pick_rule.value,
+              "service_scoring_contract_rule": pick_agreement(ours, theirs),
+              "service_scoring_peaks_rule": pick_agreement(peaks, theirs),
               "seisbench_pick_rule_on_service_outputs": pick_agreement(
                   trigger_picks(probs, c.labels, c.thresholds), theirs),
+              "through_geosentry_run": runs,
               "differences_service_rule": [
                   {"window": names[i], "geosentry": a_, "seisbench": b_}
                   for i, (a_, b_) in enumerate(zip(ours, theirs))
                   if {k: sorted(v) for k, v in a_.items()} != {k: sorted(v) for k, v in b_.items()}]}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "seisbench_parity.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "differences_service_rule"},
-                     indent=2))
+    short = {k: v for k, v in report.items() if k not in ("differences_service_rule",
+                                                          "through_geosentry_run")}
+    short["through_geosentry_run"] = {k: {f: x for f, x in r.items() if not f.startswith(
+        "unmatched")} for k, r in runs.items()}
+    print(json.dumps(short, indent=2))
     print(f"wrote {a.out / 'seisbench_parity.json'}")
     return 0

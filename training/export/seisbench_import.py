@@ -15,7 +15,8 @@ over as it is, so the service's picks are SeisBench's:
   ``(B, labels, N)``; the labels are SeisBench's (``P``, ``S``, ``N``, or ``Detection``...);
 * thresholds are the weights' ``default_args`` (``P_threshold`` ...) or the class default;
 * picks are made by SeisBench's own rule (contract ``pick_rule: seisbench``: trigger on at the
-  threshold, off below half of it, one pick at each stretch's maximum);
+  threshold, off below half of it, one pick at each stretch's maximum) from outputs stacked over
+  overlapping windows as SeisBench stacks them (``stacking``: its ``avg`` default, or ``max``);
 * the stride is ``in_samples - overlap`` (SeisBench's default overlap), shortened when the
   weights blind the window edges (``blinding``) so the stretch each window owns is never blind.
 
@@ -165,6 +166,9 @@ def describe_checkpoint(model: Any, argdict: dict[str, Any]) -> dict[str, Any]:
         stride = n - 2 * edge
     if stride <= 0:
         raise ImportRefused(f"{name}: no stretch of the window is free of blinding {blind}")
+    stacking = str(argdict.get("stacking", "avg")).lower()
+    if stacking not in ("avg", "max"):
+        raise ImportRefused(f"{name}: stacking {stacking!r}: the service stacks 'avg' or 'max'")
     default_thr = argdict.get("*_threshold", 0.3)
     thresholds = {ph: float(argdict.get(f"{ph}_threshold", default_thr))
                   for ph in labels if ph in ("P", "S")}
@@ -172,7 +176,7 @@ def describe_checkpoint(model: Any, argdict: dict[str, Any]) -> dict[str, Any]:
         raise ImportRefused(f"{name}: labels {labels} name no P or S phase to pick")
     return {"window_samples": n, "stride_samples": stride, "components": comps,
             "sampling_rate_hz": float(model.sampling_rate), "labels": labels,
-            "thresholds": thresholds}
+            "thresholds": thresholds, "stacking": stacking}
 
 
 @contextlib.contextmanager
@@ -295,6 +299,7 @@ def import_seisbench(model_class: str, weights: Path, out_dir: Path, version: st
             "training": {"imported": "seisbench", "command": command},
             "metrics": {}, "versions": versions(), "forward_range": False,
             "pick_rule": "seisbench",  # SeisBench's picks_from_annotations, in the service
+            "stacking": fields.pop("stacking"),  # SeisBench's stacking of overlapping windows
             "provenance": provenance,
         }
         contract = ModelContract.from_dict(json.loads(json.dumps(raw, default=str)))
@@ -324,5 +329,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"imported {args.model} as {pt} (+ {js.name}): {c.window_samples} samples at "
           f"{c.sampling_rate_hz:g} Hz, components {''.join(c.components)}, labels "
           f"{list(c.labels)}, thresholds {c.thresholds}, stride {c.stride_samples}, pick rule "
-          f"{c.pick_rule.value}")
+          f"{c.pick_rule.value}, stacking {c.stacking.value}")
     return 0
