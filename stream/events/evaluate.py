@@ -28,14 +28,14 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from geosentry.stream.events.associate import AssociatorConfig, Associator
 from geosentry.stream.events.magnitude import MLScale
 from geosentry.stream.events.picks import Amplitude, Phase, Pick, pick_id
 from geosentry.stream.events.stations import Inventory, read_inventory
-from geosentry.stream.events.types import Event
 from geosentry.stream.events.velocity import TravelTimes, VelocityModel, read_velocity_model
 
 MATCH_S = 3.0
@@ -140,7 +140,18 @@ def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return float(gps2dist_azimuth(lat1, lon1, lat2, lon2)[0]) / 1000.0
 
 
-def _close(a: RefEvent | Event, b: RefEvent | Event) -> bool:
+class Located(Protocol):
+    """An origin to match: a geosentry ``Event``, a ``RefEvent`` or another associator's."""
+
+    @property
+    def time_ns(self) -> int: ...
+    @property
+    def lat_deg(self) -> float: ...
+    @property
+    def lon_deg(self) -> float: ...
+
+
+def _close(a: Located, b: Located) -> bool:
     return (abs(a.time_ns - b.time_ns) / 1e9 <= MATCH_S
             and _km(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg) <= MATCH_KM)
 
@@ -149,6 +160,34 @@ def _same_earthquake(a: RefEvent, b: RefEvent) -> bool:
     """Located twice: close, and the picks both have agree within 0.25 s (median)."""
     common = [abs(a.picks[k] - b.picks[k]) / 1e9 for k in a.picks.keys() & b.picks.keys()]
     return _close(a, b) and bool(common) and statistics.median(common) <= 0.25
+
+
+def reference_groups(reference: Sequence[RefEvent]) -> list[int]:
+    """Each reference event's group: the first of the events that are one earthquake."""
+    groups: list[int] = []
+    for i, r in enumerate(reference):
+        same = [groups[j] for j in range(i) if _same_earthquake(reference[j], r)]
+        groups.append(same[0] if same else i)
+    return groups
+
+
+def match_events(found: Sequence[Located], reference: Sequence[RefEvent],
+                 groups: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """(found index, reference index) pairs within ``MATCH_S`` and ``MATCH_KM``, one to one
+    (one per earthquake group), closest in time first."""
+    groups = reference_groups(reference) if groups is None else groups
+    pairs = sorted(((abs(e.time_ns - r.time_ns), ei, ri) for ei, e in enumerate(found)
+                    for ri, r in enumerate(reference) if _close(e, r)))
+    ev_used: set[int] = set()
+    grp_used: set[int] = set()
+    out: list[tuple[int, int]] = []
+    for _, ei, ri in pairs:
+        if ei in ev_used or groups[ri] in grp_used:
+            continue
+        ev_used.add(ei)
+        grp_used.add(groups[ri])
+        out.append((ei, ri))
+    return out
 
 
 def evaluate(ds: Dataset, seed: int = 0, config: AssociatorConfig | None = None
@@ -162,21 +201,11 @@ def evaluate(ds: Dataset, seed: int = 0, config: AssociatorConfig | None = None
     t0 = time.perf_counter()
     events, rest = assoc.associate(picks, amps)
     wall = time.perf_counter() - t0
-    groups: list[int] = []  # reference event -> its group (one earthquake located twice)
-    for i, r in enumerate(ds.reference):
-        same = [groups[j] for j in range(i) if _same_earthquake(ds.reference[j], r)]
-        groups.append(same[0] if same else i)
-    pairs = sorted(((abs(e.time_ns - r.time_ns), ei, ri) for ei, e in enumerate(events)
-                    for ri, r in enumerate(ds.reference) if _close(e, r)))
-    ev_used: set[int] = set()
-    grp_used: set[int] = set()
-    matches: list[tuple[Event, RefEvent]] = []
-    for _, ei, ri in pairs:
-        if ei in ev_used or groups[ri] in grp_used:
-            continue
-        ev_used.add(ei)
-        grp_used.add(groups[ri])
-        matches.append((events[ei], ds.reference[ri]))
+    groups = reference_groups(ds.reference)
+    pairs = match_events(events, ds.reference, groups)
+    ev_used = {ei for ei, _ in pairs}
+    grp_used = {groups[ri] for _, ri in pairs}
+    matches = [(events[ei], ds.reference[ri]) for ei, ri in pairs]
     n_ref = len(set(groups))
     epi = [_km(e.lat_deg, e.lon_deg, r.lat_deg, r.lon_deg) for e, r in matches]
     epi_in = [d for d, (e, _) in zip(epi, matches) if e.gap_deg < 180.0]

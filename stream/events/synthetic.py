@@ -75,3 +75,41 @@ def false_picks(inventory: Inventory, start_ns: int, duration_s: float, rate_per
         ph = Phase.P if rng.random() < 0.6 else Phase.S
         out.append(Pick(f"false.{s.key}.{ph.value}.{tn}", s.network, s.station, ph, tn))
     return out
+
+
+#: start of the scale scenario's data (``bench.T0``)
+SCALE_T0_NS = 1_700_000_000 * NS_PER_S
+
+
+@dataclass(frozen=True)
+class ScaleScenario:
+    inventory: Inventory
+    origins: list[Origin]
+    picks: list[Pick]  # shuffled; event picks and false picks
+    n_event_picks: int
+
+
+def scale_scenario(tt: TravelTimes, stations: int = 1000, minutes: float = 3.0,
+                   rate_per_min: float = 10.0, false_per_station_min: float = 1.0,
+                   seed: int = 0, spacing_km: float = 20.0) -> ScaleScenario:
+    """The association benchmark's data set (``python -m geosentry.stream.events.bench``, the
+    same random draws in the same order, so the same picks for the same arguments): stations on
+    a grid ``spacing_km`` apart (3 km jitter), events uniform inside it at 2-25 km depth, P and S
+    picks within 120 km detected with p = 0.9 and 0.1 s noise, false picks uniform in time."""
+    import random
+
+    rng = np.random.default_rng(seed)
+    inv = grid_network(stations, spacing_km, jitter_km=3.0, seed=seed)
+    half = spacing_km * (np.sqrt(stations) - 1) / 2
+    proj = Projection(45.0, 10.0)
+    origins = []
+    for _ in range(int(minutes * rate_per_min)):
+        lat, lon = proj.to_latlon(float(rng.uniform(-half, half)), float(rng.uniform(-half, half)))
+        origins.append(Origin(SCALE_T0_NS + int(rng.uniform(0, minutes * 60) * NS_PER_S), lat,
+                              lon, float(rng.uniform(2, 25))))
+    picks = [p for k, o in enumerate(origins) for p in picks_for(
+        o, inv, tt, noise_s=0.1, max_distance_km=120.0, p_detect=0.9, rng=rng, tag=f"e{k}:")]
+    n_true = len(picks)
+    picks += false_picks(inv, SCALE_T0_NS, minutes * 60, false_per_station_min / 60.0, rng)
+    random.Random(seed).shuffle(picks)
+    return ScaleScenario(inv, origins, picks, n_true)
