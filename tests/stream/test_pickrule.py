@@ -238,3 +238,22 @@ def test_step_from_the_pad_is_not_a_pick() -> None:
     assert state.open["P"].step
     assert score_stretches(_window(False, 0), np.zeros((3, 400)), ("P", "S", "N"), thr, 0, 400,
                            state, model, "d") == []
+
+
+def test_stacking_owns_each_windows_first_stride(tmp_path: Path) -> None:
+    """With ``stacking`` a window owns its first stride (reported ``window - stride`` later,
+    which the coincidence watermark is told), whole windows are decoded, and a detector's
+    ``lookahead_s`` is refused with one line naming the detector."""
+    pt = _contract(tmp_path, pick_rule="seisbench", stacking="avg")
+    det = build_detectors(load_config_dict({"detectors": [
+        {"name": "p", "type": "model", "path": str(pt), "stride_s": 10.0}]}))[0]
+    assert isinstance(det, TorchScriptDetector)
+    assert det.spec.report_lag_s == pytest.approx(det.contract.window_s - 10.0)
+    assert not det.decodes_range
+    w = Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
+               np.zeros((3, det.contract.window_samples), np.float32), 0, "p")
+    assert owned_range(w, det.stride_s, det._tail_s) == (0, 1000)
+    cfg = load_config_dict({"detectors": [{"name": "p", "type": "model", "path": str(pt),
+                                           "lookahead_s": 2.0}]})
+    with pytest.raises(ContractError, match=r"^detector p: lookahead_s does not apply"):
+        build_detectors(cfg)
