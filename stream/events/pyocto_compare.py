@@ -92,12 +92,16 @@ def synthetic_set(minutes: float = 3.0, stations: int = 1000, seed: int = 0,
                    sc.picks, sc.inventory, DEFAULT_MODEL, ref)
 
 
-def shared_set(name: str, shared: Path) -> PickSet:
+def check_shared(name: str, shared: Path) -> None:
     folder = shared / "events" / ("nz-2013-alpine-fault" if name == "nz"
                                   else "iceland-2014-dike")
     if not folder.is_dir():
         raise CompareError(f"data set {name}: {folder} is absent (set GEOSENTRY_SHARED_DATA "
                            f"or --shared)", 2)
+
+
+def shared_set(name: str, shared: Path) -> PickSet:
+    check_shared(name, shared)
     ds = load_nz(shared) if name == "nz" else load_iceland(shared)
     return PickSet(name, ds.source, ds.picks, ds.inventory, ds.model, ds.reference)
 
@@ -224,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         py = pyocto_python(a.pyocto_python)
         shared = Path(a.shared) if a.shared else shared_data_dir()
         names = ["synthetic", "nz", "iceland"] if a.dataset == "all" else [a.dataset]
+        for name in names[1:] if names[0] == "synthetic" else names:
+            check_shared(name, shared)  # before the long runs, not after them
         with tempfile.TemporaryDirectory(prefix="pyocto-compare-") as tmp:
             work = Path(a.workdir) if a.workdir else Path(tmp)
             rows = []
