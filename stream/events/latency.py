@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import statistics
@@ -39,6 +40,8 @@ from typing import Any
 
 from geosentry.stream.events.evaluate import MATCH_KM, MATCH_S, _km, shared_data_dir
 
+#: the shipped picker's window: after a stream (re)starts, its first P waits for a whole window
+WARM_S = 30.0
 CLOCK = re.compile(r"paced replay at speed (\S+): data time (\S+) is wall time (\S+)")
 
 CONFIG = """# written by geosentry.stream.events.latency
@@ -74,6 +77,17 @@ class Reference:
     lat_deg: float
     lon_deg: float
     p_ns: tuple[int, ...]  # P arrivals, one per station, earliest first
+    p_stations: tuple[str, ...] = ()  # their stations
+
+    def data_before_s(self, segments: dict[str, list[tuple[int, int]]], k: int = 4) -> float:
+        """The least continuous data any of the first ``k`` P stations had before its P: a
+        picker reports a P once a whole window holds it, so after a stream (re)starts its
+        first picks wait for the first window."""
+        out = math.inf
+        for sta, t in zip(self.p_stations[:k], self.p_ns[:k]):
+            begun = [a for a, b in segments.get(sta, []) if a <= t <= b]
+            out = min(out, (t - max(begun)) / 1e9 if begun else 0.0)
+        return out
 
 
 def _ns(text: str) -> int:
@@ -93,13 +107,16 @@ def references(root: Path, names: list[str]) -> list[Reference]:
                 if r["Phase"] == "P":
                     t = r["PickTime"] if r["PickTime"].strip() != "-1" else r["ModelledTime"]
                     p[r["Station"]] = _ns(t)
+        order = sorted(p, key=lambda k: (p[k], k))
         out.append(Reference(name, _ns(ev["DT"]), float(ev["Y"]), float(ev["X"]),
-                             tuple(sorted(p.values()))))
+                             tuple(p[k] for k in order), tuple(order)))
     return out
 
 
-def repack(root: Path, names: list[str], out: Path, record_s: float) -> int:
-    """The cuts ``names`` merged per channel and written as ``record_s`` records; how many."""
+def repack(root: Path, names: list[str], out: Path, record_s: float
+           ) -> tuple[int, dict[str, list[tuple[int, int]]]]:
+    """The cuts ``names`` merged per channel and written as ``record_s`` records: how many,
+    and each station's continuous stretches (start, end ns) of all its components."""
     from obspy import Stream, read
 
     st = Stream()
@@ -107,7 +124,10 @@ def repack(root: Path, names: list[str], out: Path, record_s: float) -> int:
         st += read(str(root / "events" / f"{name}.m"))
     st.merge(method=1)  # the cuts overlap with identical samples
     n = 0
+    spans: dict[str, list[tuple[int, int]]] = {}
     for tr in st.split():
+        spans.setdefault(tr.stats.station, []).append((int(tr.stats.starttime.ns),
+                                                       int(tr.stats.endtime.ns)))
         tr.data = tr.data.astype("int32")
         pieces = Stream()
         t = tr.stats.starttime
@@ -120,31 +140,44 @@ def repack(root: Path, names: list[str], out: Path, record_s: float) -> int:
             for piece in pieces:  # each piece its own record(s)
                 piece.write(f, format="MSEED", reclen=512, encoding="STEIM2")
                 n += 1
-    return n
+    return n, {sta: _common(v) for sta, v in spans.items()}
 
 
-def run(folder: Path, config: Path, work: Path, timeout_s: float) -> tuple[list[dict], int, str]:
-    """``geosentry run`` at speed 1: (alerts, wall minus data time in ns, log)."""
+def _common(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Stretches (start, end) as their latest start for each end: where every component is."""
+    by_end: dict[int, int] = {}
+    for a, b in spans:
+        by_end[b] = max(a, by_end.get(b, a))
+    return sorted((a, b) for b, a in by_end.items())
+
+
+def run(folder: Path, config: Path, work: Path, timeout_s: float) -> None:
+    """``geosentry run`` at speed 1 into ``work``: alerts.jsonl and run.log."""
     sink, log = work / "alerts.jsonl", work / "run.log"
     with log.open("wb") as err:
         code = subprocess.run(
             [sys.executable, "-m", "geosentry.stream.cli", "--log-level", "info", "run",
              "--config", str(config), "--source", str(folder), "--speed", "1",
-             "--sink", f"jsonl:{sink}"], stdout=subprocess.DEVNULL, stderr=err, timeout=timeout_s,
-            check=False).returncode
-    text = log.read_text()
+             "--sink", f"jsonl:{sink}"], stdout=subprocess.DEVNULL, stderr=err,
+            timeout=timeout_s, check=False).returncode
     if code != 0:
-        raise SystemExit(f"geosentry run exited {code}: {text[-2000:]}")
+        raise SystemExit(f"geosentry run exited {code}: {log.read_text()[-2000:]}")
+
+
+def read_run(work: Path) -> tuple[list[dict], int]:
+    """A run's alerts and its replay clock (wall minus data time, ns)."""
+    text = (work / "run.log").read_text()
     m = CLOCK.search(text)
     if m is None:
         raise SystemExit("the run's log has no replay clock line (files: paced replay ...)")
-    offset_ns = _ns(m.group(3)) - _ns(m.group(2))
-    alerts = [json.loads(line) for line in sink.read_text().splitlines()]
-    return alerts, offset_ns, text
+    alerts = [json.loads(line) for line in (work / "alerts.jsonl").read_text().splitlines()]
+    return alerts, _ns(m.group(3)) - _ns(m.group(2))
 
 
-def measure(refs: list[Reference], alerts: list[dict], offset_ns: int) -> list[dict[str, Any]]:
-    """One row per reference event: its matched event's latencies (None where unmatched)."""
+def measure(refs: list[Reference], alerts: list[dict], offset_ns: int,
+            segments: dict[str, list[tuple[int, int]]] | None = None) -> list[dict[str, Any]]:
+    """One row per reference event: its matched event's latencies (None where unmatched) and
+    how much continuous data its first four P stations had before their P (``segments``)."""
     versions: dict[str, list[dict]] = {}
     for a in alerts:
         if a["kind"] == "event":
@@ -154,13 +187,15 @@ def measure(refs: list[Reference], alerts: list[dict], offset_ns: int) -> list[d
                    for i, r in enumerate(refs) if _close(e, r))
     used_e: set[str] = set()
     match: dict[int, str] = {}
-    for _, eid, i in pairs:
-        if eid not in used_e and i not in match:
-            used_e.add(eid)
-            match[i] = eid
+    for _, e_id, i in pairs:
+        if e_id not in used_e and i not in match:
+            used_e.add(e_id)
+            match[i] = e_id
     rows = []
     for i, r in enumerate(refs):
         row: dict[str, Any] = {"event": r.name, "stations_with_p": len(r.p_ns)}
+        if segments is not None:
+            row["data_before_s"] = r.data_before_s(segments)
         eid = match.get(i)
         if eid is not None and len(r.p_ns) >= 4:
             vs = versions[eid]
@@ -189,8 +224,10 @@ def _magnitude(alert: dict, *types: str) -> float | None:
     return next((float(by[t]) for t in types if t in by), None)
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    got = [r for r in rows if "after_4th_p_s" in r]
+def summary(rows: list[dict[str, Any]], warm_s: float = 0.0) -> dict[str, Any]:
+    """Medians and ranges over the measured events whose first four P stations had at least
+    ``warm_s`` of continuous data before their P."""
+    got = [r for r in rows if "after_4th_p_s" in r and r.get("data_before_s", math.inf) >= warm_s]
 
     def stats(key: str) -> str:
         v = sorted(r[key] for r in got if r.get(key) is not None)
@@ -217,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update-s", type=float, default=0.5, help="events stage update interval")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--keep", help="keep the records, config, alerts and log in this folder")
+    ap.add_argument("--from-run", help="measure a run kept with --keep again, without running")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     root = (Path(args.shared) if args.shared else shared_data_dir()) / "events" / \
@@ -226,35 +264,53 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = sorted(p.stem for p in (root / "events").glob("*.event"))
     names = names[:args.events] if args.events > 0 else names
+    refs = references(root, names)
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
+        work = Path(args.from_run or args.keep or tmp)
         folder = work / "records"
-        folder.mkdir(parents=True, exist_ok=True)
-        n = repack(root, names, folder, args.record_s)
-        config = work / "latency.toml"
-        config.write_text(CONFIG.format(stride_s=args.stride_s, lookahead_s=args.lookahead_s,
-                                        update_s=args.update_s, root=root.resolve()))
-        refs = references(root, names)
-        span_s = (refs[-1].time_ns - refs[0].time_ns) / 1e9 + 120
-        alerts, offset_ns, _ = run(folder, config, work, timeout_s=span_s + 300)
-    rows = measure(refs, alerts, offset_ns)
-    s = summary(rows)
+        if args.from_run:  # a kept run, measured again
+            n, segments = repack(root, names, Path(tmp), args.record_s)
+            alerts, offset_ns = read_run(work)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            n, segments = repack(root, names, folder, args.record_s)
+            config = work / "latency.toml"
+            config.write_text(CONFIG.format(stride_s=args.stride_s, lookahead_s=args.lookahead_s,
+                                            update_s=args.update_s, root=root.resolve()))
+            span_s = (refs[-1].time_ns - refs[0].time_ns) / 1e9 + 120
+            run(folder, config, work, timeout_s=span_s + 300)
+            alerts, offset_ns = read_run(work)
+    rows = measure(refs, alerts, offset_ns, segments)
+    warm, every = summary(rows, WARM_S), summary(rows)
+    picks = sorted((_ns(a["emitted_at"]) - offset_ns - _ns(a["time"])) / 1e9 for a in alerts
+                   if a["kind"] == "pick")
     setting = (f"{len(names)} events, {n} records of {args.record_s:g} s, picker stride "
                f"{args.stride_s:g} s, lookahead {args.lookahead_s:g} s, update every "
-               f"{args.update_s:g} s, {os.cpu_count()} cores")
+               f"{args.update_s:g} s, {os.cpu_count()} cores; pick alerts "
+               f"{_quantiles(picks)} after their pick time")
     if args.markdown:
-        print(f"({setting})\n\n| measured | first event alert after the 4th station's P | "
-              "after the 1st station's P | then a magnitude within 0.5 of the final ML | "
-              "within 4 s of the 4th P |\n| --- | --- | --- | --- | --- |")
-        print(f"| {s['measured']} of {s['reference_events']} | {s['after_4th_p']} | "
-              f"{s['after_1st_p']} | {s['magnitude_within_0.5']} | "
-              f"{s['within_4_s_of_4th_p']} of {s['measured']} |")
+        print(f"({setting})\n\n| events | measured | first event alert after the 4th station's "
+              "P | after the 1st station's P | then a magnitude within 0.5 of the final ML | "
+              "within 4 s of the 4th P |\n| --- | --- | --- | --- | --- | --- |")
+        for label, s in ((f"first 4 P stations streaming >= {WARM_S:g} s", warm),
+                         ("all matched", every)):
+            print(f"| {label} | {s['measured']} of {s['reference_events']} | {s['after_4th_p']} "
+                  f"| {s['after_1st_p']} | {s['magnitude_within_0.5']} | "
+                  f"{s['within_4_s_of_4th_p']} of {s['measured']} |")
     else:
         print(setting)
         for row in rows:
             print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
-        print(s)
+        print("warm:", warm)
+        print("all:", every)
     return 0
+
+
+def _quantiles(v: list[float]) -> str:
+    if not v:
+        return "-"
+    return (f"median {statistics.median(v):.1f} s (10 % {v[len(v) // 10]:.1f}, 90 % "
+            f"{v[9 * len(v) // 10]:.1f}, n={len(v)})")
 
 
 if __name__ == "__main__":

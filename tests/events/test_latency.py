@@ -45,3 +45,23 @@ def test_the_replay_clock_line_is_read_as_the_file_source_writes_it() -> None:
             "2026-12-06T18:47:32.485577Z")
     m = CLOCK.search(line)
     assert m is not None and m.group(2) == "2014-08-24T00:01:01.140000Z"
+
+
+def test_continuous_data_before_the_first_four_p() -> None:
+    """A picker reports a P once a whole window holds it: events whose first stations had
+    just (re)started streaming are told apart (``summary(rows, warm_s)``)."""
+    from geosentry.stream.events.latency import _common
+
+    s = 10**9
+    ref = Reference("a", 0, 0.0, 0.0, (100 * s, 101 * s, 102 * s, 103 * s, 150 * s),
+                    ("A", "B", "C", "D", "E"))
+    # A's components: one from 0, one from 40 s (where all are: 40 s); B from 95 s; C none
+    segments = {"A": _common([(0, 200 * s), (40 * s, 200 * s)]), "B": [(0, 50 * s),
+                (95 * s, 200 * s)], "D": [(0, 200 * s)], "E": [(149 * s, 200 * s)]}
+    assert segments["A"] == [(40 * s, 200 * s)]
+    assert ref.data_before_s(segments) == 0.0         # C has no data at its P
+    segments["C"] = [(0, 200 * s)]
+    assert ref.data_before_s(segments) == 6.0         # B restarted at 95 s, its P at 101 s
+    rows = [{"after_4th_p_s": 2.0, "data_before_s": 60.0},
+            {"after_4th_p_s": 20.0, "data_before_s": 6.0}, {"event": "missed"}]
+    assert summary(rows, 30.0)["measured"] == 1 and summary(rows)["measured"] == 2
