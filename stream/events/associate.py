@@ -22,12 +22,12 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
+from geosentry.stream.events.gridsearch import GridSearch
 from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
-                                            azimuthal_gap_deg, geiger, grid_times)
+                                            azimuthal_gap_deg, geiger)
 from geosentry.stream.events.magnitude import MLScale, event_ml
 from geosentry.stream.events.picks import Amplitude, Phase, Pick
 from geosentry.stream.events.stations import Inventory, Station
@@ -84,15 +84,11 @@ class _Pool:
     lon: F64
     elev_km: F64
     ref_ns: int
-    serial: np.ndarray  # a number per pick id, the same across calls (memo keys)
-    index: dict[str, int] | None = None
+    sidx: np.ndarray  # per pick, its station's row in ``st_lat``/``st_lon``
+    st_lat: F64
+    st_lon: F64
+    corr_s: F64 | None = None  # per pick, the elevation correction of its phase
     p_times: dict[str, np.ndarray] | None = None  # P pick rows by station
-
-
-def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= 100_000:
-        memo.pop(next(iter(memo)))
-    memo[key] = value
 
 
 class Associator:
@@ -107,15 +103,10 @@ class Associator:
         self.ml_scale = ml_scale or MLScale()
         self.unknown_stations: dict[str, int] = {}
         self.duplicates = 0
-        # the incremental stage re-runs association as picks arrive: a seed's search depends
-        # only on the unused picks near it in time and space (``_memo_key``), so its outcome
-        # is remembered, failures and found events alike (bounded, oldest forgotten first)
-        self._failed: dict[tuple[int, bytes], None] = {}
-        self._found: dict[tuple[int, bytes], tuple[tuple[str, ...], Hypocentre, int]] = {}
-        self._serials: dict[str, int] = {}
         self._near: dict[str, list[tuple[str, float]]] = {}  # nearest stations (inventory)
         self._xy: tuple[list[str], F64, F64, Projection] | None = None
         self._vmin = float(min(tt.model.vs_km_s))
+        self._grid = GridSearch(tt)
 
     # -- public ------------------------------------------------------------------------------
     def associate(self, picks: list[Pick], amplitudes: list[Amplitude] = ()  # type: ignore[assignment]
@@ -165,8 +156,6 @@ class Associator:
             return ev
         mags = tuple(best[k] for k in sorted(best))
         ml, _ = event_ml([m.ml for m in mags])
-        from dataclasses import replace
-
         return replace(ev, ml=ml, ml_stations=mags, ml_scale=self.ml_scale.name)
 
     # -- internals ---------------------------------------------------------------------------
@@ -174,10 +163,6 @@ class Associator:
         known: list[tuple[Pick, Station]] = []
         last: dict[tuple[str, str], int] = {}
         dup_ns = int(self.cfg.duplicate_s * NS_PER_S)
-        if len(self._serials) >= 2_000_000:  # bounded: the memos start afresh
-            self._serials.clear()
-            self._failed.clear()
-            self._found.clear()
         self.duplicates = 0
         for p in sorted(picks, key=lambda p: (p.time_ns, p.key, p.phase, p.id)):
             st = self.inventory.lookup(p.network, p.station)
@@ -195,25 +180,29 @@ class Associator:
             last[k] = p.time_ns
             known.append((p, st))
         ref = known[0][0].time_ns if known else 0
+        rows: dict[str, int] = {}
+        sts: list[Station] = []
+        for _, s in known:
+            if s.key not in rows:
+                rows[s.key] = len(sts)
+                sts.append(s)
+        sidx = np.array([rows[s.key] for _, s in known], dtype=np.int64)
         return _Pool(
             [p for p, _ in known], [s for _, s in known],
             np.array([(p.time_ns - ref) / NS_PER_S for p, _ in known], dtype=np.float64),
             np.array([p.phase is Phase.S for p, _ in known], dtype=bool),
             np.array([s.lat_deg for _, s in known]), np.array([s.lon_deg for _, s in known]),
             np.array([s.elevation_m / 1000.0 for _, s in known]), ref,
-            np.array([self._serial(p.id) for p, _ in known], dtype=np.int64))
-
-    def _serial(self, pick_id: str) -> int:
-        n = self._serials.get(pick_id)
-        if n is None:
-            n = self._serials[pick_id] = len(self._serials) + 1
-        return n
+            sidx, np.array([s.lat_deg for s in sts], dtype=np.float64),
+            np.array([s.lon_deg for s in sts], dtype=np.float64))
 
     def _obs(self, pool: _Pool, idx: np.ndarray, proj: Projection) -> Observations:
         x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
         is_s = pool.is_s[idx]
-        corr = np.where(is_s, self.tt.vertical_s("S", -pool.elev_km[idx]),
-                        self.tt.vertical_s("P", -pool.elev_km[idx]))
+        if pool.corr_s is None:
+            pool.corr_s = np.where(pool.is_s, self.tt.vertical_s("S", -pool.elev_km),
+                                   self.tt.vertical_s("P", -pool.elev_km))
+        corr = pool.corr_s[idx]
         w = np.where(is_s, 0.5, 1.0)
         return Observations(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
                             corr, is_s, pool.t[idx], w)
@@ -285,25 +274,6 @@ class Associator:
             self._near[st.key] = got
         return got
 
-    @property
-    def _memo_reach_km(self) -> float:
-        return 1.5 * math.sqrt(2.0) * self.cfg.grid_radius_km
-
-    def _memo_key(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
-                  proj: Projection) -> tuple[int, bytes]:
-        """The seed and every unused pick its search can see: within the search's and the
-        gathering's time windows and ``max_distance_km`` of any epicentre the search can
-        keep (``_memo_reach_km`` of the seed's station)."""
-        cfg = self.cfg
-        lo = bisect.bisect_left(times, times[seed] - 2.0 * cfg.max_distance_km / self._vmin)
-        hi = bisect.bisect_right(times, times[seed] + cfg.max_distance_km / self._vmin
-                                 + cfg.s_residual_s + 5.0)
-        idx = np.arange(lo, hi)
-        idx = idx[~used[idx]]
-        x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
-        idx = idx[np.hypot(x, y) <= cfg.max_distance_km + self._memo_reach_km]
-        return int(pool.serial[seed]), pool.serial[idx].tobytes()
-
     def _cone(self, pool: _Pool, seed: int, idx: np.ndarray, proj: Projection) -> np.ndarray:
         """For a P seed, the P picks its event could have: a first arrival at the surface is
         at most distance / (slowest P speed) later or earlier at another station (the path
@@ -320,19 +290,7 @@ class Associator:
     def _best_node(self, obs: Observations, seed_pos: int, sta_of: np.ndarray,
                    cx: float, cy: float, radius: float, n: int, depths: F64, tol: float
                    ) -> tuple[int, float, float, float, np.ndarray]:
-        g = np.linspace(-radius, radius, n)
-        X, Y, Z = np.meshgrid(cx + g, cy + g, depths, indexing="ij")
-        gx, gy, gz = X.ravel(), Y.ravel(), Z.ravel()
-        o = obs.t_s[None, :] - grid_times(self.tt, obs, gx, gy, gz)
-        dev = np.abs(o - o[:, seed_pos: seed_pos + 1])
-        hit = dev <= tol
-        order = np.argsort(sta_of, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(sta_of[order]) != 0])
-        per_sta = np.logical_or.reduceat(hit[:, order], starts, axis=1)
-        count = per_sta.sum(axis=1)
-        score = count * 1000.0 - np.where(hit, dev, tol).sum(axis=1)
-        i = int(np.argmax(score))
-        return int(count[i]), float(gx[i]), float(gy[i]), float(gz[i]), hit[i]
+        return self._grid.best_node(obs, seed_pos, sta_of, cx, cy, radius, n, depths, tol)
 
     def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
                    tried: np.ndarray) -> tuple[np.ndarray, Hypocentre, Projection] | None:
@@ -347,27 +305,13 @@ class Associator:
         _, sta_of = np.unique(stations, return_inverse=True)
         if len(np.unique(sta_of)) < cfg.min_stations:
             return None
-        key = self._memo_key(pool, seed, used, times, proj)
-        if key in self._failed:
+        found = self._search(pool, seed, used, times, proj, cand, sta_of)
+        if found is None:
             return None
-        hit = self._found.get(key)
-        if hit is not None:
-            index = {p.id: i for i, p in enumerate(pool.picks)} if pool.index is None \
-                else pool.index
-            pool.index = index
-            idx = np.array([index[p] for p in hit[0]], dtype=np.int64)
-            hypo = replace(hit[1], t0_s=hit[1].t0_s + (hit[2] - pool.ref_ns) / NS_PER_S)
-        else:
-            found = self._search(pool, seed, used, times, proj, cand, sta_of)
-            if found is None:
-                _remember(self._failed, key, None)
-                return None
-            idx, hypo = found
-            if math.hypot(hypo.x_km, hypo.y_km) <= self._memo_reach_km:
-                _remember(self._found, key, (tuple(pool.picks[i].id for i in idx), hypo,
-                                             pool.ref_ns))
-        if self._station_ratio(pool, idx, proj, hypo, times) < cfg.min_station_ratio \
-                or not self._significant(pool, idx, proj, hypo, times):
+        idx, hypo = found
+        active = self._active(pool, proj, hypo, times)
+        if self._station_ratio(pool, idx, active) < cfg.min_station_ratio \
+                or not self._significant(pool, idx, proj, hypo, times, active):
             # its picks would locate the same set again as seeds: they are not seeds any more
             # (still free to join another event)
             tried[idx] = True
@@ -417,17 +361,21 @@ class Associator:
             return None
         return idx, hypo
 
-    def _station_ratio(self, pool: _Pool, idx: np.ndarray, proj: Projection,
-                       hypo: Hypocentre, times: list[float]) -> float:
+    def _active(self, pool: _Pool, proj: Projection, hypo: Hypocentre, times: list[float]
+                ) -> tuple[np.ndarray, F64, int]:
+        """Stations that sent picks within ``active_window_s`` of the origin time (pool rows of
+        their positions), their distances from the epicentre, and the number of those picks."""
         w = self.cfg.active_window_s
         lo = bisect.bisect_left(times, hypo.t0_s - w)
         hi = bisect.bisect_right(times, hypo.t0_s + w)
-        active = {pool.sta[i].key: i for i in range(lo, hi)}
-        rows = np.fromiter(active.values(), dtype=np.int64)
-        ax, ay = proj.to_xy(pool.lat[rows], pool.lon[rows])
-        d_all = np.hypot(ax - hypo.x_km, ay - hypo.y_km)
-        mine = {pool.sta[i].key for i in idx}
-        d_mine = np.sort(d_all[[k in mine for k in active]])
+        act = np.unique(pool.sidx[lo:hi])
+        ax, ay = proj.to_xy(pool.st_lat[act], pool.st_lon[act])
+        return act, np.hypot(ax - hypo.x_km, ay - hypo.y_km), hi - lo
+
+    def _station_ratio(self, pool: _Pool, idx: np.ndarray, active: tuple[np.ndarray, F64, int]
+                       ) -> float:
+        act, d_all, _ = active
+        d_mine = np.sort(d_all[np.isin(act, pool.sidx[idx])])
         # out to the k-th nearest station of the event and at least to its median distance:
         # a real event is picked at most stations nearer than half of its own
         k = max(min(self.cfg.min_stations, len(d_mine)), (len(d_mine) + 1) // 2)
@@ -435,31 +383,26 @@ class Associator:
         return float((d_mine <= radius).sum()) / float((d_all <= radius).sum())
 
     def _significant(self, pool: _Pool, idx: np.ndarray, proj: Projection,
-                     hypo: Hypocentre, times: list[float]) -> bool:
+                     hypo: Hypocentre, times: list[float],
+                     active: tuple[np.ndarray, F64, int]) -> bool:
         """More stations than random picks would give: with picks arriving at r per active
         station and second (the pool within ``active_window_s``), a station falls into the
         gathering windows (P and S, +-residual) by chance with p = 1 - exp(-r w); of the N
         active stations within the event's farthest station, N p +- sqrt(N p (1 - p)) would.
         The event needs ``min_significance`` standard deviations above that."""
         cfg = self.cfg
-        w = cfg.active_window_s
-        lo = bisect.bisect_left(times, hypo.t0_s - w)
-        hi = bisect.bisect_right(times, hypo.t0_s + w)
-        if hi - lo < 2:
+        act, d_all, n_picks = active
+        if n_picks < 2:
             return True
         # the window, or the whole pool where it is shorter (not the picks' own spread: one
         # event's picks alone would look like a dense stream)
-        span = max(min(2.0 * w, times[-1] - times[0]), 60.0)
-        active = {pool.sta[i].key: i for i in range(lo, hi)}
-        rate = (hi - lo) / (len(active) * span)
+        span = max(min(2.0 * cfg.active_window_s, times[-1] - times[0]), 60.0)
+        rate = n_picks / (len(act) * span)
         p = 1.0 - math.exp(-rate * 2.0 * (cfg.p_residual_s + cfg.s_residual_s))
-        rows = np.fromiter(active.values(), dtype=np.int64)
-        ax, ay = proj.to_xy(pool.lat[rows], pool.lon[rows])
-        d_all = np.hypot(ax - hypo.x_km, ay - hypo.y_km)
         mx, my = proj.to_xy(pool.lat[idx], pool.lon[idx])
         far = float(np.hypot(mx - hypo.x_km, my - hypo.y_km).max()) + 1e-6
         n = float((d_all <= far).sum())
-        n_sta = len({pool.sta[i].key for i in idx})
+        n_sta = len(np.unique(pool.sidx[idx]))
         return n_sta >= n * p + cfg.min_significance * math.sqrt(n * p * (1.0 - p))
 
     def _gather(self, pool: _Pool, used: np.ndarray, times: list[float],

@@ -1,10 +1,13 @@
 """Association benchmark: a synthetic network, a high event rate, noisy and false picks.
 
-``python -m geosentry.stream.events.bench [--stations 1000] [--minutes 3] [--rate-per-min 10]
+``python -m geosentry.stream.events.bench [--stations 1000] [--minutes 10] [--rate-per-min 10]
 [--false-per-station-min 1] [--stage]``: stations on a grid 20 km apart, events at random
 places inside it, P and S picks within 120 km (detected with probability 0.9, Gaussian noise
 0.1 s), false picks uniform in time. Reports picks/s of association (offline, or through the
 incremental ``EventStage`` with ``--stage``), recall/precision (3 s, 10 km) and peak RSS.
+With ``--stage`` it also reports the steady state: the wall time per minute of data over the
+second half of the stream (so start-up does not hide a slowdown) and the peak RSS at half-way
+and at the end (a stage whose memory is bounded does not grow between them).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ T0 = 1_700_000_000 * NS_PER_S
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--stations", type=int, default=1000)
-    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate-per-min", type=float, default=10.0)
     ap.add_argument("--false-per-station-min", type=float, default=1.0)
     ap.add_argument("--stage", action="store_true")
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     picks += false_picks(inv, T0, a.minutes * 60, a.false_per_station_min / 60.0, rng)
     random.Random(a.seed).shuffle(picks)
     assoc = Associator(inv, tt)
+    mid: tuple[float, float] | None = None  # (wall clock, peak RSS) at half the data
+    fed = 0.0
     t = time.perf_counter()
     if a.stage:
         from geosentry.stream.events.stage import EventStage
@@ -62,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         stage = EventStage(assoc, horizon_s=60.0)
         order = sorted(picks, key=lambda p: p.time_ns)
         last: dict[str, Alert] = {}
+        half_ns = T0 + int(a.minutes * 30 * NS_PER_S)
         for i in range(0, len(order), 200):
+            if mid is None and order[i].time_ns >= half_ns:
+                mid = (time.perf_counter(), _rss_mb())
             for al in stage.add([Alert(AlertKind.PICK, p.network, p.station, "", "HHZ",
                                        p.time_ns, 1.0, 0.5, m, p.time_ns, p.phase.value)
                                  for p in order[i:i + 200]]):
                 last[al.details["event_id"]] = al
+        fed = time.perf_counter()
         for al in stage.flush():
             last[al.details["event_id"]] = al
         found = [(al.time_ns, al.details["origin"]["latitude"], al.details["origin"]["longitude"])
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             if k not in hit and abs(tn - o.time_ns) <= 3 * NS_PER_S and np.hypot(x, y)[0] <= 10:
                 hit.add(k)
                 break
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _rss_mb()
     print(f"stations {a.stations}, {a.minutes:g} min of data, {n_ev} events "
           f"({a.rate_per_min:g}/min), {n_true} event picks + {len(picks) - n_true} false picks; "
           f"{'EventStage (batches of 200 picks, horizon 60 s)' if a.stage else 'offline'}: "
@@ -90,7 +99,16 @@ def main(argv: list[str] | None = None) -> int:
           f"({a.minutes * 60 / wall:.1f}x real time); events {len(found)}, recall "
           f"{len(hit) / max(n_ev, 1):.3f}, precision {len(hit) / max(len(found), 1):.3f}; "
           f"peak RSS {rss_mb:.0f} MB")
+    if mid is not None:
+        per_min = (fed - mid[0]) / (a.minutes / 2)
+        print(f"steady state (data minutes {a.minutes / 2:g}-{a.minutes:g}): {fed - mid[0]:.1f} s "
+              f"wall = {per_min:.1f} s per minute of data ({60 / per_min:.1f}x real time); "
+              f"peak RSS {mid[1]:.0f} MB at half-way, {rss_mb:.0f} MB at the end")
     return 0
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -79,13 +79,7 @@ def predict(tt: TravelTimes, obs: Observations, x: float, y: float, z: float
     """Predicted travel times and their gradients by x, y, z at one trial hypocentre."""
     dx, dy = obs.x_km - x, obs.y_km - y
     d = np.hypot(dx, dy)
-    zz = np.full(d.shape, z)
-    t = np.empty_like(d)
-    gx = np.empty_like(d)
-    gz = np.empty_like(d)
-    for phase, m in (("P", ~obs.is_s), ("S", obs.is_s)):
-        if m.any():
-            t[m], gx[m], gz[m] = tt.time_and_gradient(phase, d[m], zz[m])
+    t, gx, gz = tt.time_and_gradient_mixed(obs.is_s, d, float(z))
     t -= obs.corr_s
     safe = np.maximum(d, 1e-6)
     return t, -gx * dx / safe, -gx * dy / safe, gz
@@ -140,8 +134,8 @@ def geiger(tt: TravelTimes, obs: Observations, start: tuple[float, float, float]
         An = A / scale
         lhs = An.T @ An + damping * np.eye(n_par)
         step = np.linalg.solve(lhs, An.T @ b) / scale
-        dx, dy = float(np.clip(step[1], -20, 20)), float(np.clip(step[2], -20, 20))
-        dz = 0.0 if fix_depth else float(np.clip(step[3], -10, 10))
+        dx, dy = min(max(float(step[1]), -20.0), 20.0), min(max(float(step[2]), -20.0), 20.0)
+        dz = 0.0 if fix_depth else min(max(float(step[3]), -10.0), 10.0)
         t0 += float(step[0])
         x, y = x + dx, y + dy
         z = min(max(z + dz, zmin), zmax)

@@ -148,6 +148,7 @@ class TravelTimes:
             self.tables[phase] = np.stack([_first_arrivals(top, v, float(z), self.dist_km)
                                            for z in self.depth_km])
         self._top = top
+        self._both: NDArray[np.float64] | None = None
 
     def vertical_s(self, phase: str, depth_km: F64) -> F64:
         """Vertical one-way time from the model top down to ``depth_km`` (negative above it)."""
@@ -174,6 +175,30 @@ class TravelTimes:
         ax, az = fx - ix, fz - iz  # ax > 1 past the table: linear extrapolation in distance
         t00, t01 = tab[iz, ix], tab[iz, ix + 1]
         t10, t11 = tab[iz + 1, ix], tab[iz + 1, ix + 1]
+        top = t00 + (t01 - t00) * ax
+        bot = t10 + (t11 - t10) * ax
+        t = top + (bot - top) * az
+        dtdx = ((t01 - t00) * (1 - az) + (t11 - t10) * az) / self.step_km
+        dtdz = (bot - top) / self.step_km
+        return t, dtdx, dtdz
+
+    def time_and_gradient_mixed(self, is_s: NDArray[np.bool_], dist_km: F64, depth_km: float
+                                ) -> tuple[F64, F64, F64]:
+        """``time_and_gradient`` for picks of both phases (``is_s``) and one source depth, in
+        one pass (the same values; location calls this a dozen times per event)."""
+        both = self._both
+        if both is None:
+            both = self._both = np.stack([self.tables["P"], self.tables["S"]])
+        nd, nz = len(self.dist_km), len(self.depth_km)
+        fx = np.asarray(dist_km, dtype=np.float64) / self.step_km
+        fz = (min(max(depth_km, float(self.depth_km[0])), float(self.depth_km[-1]))
+              - self.top_km) / self.step_km
+        ix = np.minimum(np.maximum(np.floor(fx).astype(np.int64), 0), nd - 2)
+        iz = min(max(int(np.floor(fz)), 0), nz - 2)
+        ax, az = fx - ix, fz - iz
+        ph = is_s.astype(np.int64)
+        t00, t01 = both[ph, iz, ix], both[ph, iz, ix + 1]
+        t10, t11 = both[ph, iz + 1, ix], both[ph, iz + 1, ix + 1]
         top = t00 + (t01 - t00) * ax
         bot = t10 + (t11 - t10) * ax
         t = top + (bot - top) * az
