@@ -10,8 +10,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${GEOSENTRY_PYOCTO_VENV:-$root/.venv-pyocto}"
 python="${PYTHON:-python3}"
-# pyocto's own pins bring numpy < 2 and pandas; pyproj is its coordinate transform
-pins="pyocto==0.2.2"
+# PyOcto pins numpy < 2 (Python <= 3.11) and needs pandas and pyproj (its coordinate transform)
+pins="pyocto==0.2.2 numpy==1.26.4 pandas==3.0.6 pyproj==3.7.2"  # the versions measured in README
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
   echo "pyocto-env: PyOcto needs Python >= 3.9 (found $("$python" --version 2>&1))" >&2
