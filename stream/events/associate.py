@@ -301,8 +301,7 @@ class Associator:
             return None
         cand = self._candidates(pool, seed, used, times, proj)
         cand = self._cone(pool, seed, cand, proj)
-        stations = np.array([pool.sta[i].key for i in cand], dtype=object)
-        _, sta_of = np.unique(stations, return_inverse=True)
+        sta_of = pool.sidx[cand]
         if len(np.unique(sta_of)) < cfg.min_stations:
             return None
         found = self._search(pool, seed, used, times, proj, cand, sta_of)
@@ -356,7 +355,7 @@ class Associator:
             if set(idx.tolist()) == prev:
                 break
             prev = set(idx.tolist())
-        n_sta = len({pool.sta[i].key for i in idx})
+        n_sta = len(np.unique(pool.sidx[idx]))
         if n_sta < cfg.min_stations or len(idx) < 5 or hypo.rms_s > cfg.max_rms_s:
             return None
         return idx, hypo
@@ -430,10 +429,12 @@ class Associator:
 
     def _one_per_station(self, pool: _Pool, idx: np.ndarray, cost: np.ndarray | None
                          ) -> np.ndarray:
-        best: dict[tuple[str, bool], tuple[float, int]] = {}
+        best: dict[tuple[int, bool], tuple[float, int]] = {}
+        sidx, is_s, t = pool.sidx[idx].tolist(), pool.is_s[idx].tolist(), pool.t[idx].tolist()
+        costs = cost.tolist() if cost is not None else t
         for k, i in enumerate(idx.tolist()):
-            key = (pool.sta[i].key, bool(pool.is_s[i]))
-            c = float(cost[k]) if cost is not None else float(pool.t[i])
+            key = (sidx[k], is_s[k])
+            c = costs[k]
             if key not in best or c < best[key][0]:
                 best[key] = (c, i)
         return np.array(sorted(i for _, i in best.values()), dtype=np.int64)

@@ -123,16 +123,18 @@ def geiger(tt: TravelTimes, obs: Observations, start: tuple[float, float, float]
     w = obs.weight
     converged = False
     n_par = 3 if fix_depth else 4
+    sw = np.sqrt(w)
+    damp = damping * np.eye(n_par)
+    ones = np.ones(len(obs))
     for _ in range(iterations):
         t, ax, ay, az = predict(tt, obs, x, y, z)
         r = obs.t_s - (t0 + t)
-        cols = [np.ones_like(t), ax, ay] + ([] if fix_depth else [az])
+        cols = [ones, ax, ay] + ([] if fix_depth else [az])
         J = np.stack(cols, axis=1)
-        sw = np.sqrt(w)
         A, b = J * sw[:, None], r * sw
         scale = np.maximum(np.linalg.norm(A, axis=0), 1e-12)
         An = A / scale
-        lhs = An.T @ An + damping * np.eye(n_par)
+        lhs = An.T @ An + damp
         step = np.linalg.solve(lhs, An.T @ b) / scale
         dx, dy = min(max(float(step[1]), -20.0), 20.0), min(max(float(step[2]), -20.0), 20.0)
         dz = 0.0 if fix_depth else min(max(float(step[3]), -10.0), 10.0)
