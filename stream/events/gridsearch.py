@@ -52,24 +52,25 @@ class GridSearch:
         return row
 
     def _at(self, is_s: np.ndarray, d: F64, depths: F64) -> F64:
-        """Travel times ``(depth, *d.shape)`` at distances ``d`` (picks along the last axis),
-        as ``TravelTimes.time_at_depth`` computes them."""
+        """Travel times ``(*d.shape[:-1], depth, pick)`` at distances ``d`` (picks along the
+        last axis), as ``TravelTimes.time_at_depth`` computes them."""
         fx = d * (1.0 / self.tt.step_km)
         ix = np.minimum(fx.astype(np.int64), self._n - 2)  # distances are >= 0
         frac = fx - ix
         ix += np.where(is_s, self._n, 0)
-        out = np.empty((len(depths), *d.shape), dtype=np.float64)
+        out = np.empty((*d.shape[:-1], len(depths), d.shape[-1]), dtype=np.float64)
         for k, depth in enumerate(depths.tolist()):
             row = self._row(depth)
             t0 = row[ix]
-            out[k] = t0 + (row[ix + 1] - t0) * frac
+            out[..., k, :] = t0 + (row[ix + 1] - t0) * frac
         return out
 
     def times(self, obs: Observations, xs: F64, ys: F64, depths: F64) -> F64:
         """Predicted times (minus the elevation corrections), ``(len(xs) * len(depths), picks)``
         in node order (x, y) major, depth minor: the values ``locate.grid_times`` gives."""
         d = np.hypot(obs.x_km[None, :] - xs[:, None], obs.y_km[None, :] - ys[:, None])
-        out = self._at(obs.is_s, d, depths).transpose(1, 0, 2) - obs.corr_s[None, None, :]
+        out = self._at(obs.is_s, d, depths)
+        out -= obs.corr_s[None, None, :]
         return out.reshape(len(xs) * len(depths), len(obs))
 
     def _reachable(self, obs: Observations, seed_pos: int, cx: float, cy: float,
@@ -84,8 +85,8 @@ class GridSearch:
         ey = np.maximum(np.abs(obs.y_km - cy) - r, 0.0)
         dmin = np.hypot(ex, ey)
         dmax = np.hypot(np.abs(obs.x_km - cx) + r, np.abs(obs.y_km - cy) + r)
-        t = self._at(obs.is_s, np.stack([dmin, dmax]), depths)  # depth, (min, max), pick
-        lo, hi = t[:, 0].min(axis=0), t[:, 1].max(axis=0)
+        t = self._at(obs.is_s, np.stack([dmin, dmax]), depths)  # (min, max), depth, pick
+        lo, hi = t[0].min(axis=0), t[1].max(axis=0)
         base = obs.t_s + obs.corr_s  # implied origin = base - travel time
         o_lo, o_hi = base - hi - MARGIN_S, base - lo + MARGIN_S
         out: np.ndarray = (o_lo <= o_hi[seed_pos] + tol) & (o_hi >= o_lo[seed_pos] - tol)
@@ -117,14 +118,20 @@ class GridSearch:
 
 
 def _stations_hit(hit: np.ndarray, sta: np.ndarray) -> np.ndarray:
-    """Per node (row), the number of stations with at least one hit pick (column)."""
-    _, inv, n = np.unique(sta, return_inverse=True, return_counts=True)
-    single = n[inv] == 1
-    count: np.ndarray = hit[:, single].sum(axis=1)
-    if not single.all():
-        multi = np.flatnonzero(~single)
-        m = inv[multi]
-        order = np.argsort(m, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(m[order]) != 0])
-        count += np.logical_or.reduceat(hit[:, multi[order]], starts, axis=1).sum(axis=1)
+    """Per node (row), the number of stations with at least one hit pick (column): a station
+    with one pick counts its column, one with two (P and S) their OR, more by ``reduceat``."""
+    order = np.argsort(sta, kind="stable")
+    s = sta[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    sizes = np.diff(np.r_[starts, len(s)])
+    first = order[starts]
+    count: np.ndarray = hit[:, first[sizes == 1]].sum(axis=1)
+    two = starts[sizes == 2]
+    if len(two):
+        count += (hit[:, order[two]] | hit[:, order[two + 1]]).sum(axis=1)
+    more = np.flatnonzero(sizes > 2)
+    if len(more):
+        cols = np.concatenate([order[starts[g]: starts[g] + sizes[g]] for g in more.tolist()])
+        bounds = np.r_[0, np.cumsum(sizes[more])[:-1]]
+        count += np.logical_or.reduceat(hit[:, cols], bounds, axis=1).sum(axis=1)
     return count
