@@ -164,7 +164,7 @@ def run(folder: Path, config: Path, work: Path, timeout_s: float) -> None:
         raise SystemExit(f"geosentry run exited {code}: {log.read_text()[-2000:]}")
 
 
-def read_run(work: Path) -> tuple[list[dict], int]:
+def read_run(work: Path) -> tuple[list[dict[str, Any]], int]:
     """A run's alerts and its replay clock (wall minus data time, ns)."""
     text = (work / "run.log").read_text()
     m = CLOCK.search(text)
@@ -174,14 +174,14 @@ def read_run(work: Path) -> tuple[list[dict], int]:
     return alerts, _ns(m.group(3)) - _ns(m.group(2))
 
 
-def measure(refs: list[Reference], alerts: list[dict], offset_ns: int,
+def measure(refs: list[Reference], alerts: list[dict[str, Any]], offset_ns: int,
             segments: dict[str, list[tuple[int, int]]] | None = None) -> list[dict[str, Any]]:
     """One row per reference event: when the first event alert that locates it (any event id,
     any update, within 3 s and 10 km) came, and when that event's magnitude came within 0.5 of
     its final ML (None where no alert located it); how much continuous data its first four P
     stations had before their P (``segments``). An alert that located an earthquake elsewhere
     first does not count as its alert."""
-    versions: dict[str, list[dict]] = {}
+    versions: dict[str, list[dict[str, Any]]] = {}
     for a in alerts:
         if a["kind"] == "event":
             versions.setdefault(a["details"]["event_id"], []).append(a)
@@ -211,13 +211,13 @@ def measure(refs: list[Reference], alerts: list[dict], offset_ns: int,
     return rows
 
 
-def _close(event: dict, r: Reference) -> bool:
+def _close(event: dict[str, Any], r: Reference) -> bool:
     o = event["details"]["origin"]
     return (abs(_ns(o["time"]) - r.time_ns) / 1e9 <= MATCH_S
             and _km(o["latitude"], o["longitude"], r.lat_deg, r.lon_deg) <= MATCH_KM)
 
 
-def _magnitude(alert: dict, *types: str) -> float | None:
+def _magnitude(alert: dict[str, Any], *types: str) -> float | None:
     by = {m["type"]: m["value"] for m in alert["details"].get("magnitudes", [])}
     return next((float(by[t]) for t in types if t in by), None)
 
