@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         m = ModelRef("synthetic", "1", "0" * 64)
         stage = EventStage(assoc, horizon_s=60.0)
         order = sorted(picks, key=lambda p: p.time_ns)
-        last: dict[str, Alert] = {}
+        # the last version of each event, only what the scoring needs (whole alerts would
+        # make this process grow with the stream, not the stage)
+        last: dict[str, tuple[int, float, float, bool]] = {}
+
+        def keep(al: Alert) -> None:
+            o = al.details["origin"]
+            last[al.details["event_id"]] = (al.time_ns, o["latitude"], o["longitude"],
+                                            al.details["deleted"])
+
         half_ns = T0 + int(a.minutes * 30 * NS_PER_S)
         for i in range(0, len(order), 200):
             if mid is None and order[i].time_ns >= half_ns:
@@ -74,12 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             for al in stage.add([Alert(AlertKind.PICK, p.network, p.station, "", "HHZ",
                                        p.time_ns, 1.0, 0.5, m, p.time_ns, p.phase.value)
                                  for p in order[i:i + 200]]):
-                last[al.details["event_id"]] = al
+                keep(al)
         fed = time.perf_counter()
         for al in stage.flush():
-            last[al.details["event_id"]] = al
-        found = [(al.time_ns, al.details["origin"]["latitude"], al.details["origin"]["longitude"])
-                 for al in last.values() if not al.details["deleted"]]
+            keep(al)
+        found = [(tn, lat, lon) for tn, lat, lon, deleted in last.values() if not deleted]
     else:
         events, _ = assoc.associate(picks)
         found = [(e.time_ns, e.lat_deg, e.lon_deg) for e in events]
