@@ -58,11 +58,16 @@ class GridSearch:
         ix = np.minimum(fx.astype(np.int64), self._n - 2)  # distances are >= 0
         frac = fx - ix
         ix += np.where(is_s, self._n, 0)
+        ix1 = ix + 1
         out = np.empty((*d.shape[:-1], len(depths), d.shape[-1]), dtype=np.float64)
         for k, depth in enumerate(depths.tolist()):
             row = self._row(depth)
-            t0 = row[ix]
-            out[..., k, :] = t0 + (row[ix + 1] - t0) * frac
+            t0 = row.take(ix)
+            t1 = row.take(ix1)
+            t1 -= t0
+            t1 *= frac
+            t1 += t0  # t0 + (t1 - t0) frac, as TravelTimes.time_at_depth
+            out[..., k, :] = t1
         return out
 
     def times(self, obs: Observations, xs: F64, ys: F64, depths: F64) -> F64:
@@ -104,11 +109,14 @@ class GridSearch:
         g = np.linspace(-radius, radius, n)
         X, Y = np.meshgrid(cx + g, cy + g, indexing="ij")
         xs, ys = X.ravel(), Y.ravel()
-        o = sub.t_s[None, :] - self.times(sub, xs, ys, depths)
-        dev = np.abs(o - o[:, pos: pos + 1])
+        dev = self.times(sub, xs, ys, depths)
+        np.subtract(sub.t_s[None, :], dev, out=dev)  # implied origin times
+        dev -= dev[:, pos: pos + 1].copy()
+        np.abs(dev, out=dev)
         hit = dev <= tol
         count = _stations_hit(hit, sta_of[cols])
-        score = count * 1000.0 - np.where(hit, dev, tol).sum(axis=1)
+        np.minimum(dev, tol, out=dev)  # a miss costs tol
+        score = count * 1000.0 - dev.sum(axis=1)
         i = int(np.argmax(score))
         nz = len(depths)
         full = np.zeros(len(obs), dtype=bool)

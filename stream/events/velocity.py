@@ -186,9 +186,9 @@ class TravelTimes:
                                 ) -> tuple[F64, F64, F64]:
         """``time_and_gradient`` for picks of both phases (``is_s``) and one source depth, in
         one pass (the same values; location calls this a dozen times per event)."""
-        both = self._both
+        both = self._both  # P and S tables, flat
         if both is None:
-            both = self._both = np.stack([self.tables["P"], self.tables["S"]])
+            both = self._both = np.stack([self.tables["P"], self.tables["S"]]).ravel()
         nd, nz = len(self.dist_km), len(self.depth_km)
         fx = np.asarray(dist_km, dtype=np.float64) / self.step_km
         fz = (min(max(depth_km, float(self.depth_km[0])), float(self.depth_km[-1]))
@@ -196,9 +196,9 @@ class TravelTimes:
         ix = np.minimum(np.maximum(np.floor(fx).astype(np.int64), 0), nd - 2)
         iz = min(max(int(np.floor(fz)), 0), nz - 2)
         ax, az = fx - ix, fz - iz
-        ph = is_s.astype(np.int64)
-        t00, t01 = both[ph, iz, ix], both[ph, iz, ix + 1]
-        t10, t11 = both[ph, iz + 1, ix], both[ph, iz + 1, ix + 1]
+        at = ix + np.where(is_s, nz * nd + iz * nd, iz * nd)
+        t00, t01 = both.take(at), both.take(at + 1)
+        t10, t11 = both.take(at + nd), both.take(at + nd + 1)
         top = t00 + (t01 - t00) * ax
         bot = t10 + (t11 - t10) * ax
         t = top + (bot - top) * az
