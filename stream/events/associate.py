@@ -304,7 +304,7 @@ class Associator:
         sta_of = pool.sidx[cand]
         if len(np.unique(sta_of)) < cfg.min_stations:
             return None
-        found = self._search(pool, seed, used, times, proj, cand, sta_of)
+        found = self._search_robust(pool, seed, used, times, proj, cand, sta_of)
         if found is None:
             return None
         idx, hypo = found
@@ -316,6 +316,33 @@ class Associator:
             tried[idx] = True
             return None
         return idx, hypo, proj
+
+    def _search_robust(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+                       proj: Projection, cand: np.ndarray, sta_of: np.ndarray
+                       ) -> tuple[np.ndarray, Hypocentre] | None:
+        """``_search`` from a P seed, and again from the earliest other P pick it can see with
+        the seed left out: a false pick before an earthquake's first arrival would otherwise
+        anchor the grid search, and what it finds (an early origin far off, the earthquake's
+        S picks read against the false P) takes the earthquake's picks. When the search
+        without the seed finds more picks (then a lower RMS), the seed finds nothing: the
+        picks are left to later seeds, which find the earthquake from its own first arrival
+        (the other search's own anchor may be a false pick too). An S seed is searched as it
+        is."""
+        found = self._search(pool, seed, used, times, proj, cand, sta_of)
+        if found is None or pool.is_s[seed]:
+            return found
+        others = cand[(cand != seed) & ~pool.is_s[cand]]
+        if len(others) == 0:
+            return found
+        anchor = int(others[int(np.argmin(pool.t[others]))])  # times sorted: the first
+        rest = cand[cand != seed]
+        sta_rest = pool.sidx[rest]
+        without = used.copy()
+        without[seed] = True
+        alt = self._search(pool, anchor, without, times, proj, rest, sta_rest)
+        if alt is not None and (len(alt[0]), -alt[1].rms_s) > (len(found[0]), -found[1].rms_s):
+            return None  # the seed biased its search: later seeds find the earthquake
+        return found
 
     def _search(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
                 proj: Projection, cand: np.ndarray, sta_of: np.ndarray
