@@ -8,9 +8,12 @@ Skipped when ``../shared/tools`` is absent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -177,6 +180,19 @@ lta_s = 3.0   # warm-up 121 s (40 LTA lengths + 10 periods of 10 Hz): the first 
 """
 
 
+_STARTED: list[int] = []  # pids of every Run's processes
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    """A test that fails half-way (a wait timed out) leaves no ``geosentry run`` behind."""
+    yield
+    for pid in _STARTED:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _STARTED.clear()
+
+
 class Run:
     """``geosentry run`` against ringserver: jsonl sink, state file, /metrics, log file."""
 
@@ -198,6 +214,7 @@ class Run:
                 "--config", str(self.config), "--metrics-port", str(port),
                 stdout=asyncio.subprocess.DEVNULL, stderr=err)
         self.procs.append((proc, sink, log, port))
+        _STARTED.append(proc.pid)
         await _until(lambda: "connected (" in log.read_text(), 60, f"{self.name} to connect")
 
     @property
