@@ -246,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=0, help="the first N swarm events (0: all 27)")
     ap.add_argument("--record-s", type=float, default=1.0, help="record length (default 1 s)")
-    ap.add_argument("--stride-s", type=float, default=1.0, help="picker stride (default 1 s)")
-    ap.add_argument("--lookahead-s", type=float, default=2.0,
-                    help="picker data after its reported stretch (default 2 s)")
+    ap.add_argument("--stride-s", type=float, default=0.5, help="picker stride (default 0.5 s)")
+    ap.add_argument("--lookahead-s", type=float, default=1.0,
+                    help="picker data after its reported stretch (default 1 s)")
     ap.add_argument("--update-s", type=float, default=0.5, help="events stage update interval")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--keep", help="keep the records, config, alerts and log in this folder")
