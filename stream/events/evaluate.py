@@ -253,6 +253,35 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def score_alerts(ds: Dataset, path: Path) -> str:
+    """A run's final event alerts (the last version of each event id, deleted ones left out)
+    against ``ds``'s reference, matched as ``evaluate`` matches: one line."""
+    import json
+    from types import SimpleNamespace
+
+    from obspy import UTCDateTime
+
+    final: dict[str, dict[str, Any]] = {}
+    picks = 0
+    for line in path.read_text().splitlines():
+        a = json.loads(line)
+        picks += a["kind"] == "pick"
+        if a["kind"] == "event":
+            final[a["details"]["event_id"]] = a
+    found = [SimpleNamespace(time_ns=int(UTCDateTime(o["time"]).ns), lat_deg=o["latitude"],
+                             lon_deg=o["longitude"])
+             for a in final.values() if not a["details"]["deleted"]
+             for o in [a["details"]["origin"]]]
+    pairs = match_events(found, ds.reference)
+    n_ref = len(set(reference_groups(ds.reference)))
+    epi = [_km(found[e].lat_deg, found[e].lon_deg, ds.reference[r].lat_deg,
+               ds.reference[r].lon_deg) for e, r in pairs]
+    return (f"{ds.name}: {picks} picks, {len(found)} events, {len(pairs)} of {n_ref} reference "
+            f"earthquakes matched: precision {len(pairs) / max(1, len(found)):.2f}, recall "
+            f"{len(pairs) / max(1, n_ref):.2f}, median epicentral error "
+            f"{statistics.median(epi) if epi else math.nan:.1f} km")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="geosentry evaluate events", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,9 +290,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="shuffle seed(s) of the pick order (default 0)")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--markdown", action="store_true", help="print the README table")
+    ap.add_argument("--alerts", help="score a run's event alerts (a jsonl sink's file) against "
+                                     "the data set's reference instead of associating its picks")
     args = ap.parse_args(argv)
     shared = Path(args.shared) if args.shared else shared_data_dir()
     loaders = {"nz": load_nz, "iceland": load_iceland}
+    if args.alerts:
+        if args.dataset == "all":
+            ap.error("--alerts needs one --dataset")
+        print(score_alerts(loaders[args.dataset](shared), Path(args.alerts)))
+        return 0
     names = list(loaders) if args.dataset == "all" else [args.dataset]
     results = []
     for name in names:

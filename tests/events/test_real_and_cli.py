@@ -106,3 +106,32 @@ def test_bad_pick_file_is_one_line_exit_2(tmp_path: Path) -> None:
                 str(tmp_path / "inv.csv"), "--out", str(tmp_path / "o.xml"), tmp=tmp_path)
     assert done.returncode == 2
     assert b"picks.csv row 2" in done.stdout and b"Traceback" not in done.stdout
+
+
+@pytest.mark.shared
+def test_a_runs_event_alerts_scored_against_the_reference(
+        shared_data: Callable[[str], Path], tmp_path: Path) -> None:
+    """``geosentry evaluate events --dataset iceland --alerts FILE``: the last version of each
+    event id, deleted ones left out, matched one to one."""
+    import json
+
+    from geosentry.stream.events.evaluate import load_iceland, score_alerts
+
+    ds = load_iceland(shared_data("events/iceland-2014-dike").parents[1])
+    r = ds.reference[0]
+
+    def event(eid: str, update: int, lat: float, deleted: bool = False) -> str:
+        t = str(obspy.UTCDateTime(r.time_ns / 1e9) + 0.5)
+        return json.dumps({"kind": "event", "details": {
+            "event_id": eid, "update": update, "deleted": deleted,
+            "origin": {"time": t, "latitude": lat, "longitude": r.lon_deg}}})
+
+    lines = [json.dumps({"kind": "pick"}), event("a", 0, r.lat_deg + 1.0),  # 111 km off ...
+             event("a", 1, r.lat_deg),                                      # ... then right
+             event("b", 0, r.lat_deg), event("b", 1, r.lat_deg, deleted=True),
+             event("c", 0, r.lat_deg + 0.5)]                                # 56 km off
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    got = score_alerts(ds, path)
+    assert got.startswith("iceland: 1 picks, 2 events, 1 of 27 reference earthquakes matched: "
+                          "precision 0.50, recall 0.04"), got
