@@ -324,7 +324,9 @@ class Associator:
         the seed left out: a false pick before an earthquake's first arrival would otherwise
         anchor the grid search, and what it finds (an early origin far off, the earthquake's
         S picks read against the false P) takes the earthquake's picks. When the search
-        without the seed finds more picks (then a lower RMS), the seed finds nothing: the
+        without the seed finds more picks (then a lower RMS), at least half of the seed's
+        other picks among them (the same picks, not a neighbouring event's), the seed finds
+        nothing: the
         picks are left to later seeds, which find the earthquake from its own first arrival
         (the other search's own anchor may be a false pick too). An S seed is searched as it
         is."""
@@ -340,7 +342,11 @@ class Associator:
         without = used.copy()
         without[seed] = True
         alt = self._search(pool, anchor, without, times, proj, rest, sta_rest)
-        if alt is not None and (len(alt[0]), -alt[1].rms_s) > (len(found[0]), -found[1].rms_s):
+        if alt is None or (len(alt[0]), -alt[1].rms_s) <= (len(found[0]), -found[1].rms_s):
+            return found
+        # the same picks explained better without the seed (not a neighbouring event's)
+        shared = len(np.intersect1d(found[0], alt[0]))
+        if 2 * shared >= len(found[0]) - 1:
             return None  # the seed biased its search: later seeds find the earthquake
         return found
 
