@@ -108,6 +108,16 @@ async def _committed(bootstrap: str, topic: str, group: str) -> int:
     return sum(max(0, om.offset) for tp, om in found.items() if tp.topic == topic)
 
 
+async def _until_read(port: int, n: int, proc: subprocess.Popen[str], log: Path,
+                      timeout_s: float = 300.0) -> None:
+    """Until the service on metrics ``port`` has read ``n`` records."""
+    deadline = time.monotonic() + timeout_s
+    while _records_read(port) < n:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{_records_read(port):.0f} of {n} records read"
+        await asyncio.sleep(0.5)
+
+
 def _term(proc: subprocess.Popen[str], log: Path) -> None:
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -136,8 +146,10 @@ def test_sigkill_and_restart_repeats_the_same_alerts(kafka_bootstrap: str, topic
         records = long_network(STATIONS, REPEATS)
         total = len(records)
         await publish(kafka_bootstrap, waves, records)
-        proc, log = _start(kafka_bootstrap, waves, f"{topic_name}-base", "base", cfg, 0)
+        port = _free_port()
+        proc, log = _start(kafka_bootstrap, waves, f"{topic_name}-base", "base", cfg, 0, port)
         try:
+            await _until_read(port, total, proc, log)
             want = await _until_stable(kafka_bootstrap, f"{topic_name}-base")
         finally:
             _term(proc, log)
@@ -160,9 +172,14 @@ def test_sigkill_and_restart_repeats_the_same_alerts(kafka_bootstrap: str, topic
             finally:
                 proc.kill()  # SIGKILL: no drain, no final commit
                 proc.wait()
-        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, len(KILL_AT))
+        port = _free_port()
+        before = await _committed(kafka_bootstrap, waves, "fault")
+        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, len(KILL_AT), port)
         logs.append(log)
         try:
+            # all of the input read before waiting for quiet: re-reading the warm-up sends
+            # nothing for a while, which a loaded machine once stretched past the quiet time
+            await _until_read(port, total - before, proc, log)
             got = await _until_stable(kafka_bootstrap, out)
         finally:
             _term(proc, log)
