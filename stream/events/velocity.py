@@ -173,14 +173,8 @@ class TravelTimes:
         ix = np.clip(np.floor(fx).astype(np.int64), 0, nd - 2)
         iz = np.clip(np.floor(fz).astype(np.int64), 0, nz - 2)
         ax, az = fx - ix, fz - iz  # ax > 1 past the table: linear extrapolation in distance
-        t00, t01 = tab[iz, ix], tab[iz, ix + 1]
-        t10, t11 = tab[iz + 1, ix], tab[iz + 1, ix + 1]
-        top = t00 + (t01 - t00) * ax
-        bot = t10 + (t11 - t10) * ax
-        t = top + (bot - top) * az
-        dtdx = ((t01 - t00) * (1 - az) + (t11 - t10) * az) / self.step_km
-        dtdz = (bot - top) / self.step_km
-        return t, dtdx, dtdz
+        return _bilinear(tab[iz, ix], tab[iz, ix + 1], tab[iz + 1, ix], tab[iz + 1, ix + 1],
+                         ax, az, self.step_km)
 
     def time_and_gradient_mixed(self, is_s: NDArray[np.bool_], dist_km: F64, depth_km: float
                                 ) -> tuple[F64, F64, F64]:
@@ -197,14 +191,8 @@ class TravelTimes:
         iz = min(max(int(np.floor(fz)), 0), nz - 2)
         ax, az = fx - ix, fz - iz
         at = ix + np.where(is_s, nz * nd + iz * nd, iz * nd)
-        t00, t01 = both.take(at), both.take(at + 1)
-        t10, t11 = both.take(at + nd), both.take(at + nd + 1)
-        top = t00 + (t01 - t00) * ax
-        bot = t10 + (t11 - t10) * ax
-        t = top + (bot - top) * az
-        dtdx = ((t01 - t00) * (1 - az) + (t11 - t10) * az) / self.step_km
-        dtdz = (bot - top) / self.step_km
-        return t, dtdx, dtdz
+        return _bilinear(both.take(at), both.take(at + 1), both.take(at + nd),
+                         both.take(at + nd + 1), ax, az, self.step_km)
 
     def time(self, phase: str, dist_km: F64, depth_km: F64) -> F64:
         return self.time_and_gradient(phase, dist_km, depth_km)[0]
@@ -224,3 +212,15 @@ class TravelTimes:
         # linear in distance within a cell; past the table extrapolated, as ``time`` does
         out: F64 = t0 + (row[ix + 1] - t0) * (fx - ix)
         return out
+
+
+def _bilinear(t00: F64, t01: F64, t10: F64, t11: F64, ax: F64, az: F64 | float, step_km: float
+              ) -> tuple[F64, F64, F64]:
+    """Times between four table nodes (distance ``ax``, depth ``az`` fractions of a step) and
+    their gradients in distance and depth (per km)."""
+    top = t00 + (t01 - t00) * ax
+    bot = t10 + (t11 - t10) * ax
+    t = top + (bot - top) * az
+    dtdx = ((t01 - t00) * (1 - az) + (t11 - t10) * az) / step_km
+    dtdz = (bot - top) / step_km
+    return t, dtdx, dtdz
