@@ -57,6 +57,11 @@ def archive_records(path: str | Path) -> list[tuple[int, bytes]]:
     return [(end_ns, payload) for end_ns, payload, _ in archive_entries(path)]
 
 
+def replay_start_ns(records: list[tuple[int, bytes]]) -> int:
+    """The data time a paced replay's clock starts at: the first record's end (0: none)."""
+    return next((end_ns for end_ns, _ in records if end_ns > 0), 0)
+
+
 def paced(records: list[tuple[int, bytes]], speed: float) -> Iterator[tuple[float, bytes]]:
     """(seconds to wait since the start, payload) for each record at ``speed``. Payloads
     without a time (bytes that are not a record: another file in the folder, a corrupt
@@ -65,7 +70,7 @@ def paced(records: list[tuple[int, bytes]], speed: float) -> Iterator[tuple[floa
     >>> [round(t, 1) for t, _ in paced([(0, b"junk"), (10**9, b"a"), (3 * 10**9, b"b")], 2.0)]
     [0.0, 0.0, 1.0]
     """
-    t0 = next((end_ns for end_ns, _ in records if end_ns > 0), 0)
+    t0 = replay_start_ns(records)
     for end_ns, payload in records:
         yield (max(0.0, (end_ns - t0) / NS_PER_S / speed) if speed > 0 else 0.0), payload
 
@@ -83,11 +88,11 @@ class FileSource(FiniteSource):
         loaded = await asyncio.to_thread(archive_entries, self.path)
         refs = [ref for _, _, ref in loaded]
         started = time.monotonic()
-        timed = paced([(end_ns, payload) for end_ns, payload, _ in loaded], self.speed)
+        timed_records = [(end_ns, payload) for end_ns, payload, _ in loaded]
+        timed = paced(timed_records, self.speed)
         if self.speed > 0:  # the replay clock, for whoever measures latency against it
-            t0 = next((end_ns for end_ns, _, _ in loaded if end_ns > 0), 0)
             log.info("files: paced replay at speed %g: data time %s is wall time %s", self.speed,
-                     ns_to_iso(t0), ns_to_iso(now_ns()))
+                     ns_to_iso(replay_start_ns(timed_records)), ns_to_iso(now_ns()))
         for (due_s, payload), ref in zip(timed, refs):
             while not self._stopping and (delay := due_s - (time.monotonic() - started)) > 0:
                 await asyncio.sleep(min(delay, 0.5))  # short naps keep SIGTERM responsive
