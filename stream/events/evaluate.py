@@ -253,6 +253,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def event_versions(alerts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A run's event alerts (JSON objects) by event id, in the order they were sent."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in alerts:
+        if a["kind"] == "event":
+            out.setdefault(a["details"]["event_id"], []).append(a)
+    return out
+
+
 def score_alerts(ds: Dataset, path: Path) -> str:
     """A run's final event alerts (the last version of each event id, deleted ones left out)
     against ``ds``'s reference, matched as ``evaluate`` matches: one line."""
@@ -261,17 +270,12 @@ def score_alerts(ds: Dataset, path: Path) -> str:
 
     from obspy import UTCDateTime
 
-    final: dict[str, dict[str, Any]] = {}
-    picks = 0
-    for line in path.read_text().splitlines():
-        a = json.loads(line)
-        picks += a["kind"] == "pick"
-        if a["kind"] == "event":
-            final[a["details"]["event_id"]] = a
+    alerts = [json.loads(line) for line in path.read_text().splitlines()]
+    picks = sum(a["kind"] == "pick" for a in alerts)
     found = [SimpleNamespace(time_ns=int(UTCDateTime(o["time"]).ns), lat_deg=o["latitude"],
                              lon_deg=o["longitude"])
-             for a in final.values() if not a["details"]["deleted"]
-             for o in [a["details"]["origin"]]]
+             for vs in event_versions(alerts).values() if not vs[-1]["details"]["deleted"]
+             for o in [vs[-1]["details"]["origin"]]]
     pairs = match_events(found, ds.reference)
     n_ref = len(set(reference_groups(ds.reference)))
     epi = [_km(found[e].lat_deg, found[e].lon_deg, ds.reference[r].lat_deg,

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geosentry.stream.events.evaluate import MATCH_KM, MATCH_S, _km, shared_data_dir
+from geosentry.stream.events.evaluate import (MATCH_KM, MATCH_S, _km, event_versions,
+                                              shared_data_dir)
 
 #: the shipped picker's window: after a stream (re)starts, its first P waits for a whole window
 WARM_S = 30.0
@@ -181,10 +182,7 @@ def measure(refs: list[Reference], alerts: list[dict[str, Any]], offset_ns: int,
     its final ML (None where no alert located it); how much continuous data its first four P
     stations had before their P (``segments``). An alert that located an earthquake elsewhere
     first does not count as its alert."""
-    versions: dict[str, list[dict[str, Any]]] = {}
-    for a in alerts:
-        if a["kind"] == "event":
-            versions.setdefault(a["details"]["event_id"], []).append(a)
+    versions = event_versions(alerts)
     located = [a for vs in versions.values() for a in vs if not a["details"]["deleted"]]
     rows = []
     for r in refs:
