@@ -283,7 +283,28 @@ def score_alerts(ds: Dataset, path: Path) -> str:
     return (f"{ds.name}: {picks} picks, {len(found)} events, {len(pairs)} of {n_ref} reference "
             f"earthquakes matched: precision {len(pairs) / max(1, len(found)):.2f}, recall "
             f"{len(pairs) / max(1, n_ref):.2f}, median epicentral error "
-            f"{statistics.median(epi) if epi else math.nan:.1f} km")
+            f"{statistics.median(epi) if epi else math.nan:.1f} km; "
+            + "; ".join(_picks_matched(ds.picks, alerts, phase) for phase in ("P", "S")))
+
+
+def _picks_matched(reference: list[Pick], alerts: list[dict[str, Any]], phase: str) -> str:
+    """How many of the reference's ``phase`` picks a run's pick alerts have within 0.5 s (same
+    station), and the residuals' standard deviation."""
+    from obspy import UTCDateTime
+
+    ours: dict[str, list[float]] = {}
+    for a in alerts:
+        if a["kind"] == "pick" and a.get("phase") == phase:
+            ours.setdefault(a["station"], []).append(UTCDateTime(a["time"]).ns / 1e9)
+    ref = [p for p in reference if p.phase.value == phase]
+    res = []
+    for p in ref:
+        near = [t - p.time_ns / 1e9 for t in ours.get(p.station, []) if abs(t - p.time_ns / 1e9)
+                <= 0.5]
+        if near:
+            res.append(min(near, key=abs))
+    sd = statistics.pstdev(res) * 1000 if len(res) > 1 else math.nan
+    return f"{phase}: {len(res)} of {len(ref)} reference picks within 0.5 s (sd {sd:.0f} ms)"
 
 
 def main(argv: list[str] | None = None) -> int:
