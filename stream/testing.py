@@ -179,16 +179,18 @@ class FaultySink(MemorySink):
     """A ``MemorySink`` with injected faults (what a real sink cannot do on demand):
     ``fail_first=N`` raises a retriable ``SinkError`` on the first N sends (an outage),
     ``error`` raises that exception on every send (a broken sink), ``hang=True`` never returns
-    (a sink stuck in a call). ``attempts`` counts every call."""
+    (a sink stuck in a call), ``stall_s`` makes the first send take that long and then succeed
+    (a frozen broker that wakes up). ``attempts`` counts every call."""
 
     name = "faulty"
 
     def __init__(self, fail_first: int = 0, error: BaseException | None = None,
-                 hang: bool = False) -> None:
+                 hang: bool = False, stall_s: float = 0.0) -> None:
         super().__init__()
         self.fail_first = fail_first
         self.error = error
         self.hang = hang
+        self.stall_s = stall_s
         self.attempts = 0
 
     async def send(self, alerts: list[Alert]) -> None:
@@ -197,6 +199,8 @@ class FaultySink(MemorySink):
         self.attempts += 1
         if self.hang:
             await asyncio.Event().wait()
+        if self.stall_s and self.attempts == 1:
+            await asyncio.sleep(self.stall_s)
         if self.error is not None:
             raise self.error
         if self.attempts <= self.fail_first:

@@ -146,3 +146,24 @@ async def test_data_latency_sheds_a_backlog_the_queue_cannot_see() -> None:
     metrics, _, det = await run(0.0)  # off: the same feed is not shed
     assert metrics.value("geosentry_windows_shed_total", detector="sta") == 0
     assert det.ran == metrics.value("geosentry_windows_total", detector="sta")
+
+
+async def test_a_stalled_sink_is_an_outage_not_overload() -> None:
+    """A sink whose send hangs without failing (a SIGSTOPped broker: requests wait until it
+    wakes) holds the windows that queued meanwhile: when it returns none of them is shed,
+    though they waited far longer than ``max_lag_s`` (#16's frozen-broker case)."""
+    from geosentry.stream.testing import FaultySink
+
+    payloads = mseed_records(synthetic_trace("XX.STL..HHZ", 240, seed=7, events_s=[30.0]))
+    cfg = load_config_dict({"detectors": [{"name": "sta", "type": "stalta", "window_s": 20.0,
+                                           "stride_s": 1.0, "lta_s": 5.0}],
+                            "inference": {"max_batch": 1, "max_wait_s": 0.0, "max_lag_s": 0.3,
+                                          "overload": "shed"}})
+    det = SlowStaLta(build_detectors(cfg)[0], delay_s=0.0)
+    source = BurstThenTrickle(payloads, burst=len(payloads) // 3, gap_s=0.05)
+    sink = FaultySink(stall_s=2.0)
+    _, _, metrics = await run_pipeline([source], cfg, detectors=[det], sink=sink)
+    assert sink.attempts >= 1 and sink.alerts, "the stalled send delivered"
+    windows = metrics.value("geosentry_windows_total", detector="sta")
+    assert metrics.value("geosentry_windows_shed_total", detector="sta") == 0
+    assert det.ran == windows > 100
