@@ -46,3 +46,9 @@ def test_lono_quick_holds_out_whole_networks(tmp_path: Path,
     assert again["aggregate"]["pooled"] == r["aggregate"]["pooled"]
     diffs = again["against"]["differences"]
     assert len(diffs) == 4 and all(d["diff"] == 0.0 for d in diffs.values())
+    sigma = again["against"]["sigma_differences"]  # residual σ, paired: 0 against itself
+    assert set(sigma) == {"P", "S"} and all(v["diff_s"] == 0.0 for v in sigma.values())
+    timing = again["aggregate"]["timing"]["cnn"]["P"]
+    if timing["n"]:  # the breakdown covers the CNN's matched P picks
+        assert timing["n"] == pooled["cnn"]["P"]["0.5s"]["tp"]
+        assert set(timing["per_network"]) <= {"PB", "TA"}

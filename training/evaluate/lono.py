@@ -37,10 +37,12 @@ from geosentry.training.evaluate.compare import (bootstrap_f1, load_phasenetligh
 from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
                                                pick_scores)
 from geosentry.training.evaluate.stalta import stalta_picks, tune_stalta_picker
+from geosentry.training.evaluate.timing import breakdown, markdown_lines, matched, std_diff_ci
 
 log = logging.getLogger(__name__)
 SR = 100.0
 WINDOW = 3001
+LABEL_SIGMA_S = 0.2  # the shipped recipe's Gaussian label width (PickerTask's sigma, 20 samples)
 PICKERS = ("cnn", "phasenetlight", "phasenetlight-tuned", "stalta")
 LABEL = {"cnn": "CNN picker, shipped recipe (trained without the network)",
          "phasenetlight": "SeisBench PhaseNetLight-ETHZ, its default thresholds",
@@ -78,7 +80,8 @@ def _picks(prob: np.ndarray, thr: dict[str, float]) -> dict[str, list[list[int]]
 
 
 def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, seed: int,
-             pnl: Any, quick: bool, run_dir: Path, recipe: str = "baseline") -> dict[str, Any]:
+             pnl: Any, quick: bool, run_dir: Path, recipe: str = "baseline",
+             label_sigma_s: float = LABEL_SIGMA_S) -> dict[str, Any]:
     from geosentry.training.train.common import SeismicData, pre_event_noise, predict
     from geosentry.training.train.loop import FitConfig, fit
     from geosentry.training.train.picker import PickerTask
@@ -96,6 +99,7 @@ def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, 
         "picks": {}, "thresholds": {}}
     torch.manual_seed(seed)
     kw: dict[str, Any] = dict(window=WINDOW, batch=4, channels=(4, 8, 8)) if quick else {}
+    kw["sigma"] = label_sigma_s * SR
     data = SeismicData(train, test, source, pre_event_noise(train))
     if recipe == "baseline":
         task = PickerTask(data, **kw)
@@ -151,7 +155,21 @@ def aggregate(folds: list[dict[str, Any]], n_boot: int, seed: int) -> dict[str, 
                                      for ph in f["picks"][name]} for name in f["picks"]}
                for f in folds}
     return {"pooled": pooled, "bootstrap": bootstrap_f1(counts, event_of, n_boot, seed, pairs),
-            "per_network": per_net}
+            "per_network": per_net, "timing": {name: {ph: _timing(folds, name, ph)
+                                                      for ph in pooled[name]} for name in pooled}}
+
+
+def _matched(folds: list[dict[str, Any]], name: str, ph: str) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals (s) of ``name``'s ``ph`` matches over every fold and the event of each."""
+    truth = [t for f in folds for t in f["truth"][ph]]
+    preds = [np.asarray(p, np.int64) for f in folds for p in f["picks"][name][ph]]
+    idx, res = matched(truth, preds, SR)
+    return res, np.array([w for f in folds for w in f["event_of_window"]])[idx]
+
+
+def _timing(folds: list[dict[str, Any]], name: str, ph: str) -> dict[str, Any]:
+    res, ev = _matched(folds, name, ph)
+    return breakdown(res, ev, np.array([e.split(":")[0] for e in ev.tolist()]))
 
 
 def against(folds: list[dict[str, Any]], other_dir: Path, n_boot: int,
@@ -177,8 +195,12 @@ def against(folds: list[dict[str, Any]], other_dir: Path, n_boot: int,
     event_of = np.array([w for f in folds for w in f["event_of_window"]])
     pairs = [(f"this {ph} {t}", f"other {ph} {t}") for ph in ("P", "S") for t in ("0.1s", "0.5s")]
     boot = bootstrap_f1(counts, event_of, n_boot, seed, pairs)
+    runs = [other[f["network"]] for f in folds]
+    sigma = {ph: std_diff_ci(*_matched(folds, "cnn", ph), *_matched(runs, "cnn", ph), n_boot, seed)
+             for ph in ("P", "S")}
     return {"other": str(other_dir), "recipe": next(iter(other.values()))["settings"].get(
-        "recipe", "baseline"), "differences": {k: v for k, v in boot.items() if " - " in k}}
+        "recipe", "baseline"), "differences": {k: v for k, v in boot.items() if " - " in k},
+        "sigma_differences": sigma}
 
 
 def _cell(s: dict[str, Any] | None, key: str) -> str:
@@ -207,6 +229,8 @@ def markdown(r: dict[str, Any]) -> str:
             ci = f" [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}]" if b else ""
             cells += [_cell(s, "0.1s"), (_cell(s, "0.5s") + ci) if s else "—", _cell(s, "sigma")]
         label = LABEL[name] if name != "cnn" else RECIPES[r.get("recipe", "baseline")]
+        if name == "cnn" and r.get("label_sigma_s") is not None:
+            label += f", labels σ {r['label_sigma_s']:g} s"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     diffs = [(k, v) for k, v in boot.items() if " - " in k]
     if diffs:
@@ -227,6 +251,12 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [f"| {k.split(' - ')[0].replace('this ', '')} | {v['diff']:+.3f} | "
                   f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |"
                   for k, v in r["against"]["differences"].items()]
+        lines += [f"| {ph} residual σ | {1000 * v['diff_s']:+.1f} ms | [{1000 * v['ci95_s'][0]:+.1f}, "
+                  f"{1000 * v['ci95_s'][1]:+.1f}] ms |"
+                  for ph, v in r["against"].get("sigma_differences", {}).items()]
+    lines += markdown_lines(agg.get("timing", {}), {"cnn": "CNN", "phasenetlight": "PhaseNetLight",
+                                                    "phasenetlight-tuned": "PhaseNetLight tuned",
+                                                    "stalta": "STA/LTA"})
     for k, why in r.get("skipped", {}).items():
         lines.append(f"\n{k} skipped: {why}")
     return "\n".join(lines) + "\n"
@@ -255,6 +285,9 @@ def main(argv: list[str]) -> int:
                    help="CNN augmentation: the shipped recipe's (baseline) or with augmentation "
                         "imitating other networks (training.train.picker_network), plus the "
                         "Iceland swarm as a second region (network-iceland)")
+    p.add_argument("--label-sigma-s", type=float, default=LABEL_SIGMA_S,
+                   help="σ of the CNN's Gaussian P/S training labels, seconds (default: the "
+                        "shipped recipe's 0.2 s)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     events, source = load_events(seed=a.seed)
@@ -270,11 +303,13 @@ def main(argv: list[str]) -> int:
     pnl = None if isinstance(loaded, str) else loaded
     settings = {"epochs": a.epochs, "steps_per_epoch": a.steps_per_epoch, "seed": a.seed,
                 "quick": a.quick, "phasenetlight": pnl is not None, "recipe": a.recipe}
+    if a.label_sigma_s != LABEL_SIGMA_S:  # folds written before the option match the default
+        settings["label_sigma_s"] = a.label_sigma_s
     for net in todo:
         d = a.out / f"fold-{net}"
         d.mkdir(parents=True, exist_ok=True)
         fold = run_fold(net, events, source, a.epochs, a.steps_per_epoch, a.seed, pnl, a.quick, d,
-                        a.recipe)
+                        a.recipe, a.label_sigma_s)
         (d / "result.json").write_text(json.dumps({"settings": settings, **fold}) + "\n")
         log.info("fold %s done (%s s)", net, fold["train_seconds"])
     folds = []
@@ -288,6 +323,8 @@ def main(argv: list[str]) -> int:
                          + (" --no-seisbench" if a.no_seisbench else "")
                          + (" --quick" if a.quick else "")
                          + (f" --recipe {a.recipe}" if a.recipe != "baseline" else "")
+                         + (f" --label-sigma-s {a.label_sigma_s:g}"
+                            if a.label_sigma_s != LABEL_SIGMA_S else "")
                          + f" --out {a.out}",
               "data_source": source, "events": sum(f["test_events"] for f in folds),
               "network_events": {f["network"]: f["test_events"] for f in folds},
