@@ -48,6 +48,10 @@ def test_lono_quick_holds_out_whole_networks(tmp_path: Path,
     assert len(diffs) == 4 and all(d["diff"] == 0.0 for d in diffs.values())
     sigma = again["against"]["sigma_differences"]  # residual σ, paired: 0 against itself
     assert set(sigma) == {"P", "S"} and all(v["diff_s"] == 0.0 for v in sigma.values())
+    # other label widths are other settings: their report never mixes in these folds
+    with pytest.raises(SystemExit, match="label_sigma_s.: 0.1"):
+        training_main(["evaluate", "picker-lono", "--quick", "--epochs", "1", "--steps-per-epoch",
+                       "3", "--label-sigma-s", "0.1", "--report-only", "--out", str(out)])
     timing = again["aggregate"]["timing"]["cnn"]["P"]
     if timing["n"]:  # the breakdown covers the CNN's matched P picks
         assert timing["n"] == pooled["cnn"]["P"]["0.5s"]["tp"]

@@ -318,6 +318,9 @@ def main(argv: list[str]) -> int:
         if f.exists() and {"recipe": "baseline",  # folds written before --recipe existed
                            **(r := json.loads(f.read_text()))["settings"]} == settings:
             folds.append(r)
+    if not folds:
+        raise SystemExit(f"picker-lono: no fold results in {a.out} with these settings {settings} "
+                         "(a report needs the options the folds were run with)")
     report = {"command": "python -m geosentry.training evaluate picker-lono "
                          f"--epochs {a.epochs} --steps-per-epoch {a.steps_per_epoch} --seed {a.seed}"
                          + (" --no-seisbench" if a.no_seisbench else "")
