@@ -21,6 +21,7 @@ import bisect
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -109,20 +110,50 @@ class Associator:
         self._grid = GridSearch(tt)
 
     # -- public ------------------------------------------------------------------------------
-    def associate(self, picks: list[Pick], amplitudes: list[Amplitude] = ()  # type: ignore[assignment]
+    @property
+    def seed_reach_s(self) -> float:
+        """How far after a seed pick its search looks: its candidates reach distance /
+        (slowest S) + 5 s after it, the picks gathered about a located origin (never after the
+        seed) S residual + 2 s more. A seed that found nothing when the picks of this much
+        time after it were in stays so (``EventStage``'s settled picks)."""
+        cfg = self.cfg
+        return cfg.max_distance_km / self._vmin + max(5.0, cfg.s_residual_s + 2.0)
+
+    def associate(self, picks: list[Pick], amplitudes: list[Amplitude] = (),  # type: ignore[assignment]
+                  settled: Mapping[str, tuple[str, ...]] | None = None,
+                  fruitless: dict[str, tuple[str, ...]] | None = None
                   ) -> tuple[list[Event], list[Pick]]:
-        """Events (in origin-time order) and the picks no event took."""
+        """Events (in origin-time order) and the picks no event took.
+
+        ``EventStage``'s settled picks: a pick in ``settled`` is not searched as a seed; at its
+        turn the picks its last search marked as tried (a located set that failed the checks:
+        they seed no more) are marked again, as that search would. ``fruitless``, when given,
+        receives each pick that seeded no event at its turn (searched without an event, or
+        not searched: marked as tried), with the picks its search marked."""
         pool = self._pool(picks)
         n = len(pool.picks)
         used = np.zeros(n, dtype=bool)
         events: list[Event] = []
         times = pool.t.tolist()
         tried = np.zeros(n, dtype=bool)  # picks of a located set that failed the checks
+        row = {p.id: i for i, p in enumerate(pool.picks)} if settled else {}
         for seed in range(n):
-            if used[seed] or tried[seed]:
+            if used[seed]:
                 continue
-            ev = self._from_seed(pool, seed, used, times, tried)
+            if tried[seed]:  # not a seed at its turn: no search, no event from it
+                if fruitless is not None:
+                    fruitless.setdefault(pool.picks[seed].id, ())
+                continue
+            if settled and (old := settled.get(pool.picks[seed].id)) is not None:
+                for pid in old:
+                    if (i := row.get(pid)) is not None:
+                        tried[i] = True
+                continue
+            marked: list[int] = []
+            ev = self._from_seed(pool, seed, used, times, tried, marked)
             if ev is None:
+                if fruitless is not None:
+                    fruitless[pool.picks[seed].id] = tuple(pool.picks[i].id for i in marked)
                 continue
             idx, hypo, proj = ev
             used[idx] = True
@@ -293,7 +324,8 @@ class Associator:
         return self._grid.best_node(obs, seed_pos, sta_of, cx, cy, radius, n, depths, tol)
 
     def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
-                   tried: np.ndarray) -> tuple[np.ndarray, Hypocentre, Projection] | None:
+                   tried: np.ndarray, marked: list[int] | None = None
+                   ) -> tuple[np.ndarray, Hypocentre, Projection] | None:
         cfg = self.cfg
         st = pool.sta[seed]
         proj = Projection(st.lat_deg, st.lon_deg)
@@ -314,6 +346,8 @@ class Associator:
             # its picks would locate the same set again as seeds: they are not seeds any more
             # (still free to join another event)
             tried[idx] = True
+            if marked is not None:
+                marked.extend(idx.tolist())
             return None
         return idx, hypo, proj
 

@@ -62,7 +62,8 @@ class EventService:
                               max_depth_km=60.0)
         self.assoc = Associator(cfg.stations, self.tt, cfg.associator_config(), cfg.ml_scale)
         self.stage = EventStage(self.assoc, cfg.horizon_s, cfg.update_interval_s,
-                                cfg.max_picks, measure=self._magnitudes)
+                                cfg.max_picks, measure=self._magnitudes,
+                                settle_margin_s=cfg.settle_margin_s)
         self.bins = AmplitudeBins(GainLookup(cfg.responses, cfg.counts_per_m_s),
                                   keep_s=cfg.horizon_s + 120.0)
         self._holds: dict[str, tuple[InstrumentId, int]] = {}
@@ -75,6 +76,15 @@ class EventService:
         self.events_total = Counter("geosentry_event_alerts", "Event alerts sent, by action "
                                     "(new, update, deleted)", ["action"], registry=r)
         self._late = 0
+        from prometheus_client import Histogram
+
+        self.update_seconds = Histogram(
+            "geosentry_event_update_seconds", "Wall time of one association update of the "
+            "events stage", registry=r, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+        self.slow_updates = Counter(
+            "geosentry_event_slow_updates", "Association updates that took longer than "
+            "update_interval_s, so the next one came that much data time later", registry=r)
+        self.stage.on_update = self._observe_update
 
     @property
     def held(self) -> int:
@@ -117,6 +127,11 @@ class EventService:
         new = self.stage.flush()
         self._count(new)
         return new, self._release_all
+
+    def _observe_update(self, took_s: float, slowed: bool) -> None:
+        self.update_seconds.observe(took_s)
+        if slowed:
+            self.slow_updates.inc()
 
     def _release_all(self) -> None:
         ends, self._holds = list(self._holds.values()), {}

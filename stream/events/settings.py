@@ -10,7 +10,9 @@ p_residual_s = 1.0
 s_residual_s = 1.5
 max_distance_km = 150.0
 horizon_s = 120.0               # picks are re-associated while within this of the newest
-update_interval_s = 1.0         # data time between association runs
+update_interval_s = 1.0         # data time between association runs (longer while an
+                                # update takes longer than this in wall time)
+settle_margin_s = 10.0          # how late a pick may come and still seed an event
 max_picks = 200000              # pool bound (oldest dropped first, counted)
 counts_per_m_s = 0.0            # flat velocity gain for stations without a StationXML response
                                 # (0: no Wood-Anderson amplitudes there, so no ML from them)
@@ -47,6 +49,7 @@ class StationsConfig:
     max_distance_km: float = 150.0
     horizon_s: float = 120.0
     update_interval_s: float = 1.0
+    settle_margin_s: float = 10.0
     max_picks: int = 200_000
     counts_per_m_s: float = 0.0
     #: loaded from the files above (not TOML keys)
@@ -81,7 +84,7 @@ def parse_stations(raw: dict[str, Any]) -> StationsConfig:
                 key in ints and not isinstance(v, int)):
             raise ConfigError(f"stations.{key}", f"must be a{'n integer' if key in ints else ' number'}"
                                                  f", got {v!r}")
-        if v < 0 or (v == 0 and key != "counts_per_m_s"):
+        if v < 0 or (v == 0 and key not in ("counts_per_m_s", "settle_margin_s")):
             raise ConfigError(f"stations.{key}", f"must be > 0, got {v!r}")
     if raw.get("min_stations", 4) < 3:
         raise ConfigError("stations.min_stations", f"must be >= 3, got {raw['min_stations']}")

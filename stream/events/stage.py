@@ -9,14 +9,26 @@ its earliest pick's id); an event whose origin or picks changed is emitted again
 ``update`` number raised; an open event no longer found is emitted once with
 ``details.deleted = true``. An event whose newest pick is more than ``horizon_s`` behind the
 newest pick is final: its picks leave the pool. Picks older than the horizon when they arrive
-are counted (``late_picks``) and logged once; the pool is bounded by ``max_picks`` (oldest
-dropped first, counted).
+are counted (``late_picks``) and logged once; the pool is bounded (``max_picks``).
+
+Settled picks: a pick that no event took, older than the newest by the associator's
+``seed_reach_s`` (what a search from it can see after it) plus ``settle_margin_s`` (for picks
+arriving late), found nothing with every pick it could use already in; it stays a candidate for
+later seeds but is not searched as a seed again. Without this every update searched every
+false pick in the horizon again (most of the stage's time on a dense network).
+
+Cadence under load: an update that took longer in wall time than ``update_interval_s`` puts the
+next one that much data time later (counted in ``slow_updates``, logged once per episode), so
+the stage keeps up with a dense network at the cost of update latency instead of falling
+behind the stream.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Callable, KeysView
 from dataclasses import replace
 
@@ -31,12 +43,23 @@ log = logging.getLogger(__name__)
 class EventStage:
     def __init__(self, associator: Associator, horizon_s: float = 120.0,
                  update_interval_s: float = 1.0, max_picks: int = 200_000,
-                 measure: Callable[[Event], Event] | None = None) -> None:
+                 measure: Callable[[Event], Event] | None = None,
+                 settle_margin_s: float = 10.0, adaptive: bool = True,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.assoc = associator
         #: magnitudes from waveforms (``geosentry.stream.events.service``), run at each update
         self.measure = measure
         self.horizon_ns = int(horizon_s * NS_PER_S)
         self.interval_ns = int(update_interval_s * NS_PER_S)
+        self.settle_ns = (int((associator.seed_reach_s + settle_margin_s) * NS_PER_S)
+                          if math.isfinite(settle_margin_s) else 2**62)  # inf: never
+        self.adaptive = adaptive
+        self.clock = clock  # wall seconds, for the cadence under load
+        #: called after each update with its wall time and whether the next one is put off
+        self.on_update: Callable[[float, bool], None] | None = None
+        self._gap_ns = self.interval_ns  # data time to the next update (longer under load)
+        # picks that no longer seed (see the module doc) -> the picks their last search marked
+        self._settled: dict[str, tuple[str, ...]] = {}
         self.max_picks = max_picks
         c = associator.cfg
         params = (f"min_stations={c.min_stations},p_res={c.p_residual_s:g},"
@@ -52,6 +75,7 @@ class EventStage:
         self.dropped_picks = 0
         self.updates = 0
         self.final_events = 0
+        self.slow_updates = 0
 
     def add(self, alerts: list[Alert]) -> list[Alert]:
         """Take the pick alerts of a batch; event alerts when an update is due."""
@@ -81,7 +105,7 @@ class EventStage:
             changed = True
         if not changed or self._newest_ns is None:
             return []
-        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self.interval_ns:
+        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self._gap_ns:
             return []
         return self._update(final=False)
 
@@ -91,7 +115,7 @@ class EventStage:
         if not self._picks and not self._open:
             return []
         self._newest_ns = max(self._newest_ns or now_ns, now_ns)
-        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self.interval_ns:
+        if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self._gap_ns:
             return []
         return self._update(final=False)
 
@@ -106,11 +130,38 @@ class EventStage:
 
     # ------------------------------------------------------------------------------------------
     def _update(self, final: bool) -> list[Alert]:
+        began = self.clock()
+        try:
+            return self._associate(final)
+        finally:
+            self._pace(self.clock() - began)
+
+    def _pace(self, took_s: float) -> None:
+        """The next update's data-time gap: ``update_interval_s``, or this update's wall time
+        when it took longer (``adaptive``)."""
+        gap_ns = max(self.interval_ns, int(took_s * NS_PER_S)) if self.adaptive \
+            else self.interval_ns
+        if gap_ns > self.interval_ns and self._gap_ns == self.interval_ns:
+            log.warning("event stage: an update took %.2f s (update_interval_s %.2f s): updates "
+                        "every %.2f s of data while the load lasts (counted as slow_updates)",
+                        took_s, self.interval_ns / NS_PER_S, gap_ns / NS_PER_S)
+        if gap_ns > self.interval_ns:
+            self.slow_updates += 1
+        self._gap_ns = gap_ns
+        if self.on_update is not None:
+            self.on_update(took_s, gap_ns > self.interval_ns)
+
+    def _associate(self, final: bool) -> list[Alert]:
         self._last_run_ns = self._newest_ns
         self.updates += 1
         self._bound()
         picks = list(self._picks.values())
-        found, _ = self.assoc.associate(picks)
+        fruitless: dict[str, tuple[str, ...]] = {}
+        found, _ = self.assoc.associate(picks, settled=self._settled, fruitless=fruitless)
+        settled = (self._newest_ns or 0) - self.settle_ns
+        for pid, marked in fruitless.items():  # searched, found nothing, all it sees is in
+            if pid not in self._settled and self._picks[pid].time_ns < settled:
+                self._settled[pid] = marked
         out: list[Alert] = []
         prev = dict(self._open)
         nxt: dict[str, Event] = {}
@@ -146,26 +197,28 @@ class EventStage:
         for eid, ev in list(self._open.items()):
             if final or max(a.pick.time_ns for a in ev.arrivals) < horizon:
                 for pid in ev.pick_ids:
-                    self._picks.pop(pid, None)
-                    self._arrival.pop(pid, None)
-                    self._amps.pop(pid, None)
+                    self._forget(pid)
                 del self._open[eid]
                 self.final_events += 1
         held = {pid for ev in self._open.values() for pid in ev.pick_ids}  # open events' picks
         for pid in [p for p, pk in self._picks.items()
                     if final or (pk.time_ns < horizon and p not in held)]:
-            self._picks.pop(pid)
-            self._arrival.pop(pid, None)
-            self._amps.pop(pid, None)
+            self._forget(pid)
         return out
+
+    def _forget(self, pid: str) -> None:
+        """A pick leaves the pool (its event is final, or it aged out unused)."""
+        self._picks.pop(pid, None)
+        self._arrival.pop(pid, None)
+        self._amps.pop(pid, None)
+        self._settled.pop(pid, None)
 
     def _bound(self) -> None:
         if len(self._picks) <= self.max_picks:
             return
         excess = len(self._picks) - self.max_picks
         for p in sorted(self._picks.values(), key=lambda p: (p.time_ns, p.id))[:excess]:
-            self._picks.pop(p.id)
-            self._arrival.pop(p.id, None)
+            self._forget(p.id)
         self.dropped_picks += excess
         log.warning("event stage: %d picks pending (max_picks %d): the %d oldest dropped",
                     len(self._picks) + excess, self.max_picks, excess)

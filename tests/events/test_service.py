@@ -216,6 +216,7 @@ def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Pa
     cat = obspy.read_events(str(files[0]))
     assert cat[0].preferred_magnitude().magnitude_type == "ML" and cat[0].picks
     assert run.metrics.value("geosentry_event_picks_total", outcome="taken") == len(picks)
+    assert run.metrics.value("geosentry_event_update_seconds_count") > 0
 
 
 @pytest.mark.shared
