@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AssociatorConfig:
     min_stations: int = 4
+    #: phases (P and S picks) an event needs besides ``min_stations`` stations; 4 lets the
+    #: 4th station's P alone make an early-warning first alert instead of the 5th pick)
+    min_phases: int = 5
     p_residual_s: float = 1.0
     s_residual_s: float = 1.5
     tolerance_s: float = 0.75  # implied origin times agreeing with the seed's, on the fine grid
@@ -423,7 +426,7 @@ class Associator:
                 break
             prev = set(idx.tolist())
         n_sta = len(np.unique(pool.sidx[idx]))
-        if n_sta < cfg.min_stations or len(idx) < 5 or hypo.rms_s > cfg.max_rms_s:
+        if n_sta < cfg.min_stations or len(idx) < cfg.min_phases or hypo.rms_s > cfg.max_rms_s:
             return None
         return idx, hypo
 

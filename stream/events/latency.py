@@ -68,6 +68,7 @@ inventory = "{root}/stations.csv"
 velocity_model = "{root}/vmodel.txt"
 counts_per_m_s = 4.6e9  # as deploy/events/iceland.toml
 update_interval_s = {update_s}
+min_phases = {min_phases}
 """
 
 
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lookahead-s", type=float, default=1.0,
                     help="picker data after its reported stretch (default 1 s)")
     ap.add_argument("--update-s", type=float, default=0.5, help="events stage update interval")
+    ap.add_argument("--min-phases", type=int, default=5,
+                    help="picks an event needs (default 5; 4: the 4th station's P alone)")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--keep", help="keep the records, config, alerts and log in this folder")
     ap.add_argument("--from-run", help="measure a run kept with --keep again, without running")
@@ -272,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             n, segments = repack(root, names, folder, args.record_s)
             config = work / "latency.toml"
             config.write_text(CONFIG.format(stride_s=args.stride_s, lookahead_s=args.lookahead_s,
-                                            update_s=args.update_s, root=root.resolve()))
+                                            update_s=args.update_s, root=root.resolve(),
+                                            min_phases=args.min_phases))
             span_s = (refs[-1].time_ns - refs[0].time_ns) / 1e9 + 120
             run(folder, config, work, timeout_s=span_s + 300)
             alerts, offset_ns = read_run(work)
@@ -282,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                    if a["kind"] == "pick")
     setting = (f"{len(names)} events, {n} records of {args.record_s:g} s, picker stride "
                f"{args.stride_s:g} s, lookahead {args.lookahead_s:g} s, update every "
-               f"{args.update_s:g} s, {os.cpu_count()} cores; pick alerts "
+               f"{args.update_s:g} s, min_phases {args.min_phases}, {os.cpu_count()} cores; "
+               f"pick alerts "
                f"{_quantiles(picks)} after their pick time")
     if args.markdown:
         print(f"({setting})\n\n| events | measured | first event alert after the 4th station's "

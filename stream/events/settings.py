@@ -6,6 +6,8 @@ inventory = "stations.xml"      # StationXML, CSV (network,station,lat,lon,eleva
 velocity_model = "vmodel.txt"   # depth_km,vp,vs table or STATION0.HYP (default: the inventory's
                                 # STATION0.HYP model, else the IASP91 crust)
 min_stations = 4                # association settings (geosentry.stream.events.associate)
+min_phases = 5                  # P and S picks an event needs (with 4: a first alert at
+                                # the 4th station's P, for early warning)
 p_residual_s = 1.0
 s_residual_s = 1.5
 max_distance_km = 150.0
@@ -44,6 +46,7 @@ class StationsConfig:
     inventory: str
     velocity_model: str = ""
     min_stations: int = 4
+    min_phases: int = 5
     p_residual_s: float = 1.0
     s_residual_s: float = 1.5
     max_distance_km: float = 150.0
@@ -60,7 +63,8 @@ class StationsConfig:
     responses: Any = field(default=None, compare=False, repr=False)
 
     def associator_config(self) -> AssociatorConfig:
-        return AssociatorConfig(min_stations=self.min_stations, p_residual_s=self.p_residual_s,
+        return AssociatorConfig(min_stations=self.min_stations, min_phases=self.min_phases,
+                                p_residual_s=self.p_residual_s,
                                 s_residual_s=self.s_residual_s,
                                 max_distance_km=self.max_distance_km)
 
@@ -75,7 +79,7 @@ def parse_stations(raw: dict[str, Any]) -> StationsConfig:
             raise ConfigError(f"stations.{key}", f"unknown key (known: {', '.join(sorted(known))})")
     if not isinstance(raw.get("inventory"), str) or not raw["inventory"]:
         raise ConfigError("stations.inventory", "required: a StationXML, CSV or STATION0.HYP file")
-    ints = ("min_stations", "max_picks")
+    ints = ("min_stations", "min_phases", "max_picks")
     for key in known[2:]:
         if key not in raw:
             continue

@@ -90,3 +90,17 @@ def test_unknown_station_is_counted_and_kept_out(tt: TravelTimes,
 def test_config_is_checked() -> None:
     with pytest.raises(Exception, match="events.min_stations"):
         AssociatorConfig(min_stations=2).check()
+
+
+def test_min_phases_four_locates_from_the_first_four_p_picks(tt: TravelTimes) -> None:
+    """Early warning: the first four stations' P picks alone make an event with
+    ``min_phases = 4``; the default (5) waits for a fifth pick."""
+    inv = grid_network(49, 15.0, seed=3)
+    origin = Origin(T0, 45.01, 10.02, 8.0)
+    first_p = sorted((p for p in picks_for(origin, inv, tt, noise_s=0.05,
+                                           rng=np.random.default_rng(3))
+                      if p.phase is Phase.P), key=lambda p: p.time_ns)[:4]
+    assert Associator(inv, tt).associate(first_p)[0] == []
+    events, _ = Associator(inv, tt, AssociatorConfig(min_phases=4)).associate(first_p)
+    assert len(events) == 1 and events[0].n_stations == 4
+    assert abs(events[0].time_ns - origin.time_ns) < 0.5 * NS_PER_S
