@@ -16,6 +16,8 @@ program name; ``python -m geosentry.training ...`` does the same.
                                                           (training.evaluate.kfold)
     evaluate picker-lono [--out DIR] [--networks NC,PG] [--epochs N] [--steps-per-epoch K]
                                                           (training.evaluate.lono)
+    evaluate picker-lono --through-run [--out DIR] [--networks NC,PG] [--model PT]
+                                                          (training.evaluate.lono_run)
     evaluate seisbench-parity [--model CLASS --weights PATH --version V] [--through-run]
                                                           (training.evaluate.seisbench_parity)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
@@ -247,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
         return kfold_main(argv[2:], argv[1].split("-")[0])
+    if argv[:2] == ["evaluate", "picker-lono"] and "--through-run" in argv:  # via geosentry run
+        from geosentry.training.evaluate.lono_run import main as lono_run_main
+
+        return lono_run_main(argv[2:])
     if argv[:2] == ["evaluate", "picker-lono"]:  # leave-one-network-out, CNN vs PhaseNetLight
         from geosentry.training.evaluate.lono import main as lono_main
 

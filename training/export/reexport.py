@@ -30,15 +30,23 @@ from geosentry.training.models.cnn import PhasePicker
 def picker_from_torchscript(pt_path: Path, contract: ModelContract) -> PhasePicker:
     """The eager ``PhasePicker`` holding ``pt_path``'s weights (architecture from their shapes)."""
     scripted = torch.jit.load(str(pt_path), map_location="cpu")
-    state = scripted.state_dict()
+    return picker_from_state(scripted.state_dict(), contract.components, contract.labels,
+                             contract.sampling_rate_hz, contract.window_samples)
+
+
+def picker_from_state(state: dict[str, torch.Tensor], components: tuple[str, ...],
+                      labels: tuple[str, ...], sampling_rate_hz: float,
+                      window_samples: int) -> PhasePicker:
+    """The eager ``PhasePicker`` holding the weights ``state`` (a ``state_dict``: a training
+    checkpoint's or a TorchScript file's), its architecture read from their shapes."""
     downs = sorted({int(k.split(".")[1]) for k in state if k.startswith("downs.")})
     channels = [int(state["stem.conv.weight"].shape[0])]
     channels += [int(state[f"downs.{i}.down.conv.weight"].shape[0]) for i in downs]
     kernel = int(state["stem.conv.weight"].shape[2])
     down_stride = int(state["ups.0.up.weight"].shape[2])  # transposed conv: kernel = stride
     widen_first = int(state["downs.0.conv.conv.weight"].shape[0]) == channels[1]
-    net = PhasePicker(contract.components, contract.labels, contract.sampling_rate_hz,
-                      contract.window_samples, channels, kernel, down_stride, widen_first)
+    net = PhasePicker(components, labels, sampling_rate_hz, window_samples, channels, kernel,
+                      down_stride, widen_first)
     net.load_state_dict(state)  # strict: any other layout fails here, naming the keys
     return net.eval()
 

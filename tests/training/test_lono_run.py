@@ -1,0 +1,79 @@
+"""``evaluate picker-lono --through-run``: fold pickers exported like the shipped one, served by
+``geosentry run`` (a subprocess) on the PhaseNet records written as miniSEED, pick alerts scored
+against the reference picks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geosentry.stream.inference.contract import ModelContract, contract_path_for
+from geosentry.training.cli import main as training_main
+from geosentry.training.export.reexport import picker_from_torchscript
+from geosentry.training.paths import MODELS_DIR
+
+
+def test_without_fold_checkpoints_one_line_exit_2(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    rc = training_main(["evaluate", "picker-lono", "--through-run", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert "\n" not in err and "no fold checkpoint" in err and str(tmp_path) in err
+
+
+def _fold(out: Path, net: str, thresholds: dict[str, float]) -> None:
+    """A fold folder as ``evaluate picker-lono`` leaves it, holding the shipped picker's weights
+    (a model that finds these picks; training one here would take minutes)."""
+    pt = MODELS_DIR / "picker.pt"
+    net_model = picker_from_torchscript(pt, ModelContract.load(contract_path_for(pt)))
+    d = out / f"fold-{net}"
+    d.mkdir(parents=True)
+    torch.save({"modules": {"model": net_model.state_dict()}}, d / "checkpoint.pt")
+    (d / "result.json").write_text(json.dumps({"network": net, "settings": {"quick": False},
+                                               "thresholds": {"cnn": thresholds}}))
+
+
+@pytest.mark.shared
+def test_through_run_finds_the_reference_picks(tmp_path: Path,
+                                               shared_data: Callable[[str], Path]) -> None:
+    import obspy
+
+    shared_data("phasenet")
+    out = tmp_path / "lono"
+    _fold(out, "PB", {"P": 0.3, "S": 0.35})
+    _fold(out, "TA", {"P": 0.95, "S": 0.99})  # other thresholds: must reach the contract
+    assert training_main(["evaluate", "picker-lono", "--through-run", "--networks", "PB,TA",
+                          "--no-seisbench", "--bootstrap", "50", "--out", str(out)]) == 0
+    work = out / "through-run"
+    r = json.loads((work / "picker_lono_run.json").read_text())
+    # the exported fold model carries the fold's thresholds and passes the service's check
+    c = ModelContract.load(work / "models" / "picker-lono-TA.json")
+    assert c.thresholds == {"P": 0.95, "S": 0.99} and c.stride_samples == 1500
+    assert r["runs"]["cnn TA"]["thresholds_from"].startswith("tuned by the fold")
+    # records as miniSEED with the true codes and the record's samples
+    st = obspy.read(str(work / "mseed" / "PB" / "*.mseed"))
+    assert {tr.stats.network for tr in st} == {"PB"} and len({tr.stats.station for tr in st}) >= 1
+    assert all(tr.stats.sampling_rate == 100.0 and tr.stats.npts == 9001 for tr in st)
+    sc = r["scores"]
+    assert sc["records"] == 5 and r["network_events"] == {"PB": 4, "TA": 1}
+    p = sc["pooled"]["cnn"]["P"]
+    # the service's pick alerts land on the reference P picks (within 0.1 s in most records)
+    assert p["0.5s"]["tp"] >= 4 and p["0.1s"]["tp"] >= 3, p
+    assert abs(p["residual_mean_s"]) < 0.1 and p["residual_std_s"] < 0.1
+    assert sc["pooled"]["cnn"]["S"]["0.5s"]["tp"] >= 2
+    assert sc["picks_in_no_record"] == {"cnn": 0}
+    assert sc["timing"]["cnn"]["P"]["n"] == p["0.5s"]["tp"]
+    # per network adds up to the pooled counts
+    per = sc["per_network"]["cnn"]
+    assert sum(per[n]["P"]["0.5s"]["tp"] for n in ("PB", "TA")) == p["0.5s"]["tp"]
+    alerts = [json.loads(x) for x in (work / "run" / "cnn-PB" / "alerts.jsonl").read_text()
+              .splitlines()]
+    assert all(a["network"] == "PB" for a in alerts if a["kind"] == "pick")
+    md = (work / "picker_lono_run.md").read_text()
+    assert "through `geosentry run`" in md and "| PB | 4 |" in md
+    assert np.isfinite(p["residual_std_s"])
