@@ -1,16 +1,20 @@
-"""geosentry's associator against PyOcto on the same picks (issue 17's offline reference).
+"""geosentry's associator against PyOcto and GaMMA on the same picks (issue 17's offline
+references).
 
 ``python -m geosentry.stream.events.pyocto_compare [--dataset synthetic|nz|iceland|all]
-[--minutes 3] [--stations 1000] [--threads 1] [--workdir DIR] [--markdown]``
+[--associator pyocto|gamma|all] [--minutes 3] [--stations 1000] [--threads 1] [--workdir DIR]
+[--markdown]``
 
 For each data set it writes an exchange folder (``pyocto_io.export``: picks, stations, the
 1-D model and its PyOcto travel-time table), runs geosentry's ``Associator`` on it in a child
 process of this interpreter and ``bench/pyocto_reference.py`` in PyOcto's own environment
-(``scripts/pyocto-env.sh``; ``GEOSENTRY_PYOCTO_VENV`` or ``--pyocto-python`` to move it), and
-prints, per associator: events, precision and recall (matched within 3 s and 10 km by
+(``scripts/pyocto-env.sh``; ``GEOSENTRY_PYOCTO_VENV`` or ``--pyocto-python`` to move it) and/or
+``bench/gamma_reference.py`` in GaMMA's (``scripts/gamma-env.sh``, ``GEOSENTRY_GAMMA_VENV``,
+``--gamma-python``; settings ``gamma_io.GammaParams``), and prints, per associator: events, precision and recall (matched within 3 s and 10 km by
 ``evaluate.match_events``, as ``geosentry evaluate events``), median epicentral error, picks in
 events, wall time of the association call alone and picks/s, and peak RSS of its process (RSS
-before the call in brackets: interpreter, libraries and inputs).
+before the call in brackets: interpreter, libraries and inputs). A reference that runs past
+``--timeout-s`` gets a row saying so instead of failing the whole comparison.
 
 Data sets: ``synthetic``, the association benchmark's scale set (``synthetic.scale_scenario``:
 1,000 stations, 10 events/min, 1 false pick per station-minute); ``nz`` and ``iceland``, the
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from geosentry.stream.errors import GeosentryError
-from geosentry.stream.events import pyocto_io
+from geosentry.stream.events import gamma_io, pyocto_io
 from geosentry.stream.events.evaluate import (RefEvent, _km, load_iceland, load_nz,
                                               match_events, reference_groups, shared_data_dir)
 from geosentry.stream.events.picks import Pick
@@ -41,7 +45,9 @@ from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes, Velocit
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "bench" / "pyocto_reference.py"
+GAMMA_REFERENCE = ROOT / "bench" / "gamma_reference.py"
 ENV_SCRIPT = "scripts/pyocto-env.sh"
+GAMMA_ENV_SCRIPT = "scripts/gamma-env.sh"
 MODULE = "geosentry.stream.events.pyocto_compare"
 
 
@@ -51,6 +57,14 @@ class CompareError(GeosentryError):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RanPastTimeout(CompareError):
+    """An associator's process killed at the per-run timeout."""
+
+    def __init__(self, message: str, timeout_s: float) -> None:
+        super().__init__(message)
+        self.timeout_s = timeout_s
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,20 @@ def pyocto_python(explicit: str | None = None) -> Path:
     if not py.is_file() or not os.access(py, os.X_OK):
         raise CompareError(f"PyOcto environment not found ({py} is missing): create it with "
                            f"{ENV_SCRIPT} (or set GEOSENTRY_PYOCTO_VENV / --pyocto-python)", 2)
+    return py
+
+
+def gamma_python(explicit: str | None = None) -> Path:
+    """The GaMMA venv's interpreter; ``CompareError`` (exit 2) naming the setup script when it
+    is absent."""
+    if explicit:
+        py = Path(explicit)
+    else:
+        venv = os.environ.get("GEOSENTRY_GAMMA_VENV")
+        py = (Path(venv) if venv else ROOT / ".venv-gamma") / "bin" / "python"
+    if not py.is_file() or not os.access(py, os.X_OK):
+        raise CompareError(f"GaMMA environment not found ({py} is missing): create it with "
+                           f"{GAMMA_ENV_SCRIPT} (or set GEOSENTRY_GAMMA_VENV / --gamma-python)", 2)
     return py
 
 
@@ -112,8 +140,8 @@ def _run(cmd: list[str], log: Path, timeout_s: float) -> float:
         try:
             rc = subprocess.run(cmd, stdout=out, stderr=err, timeout=timeout_s).returncode
         except subprocess.TimeoutExpired as exc:
-            raise CompareError(f"{cmd[1]} ran past {timeout_s:g} s (log {log.with_suffix('.err')})"
-                               ) from exc
+            raise RanPastTimeout(f"{cmd[1]} ran past {timeout_s:g} s (log "
+                                 f"{log.with_suffix('.err')})", timeout_s) from exc
     if rc != 0:
         lines = log.with_suffix(".err").read_text(errors="replace").strip().splitlines()
         raise CompareError(f"{' '.join(cmd[:3])} failed with status {rc}: "
@@ -165,21 +193,42 @@ def score(ps: PickSet, res: pyocto_io.Result) -> dict[str, Any]:
             "threads": int(res.info.get("n_threads", 1))}
 
 
-def compare(ps: PickSet, folder: Path, py: Path, threads: int = 1, timeout_s: float = 600.0,
-            params: pyocto_io.PyOctoParams | None = None) -> list[dict[str, Any]]:
-    """Both associators on ``ps``: one row each. PyOcto's settings: ``params``, else
-    ``pyocto_io.DENSE`` for the synthetic network and ``SPARSE`` for the others."""
-    params = params or (pyocto_io.DENSE if ps.name == "synthetic" else pyocto_io.SPARSE)
+def compare(ps: PickSet, folder: Path, py: Path | None, threads: int = 1,
+            timeout_s: float = 600.0, params: pyocto_io.PyOctoParams | None = None,
+            gamma_py: Path | None = None,
+            gamma_params: gamma_io.GammaParams | None = None) -> list[dict[str, Any]]:
+    """geosentry, PyOcto (``py``, when given) and GaMMA (``gamma_py``, when given) on ``ps``:
+    one row each. Settings: ``params`` / ``gamma_params``, else the ``DENSE`` ones for the
+    synthetic network and the ``SPARSE`` ones for the others. A reference past ``timeout_s``
+    gets a row with ``timed_out_s``."""
+    dense = ps.name == "synthetic"
+    params = params or (pyocto_io.DENSE if dense else pyocto_io.SPARSE)
+    gamma_params = gamma_params or (gamma_io.DENSE if dense else gamma_io.SPARSE)
     exp = pyocto_io.export(folder, ps.picks, ps.inventory, ps.model,
                            replace(params, n_threads=threads))
     if exp.n_unknown_station:
         print(f"{ps.name}: {exp.n_unknown_station} picks at stations not in the inventory "
               f"left out", file=sys.stderr)
+    runs: list[tuple[str, str, list[str]]] = [
+        ("geosentry", "geosentry Associator",
+         [sys.executable, "-m", MODULE, "--associate-geosentry", str(folder)])]
+    if py is not None:
+        runs.append(("pyocto", "PyOcto", [str(py), str(REFERENCE), str(folder)]))
+    if gamma_py is not None:
+        gamma_io.write_params(folder, replace(gamma_params, ncpu=threads))
+        runs.append(("gamma", "GaMMA", [str(gamma_py), str(GAMMA_REFERENCE), str(folder)]))
     rows = []
-    for name, cmd in (("geosentry", [sys.executable, "-m", MODULE, "--associate-geosentry",
-                                     str(folder)]),
-                      ("pyocto", [str(py), str(REFERENCE), str(folder)])):
-        _run(cmd, folder / name, timeout_s)
+    for name, label, cmd in runs:
+        try:
+            _run(cmd, folder / name, timeout_s)
+        except RanPastTimeout as exc:
+            if name == "geosentry":
+                raise
+            print(f"{ps.name}: {exc}", file=sys.stderr)
+            rows.append({"dataset": ps.name, "source": ps.source, "picks": len(ps.picks),
+                         "associator": label, "threads": threads,
+                         "timed_out_s": exc.timeout_s})
+            continue
         r = score(ps, pyocto_io.read_result(folder / name))
         r.update(dataset=ps.name, source=ps.source, picks=len(ps.picks))
         rows.append(r)
@@ -191,8 +240,13 @@ def table(rows: list[dict[str, Any]]) -> str:
            "epicentral error | picks in events | association time | picks/s | peak RSS "
            "(before) |", "|" + " --- |" * 11]
     for r in rows:
-        out.append(f"| {r['source']} | {r['picks']} | {r['associator']} ({r['threads']} "
-                   f"thread{'s' if r['threads'] > 1 else ''}) | {r['events']} "
+        who = (f"| {r['source']} | {r['picks']} | {r['associator']} ({r['threads']} "
+               f"thread{'s' if r['threads'] > 1 else ''}) |")
+        if "timed_out_s" in r:
+            out.append(f"{who} not finished within {r['timed_out_s']:g} s (stopped) |"
+                       + " |" * 8)
+            continue
+        out.append(f"{who} {r['events']} "
                    f"({r['earthquakes']}) | {r['precision']:.3f} | {r['recall']:.3f} | "
                    f"{r['median_epicentral_km']:.2f} km | {r['picks_in_events']} | "
                    f"{r['wall_s']:.2f} s | {r['picks_per_s']:,.0f} | {r['peak_rss_mb']:.0f} MB "
@@ -208,10 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=3.0, help="synthetic: minutes of data")
     ap.add_argument("--stations", type=int, default=1000, help="synthetic: stations")
     ap.add_argument("--seed", type=int, default=0, help="synthetic: random seed")
-    ap.add_argument("--threads", type=int, default=1, help="PyOcto threads (default 1)")
+    ap.add_argument("--associator", choices=("pyocto", "gamma", "all"), default="pyocto",
+                    help="reference(s) to compare geosentry with (default pyocto)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="PyOcto threads / GaMMA processes (default 1)")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--pyocto-python", help="PyOcto's interpreter (default: the venv of "
                     f"{ENV_SCRIPT}, .venv-pyocto or $GEOSENTRY_PYOCTO_VENV)")
+    ap.add_argument("--gamma-python", help="GaMMA's interpreter (default: the venv of "
+                    f"{GAMMA_ENV_SCRIPT}, .venv-gamma or $GEOSENTRY_GAMMA_VENV)")
     ap.add_argument("--workdir", help="keep the exchange folders here (default: a temporary "
                     "folder, removed)")
     ap.add_argument("--timeout-s", type=float, default=600.0, help="per associator run")
@@ -225,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if a.threads < 1:
             raise CompareError(f"--threads must be >= 1, got {a.threads}", 2)
-        py = pyocto_python(a.pyocto_python)
+        py = pyocto_python(a.pyocto_python) if a.associator in ("pyocto", "all") else None
+        gpy = gamma_python(a.gamma_python) if a.associator in ("gamma", "all") else None
         shared = Path(a.shared) if a.shared else shared_data_dir()
         names = ["synthetic", "nz", "iceland"] if a.dataset == "all" else [a.dataset]
         for name in names[1:] if names[0] == "synthetic" else names:
@@ -236,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 ps = (synthetic_set(a.minutes, a.stations, a.seed) if name == "synthetic"
                       else shared_set(name, shared))
-                rows += compare(ps, work / name, py, a.threads, a.timeout_s)
+                new = compare(ps, work / name, py, a.threads, a.timeout_s, gamma_py=gpy)
+                rows += new
                 if not a.markdown:
-                    for r in rows[-2:]:
+                    for r in new:
                         print({k: (round(v, 4) if isinstance(v, float) else v)
                                for k, v in r.items()}, flush=True)
         print(table(rows))
