@@ -50,7 +50,8 @@ def score(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, A
     event_of = np.array([r["event"] for r in recs])
     truth = {ph: [r[ph] for r in recs] for ph in ("P", "S")}
     out: dict[str, Any] = {"records": len(recs), "pooled": {}, "per_network": {}, "timing": {},
-                           "picks_in_no_record": {}}
+                           "picks_in_no_record": {},
+                           "hours": round(sum(r["n_samples"] for r in recs) / SR / 3600, 4)}
     counts: dict[str, np.ndarray] = {}
     for name, by_net in picks.items():
         out["picks_in_no_record"][name] = sum(by_net[n]["outside"] for n in nets)
@@ -131,6 +132,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"{k} {v:.3f} {'met' if ok else 'NOT met'}" if "F1" in k else
             f"{k} {1000 * v:.0f} ms {'met' if ok else 'NOT met'} (floor 40 ms)"
             for k, (v, ok) in floors(sc["pooled"]["cnn"]).items()) + "."]
+    rate = [f"{n} through `geosentry run` P {s['P']['0.5s']['fp'] / sc['hours']:.1f} / S "
+            f"{s['S']['0.5s']['fp'] / sc['hours']:.1f}" for n, s in sc["pooled"].items()]
+    rate += [f"offline {n} P {s['P']['0.5s']['fp'] / (s['P']['n_windows'] * WINDOW / SR / 3600):.1f}"
+             + (f" / S {s['S']['0.5s']['fp'] / (s['S']['n_windows'] * WINDOW / SR / 3600):.1f}"
+                if "S" in s else "") for n, s in r.get("offline", {}).items()
+             if f"offline {n}" in LABEL]
+    lines += ["", f"False picks (±0.5 s) per hour of data scored ({sc['hours']:.2f} h of records "
+              "here; offline: 30.01 s per window): " + "; ".join(rate) + "."]
     lines += ["", "Per held-out network (F1 ±0.5 s P / S; P residual σ):", "",
               "| network | records | " + " | ".join(sc["per_network"]) + " |",
               "|---|---|" + "---|" * len(sc["per_network"])]
