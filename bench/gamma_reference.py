@@ -105,6 +105,8 @@ def associate(folder: Path, out: Path) -> dict[str, Any]:
         "min_p_picks_per_eq": prm["min_p_picks_per_eq"],
         "min_s_picks_per_eq": prm["min_s_picks_per_eq"],
         "max_sigma11": prm["max_sigma11_s"], "ncpu": prm["ncpu"]}
+    if prm.get("covariance_prior_s2") is not None:  # else GaMMA's own, from the cluster's size
+        config["covariance_prior"] = [prm["covariance_prior_s2"]] * 2
     out.mkdir(parents=True, exist_ok=True)
     os.chdir(out)  # GaMMA makes ./eikonal
     before = _rss_mb()

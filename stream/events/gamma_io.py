@@ -39,6 +39,11 @@ class GammaParams:
     * ``max_sigma11_s`` 1.5 (largest pick residual kept in an event) = ``s_residual_s`` and
       PyOcto's ``pick_match_tolerance``;
     * pick counts as PyOcto's: ``SPARSE`` 5 picks, 2 P, no S; ``DENSE`` 20 picks, 10 P, 5 S;
+    * ``covariance_prior_s2``: None keeps GaMMA's own time-variance prior, which grows
+      exponentially with the DBSCAN cluster's spatial spread (0.5 s^2 at 0 km, 4.5 at 30 km,
+      about 2,400 at 100 km); on the 1,000-station network that merges the events of a wide
+      cluster and ``max_sigma11`` then drops them (4 of the first synthetic minute's 10
+      found), so ``DENSE`` sets 1 s^2 (9 of 10; 0.25 s^2 the same, slower);
     * ``method`` BGMM, ``oversample_factor`` 5 (candidate events per cluster = the most picks at
       one station x this), depths 0-40 km, ``ncpu`` 1 (geosentry's associator has one thread).
     """
@@ -51,6 +56,7 @@ class GammaParams:
     min_p_picks_per_eq: int = 2
     min_s_picks_per_eq: int = 0
     max_sigma11_s: float = 1.5
+    covariance_prior_s2: float | None = None
     eikonal_h_km: float = 0.5
     zlim_km: tuple[float, float] = (0.0, 40.0)
     use_amplitude: bool = False
@@ -60,12 +66,16 @@ class GammaParams:
         if self.min_picks_per_eq < 3 or self.oversample_factor < 1 or self.ncpu < 1:
             raise ValueError(f"GammaParams: min_picks_per_eq >= 3, oversample_factor >= 1 and "
                              f"ncpu >= 1 needed, got {self}")
+        if self.covariance_prior_s2 is not None and self.covariance_prior_s2 <= 0:
+            raise ValueError(f"GammaParams: covariance_prior_s2 must be > 0, got "
+                             f"{self.covariance_prior_s2}")
         if self.dbscan_eps_s is not None and self.dbscan_eps_s <= 0:
             raise ValueError(f"GammaParams: dbscan_eps_s must be > 0, got {self.dbscan_eps_s}")
 
 
 SPARSE = GammaParams()
-DENSE = GammaParams(min_picks_per_eq=20, min_p_picks_per_eq=10, min_s_picks_per_eq=5)
+DENSE = GammaParams(min_picks_per_eq=20, min_p_picks_per_eq=10, min_s_picks_per_eq=5,
+                    covariance_prior_s2=1.0)
 
 
 def write_params(folder: Path, params: GammaParams) -> Path:

@@ -40,10 +40,13 @@ def test_gamma_params_file_and_validation(tmp_path: Path) -> None:
     d = json.loads(gamma_io.write_params(tmp_path, gamma_io.DENSE).read_text())
     assert (d["method"], d["min_picks_per_eq"], d["min_s_picks_per_eq"]) == ("BGMM", 20, 5)
     assert d["use_amplitude"] is False and d["dbscan_eps_s"] is None
+    assert d["covariance_prior_s2"] == 1.0 and gamma_io.SPARSE.covariance_prior_s2 is None
     with pytest.raises(ValueError, match="min_picks_per_eq"):
         gamma_io.GammaParams(min_picks_per_eq=2)
     with pytest.raises(ValueError, match="dbscan_eps_s"):
         gamma_io.GammaParams(dbscan_eps_s=0.0)
+    with pytest.raises(ValueError, match="covariance_prior_s2"):
+        gamma_io.GammaParams(covariance_prior_s2=-1.0)
 
 
 def test_missing_gamma_environment_is_one_line_exit_2(
