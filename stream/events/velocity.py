@@ -94,6 +94,10 @@ def read_velocity_model(path: str | Path) -> VelocityModel:
 def _first_arrivals(top: F64, v: F64, zs: float, x: F64) -> F64:
     """First-arrival times at the surface (``top[0]``) at distances ``x`` from a source at ``zs``."""
     k = int(np.searchsorted(top, zs, side="right") - 1)
+    if k > 0 and zs - top[k] < 1e-9:
+        # on an interface: at the bottom of the layer above (a source layer of no thickness
+        # has no rays that reach far; the head wave along this interface is then counted)
+        k -= 1
     h = np.diff(top)[:k].tolist() + [zs - top[k]]
     hk = np.asarray(h, dtype=np.float64)
     vk = v[: k + 1]
@@ -110,6 +114,8 @@ def _first_arrivals(top: F64, v: F64, zs: float, x: F64) -> F64:
     xs, ts = xs[order], ts[order]
     ok = x <= xs[-1]
     best[ok] = np.interp(x[ok], xs, ts)
+    if hk[-1] <= 0.0:  # a source at the model top: the wave along it
+        best = np.minimum(best, x / float(vk[-1]))
     # head waves along the top of each faster layer below the source
     thick = np.diff(top)
     for m in range(k + 1, len(top)):
