@@ -34,7 +34,6 @@ import argparse
 import json
 import logging
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,26 +96,11 @@ def write_records(events: list[Any], folder: Path) -> list[dict[str, Any]]:
 
 def run_service(pt: Path, src: Path, work: Path, timeout_s: float) -> tuple[list[dict[str, Any]],
                                                                              float]:
-    """``geosentry run`` over ``src`` with ``pt`` as the only detector (defaults otherwise):
-    its pick alerts and wall time; a failed run raises with its log's tail."""
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = work / "geosentry.toml"
-    cfg.write_text(f'[[detectors]]\nname = "picker"\ntype = "model"\npath = "{pt.resolve()}"\n'
-                   'missing_components = "zeros"\n')
-    alerts = work / "alerts.jsonl"
-    alerts.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "geosentry.stream.cli", "run", "--source", str(src),
-           "--sink", f"jsonl:{alerts}", "--config", str(cfg), "--speed", "0"]
-    t0 = time.monotonic()
-    with open(work / "run.stdout", "w") as out, open(work / "run.stderr", "w") as err:
-        done = subprocess.run(cmd, stdout=out, stderr=err, timeout=timeout_s)
-    wall = time.monotonic() - t0
-    if done.returncode != 0:
-        tail = (work / "run.stderr").read_text()[-1500:]
-        raise RuntimeError(f"geosentry run exited {done.returncode} ({work}): {tail}")
-    rows = [json.loads(x) for x in alerts.read_text().splitlines() if x.strip()] \
-        if alerts.exists() else []
-    return [a for a in rows if a.get("kind") == "pick"], wall
+    """``geosentry run`` over ``src`` with ``pt`` as the only detector (the service's defaults
+    otherwise): its pick alerts and wall time; a failed run raises with its log's tail."""
+    from geosentry.training.evaluate.seisbench_run_parity import run_service as serve
+
+    return serve(pt, src, work, timeout_s, name="picker", extra_config="")
 
 
 def _ns(text: str) -> int:

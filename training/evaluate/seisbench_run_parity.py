@@ -78,14 +78,20 @@ def continuous_traces(out_dir: Path, stations: int | None = None,
     return written
 
 
-def run_service(pt: Path, src_dir: Path, work: Path, timeout_s: float = 900.0) -> tuple[
-        list[dict[str, Any]], float]:
-    """``geosentry run`` over ``src_dir`` with ``pt`` as the only detector: its pick alerts and
-    the run's wall time (stdout and stderr in ``work``; a failed run raises with the log tail)."""
+SEISBENCH_IMPORT_CONFIG = ('[inference]\nprecision = "fp32"\ndevice = "cpu"\n\n'
+                           '[coincidence]\nenabled = false\n')
+
+
+def run_service(pt: Path, src_dir: Path, work: Path, timeout_s: float = 900.0,
+                name: str = "seisbench-import", extra_config: str = SEISBENCH_IMPORT_CONFIG
+                ) -> tuple[list[dict[str, Any]], float]:
+    """``geosentry run`` over ``src_dir`` with ``pt`` as the only detector (``name``; the
+    service's defaults otherwise, plus ``extra_config`` TOML): its pick alerts and the run's
+    wall time (stdout and stderr in ``work``; a failed run raises with the log tail)."""
+    work.mkdir(parents=True, exist_ok=True)
     cfg = work / "geosentry.toml"
-    cfg.write_text(f'[[detectors]]\nname = "seisbench-import"\ntype = "model"\npath = "{pt}"\n'
-                   'missing_components = "zeros"\n\n[inference]\nprecision = "fp32"\n'
-                   'device = "cpu"\n\n[coincidence]\nenabled = false\n')
+    cfg.write_text(f'[[detectors]]\nname = "{name}"\ntype = "model"\npath = "{pt.resolve()}"\n'
+                   f'missing_components = "zeros"\n\n{extra_config}')
     alerts = work / "alerts.jsonl"
     alerts.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "geosentry.stream.cli", "run", "--source", str(src_dir),
@@ -96,9 +102,10 @@ def run_service(pt: Path, src_dir: Path, work: Path, timeout_s: float = 900.0) -
     wall = time.monotonic() - t0
     if done.returncode != 0:
         tail = (work / "run.stderr").read_text()[-2000:]
-        raise RuntimeError(f"geosentry run exited {done.returncode}: {tail}")
-    rows = [json.loads(line) for line in alerts.read_text().splitlines() if line.strip()]
-    return [a for a in rows if a["kind"] == "pick"], wall
+        raise RuntimeError(f"geosentry run exited {done.returncode} ({work}): {tail}")
+    rows = [json.loads(line) for line in alerts.read_text().splitlines() if line.strip()] \
+        if alerts.exists() else []
+    return [a for a in rows if a.get("kind") == "pick"], wall
 
 
 def seisbench_picks(model: Any, files: list[Path], thresholds: dict[str, float],
