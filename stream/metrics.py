@@ -72,6 +72,10 @@ class Metrics:
         self.sink_errors = Counter(
             "geosentry_sink_errors", "Failed deliveries to a sink, each retried with backoff",
             ["sink"], registry=r)
+        self.sink_stalls = Counter(
+            "geosentry_sink_stalls", "Sends to a sink that hung for 1 s or more without failing "
+            "(a frozen broker): an outage, so the windows queued meanwhile were not shed",
+            ["sink"], registry=r)
         self.replay_windows = Counter(
             "geosentry_replay_windows", "Windows a restarted worker re-cut only to rebuild "
             "detector state: delivered before the restart, not sent again (stream/resume.py)",

@@ -101,6 +101,7 @@ class Fanout:
             took_s = time.monotonic() - began
             if took_s >= STALL_S:
                 self._outage_end_ns = time.time_ns()
+                self.metrics.sink_stalls.labels(sink=sink.name).inc()
                 log.warning("sink %s: a send of %d alerts hung for %.1f s (sink stalled); "
                             "windows that waited meanwhile are not shed", sink.name,
                             len(alerts), took_s)

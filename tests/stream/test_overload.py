@@ -167,3 +167,4 @@ async def test_a_stalled_sink_is_an_outage_not_overload() -> None:
     windows = metrics.value("geosentry_windows_total", detector="sta")
     assert metrics.value("geosentry_windows_shed_total", detector="sta") == 0
     assert det.ran == windows > 100
+    assert metrics.value("geosentry_sink_stalls_total", sink="faulty") == 1
