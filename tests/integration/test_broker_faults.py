@@ -135,7 +135,7 @@ def _fault_run(broker, baseline, name: str, fault: str, outage_s: float):  # typ
     cfg, want = baseline
     out = f"alerts-{name}"
 
-    async def run() -> tuple[Counter[str], float]:
+    async def run() -> tuple[Counter[str], float, str]:
         proc = _start(bootstrap, "waves", out, name, cfg)
         try:
             deadline = time.monotonic() + 120
@@ -151,12 +151,14 @@ def _fault_run(broker, baseline, name: str, fault: str, outage_s: float):  # typ
         finally:
             rc, took_s, err = _stop(proc)
         assert rc == 0 and took_s < 30, f"exit {rc} after {took_s:.1f} s:\n{err[-4000:]}"
-        return got, delivered_after_s
+        at_stop = set(await _ids(bootstrap, out)) - set(got)  # out only while it stopped
+        return got, delivered_after_s, f"{len(at_stop)} more came out as it stopped; " + err
 
-    got, after_s = asyncio.run(run())
+    got, after_s, err = asyncio.run(run())
     lost = set(want) - set(got)
     changed = set(got) - set(want)
-    assert not lost, f"{len(lost)} of {len(want)} alerts lost"
+    assert not lost, f"{len(lost)} of {len(want)} alerts lost ({err[:50]}); the service's " \
+                     f"log:\n{err[-6000:]}"
     assert not changed, f"{len(changed)} alerts with ids the no-fault run does not have"
     assert after_s <= 30, f"alerts delivered {after_s:.0f} s after the broker came back"
     return sum(got.values()) - len(got)  # exact repeats (same id): at-least-once duplicates
