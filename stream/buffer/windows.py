@@ -99,6 +99,7 @@ class Instrument:
     cursors: dict[str, _Cursor] = field(default_factory=dict)
     specs: list[WindowSpec] = field(default_factory=list)  # the detectors this instrument feeds
     last_arrival_ns: int = 0  # arrival of its newest record the clock policy did not reject
+    last_end_ns: int = 0  # data time: end of its newest record the clock policy did not reject
     #: windows starting before this were delivered before a restart (``Window.replay``)
     replay_before_ns: int = 0
     span_ns: int = 0  # time span of its newest record (slow channels send rarely)
@@ -127,6 +128,7 @@ class Windower:
         self.clock = ClockPolicy(policy.max_future_s, policy.clock_confirm_records, live,
                                  policy.reorder_tolerance_s)
         self.newest_arrival_ns = 0  # of any record: the reference for silence (release_silent)
+        self.newest_end_ns = 0  # data time, of any record: the same in data time
         self._dropped: list[SourceRef] = []  # inputs rejected outright (see take_dropped)
         self._future_reported: set[str] = set()  # channels with a ``future`` health alert
         self._routes: dict[str, tuple[list[WindowSpec], set[str]]] = {}  # by band + instrument
@@ -174,7 +176,10 @@ class Windower:
         events = [ChannelEvent(rec.sid, e if e.kind is not BufferEventKind.FUTURE
                                else self._future_once(rec.sid, e), key) for e in buf.push(rec)]
         self.newest_arrival_ns = max(self.newest_arrival_ns, rec.arrival_ns)
-        inst.last_arrival_ns = max(inst.last_arrival_ns, buf.newest_arrival_ns)
+        if buf.newest_arrival_ns > inst.last_arrival_ns:  # accepted (not rejected as future)
+            inst.last_arrival_ns = buf.newest_arrival_ns
+            inst.last_end_ns = max(inst.last_end_ns, rec.end_ns)
+            self.newest_end_ns = max(self.newest_end_ns, rec.end_ns)
         inst.span_ns = rec.end_ns - rec.start_ns
         if buf.dropped_refs:
             self._dropped += buf.dropped_refs
@@ -260,8 +265,11 @@ class Windower:
             return windows, events
         for key, inst in list(self.instruments.items()):
             silent_ns = self.newest_arrival_ns - inst.last_arrival_ns
-            if silent_ns <= max(limit_ns, 3 * inst.span_ns) or self.needed_ns(key) is None:
+            quiet_ns = max(limit_ns, 3 * inst.span_ns)
+            if silent_ns <= quiet_ns or self.needed_ns(key) is None:
                 continue  # still sending, or holds nothing (pins no offset)
+            if self.newest_end_ns - inst.last_end_ns <= quiet_ns:
+                continue  # the others' data has not moved on either: the input paused
             for comp, buf in inst.buffers.items():
                 sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
                 events.extend(ChannelEvent(sid, e, key) for e in buf.flush())
