@@ -77,32 +77,31 @@ class PickSet:
     reference: list[RefEvent]
 
 
-def pyocto_python(explicit: str | None = None) -> Path:
-    """The PyOcto venv's interpreter; ``CompareError`` (exit 2) naming the setup script when
-    it is absent."""
+def _venv_python(label: str, env_var: str, default: str, script: object, flag: str,
+                 explicit: str | None) -> Path:
+    """A reference's venv interpreter (``explicit``, else ``$env_var``, else ROOT/``default``);
+    ``CompareError`` (exit 2) naming its setup script when it is absent."""
     if explicit:
         py = Path(explicit)
     else:
-        venv = os.environ.get("GEOSENTRY_PYOCTO_VENV")
-        py = (Path(venv) if venv else ROOT / ".venv-pyocto") / "bin" / "python"
+        venv = os.environ.get(env_var)
+        py = (Path(venv) if venv else ROOT / default) / "bin" / "python"
     if not py.is_file() or not os.access(py, os.X_OK):
-        raise CompareError(f"PyOcto environment not found ({py} is missing): create it with "
-                           f"{ENV_SCRIPT} (or set GEOSENTRY_PYOCTO_VENV / --pyocto-python)", 2)
+        raise CompareError(f"{label} environment not found ({py} is missing): create it with "
+                           f"{script} (or set {env_var} / {flag})", 2)
     return py
+
+
+def pyocto_python(explicit: str | None = None) -> Path:
+    """The PyOcto venv's interpreter (``_venv_python``)."""
+    return _venv_python("PyOcto", "GEOSENTRY_PYOCTO_VENV", ".venv-pyocto", ENV_SCRIPT,
+                        "--pyocto-python", explicit)
 
 
 def gamma_python(explicit: str | None = None) -> Path:
-    """The GaMMA venv's interpreter; ``CompareError`` (exit 2) naming the setup script when it
-    is absent."""
-    if explicit:
-        py = Path(explicit)
-    else:
-        venv = os.environ.get("GEOSENTRY_GAMMA_VENV")
-        py = (Path(venv) if venv else ROOT / ".venv-gamma") / "bin" / "python"
-    if not py.is_file() or not os.access(py, os.X_OK):
-        raise CompareError(f"GaMMA environment not found ({py} is missing): create it with "
-                           f"{GAMMA_ENV_SCRIPT} (or set GEOSENTRY_GAMMA_VENV / --gamma-python)", 2)
-    return py
+    """The GaMMA venv's interpreter (``_venv_python``)."""
+    return _venv_python("GaMMA", "GEOSENTRY_GAMMA_VENV", ".venv-gamma", GAMMA_ENV_SCRIPT,
+                        "--gamma-python", explicit)
 
 
 def synthetic_set(minutes: float = 3.0, stations: int = 1000, seed: int = 0,
