@@ -17,6 +17,7 @@ program name; ``python -m geosentry.training ...`` does the same.
     evaluate picker-lono [--out DIR] [--networks NC,PG] [--epochs N] [--steps-per-epoch K]
                                                           (training.evaluate.lono)
     evaluate picker-lono --through-run [--out DIR] [--networks NC,PG] [--model PT]
+    evaluate picker-lono --through-run --threshold-sweep [--out DIR] [--with DIR2]
                                                           (training.evaluate.lono_run)
     evaluate seisbench-parity [--model CLASS --weights PATH --version V] [--through-run]
                                                           (training.evaluate.seisbench_parity)
@@ -249,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
         return kfold_main(argv[2:], argv[1].split("-")[0])
+    if argv[:2] == ["evaluate", "picker-lono"] and "--threshold-sweep" in argv:  # via the run
+        from geosentry.training.evaluate.lono_thresholds import main as lono_thresholds_main
+
+        return lono_thresholds_main(argv[2:])
     if argv[:2] == ["evaluate", "picker-lono"] and "--through-run" in argv:  # via geosentry run
         from geosentry.training.evaluate.lono_run import main as lono_run_main
 

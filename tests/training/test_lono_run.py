@@ -77,3 +77,45 @@ def test_through_run_finds_the_reference_picks(tmp_path: Path,
     md = (work / "picker_lono_run.md").read_text()
     assert "through `geosentry run`" in md and "| PB | 4 |" in md
     assert np.isfinite(p["residual_std_s"])
+
+
+def test_threshold_sweep_choices_are_nested() -> None:
+    """Each network's nested threshold is chosen on the other networks' records only, and
+    picks below a threshold are not counted at it."""
+    from geosentry.training.evaluate.lono_thresholds import nested_choice, scores_at, sweep
+
+    rec = {"P": 3000, "S": 4000}
+    # A: the true P scores 0.5, a false one 0.3 -> best above 0.3; B: the true P scores 0.95,
+    # false ones 0.7 and 0.8 -> best above 0.8
+    records = {"A": [dict(rec)], "B": [dict(rec)]}
+    picks = {"A": {"P": [[(3000, 0.5), (7000, 0.3)]], "S": [[]]},
+             "B": {"P": [[(3010, 0.95), (100, 0.7), (8000, 0.8)]], "S": [[]]}}
+    chosen = nested_choice(records, picks, "P")
+    assert 0.8 < chosen["A"] <= 0.95  # B's records chose A's threshold: A's true pick is lost
+    assert 0.3 < chosen["B"] <= 0.5
+    s = scores_at(records, picks, "P", chosen.__getitem__)["0.5s"]
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 2, 1)
+    r = sweep(records, picks, {"A": {"P": 0.35, "S": 0.5}, "B": {"P": 0.85, "S": 0.5}})
+    assert r["fold_tuned"]["P"]["scores"]["0.5s"]["f1"] == 1.0
+    assert r["fixed"]["P"]["0.10"]["0.5s"]["fp"] == 3
+
+
+@pytest.mark.shared
+def test_threshold_sweep_reproduces_the_run_at_the_folds_thresholds(
+        tmp_path: Path, shared_data: Callable[[str], Path]) -> None:
+    """The sweep's picks at the folds' thresholds (pick alerts served at 0.1, filtered by score)
+    score exactly as ``--through-run``'s real run at those thresholds."""
+    shared_data("phasenet")
+    out = tmp_path / "lono"
+    _fold(out, "PB", {"P": 0.6, "S": 0.7})
+    args = ["evaluate", "picker-lono", "--through-run", "--networks", "PB", "--out", str(out)]
+    assert training_main(args + ["--no-seisbench", "--bootstrap", "20"]) == 0
+    assert training_main(args + ["--threshold-sweep"]) == 0
+    run = json.loads((out / "through-run" / "picker_lono_run.json").read_text())
+    sw = json.loads((out / "through-run" / "thresholds.json").read_text())["sweep"]
+    for ph in ("P", "S"):
+        real = run["scores"]["pooled"]["cnn"][ph]
+        assert sw["fold_tuned"][ph]["scores"]["0.5s"] == real["0.5s"]
+        assert sw["fold_tuned"][ph]["scores"]["residual_std_s"] == real["residual_std_s"]
+    # served at 0.1, the sweep saw at least the picks the real run made
+    assert sw["fixed"]["P"]["0.10"]["0.5s"]["tp"] >= run["scores"]["pooled"]["cnn"]["P"]["0.5s"]["tp"]

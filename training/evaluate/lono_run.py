@@ -130,27 +130,37 @@ def assign(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[
     return {"picks": picks, "outside": outside}
 
 
-def fold_model(fold_dir: Path, work: Path) -> tuple[Path, dict[str, float], str]:
-    """Export ``fold_dir``'s CNN like the shipped picker; ``(pt, thresholds, where from)``."""
+def fold_model(fold_dir: Path, work: Path, thresholds: dict[str, float] | None = None,
+               also: tuple[Path, ...] = ()) -> tuple[Path, dict[str, float], str]:
+    """Export ``fold_dir``'s CNN like the shipped picker; ``(pt, thresholds, where from)``.
+    ``thresholds`` replace the fold's tuned ones; ``also``: other recipes' folds of the same
+    network, averaged with it (:class:`PickerEnsemble`)."""
     import torch
 
     from geosentry.training.export.exporter import export_model, verify_export
     from geosentry.training.export.reexport import picker_from_state
+    from geosentry.training.models.ensemble import PickerEnsemble
 
-    ckpt = torch.load(fold_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    nets: list[torch.nn.Module] = []
+    for d in (fold_dir, *also):
+        ckpt = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
+        nets.append(picker_from_state(ckpt["modules"]["model"], ("Z", "N", "E"),
+                                      ("P", "S", "N"), SR, WINDOW))
+    net = nets[0] if len(nets) == 1 else PickerEnsemble(nets).eval()
     result = json.loads((fold_dir / "result.json").read_text())
-    net = picker_from_state(ckpt["modules"]["model"], ("Z", "N", "E"), ("P", "S", "N"), SR,
-                            WINDOW)
     thr = result.get("thresholds", {}).get("cnn")
     origin = "tuned by the fold on the other networks (result.json)"
-    if not thr:
+    if thresholds is not None:
+        thr, origin = thresholds, "given (threshold sweep)"
+    elif not thr:
         thr, origin = {"P": 0.5, "S": 0.5}, "none recorded: the export default 0.5"
     pt, _ = export_model(
         net, name="picker", kind="picker", sampling_rate_hz=SR, components=("Z", "N", "E"),
         window_samples=WINDOW, stride_samples=WINDOW // 2, labels=("P", "S", "N"),
         thresholds=thr, out_dir=work, normalisation={"method": "std", "demean": True, "eps": 1e-8},
         training={"lono_fold": str(fold_dir), "held_out_network": result.get("network"),
-                  "settings": result.get("settings", {})},
+                  "settings": result.get("settings", {}),
+                  "ensemble_with": [str(d) for d in also]},
         file_stem=f"picker-lono-{result.get('network')}")
     verify_export(pt)
     return pt, {k: float(v) for k, v in thr.items()}, origin
