@@ -2,7 +2,8 @@
 
 Each 3-component window is converted to ground velocity (counts divided by the channel's
 sensitivity: the StationXML instrument sensitivity where the inventory has responses, else the
-configured ``counts_per_m_s``; a flat velocity passband is assumed, no full deconvolution) and
+configured ``counts_per_m_s``; an accelerometer's, input units m/s², integrated once and
+high-passed at ``PD_HIGHPASS_HZ``; a flat passband is assumed, no full deconvolution) and
 reduced to 0.25 s bins per station kept for the events stage's horizon:
 
 * ``wa``: peak absolute Wood-Anderson displacement on the horizontals, as ground displacement in
@@ -24,6 +25,7 @@ kept (a later, overlapping window does not overwrite them).
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from dataclasses import dataclass
@@ -97,21 +99,31 @@ class AmplitudeBins:
         meas = np.full((end_bin - start_bin, 4), np.nan)
         bin_of = idx[sel] - start_bin
         if hor:
-            g = [self.gain(w, i) for i in hor]
-            if all(x > 0 for x in g):
+            vs = [v for i in hor if (v := self._velocity(w, i, hp_b, hp_a)) is not None]
+            if len(vs) == len(hor):
                 wa = np.zeros(n)
-                for i, gi in zip(hor, g):
-                    v = (w.data[i].astype(np.float64) - float(w.data[i].mean())) / gi * 1e9
-                    wa = np.maximum(wa, np.abs(signal.lfilter(wa_b, wa_a, v)))
+                for v in vs:
+                    wa = np.maximum(wa, np.abs(signal.lfilter(wa_b, wa_a, v * 1e9)))
                 meas[:, 0] = _reduce(np.maximum, wa[sel], bin_of, len(meas))
-        if z is not None and (gz := self.gain(w, z)) > 0:
-            v = (w.data[z].astype(np.float64) - float(w.data[z].mean())) / gz * 100.0  # cm/s
-            v = signal.lfilter(hp_b, hp_a, v)
+        if z is not None and (vz := self._velocity(w, z, hp_b, hp_a)) is not None:
+            v = signal.lfilter(hp_b, hp_a, vz * 100.0)  # cm/s
             u = signal.lfilter(hp_b, hp_a, np.cumsum(v) / rate)
             meas[:, 1] = _reduce(np.maximum, np.abs(u)[sel], bin_of, len(meas))
             meas[:, 2] = _reduce(np.add, (u * u)[sel], bin_of, len(meas))
             meas[:, 3] = _reduce(np.add, (v * v)[sel], bin_of, len(meas))
         self._store(key, start_bin, meas)
+
+    def _velocity(self, w: Window, row: int, hp_b: np.ndarray, hp_a: np.ndarray
+                  ) -> np.ndarray | None:
+        """Ground velocity (m/s) of a row, or None where it has no sensitivity: counts over the
+        sensitivity; an accelerometer's integrated once (then high-passed as for Pd)."""
+        g = self.gain(w, row)
+        if g <= 0:
+            return None
+        x: np.ndarray = (w.data[row].astype(np.float64) - float(w.data[row].mean())) / g
+        if self.gain.motion(w, row) is Motion.ACCELERATION:
+            x = np.asarray(signal.lfilter(hp_b, hp_a, np.cumsum(x) / w.sampling_rate_hz))
+        return x
 
     def _filt(self, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         f = self._filters.get(rate)
@@ -169,38 +181,58 @@ def _reduce(op: np.ufunc, values: np.ndarray, bins: np.ndarray, n: int) -> np.nd
     return out
 
 
+class Motion(enum.Enum):
+    """What a channel's counts are proportional to (its sensitivity's input units)."""
+
+    VELOCITY = "M/S"
+    ACCELERATION = "M/S**2"
+
+
+VELOCITY_UNITS = frozenset({"M/S", "M/SEC"})
+ACCELERATION_UNITS = frozenset({"M/S**2", "M/S/S", "M/SEC**2", "M/S2"})
+
+
 class GainLookup:
-    """Counts per m/s of a window's row: StationXML sensitivity (velocity input units), else the
-    configured gain; a channel without one is logged once and gives 0 (not measured)."""
+    """Counts per m/s (a velocity sensor) or per m/s² (an accelerometer) of a window's row: the
+    StationXML instrument sensitivity, else the configured velocity gain; a channel without one,
+    or whose input units are neither, is logged once and gives 0 (not measured)."""
 
     def __init__(self, responses: object, counts_per_m_s: float) -> None:
         self.responses = responses
         self.default = counts_per_m_s
-        self._cache: dict[str, float] = {}
+        self._cache: dict[str, tuple[float, Motion]] = {}
 
     def __call__(self, w: Window, row: int) -> float:
+        return self._get(w, row)[0]
+
+    def motion(self, w: Window, row: int) -> Motion:
+        return self._get(w, row)[1]
+
+    def _get(self, w: Window, row: int) -> tuple[float, Motion]:
         sid = f"{w.network}.{w.station}.{w.location}.{w.channels[row]}"
         g = self._cache.get(sid)
         if g is None:
             g = self._cache[sid] = self._lookup(sid, w.start_ns)
         return g
 
-    def _lookup(self, sid: str, t_ns: int) -> float:
+    def _lookup(self, sid: str, t_ns: int) -> tuple[float, Motion]:
         if self.responses is not None:
             from obspy import UTCDateTime
 
             try:
                 resp = self.responses.get_response(sid, UTCDateTime(ns=t_ns))  # type: ignore[attr-defined]
                 sens = resp.instrument_sensitivity
-                units = (sens.input_units or "").upper()
-                if units in ("M/S", "M/SEC"):
-                    return float(sens.value)
-                log.warning("%s: response input units %s, not M/S: no amplitudes measured",
-                            sid, units)
-                return 0.0
+                units = (sens.input_units or "").upper().replace(" ", "")
+                if units in VELOCITY_UNITS:
+                    return float(sens.value), Motion.VELOCITY
+                if units in ACCELERATION_UNITS:
+                    return float(sens.value), Motion.ACCELERATION
+                log.warning("%s: response input units %s, neither M/S nor M/S**2: no "
+                            "amplitudes measured", sid, units)
+                return 0.0, Motion.VELOCITY
             except Exception:  # no response for this channel in the inventory
                 pass
         if self.default <= 0:
             log.warning("%s: no StationXML response and stations.counts_per_m_s is 0: no "
                         "Wood-Anderson amplitudes or Pd from it", sid)
-        return self.default
+        return self.default, Motion.VELOCITY

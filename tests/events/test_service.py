@@ -273,3 +273,42 @@ def test_gain_from_stationxml_responses_else_configured(tmp_path: Path) -> None:
     s, w0 = 2j * np.pi, 2 * np.pi / 0.8
     expected = abs(s / (s * s + 2 * 0.7 * w0 * s + w0 * w0)) * 1e3
     assert float(np.nanmax(rows[:, 0])) == pytest.approx(expected, rel=0.03)
+
+
+def test_an_accelerometer_is_integrated_to_velocity(tmp_path: Path) -> None:
+    """A StationXML channel whose sensitivity is per m/s**2 (a strong-motion accelerometer):
+    its counts are integrated once, so its Wood-Anderson amplitude equals a velocity sensor's on
+    the same ground motion (before, no amplitudes were measured on it)."""
+    from obspy.core.inventory import (Channel, Inventory, InstrumentSensitivity, Network,
+                                      Response, Station)
+
+    from geosentry.stream.events.waveforms import AmplitudeBins, GainLookup, Motion
+
+    gain_counts = 4.0e5  # counts per m/s**2
+    chans = [Channel(f"HN{c}", "", 64.0, -21.0, 100.0, 0.0, sample_rate=100.0,
+                     response=Response(instrument_sensitivity=InstrumentSensitivity(
+                         gain_counts, 1.0, "M/S**2", "COUNTS")))
+             for c in "ZNE"]
+    inv = Inventory([Network("XA", [Station("ACC", 64.0, -21.0, 100.0, channels=chans)])],
+                    source="test")
+    path = tmp_path / "acc.xml"
+    inv.write(str(path), format="STATIONXML")
+    cfg = parse_stations({"inventory": str(path)})
+    gain = GainLookup(cfg.responses, cfg.counts_per_m_s)
+    t = obspy.UTCDateTime(2010, 1, 1).ns
+    n, f_hz, v_amp = 3000, 1.0, 1e-6  # 1 um/s ground velocity at 1 Hz
+    k = np.arange(n) / 100.0
+    acc = v_amp * 2 * np.pi * f_hz * np.cos(2 * np.pi * f_hz * k) * gain_counts  # counts
+    w = Window("XA", "ACC", "", ("HNZ", "HNN", "HNE"), t, 100.0,
+               np.stack([acc, acc, acc]).astype(np.float32), t, "picker")
+    assert gain(w, 1) == pytest.approx(gain_counts) and gain.motion(w, 1) is Motion.ACCELERATION
+    bins = AmplitudeBins(gain, 300.0)
+    bins.add(w)
+    rows = bins.span("XA.ACC", t + 20 * NS_PER_S, t + 29 * NS_PER_S)
+    assert rows is not None
+    s, w0 = 2j * np.pi * f_hz, 2 * np.pi / 0.8
+    expected = abs(s / (s * s + 2 * 0.7 * w0 * s + w0 * w0)) * v_amp * 1e9
+    assert float(np.nanmax(rows[:, 0])) == pytest.approx(expected, rel=0.05)
+    # Pd: peak vertical displacement v / (2 pi f), in cm
+    assert float(np.nanmax(rows[:, 1])) == pytest.approx(v_amp / (2 * np.pi * f_hz) * 100,
+                                                         rel=0.05)
