@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--keep", help="keep the records, config, alerts and log in this folder")
     ap.add_argument("--from-run", help="measure a run kept with --keep again, without running")
+    ap.add_argument("--restage", help="re-run the events stage alone on a kept run's pick "
+                    "alerts (seconds; geosentry.stream.events.restage) and measure that")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     root = (Path(args.shared) if args.shared else shared_data_dir()) / "events" / \
@@ -267,8 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.from_run or args.keep or tmp)
         folder = work / "records"
-        if args.from_run:  # a kept run, measured again
-            n, segments = repack(root, names, Path(tmp), args.record_s)
+        if args.restage:
+            from geosentry.stream.events.restage import restage
+
+            work = Path(args.restage)
+            n, segments = _segments(root, names, work, Path(tmp), args.record_s)
+            alerts, offset_ns, _ = restage(work)
+        elif args.from_run:  # a kept run, measured again
+            n, segments = _segments(root, names, work, Path(tmp), args.record_s)
             alerts, offset_ns = read_run(work)
         else:
             folder.mkdir(parents=True, exist_ok=True)
@@ -305,6 +313,18 @@ def main(argv: list[str] | None = None) -> int:
         print("warm:", warm)
         print("all:", every)
     return 0
+
+
+def _segments(root: Path, names: list[str], work: Path, tmp: Path, record_s: float
+              ) -> tuple[int, dict[str, list[tuple[int, int]]]]:
+    """``repack``'s count and stretches, cached in the kept run's folder."""
+    cache = work / f"segments-{len(names)}-{record_s:g}.json"
+    if cache.is_file():
+        got = json.loads(cache.read_text())
+        return int(got["n"]), {k: [(a, b) for a, b in v] for k, v in got["segments"].items()}
+    n, segments = repack(root, names, tmp, record_s)
+    cache.write_text(json.dumps({"n": n, "segments": segments}))
+    return n, segments
 
 
 def _quantiles(v: list[float]) -> str:
