@@ -3,7 +3,8 @@
 Each 3-component window is converted to ground velocity (counts divided by the channel's
 sensitivity: the StationXML instrument sensitivity where the inventory has responses, else the
 configured ``counts_per_m_s``; an accelerometer's, input units m/s², integrated once and
-high-passed at ``PD_HIGHPASS_HZ``; a flat passband is assumed, no full deconvolution) and
+high-passed at ``PD_HIGHPASS_HZ``; a response that is not flat over the magnitudes' band is
+removed in full instead: :mod:`geosentry.stream.events.response`) and
 reduced to 0.25 s bins per station kept for the events stage's horizon:
 
 * ``wa``: peak absolute Wood-Anderson displacement on the horizontals, as ground displacement in
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from geosentry.stream.events.response import GUARD_S, ResponseCorrection
 from geosentry.stream.records import NS_PER_S, Window
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,10 @@ class AmplitudeBins:
             return
         key = f"{w.network}.{w.station}"
         start_bin = -(-(w.start_ns + int(settle * NS_PER_S / rate)) // BIN_NS)
-        end_bin = (w.end_ns + 1) // BIN_NS  # bins wholly inside the window
+        end_ns = w.end_ns + 1
+        if any(self.gain.deconvolved(w, i) for i in [*hor, *([] if z is None else [z])]):
+            end_ns -= int(GUARD_S * NS_PER_S)  # the deconvolution's tapered end
+        end_bin = end_ns // BIN_NS  # bins wholly inside the window
         if end_bin <= start_bin:
             return
         b = self._bins.get(key)
@@ -120,7 +125,11 @@ class AmplitudeBins:
         g = self.gain(w, row)
         if g <= 0:
             return None
-        x: np.ndarray = (w.data[row].astype(np.float64) - float(w.data[row].mean())) / g
+        x: np.ndarray = w.data[row].astype(np.float64) - float(w.data[row].mean())
+        spectrum = self.gain.correction(w, row)
+        if spectrum is not None:
+            return self.gain.response.velocity(x, spectrum, w.sampling_rate_hz)
+        x = x / g
         if self.gain.motion(w, row) is Motion.ACCELERATION:
             x = np.asarray(signal.lfilter(hp_b, hp_a, np.cumsum(x) / w.sampling_rate_hz))
         return x
@@ -200,6 +209,7 @@ class GainLookup:
     def __init__(self, responses: object, counts_per_m_s: float) -> None:
         self.responses = responses
         self.default = counts_per_m_s
+        self.response = ResponseCorrection(responses)
         self._cache: dict[str, tuple[float, Motion]] = {}
 
     def __call__(self, w: Window, row: int) -> float:
@@ -208,8 +218,28 @@ class GainLookup:
     def motion(self, w: Window, row: int) -> Motion:
         return self._get(w, row)[1]
 
+    def deconvolved(self, w: Window, row: int) -> bool:
+        """Whether the row's response is removed in full (not flat over the band)."""
+        return self._get(w, row)[0] > 0 and self.response.needed(
+            self._sid(w, row), w.start_ns, w.sampling_rate_hz, self._units(w, row))
+
+    def correction(self, w: Window, row: int) -> np.ndarray | None:
+        """The full response correction's spectrum for the row, None where the sensitivity
+        alone is used (:mod:`geosentry.stream.events.response`)."""
+        if not self.deconvolved(w, row):
+            return None
+        return self.response.spectrum(self._sid(w, row), w.start_ns, w.data.shape[1],
+                                      w.sampling_rate_hz, self._units(w, row))
+
+    def _units(self, w: Window, row: int) -> str:
+        return "ACC" if self.motion(w, row) is Motion.ACCELERATION else "VEL"
+
+    @staticmethod
+    def _sid(w: Window, row: int) -> str:
+        return f"{w.network}.{w.station}.{w.location}.{w.channels[row]}"
+
     def _get(self, w: Window, row: int) -> tuple[float, Motion]:
-        sid = f"{w.network}.{w.station}.{w.location}.{w.channels[row]}"
+        sid = self._sid(w, row)
         g = self._cache.get(sid)
         if g is None:
             g = self._cache[sid] = self._lookup(sid, w.start_ns)

@@ -312,3 +312,58 @@ def test_an_accelerometer_is_integrated_to_velocity(tmp_path: Path) -> None:
     # Pd: peak vertical displacement v / (2 pi f), in cm
     assert float(np.nanmax(rows[:, 1])) == pytest.approx(v_amp / (2 * np.pi * f_hz) * 100,
                                                          rel=0.05)
+
+
+def test_a_short_period_response_is_removed_in_full(tmp_path: Path) -> None:
+    """ObsPy's bundled BW.RTSH StationXML (a 1 Hz sensor, 200 Hz): its velocity response at
+    0.7 Hz is under half its sensitivity, so dividing by the sensitivity alone would give half
+    the Wood-Anderson amplitude; the full response is removed and the amplitude is the ground's.
+    A broadband (BW.RJOB, GR.FUR: flat over 0.2-10 Hz) keeps the causal sensitivity path."""
+    import os
+
+    from geosentry.stream.events.response import GUARD_S
+    from geosentry.stream.events.waveforms import AmplitudeBins, GainLookup
+
+    src = os.path.join(os.path.dirname(obspy.__file__), "signal", "tests", "data",
+                       "BW_RTSH.xml")
+    inv = obspy.read_inventory(src)
+    path = tmp_path / "rtsh.xml"
+    inv.write(str(path), format="STATIONXML")
+    gain = GainLookup(parse_stations({"inventory": str(path)}).responses, 0.0)
+    t = obspy.UTCDateTime(2009, 1, 1).ns
+    rate, f_hz, v_amp, n = 200.0, 0.7, 1e-6, 6000  # 1 um/s ground velocity at 0.7 Hz, 30 s
+    resp = inv.get_response("BW.RTSH..EHN", obspy.UTCDateTime(2009, 1, 1))
+    r = complex(resp.get_evalresp_response_for_frequencies(np.array([f_hz]), output="VEL")[0])
+    sens = resp.instrument_sensitivity.value
+    assert abs(r) / sens < 0.5  # the test is about a response far from flat here
+    k = np.arange(n) / rate
+    counts = v_amp * abs(r) * np.sin(2 * np.pi * f_hz * k + np.angle(r))
+    w = Window("BW", "RTSH", "", ("EHZ", "EHN", "EHE"), t, rate,
+               np.stack([counts, counts, counts]).astype(np.float32), t, "picker")
+    assert gain.deconvolved(w, 1)
+    bins = AmplitudeBins(gain, 300.0)
+    bins.add(w)
+    rows = bins.span("BW.RTSH", t + 12 * NS_PER_S, t + 30 * NS_PER_S)
+    assert rows is not None
+    measured = rows[~np.isnan(rows[:, 0])]
+    # the window's last GUARD_S are left for the next window
+    assert bins.measured_until_ns("BW.RTSH") <= w.end_ns + 1 - GUARD_S * NS_PER_S
+    s, w0 = 2j * np.pi * f_hz, 2 * np.pi / 0.8
+    expected = abs(s / (s * s + 2 * 0.7 * w0 * s + w0 * w0)) * v_amp * 1e9
+    assert float(measured[:, 0].max()) == pytest.approx(expected, rel=0.05)
+    assert float(np.median(measured[:, 0])) == pytest.approx(expected, rel=0.1)
+    # Pd: peak vertical displacement v / (2 pi f), in cm, once the 0.075 Hz high-pass of the
+    # integration has settled (as for any sensor)
+    late = bins.span("BW.RTSH", t + 18 * NS_PER_S, t + 30 * NS_PER_S)
+    assert late is not None
+    assert float(np.nanmax(late[:, 1])) == pytest.approx(v_amp / (2 * np.pi * f_hz) * 100,
+                                                         rel=0.1)
+    bb = obspy.read_inventory()
+    bb_path = tmp_path / "bb.xml"
+    bb.write(str(bb_path), format="STATIONXML")
+    bb_gain = GainLookup(parse_stations({"inventory": str(bb_path)}).responses, 0.0)
+    t2 = obspy.UTCDateTime(2010, 1, 1).ns
+    for sta, ch in (("RJOB", "EHN"), ("FUR", "HHN")):
+        net = "BW" if sta == "RJOB" else "GR"
+        w2 = Window(net, sta, "", (ch,), t2, 100.0, np.zeros((1, 10)), t2, "picker")
+        assert not bb_gain.deconvolved(w2, 0)
