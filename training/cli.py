@@ -89,9 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="allow replacing a shipped model (stream/models)")
     t.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
-    t.add_argument("--recipe", choices=("baseline", "network", "network-iceland"),
-                   default="baseline", help="picker only: augmentation imitating other networks "
-                   "(network), plus the Iceland swarm as a second region (network-iceland)")
+    from geosentry.training.train.tasks import PICKER_RECIPES  # no torch import: cheap
+
+    t.add_argument("--recipe", choices=tuple(PICKER_RECIPES), default="baseline",
+                   help="picker only: " + "; ".join(f"{k}: {v}"
+                                                    for k, v in PICKER_RECIPES.items()))
     e = sub.add_parser("evaluate", help="evaluate a trained run (held-out stations)")
     e.add_argument("task", choices=TASK_NAMES)
     e.add_argument("--run", type=Path, help="run dir with checkpoint.pt (default runs/TASK)")

@@ -50,3 +50,22 @@ def test_second_region_labels_are_as_wide_as_the_pick_error(no_shared: Path) -> 
     assert ys[0].argmax() == yv[0].argmax() == 200
     assert ys[1].max() > 0.9 and yv[1].max() == 0.0
     assert np.allclose(ys.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_continuous_recipe_draws_more_crops_without_the_pick(no_shared: Path) -> None:
+    """``--recipe continuous``: half the crops anywhere in the record, so more training windows
+    hold no P at all (noise, coda) than with the shipped recipe's 15 %."""
+    import pytest
+
+    from geosentry.training.train.tasks import PICKER_RECIPES, picker_task
+
+    data = prepare_seismic(0, limit=12)
+    shares = {}
+    for recipe in ("baseline", "continuous"):
+        task = picker_task(recipe, data, window=400, batch=256, channels=(4, 8, 8))
+        _, y = task.sample(np.random.default_rng(0))
+        shares[recipe] = float(np.mean(y[:, 0].max(axis=1) < 0.5))
+    assert shares["continuous"] > shares["baseline"] + 0.15, shares
+    assert set(PICKER_RECIPES) >= {"baseline", "network", "network-iceland", "continuous"}
+    with pytest.raises(ValueError, match="unknown picker recipe"):
+        picker_task("nonsense", data)

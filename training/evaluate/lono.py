@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from geosentry.training.data.windows import crop, normalise
+from geosentry.training.train.tasks import PICKER_RECIPES
 from geosentry.training.evaluate.compare import (bootstrap_f1, load_phasenetlight,
                                                  phasenetlight_probs, window_counts)
 from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
@@ -54,7 +55,9 @@ RECIPES = {"baseline": LABEL["cnn"],
            "network": "CNN picker, shipped layout + network-imitating augmentation (trained "
                       "without the network)",
            "network-iceland": "CNN picker, shipped layout + network-imitating augmentation + "
-                              "Iceland swarm (trained without the network)"}
+                              "Iceland swarm (trained without the network)",
+           "continuous": "CNN picker, shipped recipe with half the crops anywhere in the record "
+                         "(trained without the network)"}
 
 
 def _windows(events: list[Any], per_event: int, seed: int) -> tuple[list[Any], np.ndarray]:
@@ -84,7 +87,7 @@ def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, 
              label_sigma_s: float = LABEL_SIGMA_S) -> dict[str, Any]:
     from geosentry.training.train.common import SeismicData, pre_event_noise, predict
     from geosentry.training.train.loop import FitConfig, fit
-    from geosentry.training.train.picker import PickerTask
+    from geosentry.training.train.tasks import picker_task
 
     train = [e for e in events if e.network != net]
     test = [e for e in events if e.network == net]
@@ -101,15 +104,9 @@ def run_fold(net: str, events: list[Any], source: str, epochs: int, steps: int, 
     kw: dict[str, Any] = dict(window=WINDOW, batch=4, channels=(4, 8, 8)) if quick else {}
     kw["sigma"] = label_sigma_s * SR
     data = SeismicData(train, test, source, pre_event_noise(train))
-    if recipe == "baseline":
-        task = PickerTask(data, **kw)
-    else:
-        from geosentry.training.data.iceland import load_iceland
-        from geosentry.training.train.picker_network import NetworkPickerTask
-
-        extra = load_iceland() if recipe == "network-iceland" else []
-        result["extra_records"] = len(extra)
-        task = NetworkPickerTask(data, extra=extra, **kw)
+    task = picker_task(recipe, data, **kw)
+    if getattr(task, "extra", None) is not None:
+        result["extra_records"] = len(task.extra)
     t0 = time.perf_counter()
     fit(task, FitConfig(epochs=epochs, steps_per_epoch=steps, seed=seed, out_dir=run_dir))
     result["train_seconds"] = round(time.perf_counter() - t0, 1)
@@ -281,10 +278,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--against", type=Path, metavar="DIR",
                    help="another picker-lono --out (same windows, e.g. another recipe): paired "
                         "bootstrap differences of the two CNNs")
-    p.add_argument("--recipe", choices=("baseline", "network", "network-iceland"), default="baseline",
-                   help="CNN augmentation: the shipped recipe's (baseline) or with augmentation "
-                        "imitating other networks (training.train.picker_network), plus the "
-                        "Iceland swarm as a second region (network-iceland)")
+    p.add_argument("--recipe", choices=tuple(PICKER_RECIPES), default="baseline",
+                   help="CNN training recipe: " + "; ".join(
+                       f"{k}: {v}" for k, v in PICKER_RECIPES.items()))
     p.add_argument("--label-sigma-s", type=float, default=LABEL_SIGMA_S,
                    help="σ of the CNN's Gaussian P/S training labels, seconds (default: the "
                         "shipped recipe's 0.2 s)")

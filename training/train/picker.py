@@ -27,15 +27,18 @@ DOWN_STRIDE = 4
 
 
 class PickerTask:
-    """Soft-label cross entropy on random crops (P anywhere in the window, 15 % arbitrary crops)."""
+    """Soft-label cross entropy on random crops (P anywhere in the window; ``anywhere_share``,
+    15 %, of the crops anywhere in the record: noise, coda, or the event)."""
 
     name = "picker"
 
     def __init__(self, data: SeismicData, window: int = 3001, batch: int = 16, lr: float = 3e-3,
                  sigma: float = 20.0, channels: tuple[int, ...] = CHANNELS,
                  eval_per_event: int = 8, tune_per_event: int = 4,
-                 down_stride: int = DOWN_STRIDE, widen_first: bool = False) -> None:
+                 down_stride: int = DOWN_STRIDE, widen_first: bool = False,
+                 anywhere_share: float = 0.15) -> None:
         self.data, self.window, self.batch, self.base_lr, self.sigma = data, window, batch, lr, sigma
+        self.anywhere_share = anywhere_share
         self.model = PhasePicker(COMPONENTS, LABELS, SR, window, channels,
                                  down_stride=down_stride, widen_first=widen_first)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
@@ -55,7 +58,7 @@ class PickerTask:
         for _ in range(self.batch):
             ev = self.data.train[int(rng.integers(len(self.data.train)))]
             length = ev.data.shape[1]
-            if rng.random() < 0.85:
+            if rng.random() >= self.anywhere_share:
                 off = ev.itp - int(rng.integers(20, n - 20))
             else:
                 off = int(rng.integers(0, length - n + 1))

@@ -5,6 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 
+#: picker recipes (``--recipe``): what each changes against the shipped recipe's training
+PICKER_RECIPES = {
+    "baseline": "the shipped recipe",
+    "network": "augmentation imitating other networks (train.picker_network)",
+    "network-iceland": "network, plus the Iceland swarm as a second region",
+    "continuous": "half the crops anywhere in the record (noise, coda) instead of 15 %: what a "
+                  "continuous stream shows between events",
+}
+CONTINUOUS_ANYWHERE_SHARE = 0.5
+
+
+def picker_task(recipe: str, data: Any, **kw: Any) -> Any:
+    """The picker training task of ``recipe`` (:data:`PICKER_RECIPES`) on ``data``."""
+    from geosentry.training.train.picker import PickerTask
+
+    if recipe == "baseline":
+        return PickerTask(data, **kw)
+    if recipe == "continuous":
+        return PickerTask(data, anywhere_share=CONTINUOUS_ANYWHERE_SHARE, **kw)
+    if recipe in ("network", "network-iceland"):
+        from geosentry.training.data.iceland import load_iceland
+        from geosentry.training.train.picker_network import NetworkPickerTask
+
+        extra = load_iceland() if recipe == "network-iceland" else []
+        return NetworkPickerTask(data, extra=extra, **kw)
+    raise ValueError(f"unknown picker recipe {recipe!r} (one of {sorted(PICKER_RECIPES)})")
+
+
 def build_task(name: str, seed: int = 0, quick: bool = False, recipe: str = "baseline") -> Any:
     """Build a training task; ``quick`` shrinks model and data for smoke tests; ``recipe``
     (picker only): ``network`` adds the augmentation imitating other networks,
@@ -20,17 +48,9 @@ def build_task(name: str, seed: int = 0, quick: bool = False, recipe: str = "bas
 
         data = prepare_seismic(seed, limit=24 if quick else None)
         if name == "picker":
-            from geosentry.training.train.picker import PickerTask
-
             kw: dict[str, Any] = (dict(window=400, batch=4, channels=(4, 8, 8), eval_per_event=2,
                                        tune_per_event=1) if quick else {})
-            if recipe != "baseline":
-                from geosentry.training.data.iceland import load_iceland
-                from geosentry.training.train.picker_network import NetworkPickerTask
-
-                extra = load_iceland() if recipe == "network-iceland" else []
-                return NetworkPickerTask(data, extra=extra, **kw)
-            return PickerTask(data, **kw)
+            return picker_task(recipe, data, **kw)
         if name == "detector":
             from geosentry.training.train.detector import DetectorTask
 
