@@ -63,6 +63,9 @@ class AssociatorConfig:
     #: (``Associator._significant``)
     min_significance: float = 3.0
     duplicate_s: float = 0.3  # a pick this close to a kept one (station, phase) is a duplicate
+    #: events of at most this many phases drop the picks the others do not predict
+    #: (``crossval``: leave-one-out residuals; 0: off)
+    crossval_max_phases: int = 12
 
     def check(self) -> None:
         from geosentry.stream.errors import ConfigError
@@ -344,8 +347,18 @@ class Associator:
             return None
         idx, hypo = found
         active = self._active(pool, proj, hypo, times)
-        if self._station_ratio(pool, idx, active) < cfg.min_station_ratio \
-                or not self._significant(pool, idx, proj, hypo, times, active):
+        ok = self._station_ratio(pool, idx, active) >= cfg.min_station_ratio
+        checked = False  # every pick predicted by the others (``crossval``)
+        if ok and len(idx) <= cfg.crossval_max_phases:
+            n = len(idx)
+            idx, hypo, checked = self._crossval(pool, idx, hypo, proj)
+            if len(idx) != n:
+                active = self._active(pool, proj, hypo, times)
+                ok = (len(np.unique(pool.sidx[idx])) >= cfg.min_stations
+                      and len(idx) >= cfg.min_phases and hypo.rms_s <= cfg.max_rms_s
+                      and self._station_ratio(pool, idx, active) >= cfg.min_station_ratio)
+        ok = ok and self._significant(pool, idx, proj, hypo, times, active, checked)
+        if not ok:
             # its picks would locate the same set again as seeds: they are not seeds any more
             # (still free to join another event)
             tried[idx] = True
@@ -353,6 +366,18 @@ class Associator:
                 marked.extend(idx.tolist())
             return None
         return idx, hypo, proj
+
+    def _crossval(self, pool: _Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection
+                  ) -> tuple[np.ndarray, Hypocentre, bool]:
+        """A small event without the picks the others do not predict (``crossval``), and
+        whether each pick left is predicted by the others."""
+        from geosentry.stream.events.crossval import crossval_clean
+
+        cfg = self.cfg
+        h, rows, checked = crossval_clean(
+            self.tt, self._obs(pool, idx, proj), hypo, cfg.p_residual_s, cfg.s_residual_s,
+            cfg.min_phases, cfg.crossval_max_phases, cfg.min_sigma_s)
+        return (idx, hypo, checked) if len(rows) == len(idx) else (idx[rows], h, checked)
 
     def _search_robust(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
                        proj: Projection, cand: np.ndarray, sta_of: np.ndarray
@@ -431,19 +456,23 @@ class Associator:
         return idx, hypo
 
     def _active(self, pool: _Pool, proj: Projection, hypo: Hypocentre, times: list[float]
-                ) -> tuple[np.ndarray, F64, int]:
+                ) -> tuple[np.ndarray, F64, int, float]:
         """Stations that sent picks within ``active_window_s`` of the origin time (pool rows of
-        their positions), their distances from the epicentre, and the number of those picks."""
+        their positions), their distances from the epicentre, the number of those picks and
+        the seconds of gathering window they could fall into by chance (a P pick only the P
+        window, +-``p_residual_s``; an S pick only the S window)."""
         w = self.cfg.active_window_s
         lo = bisect.bisect_left(times, hypo.t0_s - w)
         hi = bisect.bisect_right(times, hypo.t0_s + w)
         act = np.unique(pool.sidx[lo:hi])
         ax, ay = proj.to_xy(pool.st_lat[act], pool.st_lon[act])
-        return act, np.hypot(ax - hypo.x_km, ay - hypo.y_km), hi - lo
+        n_s = int(pool.is_s[lo:hi].sum())
+        window_s = 2.0 * (self.cfg.p_residual_s * (hi - lo - n_s) + self.cfg.s_residual_s * n_s)
+        return act, np.hypot(ax - hypo.x_km, ay - hypo.y_km), hi - lo, window_s
 
-    def _station_ratio(self, pool: _Pool, idx: np.ndarray, active: tuple[np.ndarray, F64, int]
-                       ) -> float:
-        act, d_all, _ = active
+    def _station_ratio(self, pool: _Pool, idx: np.ndarray,
+                       active: tuple[np.ndarray, F64, int, float]) -> float:
+        act, d_all, _, _ = active
         d_mine = np.sort(d_all[np.isin(act, pool.sidx[idx])])
         # out to the k-th nearest station of the event and at least to its median distance:
         # a real event is picked at most stations nearer than half of its own
@@ -453,21 +482,29 @@ class Associator:
 
     def _significant(self, pool: _Pool, idx: np.ndarray, proj: Projection,
                      hypo: Hypocentre, times: list[float],
-                     active: tuple[np.ndarray, F64, int]) -> bool:
+                     active: tuple[np.ndarray, F64, int, float], cross_validated: bool = False
+                     ) -> bool:
         """More stations than random picks would give: with picks arriving at r per active
         station and second (the pool within ``active_window_s``), a station falls into the
-        gathering windows (P and S, +-residual) by chance with p = 1 - exp(-r w); of the N
+        gathering windows by chance with p = 1 - exp(-r w); of the N
         active stations within the event's farthest station, N p +- sqrt(N p (1 - p)) would.
-        The event needs ``min_significance`` standard deviations above that."""
+        The event needs ``min_significance`` standard deviations above that.
+
+        The window: where the location was fitted to the picks it tests, each pick counts in
+        both windows, w = 2 (``p_residual_s`` + ``s_residual_s``) (a fitted location draws
+        picks to it); where every pick was predicted by a location of the others
+        (``cross_validated``, ``crossval``), a P pick counts in the P window only and an S
+        pick in the S window: r w = r_P 2 ``p_residual_s`` + r_S 2 ``s_residual_s``."""
         cfg = self.cfg
-        act, d_all, n_picks = active
+        act, d_all, n_picks, window_s = active
         if n_picks < 2:
             return True
         # the window, or the whole pool where it is shorter (not the picks' own spread: one
         # event's picks alone would look like a dense stream)
         span = max(min(2.0 * cfg.active_window_s, times[-1] - times[0]), 60.0)
-        rate = n_picks / (len(act) * span)
-        p = 1.0 - math.exp(-rate * 2.0 * (cfg.p_residual_s + cfg.s_residual_s))
+        if not cross_validated:
+            window_s = 2.0 * n_picks * (cfg.p_residual_s + cfg.s_residual_s)
+        p = 1.0 - math.exp(-window_s / (len(act) * span))
         mx, my = proj.to_xy(pool.lat[idx], pool.lon[idx])
         far = float(np.hypot(mx - hypo.x_km, my - hypo.y_km).max()) + 1e-6
         n = float((d_all <= far).sum())
