@@ -11,25 +11,29 @@ import re
 from pathlib import Path
 from typing import Any
 
-from geosentry.stream.events.picks import Amplitude, Phase, Pick, pick_id
+from geosentry.stream.events.picks import Amplitude, Phase, Pick, log_skipped, phase_of, pick_id
 from geosentry.stream.events.types import Event
 
 
 def picks_from_catalog(cat: Any) -> tuple[list[Pick], list[Amplitude]]:
     picks: list[Pick] = []
     amps: list[Amplitude] = []
+    skipped: dict[str, int] = {}
     for ev in cat:
         by_id = {}
         for p in ev.picks:
-            hint = (p.phase_hint or "").strip().upper()
-            wid = p.waveform_id
-            pt = int(p.time.ns)
             by_id[str(p.resource_id)] = p
-            if hint[:1] not in ("P", "S") or hint.startswith("PA"):
-                continue  # amplitude-only "picks" (IAML) and unknown phases
+            hint = (p.phase_hint or "").strip()
+            wid = p.waveform_id
+            phase = phase_of(hint)
+            if phase is None or p.time is None or wid is None or not wid.station_code:
+                why = hint if phase is None else "no time or station"
+                skipped[why] = skipped.get(why, 0) + 1  # amplitude-only "picks" (IAML), Lg, ...
+                continue
+            pt = int(p.time.ns)
             pid = str(p.resource_id.id) if p.resource_id else pick_id(
-                wid.network_code or "", wid.station_code, hint[:1], pt)
-            picks.append(Pick(pid, wid.network_code or "", wid.station_code, Phase(hint[:1]), pt,
+                wid.network_code or "", wid.station_code, phase, pt)
+            picks.append(Pick(pid, wid.network_code or "", wid.station_code, phase, pt,
                               wid.location_code or "", wid.channel_code or ""))
         for a in ev.amplitudes:
             if a.generic_amplitude is None or (a.type or "").upper() not in ("AML", "IAML", "ML",
@@ -45,6 +49,7 @@ def picks_from_catalog(cat: Any) -> tuple[list[Pick], list[Amplitude]]:
             amps.append(Amplitude(str(a.resource_id.id), wid.network_code or "",
                                   wid.station_code, float(a.generic_amplitude) * 1e9,
                                   float(a.period) if a.period else None, t))
+    log_skipped("QuakeML", skipped)
     return picks, amps
 
 
