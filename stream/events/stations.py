@@ -2,7 +2,9 @@
 
 CSV: a header naming ``network,station,lat,lon,elevation`` (elevation in metres; aliases
 ``latitude``, ``longitude``, ``elevation_m``, ``name``; QuakeMigrate's
-``Latitude,Longitude,Elevation,Name`` with elevation in km is recognised by its header).
+``Latitude,Longitude,Elevation,Name`` with elevation in km is recognised by its header;
+QuakeFlow's tab-separated ``station_id`` NET.STA..CHA, ``elevation(m)`` too; comma, tab or
+semicolon separated).
 
 >>> inv = Inventory([Station("NZ", "WHYM", -43.44, 170.37, 906.0)])
 >>> inv.lookup("", "WHYM").key, inv.lookup("XX", "NONE") is None
@@ -95,12 +97,16 @@ def _stationxml(p: Path) -> Inventory:
 
 _ALIASES = {"network": ("network", "net"), "station": ("station", "sta", "name", "code"),
             "lat": ("lat", "latitude", "lat_deg"), "lon": ("lon", "longitude", "lon_deg"),
-            "elevation": ("elevation", "elevation_m", "elev", "elev_m")}
+            "elevation": ("elevation", "elevation_m", "elev", "elev_m", "elevation(m)"),
+            "station_id": ("station_id", "id")}
 
 
 def _csv(p: Path) -> Inventory:
     with p.open(newline="") as f:
-        rows = list(csv.reader(f))
+        first = f.readline()
+        f.seek(0)
+        delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+        rows = list(csv.reader(f, delimiter=delimiter))
     if not rows:
         raise InventoryError(f"inventory {p}: empty")
     header = [h.strip().lower() for h in rows[0]]
@@ -110,6 +116,12 @@ def _csv(p: Path) -> Inventory:
             if a in header:
                 cols[name] = header.index(a)
                 break
+    if "station" not in cols and "station_id" in cols:  # QuakeFlow: NET.STA[.LOC.CHA]
+        for row in rows[1:]:
+            if len(row) > cols["station_id"]:
+                net, _, rest = row[cols["station_id"]].strip().partition(".")
+                row += [net, rest.split(".")[0]] if rest else ["", net]
+        cols["network"], cols["station"] = len(rows[0]), len(rows[0]) + 1
     missing = [k for k in ("station", "lat", "lon") if k not in cols]
     if missing:
         raise InventoryError(f"inventory {p}: CSV header needs network,station,lat,lon,elevation "

@@ -84,3 +84,27 @@ def test_quakeml_regional_hints_and_unusable_picks(caplog: pytest.LogCaptureFixt
     assert n > 20 and _plain(got) == _plain(base)
     assert any("Lg x1" in r.getMessage() and "no time or station x1" in r.getMessage()
                for r in caplog.records)
+
+
+def test_quakeflow_station_file_reads_as_stationxml(tmp_path: Path) -> None:
+    """QuakeFlow's stations file (tab-separated, ``station_id`` NET.STA..CHA, ``elevation(m)``)
+    gives the same stations as the StationXML it was written from (ObsPy's bundled example)."""
+    from geosentry.stream.events.stations import read_inventory
+
+    inv = obspy.read_inventory()
+    xml = tmp_path / "inv.xml"
+    inv.write(str(xml), format="STATIONXML")
+    tsv = tmp_path / "stations.csv"
+    with tsv.open("w") as f:
+        f.write("station_id\tlongitude\tlatitude\televation(m)\tcomponent\n")
+        for net in inv:
+            for sta in net:
+                f.write(f"{net.code}.{sta.code}..HH\t{sta.longitude}\t{sta.latitude}\t"
+                        f"{sta.elevation}\tE,N,Z\n")
+    want, got = read_inventory(xml), read_inventory(tsv)
+    assert len(got) == len(want) >= 3
+    for net in inv:
+        for sta in net:
+            a, b = want.lookup(net.code, sta.code), got.lookup(net.code, sta.code)
+            assert a is not None and b is not None
+            assert (b.lat_deg, b.lon_deg, b.elevation_m) == (a.lat_deg, a.lon_deg, a.elevation_m)
