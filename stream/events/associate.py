@@ -72,6 +72,9 @@ class AssociatorConfig:
 
         if self.min_stations < 3:
             raise ConfigError("events.min_stations", f"must be >= 3, got {self.min_stations}")
+        if self.crossval_max_phases < 0:
+            raise ConfigError("events.crossval_max_phases",
+                              f"must be >= 0 (0: off), got {self.crossval_max_phases}")
         if not 0.0 <= self.min_station_ratio <= 1.0:
             raise ConfigError("events.min_station_ratio",
                               f"must be in [0, 1], got {self.min_station_ratio}")

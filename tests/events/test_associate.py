@@ -90,6 +90,8 @@ def test_unknown_station_is_counted_and_kept_out(tt: TravelTimes,
 def test_config_is_checked() -> None:
     with pytest.raises(Exception, match="events.min_stations"):
         AssociatorConfig(min_stations=2).check()
+    with pytest.raises(Exception, match="events.crossval_max_phases.*must be >= 0"):
+        AssociatorConfig(crossval_max_phases=-1).check()
 
 
 def test_min_phases_four_locates_from_the_first_four_p_picks(tt: TravelTimes) -> None:
