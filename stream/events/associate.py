@@ -22,15 +22,17 @@ import hashlib
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from geosentry.stream.events import acceptance
 from geosentry.stream.events.gridsearch import GridSearch
 from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
                                             azimuthal_gap_deg, geiger)
 from geosentry.stream.events.magnitude import MLScale, event_ml
 from geosentry.stream.events.picks import Amplitude, Phase, Pick
+from geosentry.stream.events.pool import AssociatorConfig, Pool
 from geosentry.stream.events.stations import Inventory, Station
 from geosentry.stream.events.types import Arrival, Event, StationMagnitude
 from geosentry.stream.events.velocity import F64, TravelTimes
@@ -38,67 +40,7 @@ from geosentry.stream.records import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class AssociatorConfig:
-    min_stations: int = 4
-    #: phases (P and S picks) an event needs besides ``min_stations`` stations; 4 lets the
-    #: 4th station's P alone make an early-warning first alert instead of the 5th pick)
-    min_phases: int = 5
-    p_residual_s: float = 1.0
-    s_residual_s: float = 1.5
-    tolerance_s: float = 0.75  # implied origin times agreeing with the seed's, on the fine grid
-    max_distance_km: float = 150.0
-    grid_radius_km: float = 40.0
-    grid_nodes: int = 17  # per side of the coarse grid
-    grid_depths_km: tuple[float, ...] = (3.0, 10.0, 20.0, 35.0)
-    max_rms_s: float = 1.0
-    min_sigma_s: float = 0.05
-    #: of the stations that sent picks and lie within the distance of the event's
-    #: ``min_stations``-th nearest station, at least this fraction must have a pick in the event
-    #: (random coincidences of false picks are spread out, with silent stations between them)
-    min_station_ratio: float = 0.5
-    active_window_s: float = 600.0  # a station "sent picks" within this of the origin time
-    #: stations above the number random picks would give, in standard deviations
-    #: (``Associator._significant``)
-    min_significance: float = 3.0
-    duplicate_s: float = 0.3  # a pick this close to a kept one (station, phase) is a duplicate
-    #: events of at most this many phases drop the picks the others do not predict
-    #: (``crossval``: leave-one-out residuals; 0: off)
-    crossval_max_phases: int = 12
-
-    def check(self) -> None:
-        from geosentry.stream.errors import ConfigError
-
-        if self.min_stations < 3:
-            raise ConfigError("events.min_stations", f"must be >= 3, got {self.min_stations}")
-        if self.crossval_max_phases < 0:
-            raise ConfigError("events.crossval_max_phases",
-                              f"must be >= 0 (0: off), got {self.crossval_max_phases}")
-        if not 0.0 <= self.min_station_ratio <= 1.0:
-            raise ConfigError("events.min_station_ratio",
-                              f"must be in [0, 1], got {self.min_station_ratio}")
-        for name in ("p_residual_s", "s_residual_s", "tolerance_s", "max_distance_km",
-                     "grid_radius_km", "max_rms_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"events.{name}", f"must be > 0, got {getattr(self, name)}")
-
-
-@dataclass
-class _Pool:
-    picks: list[Pick]
-    sta: list[Station]
-    t: F64  # s after ref
-    is_s: np.ndarray
-    lat: F64
-    lon: F64
-    elev_km: F64
-    ref_ns: int
-    sidx: np.ndarray  # per pick, its station's row in ``st_lat``/``st_lon``
-    st_lat: F64
-    st_lon: F64
-    corr_s: F64 | None = None  # per pick, the elevation correction of its phase
-    p_times: dict[str, np.ndarray] | None = None  # P pick rows by station
+__all__ = ["Associator", "AssociatorConfig"]
 
 
 class Associator:
@@ -113,8 +55,7 @@ class Associator:
         self.ml_scale = ml_scale or MLScale()
         self.unknown_stations: dict[str, int] = {}
         self.duplicates = 0
-        self._near: dict[str, list[tuple[str, float]]] = {}  # nearest stations (inventory)
-        self._xy: tuple[list[str], F64, F64, Projection] | None = None
+        self._neighbours = acceptance.Neighbours(inventory, tt, self.cfg)
         self._vmin = float(min(tt.model.vs_km_s))
         self._grid = GridSearch(tt)
 
@@ -199,7 +140,7 @@ class Associator:
         return replace(ev, ml=ml, ml_stations=mags, ml_scale=self.ml_scale.name)
 
     # -- internals ---------------------------------------------------------------------------
-    def _pool(self, picks: list[Pick]) -> _Pool:
+    def _pool(self, picks: list[Pick]) -> Pool:
         known: list[tuple[Pick, Station]] = []
         last: dict[tuple[str, str], int] = {}
         dup_ns = int(self.cfg.duplicate_s * NS_PER_S)
@@ -227,7 +168,7 @@ class Associator:
                 rows[s.key] = len(sts)
                 sts.append(s)
         sidx = np.array([rows[s.key] for _, s in known], dtype=np.int64)
-        return _Pool(
+        return Pool(
             [p for p, _ in known], [s for _, s in known],
             np.array([(p.time_ns - ref) / NS_PER_S for p, _ in known], dtype=np.float64),
             np.array([p.phase is Phase.S for p, _ in known], dtype=bool),
@@ -236,7 +177,7 @@ class Associator:
             sidx, np.array([s.lat_deg for s in sts], dtype=np.float64),
             np.array([s.lon_deg for s in sts], dtype=np.float64))
 
-    def _obs(self, pool: _Pool, idx: np.ndarray, proj: Projection) -> Observations:
+    def _obs(self, pool: Pool, idx: np.ndarray, proj: Projection) -> Observations:
         x, y = proj.to_xy(pool.lat[idx], pool.lon[idx])
         is_s = pool.is_s[idx]
         if pool.corr_s is None:
@@ -247,7 +188,7 @@ class Associator:
         return Observations(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
                             corr, is_s, pool.t[idx], w)
 
-    def _candidates(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+    def _candidates(self, pool: Pool, seed: int, used: np.ndarray, times: list[float],
                     proj: Projection) -> np.ndarray:
         """Unused P and S picks of stations near the seed's that could share its event."""
         cfg = self.cfg
@@ -264,57 +205,7 @@ class Associator:
         near: np.ndarray = idx[np.hypot(x, y) <= cfg.max_distance_km]
         return near
 
-    def _neighbours_agree(self, pool: _Pool, seed: int, used: np.ndarray) -> bool:
-        """A cheap test before the grid search of a P seed: of the ``2 min_stations`` stations
-        nearest the seed's (by the inventory), at least ``min_stations - 1`` have an unused P
-        pick within their distance / (slowest P speed) + 2 ``p_residual_s`` of it. An
-        earthquake's first stations have neighbours that pick it; a false pick's neighbours
-        have only random picks (most false seeds end here)."""
-        if pool.is_s[seed]:
-            return True
-        cfg = self.cfg
-        st = pool.sta[seed]
-        if pool.p_times is None:
-            by: dict[str, list[int]] = {}
-            for i in np.flatnonzero(~pool.is_s).tolist():
-                by.setdefault(pool.sta[i].key, []).append(i)
-            pool.p_times = {k: np.array(v, dtype=np.int64) for k, v in by.items()}
-        vp = float(min(self.tt.model.vp_km_s))
-        t = pool.t[seed]
-        hits = 0
-        for key, dist in self._neighbours(st):
-            rows = pool.p_times.get(key)
-            if rows is None:
-                continue
-            rows = rows[~used[rows]]
-            if len(rows) and bool((np.abs(pool.t[rows] - t) <= dist / vp
-                                   + 2.0 * cfg.p_residual_s).any()):
-                hits += 1
-                if hits >= cfg.min_stations - 1:
-                    return True
-        return False
-
-    def _neighbours(self, st: Station) -> list[tuple[str, float]]:
-        got = self._near.get(st.key)
-        if got is None:
-            if self._xy is None:
-                stations = list(self.inventory.stations.values())
-                lat0 = float(np.mean([s.lat_deg for s in stations]))
-                lon0 = float(np.mean([s.lon_deg for s in stations]))
-                proj = Projection(lat0, lon0)
-                x, y = proj.to_xy(np.array([s.lat_deg for s in stations]),
-                                  np.array([s.lon_deg for s in stations]))
-                self._xy = ([s.key for s in stations], np.asarray(x), np.asarray(y), proj)
-            keys, xs, ys, proj = self._xy
-            sx, sy = proj.to_xy(np.array([st.lat_deg]), np.array([st.lon_deg]))
-            d = np.hypot(xs - float(sx[0]), ys - float(sy[0]))
-            order = np.argsort(d, kind="stable")
-            got = [(keys[i], float(d[i])) for i in order.tolist()
-                   if keys[i] != st.key][:2 * self.cfg.min_stations]
-            self._near[st.key] = got
-        return got
-
-    def _cone(self, pool: _Pool, seed: int, idx: np.ndarray, proj: Projection) -> np.ndarray:
+    def _cone(self, pool: Pool, seed: int, idx: np.ndarray, proj: Projection) -> np.ndarray:
         """For a P seed, the P picks its event could have: a first arrival at the surface is
         at most distance / (slowest P speed) later or earlier at another station (the path
         along the top), plus the pick errors; S picks are all kept."""
@@ -332,13 +223,13 @@ class Associator:
                    ) -> tuple[int, float, float, float, np.ndarray]:
         return self._grid.best_node(obs, seed_pos, sta_of, cx, cy, radius, n, depths, tol)
 
-    def _from_seed(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+    def _from_seed(self, pool: Pool, seed: int, used: np.ndarray, times: list[float],
                    tried: np.ndarray, marked: list[int] | None = None
                    ) -> tuple[np.ndarray, Hypocentre, Projection] | None:
         cfg = self.cfg
         st = pool.sta[seed]
         proj = Projection(st.lat_deg, st.lon_deg)
-        if not self._neighbours_agree(pool, seed, used):
+        if not self._neighbours.agree(pool, seed, used):
             return None
         cand = self._candidates(pool, seed, used, times, proj)
         cand = self._cone(pool, seed, cand, proj)
@@ -349,18 +240,18 @@ class Associator:
         if found is None:
             return None
         idx, hypo = found
-        active = self._active(pool, proj, hypo, times)
-        ok = self._station_ratio(pool, idx, active) >= cfg.min_station_ratio
+        active = acceptance.active(cfg, pool, proj, hypo, times)
+        ok = acceptance.station_ratio(cfg, pool, idx, active) >= cfg.min_station_ratio
         checked = False  # every pick predicted by the others (``crossval``)
         if ok and len(idx) <= cfg.crossval_max_phases:
             n = len(idx)
             idx, hypo, checked = self._crossval(pool, idx, hypo, proj)
             if len(idx) != n:
-                active = self._active(pool, proj, hypo, times)
+                active = acceptance.active(cfg, pool, proj, hypo, times)
                 ok = (len(np.unique(pool.sidx[idx])) >= cfg.min_stations
                       and len(idx) >= cfg.min_phases and hypo.rms_s <= cfg.max_rms_s
-                      and self._station_ratio(pool, idx, active) >= cfg.min_station_ratio)
-        ok = ok and self._significant(pool, idx, proj, hypo, times, active, checked)
+                      and acceptance.station_ratio(cfg, pool, idx, active) >= cfg.min_station_ratio)
+        ok = ok and acceptance.significant(cfg, pool, idx, proj, hypo, times, active, checked)
         if not ok:
             # its picks would locate the same set again as seeds: they are not seeds any more
             # (still free to join another event)
@@ -370,7 +261,7 @@ class Associator:
             return None
         return idx, hypo, proj
 
-    def _crossval(self, pool: _Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection
+    def _crossval(self, pool: Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection
                   ) -> tuple[np.ndarray, Hypocentre, bool]:
         """A small event without the picks the others do not predict (``crossval``), and
         whether each pick left is predicted by the others."""
@@ -382,7 +273,7 @@ class Associator:
             cfg.min_phases, cfg.crossval_max_phases, cfg.min_sigma_s)
         return (idx, hypo, checked) if len(rows) == len(idx) else (idx[rows], h, checked)
 
-    def _search_robust(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+    def _search_robust(self, pool: Pool, seed: int, used: np.ndarray, times: list[float],
                        proj: Projection, cand: np.ndarray, sta_of: np.ndarray
                        ) -> tuple[np.ndarray, Hypocentre] | None:
         """``_search`` from a P seed, and again from the earliest other P pick it can see with
@@ -415,7 +306,7 @@ class Associator:
             return None  # the seed biased its search: later seeds find the earthquake
         return found
 
-    def _search(self, pool: _Pool, seed: int, used: np.ndarray, times: list[float],
+    def _search(self, pool: Pool, seed: int, used: np.ndarray, times: list[float],
                 proj: Projection, cand: np.ndarray, sta_of: np.ndarray
                 ) -> tuple[np.ndarray, Hypocentre] | None:
         cfg = self.cfg
@@ -458,63 +349,7 @@ class Associator:
             return None
         return idx, hypo
 
-    def _active(self, pool: _Pool, proj: Projection, hypo: Hypocentre, times: list[float]
-                ) -> tuple[np.ndarray, F64, int, float]:
-        """Stations that sent picks within ``active_window_s`` of the origin time (pool rows of
-        their positions), their distances from the epicentre, the number of those picks and
-        the seconds of gathering window they could fall into by chance (a P pick only the P
-        window, +-``p_residual_s``; an S pick only the S window)."""
-        w = self.cfg.active_window_s
-        lo = bisect.bisect_left(times, hypo.t0_s - w)
-        hi = bisect.bisect_right(times, hypo.t0_s + w)
-        act = np.unique(pool.sidx[lo:hi])
-        ax, ay = proj.to_xy(pool.st_lat[act], pool.st_lon[act])
-        n_s = int(pool.is_s[lo:hi].sum())
-        window_s = 2.0 * (self.cfg.p_residual_s * (hi - lo - n_s) + self.cfg.s_residual_s * n_s)
-        return act, np.hypot(ax - hypo.x_km, ay - hypo.y_km), hi - lo, window_s
-
-    def _station_ratio(self, pool: _Pool, idx: np.ndarray,
-                       active: tuple[np.ndarray, F64, int, float]) -> float:
-        act, d_all, _, _ = active
-        d_mine = np.sort(d_all[np.isin(act, pool.sidx[idx])])
-        # out to the k-th nearest station of the event and at least to its median distance:
-        # a real event is picked at most stations nearer than half of its own
-        k = max(min(self.cfg.min_stations, len(d_mine)), (len(d_mine) + 1) // 2)
-        radius = float(d_mine[k - 1]) + 1e-6
-        return float((d_mine <= radius).sum()) / float((d_all <= radius).sum())
-
-    def _significant(self, pool: _Pool, idx: np.ndarray, proj: Projection,
-                     hypo: Hypocentre, times: list[float],
-                     active: tuple[np.ndarray, F64, int, float], cross_validated: bool = False
-                     ) -> bool:
-        """More stations than random picks would give: with picks arriving at r per active
-        station and second (the pool within ``active_window_s``), a station falls into the
-        gathering windows by chance with p = 1 - exp(-r w); of the N
-        active stations within the event's farthest station, N p +- sqrt(N p (1 - p)) would.
-        The event needs ``min_significance`` standard deviations above that.
-
-        The window: where the location was fitted to the picks it tests, each pick counts in
-        both windows, w = 2 (``p_residual_s`` + ``s_residual_s``) (a fitted location draws
-        picks to it); where every pick was predicted by a location of the others
-        (``cross_validated``, ``crossval``), a P pick counts in the P window only and an S
-        pick in the S window: r w = r_P 2 ``p_residual_s`` + r_S 2 ``s_residual_s``."""
-        cfg = self.cfg
-        act, d_all, n_picks, window_s = active
-        if n_picks < 2:
-            return True
-        # the window, or the whole pool where it is shorter (not the picks' own spread: one
-        # event's picks alone would look like a dense stream)
-        span = max(min(2.0 * cfg.active_window_s, times[-1] - times[0]), 60.0)
-        if not cross_validated:
-            window_s = 2.0 * n_picks * (cfg.p_residual_s + cfg.s_residual_s)
-        p = 1.0 - math.exp(-window_s / (len(act) * span))
-        mx, my = proj.to_xy(pool.lat[idx], pool.lon[idx])
-        far = float(np.hypot(mx - hypo.x_km, my - hypo.y_km).max()) + 1e-6
-        n = float((d_all <= far).sum())
-        n_sta = len(np.unique(pool.sidx[idx]))
-        return n_sta >= n * p + cfg.min_significance * math.sqrt(n * p * (1.0 - p))
-
-    def _gather(self, pool: _Pool, used: np.ndarray, times: list[float],
+    def _gather(self, pool: Pool, used: np.ndarray, times: list[float],
                 proj: Projection, hypo: Hypocentre) -> np.ndarray:
         """Unused picks within ``max_distance_km`` of the located epicentre (not of the seed:
         an event's stations reach past the seed's circle) near their predicted times."""
@@ -537,7 +372,7 @@ class Associator:
         ok = np.abs(res) <= lim
         return self._one_per_station(pool, idx[ok], np.abs(res[ok]))
 
-    def _one_per_station(self, pool: _Pool, idx: np.ndarray, cost: np.ndarray | None
+    def _one_per_station(self, pool: Pool, idx: np.ndarray, cost: np.ndarray | None
                          ) -> np.ndarray:
         best: dict[tuple[int, bool], tuple[float, int]] = {}
         sidx, is_s, t = pool.sidx[idx].tolist(), pool.is_s[idx].tolist(), pool.t[idx].tolist()
@@ -549,7 +384,7 @@ class Associator:
                 best[key] = (c, i)
         return np.array(sorted(i for _, i in best.values()), dtype=np.int64)
 
-    def _clean(self, pool: _Pool, idx: np.ndarray, proj: Projection, hypo: Hypocentre
+    def _clean(self, pool: Pool, idx: np.ndarray, proj: Projection, hypo: Hypocentre
                ) -> tuple[Hypocentre | None, np.ndarray]:
         cfg = self.cfg
         while len(idx) >= cfg.min_stations:
@@ -564,7 +399,7 @@ class Associator:
             idx = np.delete(idx, worst)
         return None, idx
 
-    def _event(self, pool: _Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection) -> Event:
+    def _event(self, pool: Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection) -> Event:
         lat, lon = proj.to_latlon(hypo.x_km, hypo.y_km)
         obs = self._obs(pool, idx, proj)
         az = np.degrees(np.arctan2(obs.x_km - hypo.x_km, obs.y_km - hypo.y_km)) % 360.0
