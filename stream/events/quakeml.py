@@ -21,14 +21,16 @@ def picks_from_catalog(cat: Any) -> tuple[list[Pick], list[Amplitude]]:
     skipped: dict[str, int] = {}
     for ev in cat:
         by_id = {}
+        amp_picks = {str(a.pick_id) for a in ev.amplitudes if a.pick_id}
         for p in ev.picks:
             by_id[str(p.resource_id)] = p
             hint = (p.phase_hint or "").strip()
             wid = p.waveform_id
             phase = phase_of(hint)
             if phase is None or p.time is None or wid is None or not wid.station_code:
-                why = hint if phase is None else "no time or station"
-                skipped[why] = skipped.get(why, 0) + 1  # amplitude-only "picks" (IAML), Lg, ...
+                if str(p.resource_id) not in amp_picks:  # an amplitude's pick (IAML) is used
+                    why = hint if phase is None else "no time or station"
+                    skipped[why] = skipped.get(why, 0) + 1  # Lg, unknown phases, ...
                 continue
             pt = int(p.time.ns)
             pid = str(p.resource_id.id) if p.resource_id else pick_id(
