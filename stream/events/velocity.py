@@ -20,6 +20,7 @@ below or above the model top gets a vertical-ray correction through the layers i
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,9 @@ DEFAULT_MODEL = VelocityModel((0.0, 20.0, 35.0), (5.8, 6.5, 8.04), (3.36, 3.75, 
 
 
 def read_velocity_model(path: str | Path) -> VelocityModel:
-    """CSV or whitespace table ``depth_km, vp_km_s, vs_km_s`` (a header line is skipped), or the
-    model section of a SEISAN ``STATION0.HYP``."""
+    """CSV or whitespace table ``depth_km, vp_km_s, vs_km_s`` (a header line naming the
+    columns may give another order), a NonLinLoc ``LAYER`` model, or the model section of a
+    SEISAN ``STATION0.HYP``."""
     p = Path(path)
     try:
         text = p.read_text(errors="replace")
@@ -71,24 +73,75 @@ def read_velocity_model(path: str | Path) -> VelocityModel:
         from geosentry.stream.events.seisan import read_station0
 
         return read_station0(p).model
-    rows: list[tuple[float, float, float]] = []
-    delim = "," if "," in text else None
-    lines = list(csv.reader(text.splitlines())) if delim else [ln.split() for ln in
-                                                                text.splitlines()]
-    for n, parts in enumerate(lines, start=1):
-        if not parts or parts[0].startswith("#"):
-            continue
-        try:
-            rows.append((float(parts[0]), float(parts[1]), float(parts[2])))
-        except (ValueError, IndexError) as exc:
-            if n == 1:
-                continue  # header
-            raise VelocityModelError(f"velocity model {p} line {n}: need depth_km, vp, vs "
-                                     f"({exc})") from exc
+    if any(ln.split()[:1] == ["LAYER"] for ln in text.splitlines()):
+        rows = _nonlinloc(p, text)
+    else:
+        rows = _table(p, text)
     if not rows:
         raise VelocityModelError(f"velocity model {p}: no layers")
     return VelocityModel(tuple(r[0] for r in rows), tuple(r[1] for r in rows),
                          tuple(r[2] for r in rows), name=p.name)
+
+
+#: column names a table's header may give (any order); without a header: depth, vp, vs
+_COLUMNS = {"depth": ("depth_km", "depth", "top_km", "top", "z", "z_km"),
+            "vp": ("vp_km_s", "vp", "p"), "vs": ("vs_km_s", "vs", "s")}
+#: sublayer thickness for NonLinLoc layers with a velocity gradient
+GRADIENT_STEP_KM = 0.5
+
+
+def _table(p: Path, text: str) -> list[tuple[float, float, float]]:
+    """``depth_km, vp, vs`` rows (comma or whitespace separated); a header may name the
+    columns in another order (``depth,vs,vp``)."""
+    rows: list[tuple[float, float, float]] = []
+    delim = "," if "," in text else None
+    lines = list(csv.reader(text.splitlines())) if delim else [ln.split() for ln in
+                                                                text.splitlines()]
+    cols: tuple[int, ...] = (0, 1, 2)
+    for n, parts in enumerate(lines, start=1):
+        if not parts or parts[0].startswith("#"):
+            continue
+        try:
+            rows.append(tuple(float(parts[c]) for c in cols))  # type: ignore[arg-type]
+        except (ValueError, IndexError) as exc:
+            if not rows:  # a header
+                names = [x.strip().lower() for x in parts]
+                found = [next((names.index(a) for a in _COLUMNS[k] if a in names), None)
+                         for k in ("depth", "vp", "vs")]
+                if all(c is not None for c in found):
+                    cols = tuple(c for c in found if c is not None)
+                continue
+            raise VelocityModelError(f"velocity model {p} line {n}: need depth_km, vp, vs "
+                                     f"({exc})") from exc
+    return rows
+
+
+def _nonlinloc(p: Path, text: str) -> list[tuple[float, float, float]]:
+    """NonLinLoc ``LAYER depth VpTop VpGrad VsTop VsGrad [rhoTop rhoGrad]`` lines (km, km/s,
+    1/s); a layer with a gradient is cut into ``GRADIENT_STEP_KM`` sublayers at its mid-depth
+    speeds (the last layer keeps its top speeds: it has no bottom)."""
+    layers: list[tuple[float, float, float, float, float]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if parts[:1] != ["LAYER"]:
+            continue
+        try:
+            layers.append(tuple(float(x) for x in parts[1:6]))  # type: ignore[arg-type]
+            if len(layers[-1]) != 5:
+                raise ValueError("fewer than 5 numbers")
+        except ValueError as exc:
+            raise VelocityModelError(f"velocity model {p} line {n}: need LAYER depth VpTop "
+                                     f"VpGrad VsTop VsGrad ({exc})") from exc
+    layers.sort(key=lambda r: r[0])
+    rows: list[tuple[float, float, float]] = []
+    for i, (z, vp, gp, vs, gs) in enumerate(layers):
+        bottom = layers[i + 1][0] if i + 1 < len(layers) else z
+        steps = max(1, math.ceil((bottom - z) / GRADIENT_STEP_KM - 1e-9)) if (gp or gs) else 1
+        h = (bottom - z) / steps
+        for k in range(steps):
+            mid = (k + 0.5) * h
+            rows.append((z + k * h, vp + gp * mid, vs + gs * mid))
+    return rows
 
 
 def _first_arrivals(top: F64, v: F64, zs: float, x: F64) -> F64:

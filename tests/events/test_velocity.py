@@ -6,6 +6,8 @@ the wave along it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,35 @@ def test_a_surface_source_has_the_wave_along_the_surface() -> None:
     tt = TravelTimes(DEFAULT_MODEL, max_distance_km=100.0)
     t = tt.time("P", np.array([80.0]), np.array([0.0]))[0]
     assert abs(float(t) - 80.0 / 5.8) < 0.01  # was 15.42 s (a head wave) for 13.79 s
+
+
+def test_nonlinloc_layers_and_named_columns_read_as_the_table(tmp_path: Path) -> None:
+    """The same model as a NonLinLoc LAYER file and as a table whose header orders the columns
+    depth, vs, vp reads as the plain table; a NonLinLoc gradient becomes sublayers at their
+    mid-depth speeds."""
+    from geosentry.stream.events.velocity import GRADIENT_STEP_KM, read_velocity_model
+
+    m = DEFAULT_MODEL
+    plain = tmp_path / "plain.txt"
+    plain.write_text("".join(f"{z} {vp} {vs}\n" for z, vp, vs in
+                             zip(m.top_km, m.vp_km_s, m.vs_km_s)))
+    nll = tmp_path / "model.nll"
+    nll.write_text("# NonLinLoc\n" + "".join(
+        f"LAYER {z} {vp} 0.00 {vs} 0.00 2.7 0.0\n"
+        for z, vp, vs in zip(m.top_km, m.vp_km_s, m.vs_km_s)))
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("depth,vs,vp\n" + "".join(
+        f"{z},{vs},{vp}\n" for z, vp, vs in zip(m.top_km, m.vp_km_s, m.vs_km_s)))
+    want = read_velocity_model(plain)
+    for f in (nll, swapped):
+        got = read_velocity_model(f)
+        assert (got.top_km, got.vp_km_s, got.vs_km_s) == (want.top_km, want.vp_km_s,
+                                                           want.vs_km_s), f.name
+    grad = tmp_path / "grad.nll"
+    grad.write_text("LAYER 0.0 5.0 0.1 3.0 0.05 2.7 0.0\nLAYER 2.0 6.0 0.0 3.5 0.0 2.7 0.0\n")
+    g = read_velocity_model(grad)
+    n = round(2.0 / GRADIENT_STEP_KM)
+    assert len(g.top_km) == n + 1 and g.top_km[-1] == 2.0
+    assert g.vp_km_s[0] == pytest.approx(5.0 + 0.1 * GRADIENT_STEP_KM / 2)
+    assert g.vs_km_s[n - 1] == pytest.approx(3.0 + 0.05 * (2.0 - GRADIENT_STEP_KM / 2))
+    assert (g.vp_km_s[-1], g.vs_km_s[-1]) == (6.0, 3.5)
