@@ -37,6 +37,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -109,24 +110,32 @@ def _ns(text: str) -> int:
     return int(obspy.UTCDateTime(text).ns)
 
 
-def assign(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per record and phase the picks (sample index in the record) that fall in it; picks in no
-    record are counted (``outside``)."""
+def placed(records: list[dict[str, Any]], alerts: list[dict[str, Any]]
+           ) -> Iterator[tuple[int | None, str, int, dict[str, Any]]]:
+    """Each alert as ``(record index or None, phase, sample in the record, alert)``: the record
+    of its station whose span holds its time."""
     period = NS_PER_S / SR
     by_sta: dict[str, list[int]] = {}
     for k, r in enumerate(records):
         by_sta.setdefault(f"{r['network']}.{r['station']}", []).append(k)
-    picks: dict[str, list[list[int]]] = {"P": [[] for _ in records], "S": [[] for _ in records]}
-    outside = 0
     for a in alerts:
-        ph = str(a.get("phase"))
         t = _ns(a["time"])
         hit = next((i for i in by_sta.get(f"{a['network']}.{a['station']}", [])
                     if 0 <= t - records[i]["start_ns"] < records[i]["n_samples"] * period), None)
+        sample = round((t - records[hit]["start_ns"]) / period) if hit is not None else 0
+        yield hit, str(a.get("phase")), sample, a
+
+
+def assign(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per record and phase the picks (sample index in the record) that fall in it; picks in no
+    record are counted (``outside``)."""
+    picks: dict[str, list[list[int]]] = {"P": [[] for _ in records], "S": [[] for _ in records]}
+    outside = 0
+    for hit, ph, sample, _ in placed(records, alerts):
         if hit is None or ph not in picks:
             outside += 1
             continue
-        picks[ph][hit].append(round((t - records[hit]["start_ns"]) / period))
+        picks[ph][hit].append(sample)
     return {"picks": picks, "outside": outside}
 
 

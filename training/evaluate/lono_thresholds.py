@@ -45,20 +45,12 @@ Scored = dict[str, list[list[tuple[int, float]]]]  # phase -> per record [(sampl
 
 def scored_picks(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> Scored:
     """Per phase and record the picks that fall in it, ``(sample in the record, score)``."""
-    from geosentry.training.evaluate.lono_run import _ns
+    from geosentry.training.evaluate.lono_run import placed
 
-    period_ns = 1e9 / SR
     out: Scored = {ph: [[] for _ in records] for ph in PHASES}
-    by_sta: dict[str, list[int]] = {}
-    for k, r in enumerate(records):
-        by_sta.setdefault(f"{r['network']}.{r['station']}", []).append(k)
-    for a in alerts:
-        ph, t = a.get("phase"), _ns(a["time"])
-        hit = next((i for i in by_sta.get(f"{a['network']}.{a['station']}", [])
-                    if 0 <= t - records[i]["start_ns"] < records[i]["n_samples"] * period_ns), None)
+    for hit, ph, sample, a in placed(records, alerts):
         if hit is not None and ph in out:
-            out[ph][hit].append((round((t - records[hit]["start_ns"]) / period_ns),
-                                 float(a["score"])))
+            out[ph][hit].append((sample, float(a["score"])))
     return out
 
 
