@@ -44,6 +44,9 @@ SETTLE_S = 5.0
 WA_PERIOD_S = 0.8
 WA_DAMPING = 0.7
 PD_HIGHPASS_HZ = 0.075
+#: slower channels give no amplitudes (the filters need a Nyquist frequency above the
+#: response correction's 0.2 Hz high-pass)
+MIN_RATE_HZ = 1.0
 #: Wu & Zhao (2006), southern California: log10 Pd[cm] = -3.463 + 0.729 M - 1.374 log10 R[km]
 PD_A, PD_B, PD_C = -3.463, 0.729, -1.374
 #: Wu & Kanamori (2005): log10 tau_c = 0.21 M - 1.19
@@ -72,6 +75,7 @@ class AmplitudeBins:
         self.keep_bins = int(keep_s * NS_PER_S // BIN_NS)
         self._bins: dict[str, _Bins] = {}
         self._filters: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._too_slow: set[str] = set()
 
     def add(self, w: Window) -> None:
         if w.data.ndim != 2 or w.data.shape[1] < 2:
@@ -82,6 +86,12 @@ class AmplitudeBins:
         if z is None and not hor:
             return
         rate = w.sampling_rate_hz
+        if rate < MIN_RATE_HZ:  # e.g. a 0.1 Hz channel: no Wood-Anderson band, no filters
+            if w.station not in self._too_slow:
+                self._too_slow.add(w.station)
+                log.info("%s.%s: %g Hz is below %g Hz: no amplitudes measured", w.network,
+                         w.station, rate, MIN_RATE_HZ)
+            return
         n = w.data.shape[1]
         settle = int(SETTLE_S * rate)
         if n <= settle + 1:

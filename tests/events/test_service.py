@@ -367,3 +367,19 @@ def test_a_short_period_response_is_removed_in_full(tmp_path: Path) -> None:
         net = "BW" if sta == "RJOB" else "GR"
         w2 = Window(net, sta, "", (ch,), t2, 100.0, np.zeros((1, 10)), t2, "picker")
         assert not bb_gain.deconvolved(w2, 0)
+
+
+def test_a_slow_channel_gives_no_amplitudes_and_no_error() -> None:
+    """A 0.1 Hz three-component channel (valid, e.g. a long-period or state-of-health stream):
+    its windows are skipped for amplitudes (its filters cannot be built), a 1 Hz one is
+    measured."""
+    from geosentry.stream.events.waveforms import AmplitudeBins, GainLookup
+
+    bins = AmplitudeBins(GainLookup(None, 1e9), 300.0)
+    rng = np.random.default_rng(0)
+    for sta, rate in (("SLOW", 0.1), ("LH", 1.0)):
+        n = int(600 * rate)
+        bins.add(Window("XX", sta, "", ("LHZ", "LHN", "LHE"), 0, rate,
+                        rng.standard_normal((3, n)).astype(np.float32), 0, "picker"))
+    assert bins.span("XX.SLOW", 0, 600 * NS_PER_S) is None
+    assert bins.span("XX.LH", 0, 600 * NS_PER_S) is not None
