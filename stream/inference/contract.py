@@ -21,6 +21,7 @@ from typing import Any
 
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.pickrule import PICK_RULES, STACKINGS, PickRule, Stacking
+from geosentry.stream.inference.refine import PickRefinement
 from geosentry.stream.inference.rules import KINDS, NORMALISATIONS
 
 CONTRACT_SCHEMA = "geosentry.model.v1"
@@ -82,6 +83,9 @@ class ModelContract:
     # data), and for imports and fine-tunes the origin (class, weights file sha256, library
     # version, init model). Read by ``geosentry models list/show``, never by the service's checks.
     provenance: dict[str, Any] = field(default_factory=dict)
+    # picker only: picks moved to the onset the waveform shows (``stream/inference/refine.py``);
+    # absent (None): the model's picks as they are (imported SeisBench models, older contracts)
+    refine: PickRefinement | None = None
     contract: str = CONTRACT_SCHEMA
 
     @property
@@ -156,6 +160,11 @@ class ModelContract:
         provenance = raw.get("provenance", {})
         if not isinstance(provenance, dict):
             raise ContractError(f"provenance: must be a table, got {provenance!r}")
+        refine_raw, refine = raw.get("refine"), None
+        if refine_raw is not None:
+            if kind != "picker":
+                raise ContractError(f"refine: only a picker's picks are refined (kind {kind!r})")
+            refine = PickRefinement.from_dict(refine_raw, labels, comps)
         sha = str(raw["sha256"])
         if len(sha) != 64:
             raise ContractError("sha256: must be 64 hex digits")
@@ -168,7 +177,7 @@ class ModelContract:
             training=dict(raw.get("training", {})), metrics=dict(raw.get("metrics", {})),
             versions={str(k): str(v) for k, v in dict(raw.get("versions", {})).items()},
             precisions=precisions, forward_range=forward_range, pick_rule=PickRule(rule),
-            stacking=Stacking(stacking), provenance=dict(provenance),
+            stacking=Stacking(stacking), provenance=dict(provenance), refine=refine,
         )
 
     @classmethod
@@ -191,6 +200,10 @@ class ModelContract:
         out["labels"] = list(self.labels)
         out["pick_rule"] = self.pick_rule.value
         out["stacking"] = self.stacking.value
+        if self.refine is None:
+            del out["refine"]  # older readers: a contract without refinement has no key
+        else:
+            out["refine"] = self.refine.to_dict()
         return out
 
     def write(self, path: str | Path) -> None:

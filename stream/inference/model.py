@@ -24,6 +24,7 @@ from geosentry.stream.inference.contract import load_contract
 from geosentry.stream.inference.pickrule import (PickRule, Stacking, StackState, StretchState,
                                                  score_stretches, stack)
 from geosentry.stream.inference.precision import PrecisionChoice, autocast, decide
+from geosentry.stream.inference.refine import refine_picks
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
 from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
@@ -287,5 +288,7 @@ class TorchScriptDetector:
                                         lo, hi, state, self.model, self.name)
             else:
                 alerts = score_anomaly(w, float(out), self.thresholds, state, self.model, self.name)
+            if c.refine is not None and alerts:
+                refine_picks(w, alerts, c.refine, c.components.index(c.refine.component))
             results.append((w, alerts))
         return results

@@ -189,6 +189,12 @@ def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Pa
     ours = [(a.station, a.time_ns / 1e9) for a in picks if a.phase == "P"]
     hit = sum(any(s == sta and abs(t - rt) <= 0.5 for sta, t in ours) for s, rt in ref_p)
     assert hit >= 100, (hit, len(ref_p))
+    # the shipped contract's onset refinement (stream/inference/refine.py) moves them closer to
+    # QuakeMigrate's: residual σ 49 ms, 60 ms without it (measured 2026-12-07); a network the
+    # picker never saw, so not where the refinement's settings were chosen
+    res = [min((t - rt for sta, t in ours if sta == s), key=abs, default=9.9) for s, rt in ref_p]
+    res = [r for r in res if abs(r) <= 0.5]
+    assert float(np.std(res)) <= 0.054, float(np.std(res))
     matched = _match(events, _reference(root))
     # measured 2026-12-06: 16 events, 8 of the 27 reference events matched (the shipped
     # picker's 205 picks: see README Events); floors well below, so a regression shows

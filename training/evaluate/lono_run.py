@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from geosentry.stream.inference.refine import PickRefinement
 from geosentry.stream.records import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,12 @@ def assign(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[
 
 
 def fold_model(fold_dir: Path, work: Path, thresholds: dict[str, float] | None = None,
-               also: tuple[Path, ...] = ()) -> tuple[Path, dict[str, float], str]:
+               also: tuple[Path, ...] = (), refine: bool = True
+               ) -> tuple[Path, dict[str, float], str]:
     """Export ``fold_dir``'s CNN like the shipped picker; ``(pt, thresholds, where from)``.
     ``thresholds`` replace the fold's tuned ones; ``also``: other recipes' folds of the same
-    network, averaged with it (:class:`PickerEnsemble`)."""
+    network, averaged with it (:class:`PickerEnsemble`); ``refine``: with the shipped picker's
+    onset refinement (``stream/inference/refine.py``)."""
     import torch
 
     from geosentry.training.export.exporter import export_model, verify_export
@@ -170,7 +173,8 @@ def fold_model(fold_dir: Path, work: Path, thresholds: dict[str, float] | None =
         training={"lono_fold": str(fold_dir), "held_out_network": result.get("network"),
                   "settings": result.get("settings", {}),
                   "ensemble_with": [str(d) for d in also]},
-        file_stem=f"picker-lono-{result.get('network')}")
+        file_stem=f"picker-lono-{result.get('network')}",
+        refine=PickRefinement().to_dict() if refine else None)
     verify_export(pt)
     return pt, {k: float(v) for k, v in thr.items()}, origin
 
@@ -227,6 +231,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout-s", type=float, default=1800.0, help="per geosentry run")
+    p.add_argument("--no-refine", action="store_true",
+                   help="fold models without the shipped picker's onset refinement (results go "
+                        "to OUT/through-run-unrefined)")
     a = p.parse_args(argv)
     events, source = load_events(seed=a.seed)
     nets: dict[str, list[Any]] = {}
@@ -243,7 +250,7 @@ def main(argv: list[str]) -> int:
     except NoFolds as exc:
         print(exc, file=sys.stderr)
         return 2
-    work = a.out / "through-run"
+    work = a.out / ("through-run-unrefined" if a.no_refine else "through-run")
     t0 = time.monotonic()
     records: dict[str, list[dict[str, Any]]] = {}
     picks: dict[str, dict[str, Any]] = {"cnn": {}}
@@ -253,7 +260,7 @@ def main(argv: list[str]) -> int:
         if a.model is not None:
             pt, thr, origin = a.model, None, "the model's contract"
         else:
-            pt, thr, origin = fold_model(folds[n], work / "models")
+            pt, thr, origin = fold_model(folds[n], work / "models", refine=not a.no_refine)
         alerts, wall = run_service(pt, work / "mseed" / n, work / "run" / f"cnn-{n}", a.timeout_s)
         picks["cnn"][n] = assign(records[n], alerts)
         runs[f"cnn {n}"] = {"model": str(pt), "thresholds": thr, "thresholds_from": origin,
@@ -279,7 +286,8 @@ def main(argv: list[str]) -> int:
         "command": "python -m geosentry.training evaluate picker-lono --through-run --out "
                    f"{a.out}" + (f" --networks {a.networks}" if a.networks else "")
                    + (f" --model {a.model}" if a.model else "")
-                   + (" --no-seisbench" if a.no_seisbench else ""),
+                   + (" --no-seisbench" if a.no_seisbench else "")
+                   + (" --no-refine" if a.no_refine else ""),
         "data_source": source, "networks": todo,
         "network_events": {n: len(records[n]) for n in todo}, "runs": runs, "skipped": skipped,
         "machine": f"{platform.machine()}, {platform.system()}", "fold_models": a.model is None,

@@ -102,7 +102,8 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
                  output_step_samples: int = 1, domain: str = "seismic",
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                  file_stem: str | None = None, parity_atol: float = 1e-4,
-                 provenance: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                 provenance: dict[str, Any] | None = None,
+                 refine: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Export ``module`` to ``out_dir/<file_stem or name>.pt`` + ``.json``; returns both paths.
 
     Steps: eval mode -> ``torch.jit.script`` -> save -> reload the saved file -> parity check
@@ -110,7 +111,8 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
     check against the contract -> a picker's ``forward_range`` against ``forward`` (then
     ``forward_range: true`` in the contract) -> sha256 -> contract validated by
     ``ModelContract.from_dict``,
-    written, re-loaded and compared.
+    written, re-loaded and compared. ``refine``: a picker's onset refinement
+    (``stream/inference/refine.py``; a picker trained here gets ``DEFAULT_REFINEMENT``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,8 @@ def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: f
                 f" + {train_info['data_source_extra']}" if train_info.get("data_source_extra")
                 else "")},
     }
+    if refine is not None:
+        raw["refine"] = dict(refine)
     raw = json.loads(json.dumps(raw, default=str))  # tuples -> lists etc.: what a reader sees
     contract = ModelContract.from_dict(raw)
     contract.write(json_path)

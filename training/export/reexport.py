@@ -75,7 +75,8 @@ def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> t
             stride_samples=old.stride_samples, labels=old.labels, thresholds=old.thresholds,
             out_dir=tmp, version=old.version, normalisation=vars(old.normalisation),
             output_step_samples=old.output_step_samples, domain=old.domain, training=training,
-            metrics=old.metrics, file_stem=pt_path.stem, provenance=old.provenance or None)
+            metrics=old.metrics, file_stem=pt_path.stem, provenance=old.provenance or None,
+            refine=old.refine.to_dict() if old.refine else None)
         g = torch.Generator().manual_seed(0)
         x = torch.randn(4, len(old.components), old.window_samples, generator=g)
         diff = parity_check(torch.jit.load(str(pt_path)), torch.jit.load(str(new_pt)), (x,))

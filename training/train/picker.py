@@ -13,6 +13,7 @@ from geosentry.training.data.windows import crop, normalise, pick_labels
 from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
                                      matched_residuals, pick_scores)
 from geosentry.training.evaluate.stalta import stalta_picks, tune_stalta_picker
+from geosentry.stream.inference.refine import PickRefinement
 from geosentry.training.export import export_model
 from geosentry.training.models.cnn import PhasePicker
 from geosentry.training.train.common import SeismicData, cosine_lr, predict
@@ -168,4 +169,4 @@ class PickerTask:
             thresholds=thr, out_dir=out_dir, normalisation={"method": "std", "demean": True, "eps": 1e-8},
             training={**training, **self.data.summary(), "label_sigma_samples": self.sigma,
                       "params": sum(p.numel() for p in self.model.parameters())},
-            metrics=metrics)
+            metrics=metrics, refine=PickRefinement().to_dict())
