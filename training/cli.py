@@ -19,6 +19,7 @@ program name; ``python -m geosentry.training ...`` does the same.
     evaluate picker-lono --through-run [--out DIR] [--networks NC,PG] [--model PT]
     evaluate picker-lono --through-run --threshold-sweep [--out DIR] [--with DIR2]
                                                           (training.evaluate.lono_run)
+    evaluate picker-lono --refine-sweep [--out DIR]       (training.evaluate.lono_refine)
     evaluate seisbench-parity [--model CLASS --weights PATH --version V] [--through-run]
                                                           (training.evaluate.seisbench_parity)
     evaluate precision [--out DIR] [--write-contracts]    (training.evaluate.precision)
@@ -252,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.evaluate.kfold import main as kfold_main  # k-fold cross-validation by station
 
         return kfold_main(argv[2:], argv[1].split("-")[0])
+    if argv[:2] == ["evaluate", "picker-lono"] and "--refine-sweep" in argv:  # onset refinement
+        from geosentry.training.evaluate.lono_refine import main as lono_refine_main
+
+        return lono_refine_main(argv[2:])
     if argv[:2] == ["evaluate", "picker-lono"] and "--threshold-sweep" in argv:  # via the run
         from geosentry.training.evaluate.lono_thresholds import main as lono_thresholds_main
 
