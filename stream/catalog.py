@@ -97,6 +97,15 @@ def trained_on(m: dict[str, Any]) -> str:
     return f"{source}" + (f" ({n} training events)" if n else "")
 
 
+def _refine(r: Any) -> str:
+    """A contract's ``refine`` in words (``stream/inference/refine.py``)."""
+    if not r:
+        return "none (the model's picks)"
+    band = r.get("band_hz", [])
+    return (f"{r.get('method')} on {r.get('component')} for {'/'.join(r.get('phases', []))}, "
+            f"within ±{r.get('half_window_s')} s, {band[0]:g}-{band[1]:g} Hz")
+
+
 def describe(name: str, dirs: Sequence[str | Path] = ()) -> str:
     for m in list_models(dirs):
         if name in (m["name"], Path(m["path"]).stem, m["path"]):
@@ -111,7 +120,8 @@ def describe(name: str, dirs: Sequence[str | Path] = ()) -> str:
                 f"{c.get('window_samples')} samples per window, stride {c.get('stride_samples')}",
                 f"  output:     labels {c.get('labels')}, thresholds {c.get('thresholds')}",
                 *([f"  pick rule:  {c.get('pick_rule', 'peaks')}, stacking "
-                   f"{c.get('stacking', 'none')}"] if m['kind'] == "picker" else []),
+                   f"{c.get('stacking', 'none')}, onset refinement " + _refine(c.get("refine"))]
+                  if m['kind'] == "picker" else []),
                 f"  normalise:  {c.get('normalisation')}",
                 f"  domain:     {c.get('domain', 'seismic')}",
                 "  precisions: fp32" + "".join(

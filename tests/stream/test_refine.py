@@ -101,6 +101,9 @@ def test_the_shipped_picker_refines_p_and_older_contracts_do_not() -> None:
     del raw["refine"]
     assert ModelContract.from_dict(raw).refine is None
     assert "refine" not in ModelContract.from_dict(raw).to_dict()
+    # geosentry models show says it
+    from geosentry.stream.catalog import describe
+    assert "onset refinement aic on Z for P, within ±0.5 s, 1-30 Hz" in describe("picker")
 
 
 @pytest.mark.shared
