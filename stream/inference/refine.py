@@ -49,6 +49,8 @@ MIN_SIDE_SAMPLES = 10
 FLAT_RUN_S = 0.1
 #: the band's upper edge at most this share of the sampling rate (below Nyquist)
 MAX_BAND_SHARE = 0.45
+#: an onset this close to an earlier pick's onset (same phase) is that pick's: not taken twice
+TAKEN_S = 0.05
 
 
 class RefineMethod(StrEnum):
@@ -144,11 +146,16 @@ def aic_onset(x: np.ndarray, rate_hz: float, index: int, r: PickRefinement) -> i
     return lo + int(k[int(np.argmin(aic))])
 
 
-def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int) -> None:
+def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int,
+                 state: dict[str, float]) -> None:
     """Move each pick of ``r.phases`` among ``alerts`` (window ``w``'s) to its onset on
     ``w.data[row]`` (the contract's ``r.component``), in place. A moved pick says so in its
     details (``onset``: the method, ``moved_s``: onset minus the model's pick); one left where
     the model put it (:func:`aic_onset` gave None, or the component is missing) has no such key.
+
+    Two model picks may find the same onset (peaks 0.5-1 s apart around it): the later one then
+    keeps the model's time, so no two picks of an instrument share a time (nor an alert id).
+    ``state`` (per instrument, kept across its windows) remembers the last onset per phase.
     """
     if not w.channels[row]:
         return  # the component is missing: its row is zeros
@@ -160,6 +167,11 @@ def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int) ->
         onset = aic_onset(w.data[row], rate, index, r)
         if onset is None:
             continue
-        a.time_ns = w.time_of(onset)
+        t_ns = w.time_of(onset)
+        key = f"onset:{a.phase}"
+        if abs(t_ns - state.get(key, -1e30)) < TAKEN_S * 1e9:
+            continue  # an earlier pick of this phase took this onset
+        state[key] = t_ns
+        a.time_ns = t_ns
         a.details["onset"] = r.method.value
         a.details["moved_s"] = round((onset - index) / rate, 4)

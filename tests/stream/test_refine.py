@@ -54,26 +54,34 @@ def test_a_pick_off_the_onset_lands_on_it_and_bad_traces_keep_the_pick() -> None
     assert found is not None and 0 <= onset - found <= 10  # just before the crude onset
     for off in (-30, +30):  # the model's pick 0.3 s early or late
         a = _pick(w, found + off)
-        refine_picks(w, [a], r, 0)
+        refine_picks(w, [a], r, 0, {})
         assert a.time_ns == w.time_of(found), off
         assert a.details == {"onset": "aic", "moved_s": -off / 100.0}
+    # two model picks 0.6 s apart around the onset find it both: the later keeps its time (no
+    # two picks of an instrument at one time, nor one alert id), across windows too (state)
+    state: dict[str, float] = {}
+    first, second = _pick(w, found - 30), _pick(w, found + 30)
+    refine_picks(w, [first], r, 0, state)
+    refine_picks(w, [second], r, 0, state)
+    assert first.time_ns == w.time_of(found) and second.time_ns == w.time_of(found + 30)
+    assert "onset" not in second.details and first.id != second.id
     s = _pick(w, found + 30)
     s.phase = "S"  # S picks are not refined by the default
-    refine_picks(w, [s], r, 0)
+    refine_picks(w, [s], r, 0, {})
     assert s.time_ns == w.time_of(found + 30) and "onset" not in s.details
     # the vertical missing (its row zeros): the model's pick stays
     missing = Window(w.network, w.station, "", ("", "EHN", "EHE"), w.start_ns, 100.0,
                      w.data.copy(), 0, "picker")
     missing.data[0] = 0.0
     a = _pick(missing, found + 30)
-    refine_picks(missing, [a], r, 0)
+    refine_picks(missing, [a], r, 0, {})
     assert a.time_ns == missing.time_of(found + 30) and "onset" not in a.details
     # a zero-filled gap just before the onset: the model's pick stays
     gap = Window(w.network, w.station, "", w.channels, w.start_ns, 100.0, w.data.copy(), 0,
                  "picker")
     gap.data[0, found - 40:found - 20] = 0.0
     a = _pick(gap, found + 30)
-    refine_picks(gap, [a], r, 0)
+    refine_picks(gap, [a], r, 0, {})
     assert a.time_ns == gap.time_of(found + 30) and "onset" not in a.details
 
 
