@@ -11,8 +11,10 @@ kept if it still has ``min_stations`` stations, at least 5 phases (more than the
 an RMS under ``max_rms_s`` and, of the stations that sent picks (within ``active_window_s`` of
 its origin time) within the distance of its
 ``min_stations``-th nearest station, at least ``min_station_ratio`` in the event. Its picks are
-then used; a seed that finds no event is skipped (it may still join a later event). Picks are
-sorted by (time, station, phase, id) first, so the result depends on the pick set only.
+then used; a seed that finds no event is skipped (it may still join a later event). A small
+event from a P seed is searched again with its latest P picks read as S (``relabel``: S
+arrivals picked as P) and replaced where that explains more picks. Picks are sorted by (time,
+station, phase, id) first, so the result depends on the pick set only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from geosentry.stream.events import acceptance
+from geosentry.stream.events import acceptance, relabel
 from geosentry.stream.events.gridsearch import GridSearch
 from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
                                             azimuthal_gap_deg, geiger)
@@ -239,7 +241,22 @@ class Associator:
         found = self._search_robust(pool, seed, used, times, proj, cand, sta_of)
         if found is None:
             return None
-        idx, hypo = found
+        idx, hypo, ok = self._accept(pool, *found, proj, times)
+        if not ok:
+            # its picks would locate the same set again as seeds: they are not seeds any more
+            # (still free to join another event)
+            tried[idx] = True
+            if marked is not None:
+                marked.extend(idx.tolist())
+            return None
+        if len(idx) <= cfg.crossval_max_phases and not pool.is_s[seed]:
+            idx, hypo = relabel.better(self, pool, seed, used, times, proj, idx, hypo)
+        return idx, hypo, proj
+
+    def _accept(self, pool: Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection,
+                times: list[float]) -> tuple[np.ndarray, Hypocentre, bool]:
+        """The located set after ``crossval`` and whether it passes the event checks."""
+        cfg = self.cfg
         active = acceptance.active(cfg, pool, proj, hypo, times)
         ok = acceptance.station_ratio(cfg, pool, idx, active) >= cfg.min_station_ratio
         checked = False  # every pick predicted by the others (``crossval``)
@@ -252,14 +269,7 @@ class Associator:
                       and len(idx) >= cfg.min_phases and hypo.rms_s <= cfg.max_rms_s
                       and acceptance.station_ratio(cfg, pool, idx, active) >= cfg.min_station_ratio)
         ok = ok and acceptance.significant(cfg, pool, idx, proj, hypo, times, active, checked)
-        if not ok:
-            # its picks would locate the same set again as seeds: they are not seeds any more
-            # (still free to join another event)
-            tried[idx] = True
-            if marked is not None:
-                marked.extend(idx.tolist())
-            return None
-        return idx, hypo, proj
+        return idx, hypo, ok
 
     def _crossval(self, pool: Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection
                   ) -> tuple[np.ndarray, Hypocentre, bool]:
@@ -403,7 +413,7 @@ class Associator:
         lat, lon = proj.to_latlon(hypo.x_km, hypo.y_km)
         obs = self._obs(pool, idx, proj)
         az = np.degrees(np.arctan2(obs.x_km - hypo.x_km, obs.y_km - hypo.y_km)) % 360.0
-        arrivals = tuple(Arrival(pool.picks[i], round(float(r), 4), round(float(d), 3),
+        arrivals = tuple(Arrival(relabel.as_located(pool, i), round(float(r), 4), round(float(d), 3),
                                  round(float(a), 1))
                          for i, r, d, a in zip(idx.tolist(), hypo.residuals_s,
                                                hypo.distances_km, az))
