@@ -13,7 +13,9 @@ networks:
 * each setting: F1 at ±0.1 s and ±0.5 s, residual mean / σ, robust σ, picks beyond 0.2 s;
 * **nested**: each network refined at the setting with the smallest σ on the *other* networks'
   windows (no network chooses its own setting): the honest figure for a setting chosen here;
-* the shipped setting (:class:`~geosentry.stream.inference.refine.PickRefinement` defaults).
+* the shipped setting (:class:`~geosentry.stream.inference.refine.PickRefinement` defaults);
+* the other pickers of the folds (PhaseNetLight-ETHZ, STA/LTA) with and without the shipped
+  setting: a check on picks the setting was not chosen on.
 """
 
 from __future__ import annotations
@@ -48,16 +50,30 @@ def settings() -> dict[str, PickRefinement | None]:
     return out
 
 
+OTHERS = {"phasenetlight-tuned": "PhaseNetLight-ETHZ, tuned thresholds",
+          "phasenetlight": "PhaseNetLight-ETHZ, default thresholds",
+          "stalta": "STA/LTA, tuned"}
+
+
 def refined_picks(out: Path, networks: list[str], events: list[Any]
-                  ) -> tuple[list[int | None], list[str], dict[str, list[np.ndarray]]]:
-    """(true P per window, network per window, setting -> P picks per window)."""
+                  ) -> tuple[list[int | None], list[str], dict[str, list[np.ndarray]],
+                             dict[str, dict[str, list[np.ndarray]]]]:
+    """(true P per window, network per window, setting -> the CNN's P picks per window,
+    other picker -> {"none"/"shipped" -> its P picks per window})."""
     from geosentry.training.evaluate.lono import _windows
 
     truth: list[int | None] = []
     nets: list[str] = []
     picks: dict[str, list[np.ndarray]] = {k: [] for k in settings()}
+    shipped = PickRefinement()
+    results = {net: json.loads((out / f"fold-{net}" / "result.json").read_text())
+               for net in networks}
+    # the other pickers every fold has (a fold run with --no-seisbench has no PhaseNetLight)
+    others: dict[str, dict[str, list[np.ndarray]]] = {
+        name: {"none": [], "shipped": []} for name in OTHERS
+        if all(name in r["picks"] for r in results.values())}
     for net in networks:
-        r = json.loads((out / f"fold-{net}" / "result.json").read_text())
+        r = results[net]
         quick = bool(r.get("settings", {}).get("quick"))
         wins, raw = _windows([e for e in events if e.network == net], 2 if quick else 8, 1234)
         model = r["picks"]["cnn"]["P"]
@@ -68,10 +84,18 @@ def refined_picks(out: Path, networks: list[str], events: list[Any]
             truth.append(w.p)
             nets.append(net)
             for name, ref in settings().items():
-                moved = [p if ref is None else (aic_onset(x[0], SR, int(p), ref) or int(p))
-                         for p in pk]
-                picks[name].append(np.asarray(moved, dtype=np.int64))
-    return truth, nets, picks
+                picks[name].append(_moved(x[0], pk, ref))
+        for name, d in others.items():
+            for x, pk in zip(raw, r["picks"][name]["P"]):
+                d["none"].append(_moved(x[0], pk, None))
+                d["shipped"].append(_moved(x[0], pk, shipped))
+    return truth, nets, picks, others
+
+
+def _moved(z: np.ndarray, pk: list[int], ref: PickRefinement | None) -> np.ndarray:
+    """Picks ``pk`` moved by ``ref`` on trace ``z`` (kept where it gives None)."""
+    return np.asarray([p if ref is None else (aic_onset(z, SR, int(p), ref) or int(p))
+                       for p in pk], dtype=np.int64)
 
 
 def summary(truth: list[int | None], preds: list[np.ndarray]) -> dict[str, Any]:
@@ -128,6 +152,12 @@ def markdown(r: dict[str, Any], command: str) -> str:
                                                  r["nested_choice"].items()) + ".\n\n")
     lines.append("P σ per held-out network, model picks → shipped setting: " + ", ".join(
         f"{n} {v[NONE]} → {v[r['shipped']]} ms" for n, v in r["per_network"].items()) + ".\n")
+    if r.get("others"):
+        lines.append("\nOther pickers' P picks on the same windows, with and without the shipped "
+                     "setting (not chosen on them):\n\n" + head)
+        for name, d in r["others"].items():
+            lines.append(row(f"{OTHERS[name]}", d["none"]))
+            lines.append(row(f"{OTHERS[name]} + shipped refinement", d["shipped"]))
     return "".join(lines)
 
 
@@ -153,8 +183,10 @@ def main(argv: list[str]) -> int:
         print(f"picker-lono --refine-sweep: no fold results in {a.out} (run `python -m "
               f"geosentry.training evaluate picker-lono --out {a.out}` first)", file=sys.stderr)
         return 2
-    truth, where, picks = refined_picks(a.out, nets, events)
+    truth, where, picks, others = refined_picks(a.out, nets, events)
     report = sweep(truth, where, picks)
+    report["others"] = {name: {k: summary(truth, v) for k, v in d.items()}
+                        for name, d in others.items()}
     command = f"python -m geosentry.training evaluate picker-lono --refine-sweep --out {a.out}"
     report["command"], report["networks"] = command, nets
     (a.out / "refine_sweep.json").write_text(json.dumps(report, indent=2) + "\n")
