@@ -9,9 +9,9 @@ with those picks read as S, explains more of the picks around it (its other S pi
 So for an accepted event of at most ``crossval_max_phases`` phases from a P seed, the search
 from the same seed is tried again with the last 1, 2, ... of its P picks (not the
 seed, and only at stations without an S pick in the event: an S arrives after the P) read
-as S, at most ``MAX_FLIPS``, keeping at least ``KEEP_P`` P picks; "last" by the delay past a P
-front from the seed's station at the model's P speed at 5 km (an S comes late for its
-distance). A trial replaces the event
+as S, at most ``MAX_FLIPS``, keeping at least ``KEEP_P`` P picks; "last" by the apparent
+slowness from the seed's station (time after the seed over the distance, at least ``MIN_KM``:
+an S comes late for its distance). A trial replaces the event
 when it passes the same checks with more phases and at least as many stations; the best
 trial wins (most phases, then lowest RMS; the fewest relabelled on ties). Picks of the
 replacement that were relabelled carry phase S in the event's arrivals (``as_located``);
