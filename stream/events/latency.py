@@ -256,8 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-run", help="measure a run kept with --keep again, without running")
     ap.add_argument("--restage", help="re-run the events stage alone on a kept run's pick "
                     "alerts (seconds; geosentry.stream.events.restage) and measure that")
+    ap.add_argument("--unrefine", action="store_true",
+                    help="with --restage: each P pick back where the picker's model put it "
+                         "(its onset refinement's details.moved_s undone), the same emission "
+                         "times: what the refinement changes in the events stage")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
+    if args.unrefine and not args.restage:
+        ap.error("--unrefine needs --restage DIR")
     root = (Path(args.shared) if args.shared else shared_data_dir()) / "events" / \
         "iceland-2014-dike"
     if not root.is_dir():
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
             work = Path(args.restage)
             n, segments = _segments(root, names, work, Path(tmp), args.record_s)
-            alerts, offset_ns, _ = restage(work)
+            alerts, offset_ns, _ = restage(work, unrefine=args.unrefine)
         elif args.from_run:  # a kept run, measured again
             n, segments = _segments(root, names, work, Path(tmp), args.record_s)
             alerts, offset_ns = read_run(work)

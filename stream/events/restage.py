@@ -54,8 +54,10 @@ class _Memo(Associator):
         return self._last[1]
 
 
-def pick_alert(d: dict[str, Any]) -> Alert:
-    """A pick alert of ``alerts.jsonl`` as the stage saw it (its id reproduced)."""
+def pick_alert(d: dict[str, Any], unrefine: bool = False) -> Alert:
+    """A pick alert of ``alerts.jsonl`` as the stage saw it (its id reproduced); ``unrefine``:
+    moved back to the model's pick where the picker's onset refinement moved it
+    (``details.moved_s``; ``stream/inference/refine.py``), its id that of the unmoved pick."""
     from geosentry.stream.events.latency import _ns
 
     m = d["model"]
@@ -68,14 +70,20 @@ def pick_alert(d: dict[str, Any]) -> Alert:
               phase=d["phase"], details=d["details"], emitted_ns=emitted)
     if a.id != d["id"]:
         raise SystemExit(f"restage: pick alert {d['id']} does not reproduce its id ({a.id})")
+    if unrefine and "moved_s" in a.details:
+        details = dict(a.details)
+        a.time_ns -= int(round(float(details.pop("moved_s")) * NS_PER_S))
+        details.pop("onset", None)
+        a.details = details
     return a
 
 
-def restage(work: Path, tick_s: float = TICK_S, update_s: float | None = None
-            ) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+def restage(work: Path, tick_s: float = TICK_S, update_s: float | None = None,
+            unrefine: bool = False) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
     """The run kept in ``work`` replayed through the events stage alone: its pick alerts and
     the stage's new event alerts (as ``alerts.jsonl`` dicts), the replay clock (wall minus data
-    time, ns) and the stage's counters."""
+    time, ns) and the stage's counters. ``unrefine``: the P picks where the picker's model put
+    them (:func:`pick_alert`)."""
     from geosentry.stream.events.latency import read_run
     from geosentry.stream.events.settings import parse_stations
     from geosentry.stream.events.stage import EventStage
@@ -88,13 +96,14 @@ def restage(work: Path, tick_s: float = TICK_S, update_s: float | None = None
     assoc = _Memo(cfg.stations, tt, cfg.associator_config(), cfg.ml_scale)
     stage = EventStage(assoc, cfg.horizon_s, update_s or cfg.update_interval_s, cfg.max_picks,
                        settle_margin_s=cfg.settle_margin_s, adaptive=False)
-    picks = sorted((pick_alert(d) for d in alerts if d["kind"] == "pick"),
+    picks = sorted((pick_alert(d, unrefine) for d in alerts if d["kind"] == "pick"),
                    key=lambda a: (a.emitted_ns, a.id))
     if not picks:
         raise SystemExit(f"restage: no pick alerts in {work / 'alerts.jsonl'}")
     lag_ns = int(statistics.median(a.emitted_ns - a.newest_arrival_ns for a in picks))
     tick_ns = int(tick_s * NS_PER_S)
-    out = [d for d in alerts if d["kind"] == "pick"]
+    out = ([_stamped(a, a.emitted_ns) for a in picks] if unrefine
+           else [d for d in alerts if d["kind"] == "pick"])
     i, wall = 0, picks[0].emitted_ns
     while i < len(picks):
         batch = []

@@ -70,3 +70,23 @@ def test_a_pick_alert_that_does_not_reproduce_its_id_is_refused(tmp_path: Path) 
     d["id"] = "0" * 32
     with pytest.raises(SystemExit, match="does not reproduce its id"):
         pick_alert(d)
+
+
+def test_unrefine_puts_refined_picks_back_where_the_model_put_them(tmp_path: Path) -> None:
+    """``latency --restage DIR --unrefine``: the onset refinement's move undone (same
+    emission time), its id that of the unmoved pick; a pick it did not move stays."""
+    _kept_run(tmp_path)
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    d = json.loads(lines[0])
+    model_ns = pick_alert(d).time_ns
+    moved = pick_alert(d)
+    moved.time_ns += 240_000_000  # the refinement moved it 0.24 s later
+    moved.details = {**moved.details, "onset": "aic", "moved_s": 0.24}
+    e = json.loads(moved.to_json())
+    back = pick_alert(e, unrefine=True)
+    assert back.time_ns == model_ns and back.id == d["id"] and back.emitted_ns == moved.emitted_ns
+    assert "moved_s" not in back.details and pick_alert(e).time_ns == model_ns + 240_000_000
+    assert pick_alert(json.loads(lines[1]), unrefine=True).id == json.loads(lines[1])["id"]
+    (tmp_path / "alerts.jsonl").write_text("\n".join([json.dumps(e), *lines[1:]]) + "\n")
+    got, _, _ = restage(tmp_path, unrefine=True)
+    assert [a["id"] for a in got if a["kind"] == "pick"][0] == d["id"]
