@@ -24,6 +24,12 @@ class Origin:
     lon_deg: float
     depth_km: float
 
+    def error(self, lat_deg: float, lon_deg: float, time_ns: int) -> tuple[float, float]:
+        """(epicentral distance km, time difference s) of a located origin from this one."""
+        x, y = Projection(self.lat_deg, self.lon_deg).to_xy(np.array([lat_deg]),
+                                                             np.array([lon_deg]))
+        return float(np.hypot(x, y)[0]), (time_ns - self.time_ns) / NS_PER_S
+
 
 def grid_network(n: int, spacing_km: float, lat0: float = 45.0, lon0: float = 10.0,
                  jitter_km: float = 0.0, seed: int = 0, network: str = "SY") -> Inventory:

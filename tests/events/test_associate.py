@@ -11,15 +11,10 @@ import pytest
 from geosentry.stream.events.associate import AssociatorConfig, Associator
 from geosentry.stream.events.picks import Phase, Pick
 from geosentry.stream.events.synthetic import Origin, false_picks, grid_network, picks_for
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.events.velocity import TravelTimes
 from geosentry.stream.records import NS_PER_S
 
 T0 = 1_700_000_000 * NS_PER_S
-
-
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
 
 
 def _two_overlapping(tt: TravelTimes) -> tuple[list[Pick], list[Origin]]:

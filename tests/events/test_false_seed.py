@@ -15,15 +15,10 @@ import pytest
 from geosentry.stream.events.associate import Associator
 from geosentry.stream.events.picks import Phase, Pick
 from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.events.velocity import TravelTimes
 from geosentry.stream.records import NS_PER_S
 
 T0 = 1_700_000_000 * NS_PER_S
-
-
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
 
 
 # (station of the false pick, seconds before its true P): each of these split the event in two

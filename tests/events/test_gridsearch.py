@@ -15,15 +15,10 @@ from geosentry.stream.events.associate import Associator
 from geosentry.stream.events.locate import Observations, Projection, grid_times
 from geosentry.stream.events.stage import EventStage
 from geosentry.stream.events.synthetic import Origin, false_picks, grid_network, picks_for
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.events.velocity import TravelTimes
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
 
 T0 = 1_700_000_000 * NS_PER_S
-
-
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
 
 
 def plain_best_node(tt: TravelTimes, obs: Observations, seed_pos: int, sta_of: np.ndarray,

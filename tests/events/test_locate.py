@@ -11,15 +11,10 @@ from geosentry.stream.events.locate import (Observations, Projection, azimuthal_
                                             grid_start)
 from geosentry.stream.events.magnitude import MLScale
 from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes, VelocityModel
+from geosentry.stream.events.velocity import TravelTimes, VelocityModel
 from geosentry.stream.records import NS_PER_S
 
 T0 = 1_700_000_000 * NS_PER_S
-
-
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
 
 
 def test_travel_times_match_hand_computed_rays(tt: TravelTimes) -> None:

@@ -16,24 +16,17 @@ import pytest
 
 from geosentry.stream.events import relabel
 from geosentry.stream.events.associate import Associator
-from geosentry.stream.events.locate import Projection
 from geosentry.stream.events.picks import Phase, Pick
 from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
 from geosentry.stream.events.types import Event
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.events.velocity import TravelTimes
 from geosentry.stream.records import NS_PER_S
 
 T0 = 1_700_000_000 * NS_PER_S
 
 
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
-
-
 def _error(ev: Event, o: Origin) -> tuple[float, float]:
-    x, y = Projection(o.lat_deg, o.lon_deg).to_xy(np.array([ev.lat_deg]), np.array([ev.lon_deg]))
-    return float(np.hypot(x, y)[0]), (ev.time_ns - o.time_ns) / NS_PER_S
+    return o.error(ev.lat_deg, ev.lon_deg, ev.time_ns)
 
 
 def _s_as_p(tt: TravelTimes, o: Origin, n_p: int, n_s_as_p: int) -> list[Pick]:

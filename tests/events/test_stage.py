@@ -9,24 +9,18 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-import pytest
 
 from geosentry.stream.events.associate import Associator
 from geosentry.stream.events.picks import Pick
 from geosentry.stream.events.stage import EventStage
 from geosentry.stream.events.synthetic import Origin, false_picks, grid_network, picks_for
-from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
+from geosentry.stream.events.velocity import TravelTimes
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
 
 T0 = 1_700_000_000 * NS_PER_S
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream" / "schemas"
                      / "alert.v1.json").read_text())
 PICKER = ModelRef("picker", "1", "0" * 64)
-
-
-@pytest.fixture(scope="module")
-def tt() -> TravelTimes:
-    return TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=40.0)
 
 
 def as_alert(p: Pick) -> Alert:
