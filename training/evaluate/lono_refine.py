@@ -42,6 +42,10 @@ def _name(half: float, band: tuple[float, float]) -> str:
     return f"±{half:g} s, {band[0]:g}-{band[1]:g} Hz"
 
 
+#: the shipped setting's row name (``PickRefinement``'s defaults)
+SHIPPED = _name(PickRefinement().half_window_s, PickRefinement().band_hz)
+
+
 def settings() -> dict[str, PickRefinement | None]:
     out: dict[str, PickRefinement | None] = {NONE: None}
     for half in HALF_WINDOWS_S:
@@ -64,7 +68,8 @@ def refined_picks(out: Path, networks: list[str], events: list[Any]
 
     truth: list[int | None] = []
     nets: list[str] = []
-    picks: dict[str, list[np.ndarray]] = {k: [] for k in settings()}
+    grid = settings()
+    picks: dict[str, list[np.ndarray]] = {k: [] for k in grid}
     shipped = PickRefinement()
     results = {net: json.loads((out / f"fold-{net}" / "result.json").read_text())
                for net in networks}
@@ -83,7 +88,7 @@ def refined_picks(out: Path, networks: list[str], events: list[Any]
         for w, x, pk in zip(wins, raw, model):
             truth.append(w.p)
             nets.append(net)
-            for name, ref in settings().items():
+            for name, ref in grid.items():
                 picks[name].append(_moved(x[0], pk, ref))
         for name, d in others.items():
             for x, pk in zip(raw, r["picks"][name]["P"]):
@@ -94,8 +99,8 @@ def refined_picks(out: Path, networks: list[str], events: list[Any]
 
 def _moved(z: np.ndarray, pk: list[int], ref: PickRefinement | None) -> np.ndarray:
     """Picks ``pk`` moved by ``ref`` on trace ``z`` (kept where it gives None)."""
-    return np.asarray([p if ref is None else (aic_onset(z, SR, int(p), ref) or int(p))
-                       for p in pk], dtype=np.int64)
+    moved = [None if ref is None else aic_onset(z, SR, int(p), ref) for p in pk]
+    return np.asarray([int(p) if q is None else q for p, q in zip(pk, moved)], dtype=np.int64)
 
 
 def summary(truth: list[int | None], preds: list[np.ndarray]) -> dict[str, Any]:
@@ -127,10 +132,9 @@ def sweep(truth: list[int | None], nets: list[str],
         nested_t += t
         nested_p += p
     return {"settings": rows, "nested": summary(nested_t, nested_p), "nested_choice": chosen,
-            "shipped": _name(PickRefinement().half_window_s, PickRefinement().band_hz),
+            "shipped": SHIPPED,
             "per_network": {net: {k: summary(*part(k, {net}))["std_ms"]
-                                  for k in (NONE, _name(PickRefinement().half_window_s,
-                                                        PickRefinement().band_hz))}
+                                  for k in (NONE, SHIPPED)}
                             for net in every}}
 
 
