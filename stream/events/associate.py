@@ -233,12 +233,10 @@ class Associator:
         proj = Projection(st.lat_deg, st.lon_deg)
         if not self._neighbours.agree(pool, seed, used):
             return None
-        cand = self._candidates(pool, seed, used, times, proj)
-        cand = self._cone(pool, seed, cand, proj)
-        sta_of = pool.sidx[cand]
-        if len(np.unique(sta_of)) < cfg.min_stations:
+        reach = self._reach(pool, seed, used, times, proj)
+        if reach is None:
             return None
-        found = self._search_robust(pool, seed, used, times, proj, cand, sta_of)
+        found = self._search_robust(pool, seed, used, times, proj, *reach)
         if found is None:
             return None
         idx, hypo, ok = self._accept(pool, *found, proj, times)
@@ -252,6 +250,14 @@ class Associator:
         if len(idx) <= cfg.crossval_max_phases and not pool.is_s[seed]:
             idx, hypo = relabel.better(self, pool, seed, used, times, proj, idx, hypo)
         return idx, hypo, proj
+
+    def _reach(self, pool: Pool, seed: int, used: np.ndarray, times: list[float],
+               proj: Projection) -> tuple[np.ndarray, np.ndarray] | None:
+        """The seed's candidate picks (in its cone) and their stations; None when they are on
+        fewer than ``min_stations`` stations."""
+        cand = self._cone(pool, seed, self._candidates(pool, seed, used, times, proj), proj)
+        sta_of = pool.sidx[cand]
+        return None if len(np.unique(sta_of)) < self.cfg.min_stations else (cand, sta_of)
 
     def _accept(self, pool: Pool, idx: np.ndarray, hypo: Hypocentre, proj: Projection,
                 times: list[float]) -> tuple[np.ndarray, Hypocentre, bool]:

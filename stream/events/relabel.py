@@ -100,11 +100,10 @@ def better(assoc: Associator, pool: Pool, seed: int, used: np.ndarray, times: li
 def _trial(assoc: Associator, pool: Pool, seed: int, used: np.ndarray, times: list[float],
            proj: Projection) -> tuple[np.ndarray, Hypocentre] | None:
     """The seed's search and checks with the pool's current labels."""
-    cand = assoc._cone(pool, seed, assoc._candidates(pool, seed, used, times, proj), proj)
-    sta_of = pool.sidx[cand]
-    if len(np.unique(sta_of)) < assoc.cfg.min_stations:
+    reach = assoc._reach(pool, seed, used, times, proj)
+    if reach is None:
         return None
-    found = assoc._search(pool, seed, used, times, proj, cand, sta_of)
+    found = assoc._search(pool, seed, used, times, proj, *reach)
     if found is None:
         return None
     idx, hypo, ok = assoc._accept(pool, *found, proj, times)
