@@ -34,7 +34,7 @@ from geosentry.stream.sinks.fanout import Fanout
 from geosentry.stream.sources import ReportsGaps, Revocable, Source, SourceGap, is_live
 from geosentry.stream.offsets import Offsets
 from geosentry.stream.summary import Summary, _LogOnce
-from geosentry.stream.supervision import Watchdog, supervise
+from geosentry.stream.supervision import DrainDeadline, Watchdog, supervise
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
@@ -64,7 +64,7 @@ class Pipeline:
         self.observer: Observer | None = None  # the operator console (geosentry.stream.console)
         self._log_once = _LogOnce()
         self._stop = asyncio.Event()
-        self._deadline = float("inf")
+        self._deadline = DrainDeadline(cfg.shutdown_timeout_s, self._progress)
         self._background: set[asyncio.Future[None]] = set()
         self._runners: dict[str, BatchRunner] = {}
         self._source_counters: dict[str, tuple[Any, Any]] = {}
@@ -72,13 +72,17 @@ class Pipeline:
         self.offsets = Offsets(self.windower, self.tracker, sources, self.metrics)
 
     def request_stop(self) -> None:
-        """Stop reading; ``run`` then drains, commits and returns."""
+        """Stop reading; ``run`` then drains, commits and returns, within
+        ``shutdown_timeout_s`` of this call."""
+        if self._deadline.armed:  # asked during the drain of finite input: bounded from now
+            self._deadline.arm(requested=True)
         self._stop.set()
 
     async def run(self) -> Summary:
         """Start, stream until every finite source ends or ``request_stop``, then drain,
-        deliver and commit within ``shutdown_timeout_s``. ``Summary.exit_code`` says how it
-        ended. Start-up errors (a sink folder missing, a broker unreachable) are raised."""
+        deliver and commit: within ``shutdown_timeout_s`` of a stop request; at the end of
+        finite input for as long as the drain moves (``DrainDeadline``). ``Summary.exit_code``
+        says how it ended. Start-up errors (a sink folder missing, a broker unreachable) are raised."""
         inf = self.cfg.inference
         shed = inf.overload == "shed" or (inf.overload == "auto"
                                           and all(is_live(s) for s in self.sources))
@@ -144,15 +148,16 @@ class Pipeline:
         either: list[asyncio.Future[Any]] = [
             stop_wait, asyncio.gather(*ingest, return_exceptions=True)]
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        # asked to stop: bounded from now; the input ended: as long as the drain moves
+        self._deadline.arm(requested=self._stop.is_set())
         self._stop.set()
-        self._deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         stop_wait.cancel()
         for src in self.sources:
             src.stop_reading()
         # an ingest task blocked on a full queue (a sink away) is cancelled at the deadline:
         # the windows it had not queued were registered in flight, so nothing past them is
         # committed
-        _, waiting = await asyncio.wait(ingest, timeout=self._remaining())
+        _, waiting = await asyncio.wait(ingest, timeout=self._deadline.remaining())
         for task in waiting:
             task.cancel()
 
@@ -160,21 +165,22 @@ class Pipeline:
         """Drain the inference queues (every alert delivered) and commit, within the deadline."""
         drains = asyncio.gather(*(r.drain() for r in self._runners.values()))
         try:
-            await asyncio.wait_for(drains, self._remaining())
+            await self._deadline.wait(drains)
             if self.coincidence is not None and all(s.finite for s in self.sources):
                 if network := self.coincidence.flush():  # the end of the data decides the rest
-                    await asyncio.wait_for(self._send(network), self._remaining())
+                    await self._deadline.wait(self._send(network))
             if self.events is not None:  # the events stage's last update, then the commit
-                await asyncio.wait_for(self._send(*self.events.flush()), self._remaining())
+                await self._deadline.wait(self._send(*self.events.flush()))
         except TimeoutError:
             self.summary.undelivered_windows = self._pending() + (self.events.held
                                                                   if self.events else 0)
-            log.error("shutdown timeout (%g s): %d windows not processed or not delivered; "
+            log.error("shutdown timeout (%g s%s): %d windows not processed or not delivered; "
                       "their input is not committed", self.cfg.shutdown_timeout_s,
+                      "" if self._deadline.requested else " with nothing moving",
                       self.summary.undelivered_windows)
         committer.cancel()
         try:
-            await asyncio.wait_for(self._commit(), max(1.0, self._remaining()))
+            await asyncio.wait_for(self._commit(), max(1.0, self._deadline.remaining()))
         except Exception as exc:
             log.error("final offset commit failed: %r (records will be re-read)", exc)
 
@@ -187,7 +193,7 @@ class Pipeline:
         parts: list[Sink | Source] = [*self.sinks, *self.sources]
         for part in parts:
             try:
-                await asyncio.wait_for(part.stop(), max(1.0, self._remaining()))
+                await asyncio.wait_for(part.stop(), max(1.0, self._deadline.remaining()))
             except Exception as exc:
                 log.error("stopping %s: %r", part.name, exc)
 
@@ -204,9 +210,6 @@ class Pipeline:
     def _source_failed(self, name: str, exc: BaseException) -> None:
         """A source ended with an error: the others go on; the exit status says so."""
         self.summary.failures.append(f"source {name.removeprefix('ingest-')} failed: {exc}")
-
-    def _remaining(self) -> float:
-        return max(0.0, self._deadline - time.monotonic())
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         """A supervised task ended with an error: stop in order, exit status says so."""

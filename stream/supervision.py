@@ -11,6 +11,11 @@ watchdog.
 * ``Watchdog``: a thread (it works even when the event loop is blocked) that notices when the
   loop stops turning, or work is pending and nothing moves, for ``stall_s``; it logs every task's
   and thread's stack once per episode, counts it, and hands the pipeline a ``health`` alert.
+* ``DrainDeadline``: how long the end of a run may take. A stop that was asked for (a signal, a
+  failure) has ``shutdown_timeout_s`` from the request; the natural end of finite input (an
+  archive replayed at full speed, with up to ``max_pending_windows`` still queued) has it from
+  the last progress, so a slow model finishes the archive and a sink that never answers still
+  ends the run.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import IntEnum
 from typing import Any
 
@@ -158,6 +163,57 @@ class SignalGuard:
         self._timer.start()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.request_stop)
+
+
+class DrainDeadline:
+    """The deadline of a run's drain (module docs). ``progress()`` is the pipeline's progress
+    count (records read, windows delivered)."""
+
+    def __init__(self, timeout_s: float, progress: Callable[[], int]) -> None:
+        self.timeout_s = timeout_s
+        self.progress = progress
+        self._at = float("inf")
+        self._last: int | None = None  # the progress seen last; None: not following progress
+
+    def arm(self, *, requested: bool) -> None:
+        """Start the clock: a stop asked for (``requested``) ends ``timeout_s`` from now at the
+        latest, whatever moves; the end of the input ``timeout_s`` after the last progress."""
+        now = time.monotonic()
+        if requested:
+            self._last = None
+            self._at = min(self._at, now + self.timeout_s)
+        elif self._at == float("inf"):
+            self._last = self.progress()
+            self._at = now + self.timeout_s
+
+    @property
+    def armed(self) -> bool:
+        return self._at != float("inf")
+
+    @property
+    def requested(self) -> bool:
+        """Armed by a stop request (not following progress)."""
+        return self.armed and self._last is None
+
+    def remaining(self) -> float:
+        """Seconds left (0: past it); progress since the last call moves a following deadline."""
+        now = time.monotonic()
+        if self._last is not None and (p := self.progress()) != self._last:
+            self._last, self._at = p, now + self.timeout_s
+        return max(0.0, self._at - now)
+
+    async def wait(self, aw: Awaitable[Any]) -> Any:
+        """``aw``'s result; ``TimeoutError`` (``aw`` cancelled) once the deadline passes."""
+        task = asyncio.ensure_future(aw)
+        try:
+            while not task.done():
+                left = self.remaining()
+                if left <= 0:
+                    raise TimeoutError
+                await asyncio.wait([task], timeout=min(left, 1.0))
+            return task.result()
+        finally:
+            task.cancel()
 
 
 class Watchdog:
