@@ -57,7 +57,7 @@ max_lag_s = 5.0
 [[detectors]]
 name = "picker"
 type = "model"
-path = "builtin:picker"
+path = "{picker}"
 missing_components = "zeros"
 stride_s = {stride_s}
 lookahead_s = {lookahead_s}
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride-s", type=float, default=0.5, help="picker stride (default 0.5 s)")
     ap.add_argument("--lookahead-s", type=float, default=1.0,
                     help="picker data after its reported stretch (default 1 s)")
+    ap.add_argument("--picker", default="builtin:picker",
+                    help="the picker model: builtin:NAME or PATH.pt (default builtin:picker)")
     ap.add_argument("--update-s", type=float, default=0.5, help="events stage update interval")
     ap.add_argument("--min-phases", type=int, default=5,
                     help="picks an event needs (default 5; 4: the 4th station's P alone)")
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             n, segments = repack(root, names, folder, args.record_s)
             config = work / "latency.toml"
-            config.write_text(CONFIG.format(stride_s=args.stride_s, lookahead_s=args.lookahead_s,
+            config.write_text(CONFIG.format(picker=args.picker, stride_s=args.stride_s,
+                                            lookahead_s=args.lookahead_s,
                                             update_s=args.update_s, root=root.resolve(),
                                             min_phases=args.min_phases))
             span_s = (refs[-1].time_ns - refs[0].time_ns) / 1e9 + 120
@@ -298,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     warm, every = summary(rows, WARM_S), summary(rows)
     picks = sorted((_ns(a["emitted_at"]) - offset_ns - _ns(a["time"])) / 1e9 for a in alerts
                    if a["kind"] == "pick")
-    setting = (f"{len(names)} events, {n} records of {args.record_s:g} s, picker stride "
+    picker = "(the run's)" if args.restage or args.from_run else args.picker
+    setting = (f"{len(names)} events, {n} records of {args.record_s:g} s, picker {picker}, stride "
                f"{args.stride_s:g} s, lookahead {args.lookahead_s:g} s, update every "
                f"{args.update_s:g} s, min_phases {args.min_phases}, {os.cpu_count()} cores; "
                f"pick alerts "

@@ -25,11 +25,16 @@ LABELS = ("P", "S", "N")
 # window, ~4x cheaper than the first shipped U-Net (stride 2, widen first), see bench/.
 CHANNELS = (8, 16, 32, 64, 128)
 DOWN_STRIDE = 4
+#: how long after an arrival the ``arrival_end_share`` crops end (s): a detector at
+#: ``lookahead_s = 1`` and ``stride_s = 0.5`` reports a pick with 1-1.5 s of data after it
+ARRIVAL_END_S = (0.5, 3.0)
 
 
 class PickerTask:
     """Soft-label cross entropy on random crops (P anywhere in the window; ``anywhere_share``,
-    15 %, of the crops anywhere in the record: noise, coda, or the event)."""
+    15 %, of the crops anywhere in the record: noise, coda, or the event; ``arrival_end_share``
+    of the crops end ``ARRIVAL_END_S`` after the P or the S: what a picker run with a short
+    ``lookahead_s`` for early warning sees, an arrival with nothing after it)."""
 
     name = "picker"
 
@@ -37,9 +42,9 @@ class PickerTask:
                  sigma: float = 20.0, channels: tuple[int, ...] = CHANNELS,
                  eval_per_event: int = 8, tune_per_event: int = 4,
                  down_stride: int = DOWN_STRIDE, widen_first: bool = False,
-                 anywhere_share: float = 0.15) -> None:
+                 anywhere_share: float = 0.15, arrival_end_share: float = 0.0) -> None:
         self.data, self.window, self.batch, self.base_lr, self.sigma = data, window, batch, lr, sigma
-        self.anywhere_share = anywhere_share
+        self.anywhere_share, self.arrival_end_share = anywhere_share, arrival_end_share
         self.model = PhasePicker(COMPONENTS, LABELS, SR, window, channels,
                                  down_stride=down_stride, widen_first=widen_first)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=1e-4)
@@ -59,7 +64,12 @@ class PickerTask:
         for _ in range(self.batch):
             ev = self.data.train[int(rng.integers(len(self.data.train)))]
             length = ev.data.shape[1]
-            if rng.random() >= self.anywhere_share:
+            u = rng.random()  # one draw, so the shipped recipe (share 0) keeps its crops
+            if u < self.arrival_end_share:
+                lo, hi = (round(v * SR) for v in ARRIVAL_END_S)
+                arrival = ev.its if rng.random() < 0.5 else ev.itp
+                off = arrival - (n - int(rng.integers(lo, hi)))
+            elif u >= self.arrival_end_share + self.anywhere_share:
                 off = ev.itp - int(rng.integers(20, n - 20))
             else:
                 off = int(rng.integers(0, length - n + 1))

@@ -12,8 +12,11 @@ PICKER_RECIPES = {
     "network-iceland": "network, plus the Iceland swarm as a second region",
     "continuous": "half the crops anywhere in the record (noise, coda) instead of 15 %: what a "
                   "continuous stream shows between events",
+    "early-warning": "a third of the crops end 0.5-3 s after the P or the S (an arrival with "
+                     "nothing after it: a detector at lookahead_s = 1 for early warning)",
 }
 CONTINUOUS_ANYWHERE_SHARE = 0.5
+EARLY_WARNING_ARRIVAL_END_SHARE = 1 / 3
 
 
 def picker_task(recipe: str, data: Any, **kw: Any) -> Any:
@@ -24,6 +27,8 @@ def picker_task(recipe: str, data: Any, **kw: Any) -> Any:
         return PickerTask(data, **kw)
     if recipe == "continuous":
         return PickerTask(data, anywhere_share=CONTINUOUS_ANYWHERE_SHARE, **kw)
+    if recipe == "early-warning":
+        return PickerTask(data, arrival_end_share=EARLY_WARNING_ARRIVAL_END_SHARE, **kw)
     if recipe in ("network", "network-iceland"):
         from geosentry.training.data.iceland import load_iceland
         from geosentry.training.train.picker_network import NetworkPickerTask
