@@ -90,11 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="allow replacing a shipped model (stream/models)")
     t.add_argument("--quick", action="store_true", help="tiny model and data (smoke test)")
-    from geosentry.training.train.tasks import PICKER_RECIPES  # no torch import: cheap
+    from geosentry.training.train.tasks import PICKER_RECIPES, recipes_help  # no torch: cheap
 
     t.add_argument("--recipe", choices=tuple(PICKER_RECIPES), default="baseline",
-                   help="picker only: " + "; ".join(f"{k}: {v}"
-                                                    for k, v in PICKER_RECIPES.items()))
+                   help=recipes_help("picker only: "))
     e = sub.add_parser("evaluate", help="evaluate a trained run (held-out stations)")
     e.add_argument("task", choices=TASK_NAMES)
     e.add_argument("--run", type=Path, help="run dir with checkpoint.pt (default runs/TASK)")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from geosentry.training.data.windows import crop, normalise
-from geosentry.training.train.tasks import PICKER_RECIPES
+from geosentry.training.train.tasks import PICKER_RECIPES, recipes_help
 from geosentry.training.evaluate.compare import (bootstrap_f1, load_phasenetlight,
                                                  phasenetlight_probs, window_counts)
 from geosentry.training.evaluate.picks import (best_threshold, extract_picks, make_pick_windows,
@@ -279,8 +279,7 @@ def main(argv: list[str]) -> int:
                    help="another picker-lono --out (same windows, e.g. another recipe): paired "
                         "bootstrap differences of the two CNNs")
     p.add_argument("--recipe", choices=tuple(PICKER_RECIPES), default="baseline",
-                   help="CNN training recipe: " + "; ".join(
-                       f"{k}: {v}" for k, v in PICKER_RECIPES.items()))
+                   help=recipes_help("CNN training recipe: "))
     p.add_argument("--label-sigma-s", type=float, default=LABEL_SIGMA_S,
                    help="σ of the CNN's Gaussian P/S training labels, seconds (default: the "
                         "shipped recipe's 0.2 s)")

@@ -19,6 +19,12 @@ CONTINUOUS_ANYWHERE_SHARE = 0.5
 EARLY_WARNING_ARRIVAL_END_SHARE = 1 / 3
 
 
+def recipes_help(lead: str) -> str:
+    """``--recipe``'s help text: ``lead`` and each recipe's description, ``%`` escaped for
+    argparse (an unescaped "15 %" made ``--help`` raise)."""
+    return (lead + "; ".join(f"{k}: {v}" for k, v in PICKER_RECIPES.items())).replace("%", "%%")
+
+
 def picker_task(recipe: str, data: Any, **kw: Any) -> Any:
     """The picker training task of ``recipe`` (:data:`PICKER_RECIPES`) on ``data``."""
     from geosentry.training.train.picker import PickerTask
