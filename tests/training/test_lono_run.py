@@ -79,6 +79,25 @@ def test_through_run_finds_the_reference_picks(tmp_path: Path,
     assert np.isfinite(p["residual_std_s"])
 
 
+@pytest.mark.shared
+def test_through_run_early_warning_serves_the_latency_settings(
+        tmp_path: Path, shared_data: Callable[[str], Path]) -> None:
+    """``--early-warning``: the fold CNN served at stride 0.5 s and lookahead 1 s (the paced
+    replay's settings), its own results folder, PhaseNetLight left out with the reason."""
+    shared_data("phasenet")
+    out = tmp_path / "lono"
+    _fold(out, "PB", {"P": 0.3, "S": 0.35})
+    assert training_main(["evaluate", "picker-lono", "--through-run", "--early-warning",
+                          "--networks", "PB", "--bootstrap", "20", "--out", str(out)]) == 0
+    work = out / "through-run-early-warning"
+    cfg = (work / "run" / "cnn-PB" / "geosentry.toml").read_text()
+    assert "stride_s = 0.5" in cfg and "lookahead_s = 1.0" in cfg
+    r = json.loads((work / "picker_lono_run.json").read_text())
+    assert r["command"].endswith("--early-warning") and "stacks windows" in r["skipped"][
+        "phasenetlight"]
+    assert r["scores"]["pooled"]["cnn"]["P"]["0.5s"]["tp"] >= 3
+
+
 def test_threshold_sweep_choices_are_nested() -> None:
     """Each network's nested threshold is chosen on the other networks' records only, and
     picks below a threshold are not counted at it."""

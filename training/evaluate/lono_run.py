@@ -96,13 +96,19 @@ def write_records(events: list[Any], folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_service(pt: Path, src: Path, work: Path, timeout_s: float) -> tuple[list[dict[str, Any]],
-                                                                             float]:
+#: ``--early-warning``: the detector settings of ``stream.events.latency`` (a pick reported with
+#: 1-1.5 s of data after it)
+EARLY_WARNING = "stride_s = 0.5\nlookahead_s = 1.0\n"
+
+
+def run_service(pt: Path, src: Path, work: Path, timeout_s: float, settings: str = ""
+                ) -> tuple[list[dict[str, Any]], float]:
     """``geosentry run`` over ``src`` with ``pt`` as the only detector (the service's defaults
-    otherwise): its pick alerts and wall time; a failed run raises with its log's tail."""
+    otherwise, ``settings`` TOML lines of its table): its pick alerts and wall time; a failed run
+    raises with its log's tail."""
     from geosentry.training.evaluate.seisbench_run_parity import run_service as serve
 
-    return serve(pt, src, work, timeout_s, name="picker", extra_config="")
+    return serve(pt, src, work, timeout_s, name="picker", extra_config=settings)
 
 
 def _ns(text: str) -> int:
@@ -231,6 +237,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout-s", type=float, default=1800.0, help="per geosentry run")
+    p.add_argument("--early-warning", action="store_true",
+                   help="serve the CNNs at stride_s 0.5, lookahead_s 1 (the early-warning "
+                        "replay's settings; results go to OUT/through-run-early-warning; "
+                        "PhaseNetLight left out: its contract stacks windows)")
     p.add_argument("--no-refine", action="store_true",
                    help="fold models without the shipped picker's onset refinement (results go "
                         "to OUT/through-run-unrefined)")
@@ -250,7 +260,9 @@ def main(argv: list[str]) -> int:
     except NoFolds as exc:
         print(exc, file=sys.stderr)
         return 2
-    work = a.out / ("through-run-unrefined" if a.no_refine else "through-run")
+    work = a.out / ("through-run" + ("-unrefined" if a.no_refine else "")
+                    + ("-early-warning" if a.early_warning else ""))
+    settings = EARLY_WARNING if a.early_warning else ""
     t0 = time.monotonic()
     records: dict[str, list[dict[str, Any]]] = {}
     picks: dict[str, dict[str, Any]] = {"cnn": {}}
@@ -261,13 +273,16 @@ def main(argv: list[str]) -> int:
             pt, thr, origin = a.model, None, "the model's contract"
         else:
             pt, thr, origin = fold_model(folds[n], work / "models", refine=not a.no_refine)
-        alerts, wall = run_service(pt, work / "mseed" / n, work / "run" / f"cnn-{n}", a.timeout_s)
+        alerts, wall = run_service(pt, work / "mseed" / n, work / "run" / f"cnn-{n}", a.timeout_s,
+                                   settings)
         picks["cnn"][n] = assign(records[n], alerts)
         runs[f"cnn {n}"] = {"model": str(pt), "thresholds": thr, "thresholds_from": origin,
                             "wall_s": round(wall, 1), "pick_alerts": len(alerts)}
         log.info("through-run %s: %d pick alerts in %.1f s", n, len(alerts), wall)
     skipped = {}
-    pnl = "disabled (--no-seisbench)" if a.no_seisbench else phasenetlight_model(work / "models")
+    pnl = ("disabled (--no-seisbench)" if a.no_seisbench else
+           "left out (--early-warning: its contract stacks windows, lookahead_s does not apply)"
+           if a.early_warning else phasenetlight_model(work / "models"))
     if isinstance(pnl, Path):
         alerts, wall = run_service(pnl, work / "mseed", work / "run" / PNL, a.timeout_s)
         all_recs = [r for n in todo for r in records[n]]
@@ -287,7 +302,8 @@ def main(argv: list[str]) -> int:
                    f"{a.out}" + (f" --networks {a.networks}" if a.networks else "")
                    + (f" --model {a.model}" if a.model else "")
                    + (" --no-seisbench" if a.no_seisbench else "")
-                   + (" --no-refine" if a.no_refine else ""),
+                   + (" --no-refine" if a.no_refine else "")
+                   + (" --early-warning" if a.early_warning else ""),
         "data_source": source, "networks": todo,
         "network_events": {n: len(records[n]) for n in todo}, "runs": runs, "skipped": skipped,
         "machine": f"{platform.machine()}, {platform.system()}", "fold_models": a.model is None,
