@@ -67,6 +67,9 @@ def test_continuous_recipe_draws_more_crops_without_the_pick(no_shared: Path) ->
         shares[recipe] = float(np.mean(y[:, 0].max(axis=1) < 0.5))
     assert shares["continuous"] > shares["baseline"] + 0.15, shares
     assert set(PICKER_RECIPES) >= {"baseline", "network", "network-iceland", "continuous"}
+    from geosentry.training.evaluate.lono import RECIPES
+
+    assert set(RECIPES) == set(PICKER_RECIPES)  # each recipe's row label in the LONO report
     with pytest.raises(ValueError, match="unknown picker recipe"):
         picker_task("nonsense", data)
 

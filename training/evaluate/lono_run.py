@@ -304,7 +304,9 @@ def main(argv: list[str]) -> int:
                    + (" --no-seisbench" if a.no_seisbench else "")
                    + (" --no-refine" if a.no_refine else "")
                    + (" --early-warning" if a.early_warning else ""),
-        "data_source": source, "networks": todo,
+        "data_source": source, "networks": todo, "recipe": "baseline" if not folds else
+        json.loads((next(iter(folds.values())) / "result.json").read_text()).get(
+            "settings", {}).get("recipe", "baseline"),
         "network_events": {n: len(records[n]) for n in todo}, "runs": runs, "skipped": skipped,
         "machine": f"{platform.machine()}, {platform.system()}", "fold_models": a.model is None,
         "wall_s": None, "bootstrap": a.bootstrap, "scores": score(records, picks, a.bootstrap, a.seed)}

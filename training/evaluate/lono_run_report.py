@@ -112,9 +112,12 @@ def markdown(r: dict[str, Any]) -> str:
              "| picker | P F1 ±0.1 s | P F1 ±0.5 s [95 % CI] | P residual mean / σ | "
              "S F1 ±0.1 s | S F1 ±0.5 s [95 % CI] | S residual mean / σ |",
              "|---|---|---|---|---|---|---|"]
-    rows = [(f"{LABEL[n]}, through `geosentry run`", sc["pooled"][n], n) for n in sc["pooled"]]
-    rows += [(LABEL[f"offline {n}"], s, None) for n, s in r.get("offline", {}).items()
-             if f"offline {n}" in LABEL]
+    recipe = r.get("recipe", "baseline")  # the folds' training recipe
+    labels = {k: v if recipe == "baseline" else v.replace("shipped recipe", f"`{recipe}` recipe")
+             for k, v in LABEL.items()}
+    rows = [(f"{labels[n]}, through `geosentry run`", sc["pooled"][n], n) for n in sc["pooled"]]
+    rows += [(labels[f"offline {n}"], s, None) for n, s in r.get("offline", {}).items()
+             if f"offline {n}" in labels]
     for label, s, name in rows:
         cells = []
         for ph in ("P", "S"):
