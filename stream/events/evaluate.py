@@ -27,7 +27,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +63,8 @@ class Dataset:
     ml: MLScale
     reference: list[RefEvent]
     source: str
+    #: the reference's modelled arrival times (every station, picked or not), where it has them
+    modelled: list[Pick] = field(default_factory=list)
 
 
 def shared_data_dir() -> Path:
@@ -108,6 +110,7 @@ def load_iceland(shared: Path) -> Dataset:
     picks: list[Pick] = []
     amps: list[Amplitude] = []
     ref: list[RefEvent] = []
+    modelled: list[Pick] = []
     for ev_file in sorted((root / "events").glob("*.event")):
         stem = ev_file.with_suffix("")
         with ev_file.open() as f:
@@ -117,6 +120,9 @@ def load_iceland(shared: Path) -> Dataset:
                                     r["EventID"], {}))
         with stem.with_suffix(".picks").open() as f:
             for r in csv.DictReader(f):
+                m = int(UTCDateTime(r["ModelledTime"]).ns)
+                modelled.append(Pick(pick_id("", r["Station"], r["Phase"], m), "", r["Station"],
+                                     Phase(r["Phase"][:1]), m))
                 if r["PickTime"].strip() == "-1":
                     continue
                 t = int(UTCDateTime(r["PickTime"]).ns)
@@ -131,7 +137,7 @@ def load_iceland(shared: Path) -> Dataset:
                 t = int(UTCDateTime(r["S_time"]).ns)
                 amps.append(Amplitude(f"{stem.name}.{r['id']}", "", sta, nm, None, t))
     return Dataset("iceland", picks, amps, inv, model, MLScale(), ref,
-                   "iceland-2014-dike picks (QuakeMigrate, automatic)")
+                   "iceland-2014-dike picks (QuakeMigrate, automatic)", modelled)
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -284,7 +290,29 @@ def score_alerts(ds: Dataset, path: Path) -> str:
             f"earthquakes matched: precision {len(pairs) / max(1, len(found)):.2f}, recall "
             f"{len(pairs) / max(1, n_ref):.2f}, median epicentral error "
             f"{statistics.median(epi) if epi else math.nan:.1f} km; "
-            + "; ".join(_picks_matched(ds.picks, alerts, phase) for phase in ("P", "S")))
+            + "; ".join(_picks_matched(ds.picks, alerts, phase) for phase in ("P", "S"))
+            + (f"; {_labels(ds.modelled, alerts)}" if ds.modelled else ""))
+
+
+def _labels(modelled: list[Pick], alerts: list[dict[str, Any]]) -> str:
+    """The run's phase labels against the reference's modelled arrivals: each pick alert's
+    nearest modelled arrival at its station within 0.5 s, counted by (label, arrival)."""
+    from obspy import UTCDateTime
+
+    times: dict[str, list[tuple[int, str]]] = {}
+    for m in modelled:
+        times.setdefault(m.station, []).append((m.time_ns, m.phase.value))
+    n: dict[tuple[str, str], int] = {}
+    for a in alerts:
+        if a["kind"] == "pick" and a.get("phase") in ("P", "S"):
+            t = UTCDateTime(a["time"]).ns
+            near = [(abs(mt - t), ph) for mt, ph in times.get(a["station"], [])
+                    if abs(mt - t) <= 500_000_000]
+            key = (a["phase"], min(near)[1] if near else "-")
+            n[key] = n.get(key, 0) + 1
+    return ("labels against the modelled arrivals (within 0.5 s): "
+            + ", ".join(f"{lab} picks at {arr} {n.get((lab, arr), 0)}"
+                        for lab in "PS" for arr in ("P", "S", "-")).replace(" at - ", " at none "))
 
 
 def _picks_matched(reference: list[Pick], alerts: list[dict[str, Any]], phase: str) -> str:

@@ -126,12 +126,20 @@ def test_a_runs_event_alerts_scored_against_the_reference(
             "event_id": eid, "update": update, "deleted": deleted,
             "origin": {"time": t, "latitude": lat, "longitude": r.lon_deg}}})
 
-    lines = [json.dumps({"kind": "pick"}), event("a", 0, r.lat_deg + 1.0),  # 111 km off ...
+    def pick(phase: str, at: str) -> str:  # a pick labelled phase at a modelled arrival
+        m = next(m for m in ds.modelled if m.phase.value == at)
+        return json.dumps({"kind": "pick", "phase": phase, "station": m.station,
+                           "time": str(obspy.UTCDateTime(m.time_ns / 1e9))})
+
+    lines = [json.dumps({"kind": "pick"}), pick("S", "P"), pick("P", "S"),
+             event("a", 0, r.lat_deg + 1.0),                                # 111 km off ...
              event("a", 1, r.lat_deg),                                      # ... then right
              event("b", 0, r.lat_deg), event("b", 1, r.lat_deg, deleted=True),
              event("c", 0, r.lat_deg + 0.5)]                                # 56 km off
     path = tmp_path / "alerts.jsonl"
     path.write_text("\n".join(lines) + "\n")
     got = score_alerts(ds, path)
-    assert got.startswith("iceland: 1 picks, 2 events, 1 of 27 reference earthquakes matched: "
+    assert got.startswith("iceland: 3 picks, 2 events, 1 of 27 reference earthquakes matched: "
                           "precision 0.50, recall 0.04"), got
+    # the phase labels against the modelled arrivals: one S at a P, one P at an S
+    assert "P picks at P 0, P picks at S 1, P picks at none 0, S picks at P 1," in got, got
