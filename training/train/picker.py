@@ -64,13 +64,16 @@ class PickerTask:
         for _ in range(self.batch):
             ev = self.data.train[int(rng.integers(len(self.data.train)))]
             length = ev.data.shape[1]
-            u = rng.random()  # one draw, so the shipped recipe (share 0) keeps its crops
-            if u < self.arrival_end_share:
+            # one draw; P crops below 1 - shares, as before the shares were settings (fc32912
+            # drew P crops above the share instead: other crops, other models from the same
+            # seed), so the shipped recipe's crops are the ones its picker was trained on
+            u = rng.random()
+            if u < 1.0 - self.anywhere_share - self.arrival_end_share:
+                off = ev.itp - int(rng.integers(20, n - 20))
+            elif u < 1.0 - self.anywhere_share:
                 lo, hi = (round(v * SR) for v in ARRIVAL_END_S)
                 arrival = ev.its if rng.random() < 0.5 else ev.itp
                 off = arrival - (n - int(rng.integers(lo, hi)))
-            elif u >= self.arrival_end_share + self.anywhere_share:
-                off = ev.itp - int(rng.integers(20, n - 20))
             else:
                 off = int(rng.integers(0, length - n + 1))
             off = int(np.clip(off, 0, length - n))
