@@ -219,6 +219,15 @@ def fold_dirs(out: Path, networks: list[str]) -> dict[str, Path]:
     return {n: out / f"fold-{n}" for n in networks}
 
 
+def folds_recipe(folds: dict[str, Path]) -> str:
+    """The training recipe the folds' ``result.json`` records (``baseline`` where none: folds
+    written before ``--recipe`` existed, or no folds, ``--model``)."""
+    if not folds:
+        return "baseline"
+    result = json.loads((next(iter(folds.values())) / "result.json").read_text())
+    return str(result.get("settings", {}).get("recipe", "baseline"))
+
+
 def main(argv: list[str]) -> int:
     from geosentry.training.data.phasenet import load_events
     from geosentry.training.evaluate.lono_run_report import markdown, score
@@ -304,9 +313,7 @@ def main(argv: list[str]) -> int:
                    + (" --no-seisbench" if a.no_seisbench else "")
                    + (" --no-refine" if a.no_refine else "")
                    + (" --early-warning" if a.early_warning else ""),
-        "data_source": source, "networks": todo, "recipe": "baseline" if not folds else
-        json.loads((next(iter(folds.values())) / "result.json").read_text()).get(
-            "settings", {}).get("recipe", "baseline"),
+        "data_source": source, "networks": todo, "recipe": folds_recipe(folds),
         "network_events": {n: len(records[n]) for n in todo}, "runs": runs, "skipped": skipped,
         "machine": f"{platform.machine()}, {platform.system()}", "fold_models": a.model is None,
         "wall_s": None, "bootstrap": a.bootstrap, "scores": score(records, picks, a.bootstrap, a.seed)}
