@@ -181,8 +181,8 @@ class Window:
     #: a window a restarted worker re-cuts only to rebuild detector state: it was delivered
     #: before the restart, so its alerts are not sent again (``geosentry.stream.resume``)
     replay: bool = False
-    #: samples at the front of a stream's first window held flat before its first sample
-    #: (windows start on an absolute grid: ``geosentry.stream.buffer.windows.grid_start``)
+    #: samples at the front of a stream's first window before its first sample (mirrored:
+    #: ``geosentry.stream.buffer.windows.pad_front``; windows start on an absolute grid)
     pad_samples: int = 0
 
     @property

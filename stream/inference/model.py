@@ -27,8 +27,8 @@ from geosentry.stream.inference.precision import PrecisionChoice, autocast, deci
 from geosentry.stream.inference.refine import refine_picks
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
-from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, score_anomaly,
-                                      score_detector, score_picker)
+from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, flat_edges,
+                                                score_anomaly, score_detector, score_picker)
 from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
 
 log = logging.getLogger(__name__)
@@ -274,15 +274,16 @@ class TorchScriptDetector:
                                          self.model, self.name, start)
             elif c.kind == "picker":
                 if w.first and w.pad_samples:
-                    # the flat padding before a stream's first sample meets the data in a step
-                    # the picker reads as an onset: nothing is picked within PEAK_CONTEXT_S of it
+                    # where a stream starts (after the padding before its first sample: once
+                    # flat, whose step read as an onset; now mirrored) nothing is picked within
+                    # PEAK_CONTEXT_S: the model sees no data before the join
                     lo = min(hi, max(lo, w.pad_samples + self._context_samples))
                 offset = start
                 if cut_near_peak(out, start, w.data.shape[-1], lo, hi, c.labels, self.thresholds,
                                  w.sampling_rate_hz):
                     out, offset = self.infer_array(w.data[None])[0], 0  # exact: whole window
                 alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model,
-                                      self.name, offset)
+                                      self.name, offset, flat_edges(w.data, w.sampling_rate_hz))
             elif c.kind == "detector":
                 alerts = score_detector(w, out[0], c.output_step_samples, self.thresholds,
                                         lo, hi, state, self.model, self.name)

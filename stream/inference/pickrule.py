@@ -167,9 +167,9 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
     """Picks of SeisBench's rule from the samples ``[lo, hi)`` that window ``w`` owns
     (``probs[:, k]`` is the window's sample ``start + k`` and must cover ``[lo, hi)``); carries
     open stretches in ``state`` (module docstring). A stream's first window starts at its first
-    real sample (after ``pad_samples``), where SeisBench's trace starts; when it was padded (held
-    flat before that sample, ``buffer.windows.grid_start``), a stretch already on there is the
-    step from the flat pad into the data, not an arrival, and is not reported."""
+    real sample (after ``pad_samples``), where SeisBench's trace starts; when it was padded
+    (mirrored before that sample, ``buffer.windows.pad_front``), a stretch already on there is
+    the join of the pad and the data, not an arrival, and is not reported."""
     if w.first:
         state.open.clear()
         lo = max(lo, w.pad_samples)

@@ -16,6 +16,45 @@ MIN_PICK_SEPARATION_S = 0.5
 PEAK_CONTEXT_S = 2 * MIN_PICK_SEPARATION_S
 
 
+#: this many seconds of identical consecutive samples are not ground motion: a zero-filled gap, a
+#: dead channel, an event cut padded with a constant. A picker reads the step where data meets
+#: such a stretch as an onset, so no pick is taken within ``PEAK_CONTEXT_S`` of its ends.
+FLAT_STRETCH_S = 0.5
+
+
+def flat_edges(data: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
+    """Sample ranges ``[a, b)`` of a window ``(C, N)`` within ``PEAK_CONTEXT_S`` of either end of
+    a stretch of ``FLAT_STRETCH_S`` or more identical samples on one component. A component flat
+    all through the window (a missing one, zero-filled) has no ends in it and adds none; nor
+    does a stretch that runs into the window's edge, at that edge.
+
+    >>> x = np.random.default_rng(0).normal(size=(3, 1000))
+    >>> x[2, 200:400] = 0.0     # 2 s of zeros on one component
+    >>> x[1] = 0.0              # a missing component
+    >>> flat_edges(x, 100.0)
+    [(100, 300), (300, 500)]
+    >>> flat_edges(np.ones((1, 1000)), 100.0), flat_edges(x[:1], 100.0)
+    ([], [])
+    """
+    run = max(2, int(round(FLAT_STRETCH_S * rate_hz)))
+    ctx = max(1, int(round(PEAK_CONTEXT_S * rate_hz)))
+    n = data.shape[-1]
+    out: list[tuple[int, int]] = []
+    for row in data.reshape(-1, n):
+        same = np.diff(row) == 0
+        if same.all() or not same.any():
+            continue
+        step = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(step == 1), np.flatnonzero(step == -1) + 1
+        for a, b in zip(starts.tolist(), ends.tolist()):  # samples [a, b) identical
+            if b - a < run:
+                continue
+            for edge in (a, b):
+                if 0 < edge < n:
+                    out.append((max(0, edge - ctx), min(n, edge + ctx)))
+    return sorted(out)
+
+
 def pick_distance_samples(rate_hz: float) -> int:
     """``MIN_PICK_SEPARATION_S`` in samples: the ``distance`` peak finding keeps between picks."""
     return max(1, int(MIN_PICK_SEPARATION_S * rate_hz))
@@ -77,8 +116,10 @@ def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, mode
 
 def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
                  thresholds: dict[str, float], lo: int, hi: int, state: dict[str, float],
-                 model: ModelRef, name: str, start: int = 0) -> list[Alert]:
-    """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``.
+                 model: ModelRef, name: str, start: int = 0,
+                 exclude: list[tuple[int, int]] | None = None) -> list[Alert]:
+    """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``, except
+    in the window's sample ranges ``exclude`` (:func:`flat_edges`).
 
     ``probs[:, k]`` is the window's sample ``start + k`` (a decoded range, which must reach
     ``PEAK_CONTEXT_S`` beyond ``[lo, hi)`` where the window has samples there, and must not be
@@ -94,7 +135,7 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
             continue  # no peak this window owns can reach the threshold (most windows)
         peaks, props = find_peaks(probs[i], height=thr, distance=distance)
         for p, h in zip(peaks, props["peak_heights"]):
-            if not lo <= p < hi:
+            if not lo <= p < hi or any(a <= p + start < b for a, b in exclude or ()):
                 continue
             t_ns = w.time_of(int(p) + start)
             last = state.get(label)

@@ -90,3 +90,28 @@ async def test_shipped_picker_picks_the_same_with_a_short_lookahead() -> None:
         return sum(any(abs(x - y) <= 0.1 for y in b) for x in a) / len(a)
 
     assert near(centred, early) >= 0.8 and near(early, centred) >= 0.8, (centred, early)
+
+
+@pytest.mark.shared
+async def test_shipped_picker_does_not_pick_where_zeros_meet_the_data(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """A PhaseNet record whose vertical is zeros for its first 20.08 s (an event cut padded with
+    zeros) through the shipped picker: the step from the zeros into the data was a P pick
+    (score 0.63); the earthquake's P (30.00 s) and S (34.62 s) are still picked."""
+    import obspy
+
+    name = "NC_GCR_1985032323281663_01"
+    rec = np.load(shared_data(f"phasenet/waveform_train/{name}.npz"))
+    z = np.round(rec["data"][:, 2]).astype(np.int32)
+    assert np.all(z[:2008] == 0) and z[2008] != 0
+    start = obspy.UTCDateTime("1985-03-23T23:28:16.63")
+    tr = obspy.Trace(z, header={"network": "NC", "station": "GCR", "channel": "EHZ",
+                                "starttime": start, "sampling_rate": 100.0})
+    sink, _, _ = await run_pipeline(mseed_records(tr), {
+        "coincidence": {"enabled": False},
+        "detectors": [{"name": "picker", "type": "model", "path": "builtin:picker",
+                       "missing_components": "zeros"}]})
+    picks = sorted((round(a.time_ns / 1e9 - start.timestamp, 2), a.phase)
+                   for a in sink.alerts if a.kind == "pick")
+    assert not [t for t, _ in picks if abs(t - 20.08) < 1.0], picks
+    assert any(ph == "P" and abs(t - 30.0) <= 0.1 for t, ph in picks), picks
+    assert any(ph == "S" and abs(t - 34.62) <= 0.2 for t, ph in picks), picks

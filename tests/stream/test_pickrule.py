@@ -216,8 +216,8 @@ def _window(first: bool, pad: int) -> Window:
 
 
 def test_step_from_the_pad_is_not_a_pick() -> None:
-    """A stream's first window is held flat before its first sample; the step from the pad into
-    the data can look like an onset. A stretch already on at the first real sample of a padded
+    """A stream's first window is padded before its first sample (mirrored); the join of the pad
+    and the data can look like an onset. A stretch already on at the first real sample of a padded
     window is not reported (also when it ends in a later window); the same stretch in an
     unpadded first window is (SeisBench would pick it at a trace's start)."""
     from geosentry.stream.inference.pickrule import StretchState, score_stretches
@@ -240,6 +240,30 @@ def test_step_from_the_pad_is_not_a_pick() -> None:
     assert state.open["P"].step
     assert score_stretches(_window(False, 0), np.zeros((3, 400)), ("P", "S", "N"), thr, 0, 400,
                            state, model, "d") == []
+
+
+def test_no_pick_at_the_edges_of_a_flat_stretch() -> None:
+    """A stretch of identical samples (a zero-filled gap, an event cut padded with a constant)
+    meets the data in a step a picker reads as an onset: peaks within PEAK_CONTEXT_S of its ends
+    are not picked, peaks elsewhere are, and a component flat all through (a missing one,
+    zero-filled) excludes nothing."""
+    from geosentry.stream.inference.scoring import flat_edges, score_picker
+    from geosentry.stream.records import ModelRef
+
+    x = np.random.default_rng(1).normal(size=(3, 400))
+    x[1] = 0.0  # a missing component
+    x[0, :150] = 0.0  # 1.5 s of zeros, then data
+    w = Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0, x, 0, "picker")
+    p = np.zeros((3, 400))
+    p[0, 160] = p[0, 300] = 0.9  # at the step (0.1 s after it) and 1.5 s after it
+    edges = flat_edges(w.data, 100.0)
+    assert edges == [(50, 250)]
+    got = score_picker(w, p, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 0, 400, {},
+                       ModelRef("m", "1", "0" * 64), "d", 0, edges)
+    assert [round(a.time_ns / 1e7) for a in got] == [300]
+    got = score_picker(w, p, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 0, 400, {},
+                       ModelRef("m", "1", "0" * 64), "d")
+    assert [round(a.time_ns / 1e7) for a in got] == [160, 300]
 
 
 def test_stacking_owns_each_windows_first_stride(tmp_path: Path) -> None:

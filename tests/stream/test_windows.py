@@ -48,6 +48,22 @@ def test_contiguous_stream_tiles_windows_by_stride() -> None:
     np.testing.assert_array_equal(windows[0].data[0], np.concatenate([r.data for r in recs])[:1000])
 
 
+def test_a_streams_first_window_is_mirrored_before_its_first_sample() -> None:
+    """A stream that starts between grid points: its first window starts on the grid point before
+    and is filled up to the first sample with the data mirrored about it (not held flat: the step
+    from a flat stretch into noise read as an onset, a false pick at every stream's start)."""
+    recs = _records("XX.A..HHZ", 60, start="2024-01-01T00:00:02.5")
+    windows, _ = _run(_windower(), recs)
+    first = windows[0]
+    assert first.first and first.start_ns == recs[0].start_ns - 2_500_000_000
+    assert first.pad_samples == 250
+    data = np.concatenate([r.data for r in recs])
+    np.testing.assert_array_equal(first.data[0, 250:], data[:750])
+    np.testing.assert_array_equal(first.data[0, :250], data[1:251][::-1])
+    assert np.std(first.data[0, :250]) > 0.5 * np.std(data[:250])  # noise, not a flat stretch
+    assert not any(w.pad_samples for w in windows[1:])
+
+
 def _drop_samples(rec: Record, k: int) -> Record:
     """Same record with its first ``k`` samples removed (a gap of k samples before it)."""
     return Record(rec.network, rec.station, rec.location, rec.channel,

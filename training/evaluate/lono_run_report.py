@@ -41,6 +41,42 @@ def scored_end_samples(start_ns: int, n_samples: int) -> int:
     return round((last - start_ns) / period) + WINDOW - lag
 
 
+#: where a false pick (±0.5 s) lies in its record, first rule that applies (report order)
+FALSE_PICK_PLACES = {
+    "near": "0.5-2 s from its phase's reference pick",
+    "other phase": "within 0.5 s of the other phase's reference pick (label swapped)",
+    "record start": "in the record's first 10 s (where a stream starts)",
+    "event": "elsewhere from 2 s before the P to 10 s after the S",
+    "away": "more than 2 s before the P or 10 s after the S",
+}
+
+
+def false_pick_places(records: list[dict[str, Any]], picks: dict[str, list[list[int]]]
+                      ) -> dict[str, dict[str, int]]:
+    """Per phase, the false picks (every pick but the nearest within ±0.5 s of the reference)
+    counted by :data:`FALSE_PICK_PLACES`.
+
+    >>> rec = [{"P": 3000, "S": 3500}]
+    >>> false_pick_places(rec, {"P": [[3000, 3100, 3490, 500, 4200, 8000]], "S": [[]]})["P"]
+    {'near': 1, 'other phase': 1, 'record start': 1, 'event': 1, 'away': 1}
+    """
+    tol, near, start, before, after = (round(x * SR) for x in (0.5, 2.0, 10.0, 2.0, 10.0))
+    out = {ph: dict.fromkeys(FALSE_PICK_PLACES, 0) for ph in ("P", "S")}
+    for ph, other in (("P", "S"), ("S", "P")):
+        for r, got in zip(records, picks[ph]):
+            ref = r[ph]
+            hit = min(got, key=lambda k: abs(k - ref), default=None)
+            for k in got:
+                if k == hit and abs(k - ref) <= tol:
+                    continue
+                place = ("near" if abs(k - ref) <= near else
+                         "other phase" if abs(k - r[other]) <= tol else
+                         "record start" if k < start else
+                         "event" if r["P"] - before <= k <= r["S"] + after else "away")
+                out[ph][place] += 1
+    return out
+
+
 def score(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, Any]],
           n_boot: int, seed: int) -> dict[str, Any]:
     """Pooled and per-network scores of every picker in ``picks`` (``{name: {network:
@@ -71,6 +107,9 @@ def score(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, A
                                 (0.1, 0.5)) for ph in ("P", "S")} for n in nets}
     pairs = [(f"cnn {ph} 0.5s", f"phasenetlight {ph} 0.5s") for ph in ("P", "S")
              if "phasenetlight" in picks and "cnn" in picks]
+    out["false_picks"] = {name: false_pick_places(recs, {
+        ph: [x for n in nets for x in by_net[n]["picks"][ph]] for ph in ("P", "S")})
+        for name, by_net in picks.items()}
     out["bootstrap"] = bootstrap_f1(counts, event_of, n_boot, seed, pairs)
     out["reference_picks_not_scored"] = {
         ph: sum(r[ph] >= scored_end_samples(r["start_ns"], r["n_samples"]) for r in recs)
@@ -143,6 +182,13 @@ def markdown(r: dict[str, Any]) -> str:
              if f"offline {n}" in LABEL]
     lines += ["", f"False picks (±0.5 s) per hour of data scored ({sc['hours']:.2f} h of records "
               "here; offline: 30.01 s per window): " + "; ".join(rate) + "."]
+    if sc.get("false_picks"):
+        lines += ["", "Where the false picks (±0.5 s) lie in their records, first rule that "
+                  "applies (P / S):", "", "| picker | " + " | ".join(FALSE_PICK_PLACES.values())
+                  + " |", "|---|" + "---|" * len(FALSE_PICK_PLACES)]
+        lines += [f"| {n} | " + " | ".join(f"{fp['P'][k]} / {fp['S'][k]}" for k in
+                                           FALSE_PICK_PLACES) + " |"
+                  for n, fp in sc["false_picks"].items()]
     lines += ["", "Per held-out network (F1 ±0.5 s P / S; P residual σ):", "",
               "| network | records | " + " | ".join(sc["per_network"]) + " |",
               "|---|---|" + "---|" * len(sc["per_network"])]

@@ -132,7 +132,7 @@ def compared_spans(files: list[Path], c: ModelContract) -> dict[str, list[tuple[
     """Per ``NET.STA``: the data-time spans of each continuous stretch that the service scores
     and where SeisBench's outputs come from the windows it cuts from the stretch's start: from
     the first sample to the end of the service's last owned stretch (windows on the absolute
-    stride grid, the first held flat before the stretch's first sample, each owning the stride
+    stride grid, the first mirrored before the stretch's first sample, each owning the stride
     that ends ``(window - stride) / 2`` before its end, or with ``stacking`` its first stride),
     and not into the window SeisBench adds at the stretch's end (``annotate`` stacks one more
     window ending on the last sample where its stride leaves samples uncovered)."""
