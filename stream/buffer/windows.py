@@ -55,7 +55,7 @@ def pad_front(samples: np.ndarray, n: int) -> np.ndarray:
 
     Mirrored, not held flat: a picker reads the step from a flat stretch into noise as an onset,
     and the CNN's picks came up to 7 s after that step (leave-one-network-out records through
-    ``geosentry run``: 6 false S and 1 false P picks of 96 records). The mirror keeps the noise's
+    ``geosentry run``: 6 false S picks in 96 records). The mirror keeps the noise's
     level and spectrum across the join, and its value at the join.
 
     >>> pad_front(np.array([5.0, 6.0, 7.0]), 2)
