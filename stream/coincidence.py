@@ -76,7 +76,8 @@ class Coincidence:
             self._triggers(alerts, touched)
             for key in {(w.network, w.detector)}:
                 net = self._nets.setdefault(key, _Net())
-                end = w.time_of(w.data.shape[-1]) - self.report_lag_ns.get(w.detector, 0)
+                end = w.time_of(w.data.shape[-1]) - (0 if w.owned_from_samples is not None
+                                                     else self.report_lag_ns.get(w.detector, 0))
                 net.progress[w.station] = max(net.progress.get(w.station, end), end)
                 net.seen_wall_ns[w.station] = now
                 touched.add(key)

@@ -182,8 +182,11 @@ class Window:
     #: before the restart, so its alerts are not sent again (``geosentry.stream.resume``)
     replay: bool = False
     #: samples at the front of a stream's first window before its first sample (mirrored:
-    #: ``geosentry.stream.buffer.windows.pad_front``; windows start on an absolute grid)
+    #: ``geosentry.stream.buffer.rows.pad_front``; windows start on an absolute grid)
     pad_samples: int = 0
+    #: a stream's last window (where it ends: end of input, a released instrument), which ends on
+    #: its last sample off the grid: it owns its samples from this one to its end
+    owned_from_samples: int | None = None
 
     @property
     def site_key(self) -> str:

@@ -98,6 +98,36 @@ class BufferEvent:
     detector: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """What a channel held when it reset (a long gap, a rate change, a confirmed clock jump):
+    the windower cuts the stream's last window from it (``Windower``). Reads like the buffer."""
+
+    start_ns: int
+    rate_hz: float
+    period_ns: float
+    epoch: int
+    data: np.ndarray
+    newest_arrival_ns: int
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.data)
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + round(len(self.data) * self.period_ns)
+
+    def samples(self) -> np.ndarray:
+        return self.data
+
+    def index_of(self, t_ns: int) -> int:
+        return round((t_ns - self.start_ns) / self.period_ns)
+
+    def arrival_for(self, t_ns: int) -> int:
+        return self.newest_arrival_ns
+
+
 class ChannelBuffer:
     """Contiguous samples of one SEED channel, trimmed from the front by the windower."""
 
@@ -122,6 +152,8 @@ class ChannelBuffer:
         #: inputs of records rejected by the clock policy since the owner last looked: nothing
         #: of them is retained, so their offsets may be committed (``DeliveryTracker.forget``)
         self.dropped_refs: list[SourceRef] = []
+        #: what it held before each reset since the owner last looked (``Segment``)
+        self.retired: list[Segment] = []
 
     # ---- read side -------------------------------------------------------------------------
     @property
@@ -309,6 +341,9 @@ class ChannelBuffer:
         self._append(fill)
 
     def _reset_to(self, rec: Record) -> None:
+        if self._n:
+            self.retired.append(Segment(self.start_ns, self.rate_hz, self._period_ns, self.epoch,
+                                        self.samples().copy(), self.newest_arrival_ns))
         self.epoch += 1
         self.rate_hz = rec.sampling_rate_hz
         self._period_ns = sample_period_ns(self.rate_hz)

@@ -82,6 +82,10 @@ class WindowSpec:
     #: events in a window's last ``report_lag_s`` are reported by a later window (a picker's
     #: tail): the window tells that its stream is final only up to its end minus this
     report_lag_s: float = 0.0
+    #: where a stream ends (end of input, a released instrument) one more window, ending on its
+    #: last sample, owns what the grid's windows left (``Windower._cut_last``): for detectors
+    #: that score each window on its own (a picker's peaks), not those carrying state across them
+    tail: bool = False
 
     @property
     def resume_s(self) -> float:
@@ -146,3 +150,25 @@ def _refusal(spec: WindowSpec, native_hz: float) -> tuple[str, str] | None:
         return "rate_unsupported", (f"{name}: window_s {spec.window_s:g} s is {n_window} samples "
                                     f"at {rate_hz:g} Hz (more than {MAX_WINDOW_SAMPLES})")
     return None
+
+
+def owned_samples(n_samples: int, rate_hz: float, stride_s: float, tail_s: float, first: bool,
+                  warmup_s: float = 0.0, owned_from: int | None = None) -> tuple[int, int]:
+    """Sample range ``[lo, hi)`` of a window of ``n_samples`` whose events it reports:
+    consecutive windows of one stream own consecutive ``stride``-long stretches ending
+    ``tail_s`` before each window's end; a stream's first window (``first``) also owns everything
+    after ``warmup_s``; a stream's last window (``owned_from`` set: ``Window.owned_from_samples``)
+    owns from that sample to its end.
+
+    >>> owned_samples(1000, 100.0, 2.0, 1.0, False), owned_samples(1000, 100.0, 2.0, 1.0, True)
+    ((700, 900), (0, 900))
+    >>> owned_samples(1000, 100.0, 2.0, 1.0, False, owned_from=850)
+    (850, 1000)
+    """
+    hi = max(0, n_samples - seconds_to_samples(tail_s, rate_hz))
+    lo = max(0, hi - seconds_to_samples(stride_s, rate_hz))
+    if owned_from is not None:
+        lo, hi = min(owned_from, n_samples), n_samples
+    if first:
+        lo = min(seconds_to_samples(warmup_s, rate_hz), hi)
+    return lo, hi

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from geosentry.stream.buffer.channel import BufferEvent, BufferEventKind, ChannelBuffer
+from geosentry.stream.buffer.channel import BufferEvent, BufferEventKind, ChannelBuffer, Segment
 from geosentry.stream.buffer.clock import ClockPolicy
-from geosentry.stream.buffer.spec import MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind
+from geosentry.stream.buffer.rows import last_start_ns, row
+from geosentry.stream.buffer.spec import (MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind,
+                                         owned_samples)
 from geosentry.stream.config import BufferConfig
 from geosentry.stream.records import NS_PER_S, InstrumentId, Record, SourceRef, Window
 
@@ -37,7 +38,7 @@ def grid_start(t0_ns: int, stride_ns: int, period_ns: float) -> int:
     (on ``t0_ns``'s sample lattice) nearest at or after the last multiple of the stride since
     1970 at or before ``t0_ns``. Windows then fall on the same absolute grid wherever a stream
     (or a restarted worker's re-read) begins, so they, and the alerts cut from them, repeat
-    exactly; the first window is filled before ``t0_ns`` by :func:`pad_front`.
+    exactly; the first window is filled before ``t0_ns`` by ``rows.pad_front``.
 
     >>> grid_start(12_345_000_000, 5_000_000_000, 10_000_000)  # 12.345 s, 5 s stride, 100 Hz
     10005000000
@@ -47,25 +48,6 @@ def grid_start(t0_ns: int, stride_ns: int, period_ns: float) -> int:
     grid_ns = t0_ns - t0_ns % stride_ns
     back = math.floor((t0_ns - grid_ns) / period_ns) if period_ns > 0 else 0
     return t0_ns - round(back * period_ns)
-
-
-def pad_front(samples: np.ndarray, n: int) -> np.ndarray:
-    """``samples`` with ``n`` samples before them: their first samples mirrored about the first
-    (a stream's first window starts on the grid point before its first sample).
-
-    Mirrored, not held flat: a picker reads the step from a flat stretch into noise as an onset,
-    and the CNN's picks came up to 7 s after that step (leave-one-network-out records through
-    ``geosentry run``: 6 false S picks in 96 records). The mirror keeps the noise's
-    level and spectrum across the join, and its value at the join.
-
-    >>> pad_front(np.array([5.0, 6.0, 7.0]), 2)
-    array([7., 6., 5., 6., 7.])
-    >>> pad_front(np.array([5.0]), 2)   # one sample: held
-    array([5., 5., 5.])
-    """
-    if n <= 0:
-        return samples
-    return np.pad(samples, (n, 0), mode="reflect" if samples.size > 1 else "edge")
 
 
 def component_of(channel: str) -> str:
@@ -80,6 +62,7 @@ class _Cursor:
     first: bool = True
     window_ns: int = 0
     components: tuple[str, ...] = ()  # the components present when ``epochs`` was taken
+    keep_ns: int = 0  # data kept before ``start_ns``: a stride for a spec with ``tail``
 
     def waiting(self, buffers: dict[str, ChannelBuffer]) -> bool:
         """True when nothing can be cut yet: the same buffers as at the last cut (no reset, no
@@ -205,7 +188,7 @@ class Windower:
             buf.dropped_refs.clear()
         if not events and all(self._waiting(inst, spec) for spec in inst.specs):
             return [], events  # fast path: no detector has a complete window yet
-        windows = self._cut(inst, events)
+        windows = self._cut_retired(inst) + self._cut(inst, events)
         if inst.replay_before_ns and events:  # reported before the restart: counted, not sent
             events = [replace(e, event=replace(e.event, alert=False))
                       if e.event.start_ns < inst.replay_before_ns else e for e in events]
@@ -219,7 +202,8 @@ class Windower:
             for comp, buf in inst.buffers.items():
                 sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
                 events.extend(ChannelEvent(sid, e, inst.id) for e in buf.flush())
-            windows.extend(self._cut(inst, events))
+            windows.extend(self._cut_retired(inst) + self._cut(inst, events))
+            windows.extend(self._cut_last(inst))
         return windows, events
 
     @staticmethod
@@ -293,7 +277,8 @@ class Windower:
                 sid = f"{inst.network}.{inst.station}.{inst.location}.{inst.channels[comp]}"
                 events.extend(ChannelEvent(sid, e, key) for e in buf.flush())
                 self._dropped += buf.dropped_refs
-            windows.extend(self._cut(inst, events))
+            windows.extend(self._cut_retired(inst) + self._cut(inst, events))
+            windows.extend(self._cut_last(inst))
             del self.instruments[key]
             end_ns = max((b.end_ns for b in inst.buffers.values() if b.rate_hz),
                          default=inst.first_ns)
@@ -309,7 +294,7 @@ class Windower:
         out: list[Window] = []
         for spec in inst.specs:
             out.extend(self._cut_spec(inst, spec, events))
-        trim_to = [c.start_ns for c in inst.cursors.values() if c.start_ns is not None]
+        trim_to = [c.start_ns - c.keep_ns for c in inst.cursors.values() if c.start_ns is not None]
         if trim_to:
             for buf in inst.buffers.values():
                 buf.trim_before(min(trim_to))
@@ -382,49 +367,94 @@ class Windower:
             cursor.components = tuple(c for c, _ in present)
             cursor.first = True
         cursor.window_ns = window_ns
+        cursor.keep_ns = stride_ns if spec.tail else 0
         out: list[Window] = []
         while all(b.end_ns >= cursor.start_ns + window_ns for _, b in present):
-            rows = {c: self._row(b, cursor.start_ns, n_window, rate_hz, cursor.first)
-                    for c, b in present}
-            if any(r is None for r in rows.values()):
+            w = self._window(inst, spec, present, cursor.start_ns, n_window, rate_hz, cursor.first)
+            if w is None:
                 break
-            data = np.zeros((len(spec.components), n_window), dtype=np.float32)
-            for i, c in enumerate(spec.components):
-                row = rows.get(c)
-                if row is not None:
-                    data[i] = row
-            end_ns = cursor.start_ns + window_ns
-            out.append(Window(
-                network=inst.network, station=inst.station, location=inst.location,
-                channels=tuple(inst.channels.get(c, "") if c in rows else "" for c in spec.components),
-                start_ns=cursor.start_ns, sampling_rate_hz=rate_hz, data=data,
-                newest_arrival_ns=max(b.arrival_for(end_ns) for _, b in present),
-                detector=spec.detector, first=cursor.first,
-                replay=cursor.start_ns < inst.replay_before_ns,
-                pad_samples=max(0, round((max(b.start_ns for _, b in present) - cursor.start_ns)
-                                         * rate_hz / NS_PER_S)) if cursor.first else 0))
+            out.append(w)
             cursor.start_ns += stride_ns
             cursor.first = False
         return out
 
-    @staticmethod
-    def _row(buf: ChannelBuffer, start_ns: int, n_out: int, rate_hz: float,
-             first: bool = False) -> np.ndarray | None:
-        i0 = buf.index_of(start_ns)
-        samples = buf.samples()
-        if i0 < 0:  # a stream's first window starts on the grid point before its first sample
-            if not first or not len(samples):
-                return None
-            samples = pad_front(samples, -i0)
-            i0 = 0
-        if buf.rate_hz == rate_hz:
-            row = samples[i0:i0 + n_out]
-            return row if len(row) == n_out else None
-        ratio = Fraction(rate_hz / buf.rate_hz).limit_denominator(1000)
-        n_native = math.ceil(n_out * ratio.denominator / ratio.numerator)
-        native = samples[i0:i0 + n_native]
-        if len(native) < n_native - 1:
+    def _window(self, inst: Instrument, spec: WindowSpec,
+                present: Sequence[tuple[str, ChannelBuffer | Segment]],
+                start_ns: int, n_window: int, rate_hz: float, first: bool,
+                owned_from: int | None = None) -> Window | None:
+        """The window of ``spec`` starting at ``start_ns`` (None: a component lacks its data)."""
+        rows = {c: row(b, start_ns, n_window, rate_hz, first) for c, b in present}
+        if any(r is None for r in rows.values()):
             return None
-        offset = float(native.mean())  # resample_poly pads with zeros: no step at the edges
-        resampled = resample_poly(native - offset, ratio.numerator, ratio.denominator) + offset
-        return resampled[:n_out] if len(resampled) >= n_out else None
+        data = np.zeros((len(spec.components), n_window), dtype=np.float32)
+        for i, c in enumerate(spec.components):
+            values = rows.get(c)
+            if values is not None:
+                data[i] = values
+        end_ns = start_ns + round(n_window * NS_PER_S / rate_hz)
+        return Window(
+            network=inst.network, station=inst.station, location=inst.location,
+            channels=tuple(inst.channels.get(c, "") if c in rows else "" for c in spec.components),
+            start_ns=start_ns, sampling_rate_hz=rate_hz, data=data,
+            newest_arrival_ns=max(b.arrival_for(end_ns) for _, b in present),
+            detector=spec.detector, first=first, replay=start_ns < inst.replay_before_ns,
+            pad_samples=max(0, round((max(b.start_ns for _, b in present) - start_ns)
+                                     * rate_hz / NS_PER_S)) if first else 0,
+            owned_from_samples=owned_from)
+
+    def _cut_last(self, inst: Instrument) -> list[Window]:
+        """Where a stream ends (end of input, a released instrument): for each spec with
+        ``tail``, its last window (``_last_window``)."""
+        out: list[Window] = []
+        for spec in inst.specs:
+            present = [(c, inst.buffers[c]) for c in spec.components if c in inst.buffers]
+            w = self._last_window(inst, spec, present)
+            if w is not None:
+                out.append(w)
+        return out
+
+    def _cut_retired(self, inst: Instrument) -> list[Window]:
+        """Where a stream ends at a reset (a long gap, a rate change, a clock jump): the last
+        windows from what the reset channel held (``ChannelBuffer.retired``) and what the other
+        components hold of the same stretch, for the specs whose windows were running on it."""
+        out: list[Window] = []
+        for comp, buf in inst.buffers.items():
+            for seg in buf.retired:
+                for spec in inst.specs:
+                    cursor = inst.cursors.get(spec.detector)
+                    if (not spec.tail or cursor is None or cursor.first
+                            or comp not in cursor.components):
+                        continue
+                    present: list[tuple[str, ChannelBuffer | Segment]] = [
+                        (c, seg if c == comp else inst.buffers[c]) for c in cursor.components]
+                    if tuple(b.epoch for _, b in present) != cursor.epochs:
+                        continue  # not the stretch this cursor was cutting
+                    w = self._last_window(inst, spec, present)
+                    cursor.first = True  # ended: the next cut restarts it (no second last one)
+                    if w is not None:
+                        out.append(w)
+            buf.retired.clear()
+        return out
+
+    def _last_window(self, inst: Instrument, spec: WindowSpec,
+                     present: Sequence[tuple[str, ChannelBuffer | Segment]]) -> Window | None:
+        """A stream's last window for a spec with ``tail``: ending on the last sample every
+        component has (off the grid), owning what the grid's windows left unscored (the last
+        ``window - stride`` and less of the stream; all of a stream shorter than a window,
+        mirrored before its first sample as a first window is). None where nothing is left."""
+        if (not spec.tail or not present or any(not b.n_samples for _, b in present)
+                or (len(present) < len(spec.components) and spec.missing == "skip")
+                or self._refusal(inst, spec) is not None):
+            return None
+        rate_hz = spec.rate_hz or present[0][1].rate_hz
+        n_window, _ = spec.samples(rate_hz)
+        start_ns = last_start_ns([b for _, b in present], n_window, rate_hz)
+        cursor = inst.cursors.get(spec.detector)
+        if (cursor is None or cursor.start_ns is None or cursor.first
+                or cursor.epochs != tuple(b.epoch for _, b in present)):
+            return self._window(inst, spec, present, start_ns, n_window, rate_hz, True, 0)
+        lo, _ = owned_samples(n_window, rate_hz, spec.stride_s, spec.report_lag_s, False)
+        owned_from = round((cursor.start_ns - start_ns) * rate_hz / NS_PER_S) + lo
+        if owned_from >= n_window:
+            return None  # the grid's windows scored it all
+        return self._window(inst, spec, present, start_ns, n_window, rate_hz, False, owned_from)

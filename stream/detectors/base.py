@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from geosentry.stream.buffer.spec import owned_samples
 from geosentry.stream.buffer.windows import WindowSpec
-from geosentry.stream.records import Alert, ModelRef, Window, seconds_to_samples
+from geosentry.stream.records import Alert, ModelRef, Window
+
+__all__ = ["Detector", "LoadedModel", "SplitDetector", "owned_range", "owned_samples"]
 
 
 class Detector(Protocol):
@@ -60,14 +63,4 @@ def owned_range(w: Window, stride_s: float, tail_s: float, warmup_s: float = 0.0
     (700, 900)
     """
     return owned_samples(w.data.shape[-1], w.sampling_rate_hz, stride_s, tail_s, w.first,
-                         warmup_s)
-
-
-def owned_samples(n_samples: int, rate_hz: float, stride_s: float, tail_s: float, first: bool,
-                  warmup_s: float = 0.0) -> tuple[int, int]:
-    """``owned_range`` for a window of ``n_samples`` (``first``: a stream's first window)."""
-    hi = max(0, n_samples - seconds_to_samples(tail_s, rate_hz))
-    lo = max(0, hi - seconds_to_samples(stride_s, rate_hz))
-    if first:
-        lo = min(seconds_to_samples(warmup_s, rate_hz), hi)
-    return lo, hi
+                         warmup_s, w.owned_from_samples)

@@ -126,7 +126,9 @@ class TorchScriptDetector:
             raise ContractError(f"detector {cfg.name}: lookahead_s {lookahead_s} + stride_s "
                                 f"{stride_s} exceed the model's window of {c.window_s} s")
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
-                               cfg.missing_components, report_lag_s=lookahead_s)
+                               cfg.missing_components, report_lag_s=lookahead_s,
+                               tail=c.kind == "picker" and c.pick_rule == PickRule.PEAKS
+                               and c.stacking == Stacking.NONE)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench
@@ -178,13 +180,15 @@ class TorchScriptDetector:
                 return False
         return True
 
-    def decode_range(self, n_samples: int, first: bool) -> tuple[int, int]:
+    def decode_range(self, n_samples: int, first: bool,
+                     owned_from: int | None = None) -> tuple[int, int]:
         """Samples ``[start, stop)`` of a window of ``n_samples`` whose outputs scoring reads: the
         stretch the window owns plus ``PEAK_CONTEXT_S`` either side (peak finding looks that far;
-        none for the ``seisbench`` pick rule).
+        none for the ``seisbench`` pick rule). ``first``, ``owned_from``: the window's
+        ``first`` and ``owned_from_samples``.
         """
         lo, hi = owned_samples(n_samples, self.contract.sampling_rate_hz, self.stride_s,
-                               self._tail_s, first)
+                               self._tail_s, first, owned_from=owned_from)
         return max(0, lo - self._context_samples), min(n_samples, hi + self._context_samples)
 
     def _output_difference(self, x: torch.Tensor, ref: torch.Tensor, low: torch.Tensor) -> float:
@@ -225,7 +229,7 @@ class TorchScriptDetector:
         n = raw.shape[-1]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, w in enumerate(windows):
-            groups.setdefault(self.decode_range(n, w.first), []).append(i)
+            groups.setdefault(self.decode_range(n, w.first, w.owned_from_samples), []).append(i)
         values: list[np.ndarray] = [np.empty(0)] * len(windows)
         starts = [0] * len(windows)
         for (start, stop), rows in groups.items():

@@ -168,7 +168,7 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
     (``probs[:, k]`` is the window's sample ``start + k`` and must cover ``[lo, hi)``); carries
     open stretches in ``state`` (module docstring). A stream's first window starts at its first
     real sample (after ``pad_samples``), where SeisBench's trace starts; when it was padded
-    (mirrored before that sample, ``buffer.windows.pad_front``), a stretch already on there is
+    (mirrored before that sample, ``buffer.rows.pad_front``), a stretch already on there is
     the join of the pad and the data, not an arrival, and is not reported."""
     if w.first:
         state.open.clear()

@@ -23,36 +23,47 @@ FLAT_STRETCH_S = 0.5
 
 
 def flat_edges(data: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
-    """Sample ranges ``[a, b)`` of a window ``(C, N)`` within ``PEAK_CONTEXT_S`` of either end of
-    a stretch of ``FLAT_STRETCH_S`` or more identical samples on one component. A component flat
-    all through the window (a missing one, zero-filled) has no ends in it and adds none; nor
-    does a stretch that runs into the window's edge, at that edge.
+    """Sample ranges ``[a, b)`` of a window ``(C, N)`` where no pick is taken: within
+    ``PEAK_CONTEXT_S`` of either end of a stretch of ``FLAT_STRETCH_S`` or more identical samples
+    on one component (a stretch that runs into the window's edge has no end there), and wherever
+    every component is in such a stretch (nothing but flat lines to pick on: a component flat all
+    through the window, a missing one zero-filled, counts as flat everywhere).
 
     >>> x = np.random.default_rng(0).normal(size=(3, 1000))
     >>> x[2, 200:400] = 0.0     # 2 s of zeros on one component
     >>> x[1] = 0.0              # a missing component
     >>> flat_edges(x, 100.0)
     [(100, 300), (300, 500)]
-    >>> flat_edges(np.ones((1, 1000)), 100.0), flat_edges(x[:1], 100.0)
-    ([], [])
+    >>> x[0, 600:] = x[2, 600:] = 5.0    # flat on every component from 6 s on
+    >>> flat_edges(x, 100.0)
+    [(100, 300), (300, 500), (500, 700), (600, 1000)]
+    >>> flat_edges(np.ones((1, 1000)), 100.0), flat_edges(x[:1, :500], 100.0)
+    ([(0, 1000)], [])
     """
     run = max(2, int(round(FLAT_STRETCH_S * rate_hz)))
     ctx = max(1, int(round(PEAK_CONTEXT_S * rate_hz)))
     n = data.shape[-1]
     out: list[tuple[int, int]] = []
+    everywhere = np.ones(n, dtype=bool)  # every component flat at the sample
     for row in data.reshape(-1, n):
         same = np.diff(row) == 0
-        if same.all() or not same.any():
-            continue
+        if same.all():
+            continue  # flat all through: no ends, flat everywhere
+        flat = np.zeros(n, dtype=bool)
         step = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
         starts, ends = np.flatnonzero(step == 1), np.flatnonzero(step == -1) + 1
         for a, b in zip(starts.tolist(), ends.tolist()):  # samples [a, b) identical
             if b - a < run:
                 continue
+            flat[a:b] = True
             for edge in (a, b):
                 if 0 < edge < n:
                     out.append((max(0, edge - ctx), min(n, edge + ctx)))
-    return sorted(out)
+        everywhere &= flat
+    if everywhere.any():
+        step = np.diff(np.concatenate(([0], everywhere.astype(np.int8), [0])))
+        out += zip(np.flatnonzero(step == 1).tolist(), np.flatnonzero(step == -1).tolist())
+    return sorted(set(out))
 
 
 def pick_distance_samples(rate_hz: float) -> int:

@@ -92,6 +92,33 @@ async def test_shipped_picker_picks_the_same_with_a_short_lookahead() -> None:
     assert near(centred, early) >= 0.8 and near(early, centred) >= 0.8, (centred, early)
 
 
+async def test_the_end_of_a_stream_is_picked_too() -> None:
+    """ObsPy's BW.UH recordings cut 4 s after each station's first P (at 16:24:33-34): the grid's
+    windows own the streams up to 16:24:22.5 only (30 s windows every 15 s); the stream's last
+    window, ending on its last sample, picks the four P at the times the whole recordings give."""
+    import obspy
+
+    async def p_picks(st: obspy.Stream) -> list[tuple[str, float]]:
+        sink, _, _ = await run_pipeline([p for tr in st for p in mseed_records(tr)], {
+            "coincidence": {"enabled": False},
+            "detectors": [{"name": "picker", "type": "model", "path": "builtin:picker",
+                           "missing_components": "zeros"}]})
+        return sorted((a.station, a.time_ns / 1e9) for a in sink.alerts
+                      if a.kind == "pick" and a.phase == "P")
+
+    whole = demo_stream()
+    first: dict[str, float] = {}
+    for sta, t in await p_picks(whole):
+        first.setdefault(sta, t)
+    assert len(first) == 4
+    cut = whole.copy()
+    for tr in cut:
+        tr.trim(endtime=obspy.UTCDateTime(first[tr.stats.station] + 4.0))
+    got = await p_picks(cut)
+    assert [s for s, _ in got] == sorted(first), got
+    assert all(abs(t - first[s]) <= 0.02 for s, t in got), (got, first)
+
+
 @pytest.mark.shared
 async def test_shipped_picker_does_not_pick_where_zeros_meet_the_data(shared_data) -> None:  # type: ignore[no-untyped-def]
     """A PhaseNet record whose vertical is zeros for its first 20.08 s (an event cut padded with

@@ -246,7 +246,7 @@ def test_no_pick_at_the_edges_of_a_flat_stretch() -> None:
     """A stretch of identical samples (a zero-filled gap, an event cut padded with a constant)
     meets the data in a step a picker reads as an onset: peaks within PEAK_CONTEXT_S of its ends
     are not picked, peaks elsewhere are, and a component flat all through (a missing one,
-    zero-filled) excludes nothing."""
+    zero-filled) excludes nothing by itself; where every component is flat, nothing is picked."""
     from geosentry.stream.inference.scoring import flat_edges, score_picker
     from geosentry.stream.records import ModelRef
 
@@ -264,6 +264,11 @@ def test_no_pick_at_the_edges_of_a_flat_stretch() -> None:
     got = score_picker(w, p, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 0, 400, {},
                        ModelRef("m", "1", "0" * 64), "d")
     assert [round(a.time_ns / 1e7) for a in got] == [160, 300]
+    # nothing but flat lines (a record padded with a constant to its end): nothing to pick on
+    w.data = np.full((3, 400), 34.6)
+    assert flat_edges(w.data, 100.0) == [(0, 400)]
+    assert score_picker(w, p, ("P", "S", "N"), {"P": 0.5, "S": 0.5}, 0, 400, {},
+                        ModelRef("m", "1", "0" * 64), "d", 0, flat_edges(w.data, 100.0)) == []
 
 
 def test_stacking_owns_each_windows_first_stride(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import obspy
 
+from geosentry.stream.buffer.channel import BufferEventKind
 from geosentry.stream.buffer.windows import Windower, WindowSpec
 from geosentry.stream.config import BufferConfig
 from geosentry.stream.decode.mseed import decode_payload
@@ -62,6 +63,67 @@ def test_a_streams_first_window_is_mirrored_before_its_first_sample() -> None:
     np.testing.assert_array_equal(first.data[0, :250], data[1:251][::-1])
     assert np.std(first.data[0, :250]) > 0.5 * np.std(data[:250])  # noise, not a flat stretch
     assert not any(w.pad_samples for w in windows[1:])
+
+
+def test_a_stream_ends_with_a_last_window_that_owns_what_the_grid_left() -> None:
+    """At the end of a stream a spec with ``tail`` gets one more window, ending on the last
+    sample (off the grid), owning from where the next grid window would have owned to its end;
+    without ``tail`` the stream's last ``window - stride`` and less stay unscored. A stream
+    shorter than a window gets one window, first and last, mirrored before its first sample."""
+    from dataclasses import replace
+
+    from geosentry.stream.detectors.base import owned_range
+
+    policy = BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0)
+    recs = _records("XX.A..HHZ", 37.3)  # ends at 37.3 s; windows 10 s, stride 5 s, lag 2.5 s
+    spec = WindowSpec("d", ("Z",), 10.0, 5.0, None, "skip", report_lag_s=2.5)
+    plain, _ = _run(Windower([spec], policy), recs)
+    tail, _ = _run(Windower([replace(spec, tail=True)], policy), recs)
+    assert [w.start_ns for w in tail[:-1]] == [w.start_ns for w in plain]
+    last = tail[-1]
+    data = np.concatenate([r.data for r in recs])
+    t0 = recs[0].start_ns
+    assert last.start_ns - t0 == 27_300_000_000 and last.owned_from_samples is not None
+    np.testing.assert_array_equal(last.data[0], data[-1000:])  # ends on the last sample
+    owned = [owned_range(w, 5.0, 2.5) for w in tail]
+    spans = [(w.time_of(lo), w.time_of(hi)) for w, (lo, hi) in zip(tail, owned)]
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # they tile time
+    assert spans[0][0] == t0 and spans[-1][1] == last.time_of(1000)  # to the stream's end
+    grid_end = plain[-1].time_of(owned_range(plain[-1], 5.0, 2.5)[1])
+    assert last.time_of(1000) - grid_end > 2 * NS_PER_S  # without it, the last 2.3 s unscored
+
+    short, _ = _run(Windower([replace(spec, tail=True)], policy),
+                    _records("XX.A..HHZ", 6.0, start="2024-01-01T00:00:02.5"))
+    assert len(short) == 1 and short[0].first and short[0].pad_samples > 0
+    assert owned_range(short[0], 5.0, 2.5)[1] == 1000
+    assert not _run(_windower(), _records("XX.A..HHZ", 6.0))[0]
+
+
+def test_a_long_gap_ends_the_stream_before_it_with_a_last_window_too() -> None:
+    """A gap too long to bridge resets the channel: the stretch before it gets its last window
+    (cut from what the channel held, ``ChannelBuffer.retired``) before the windows after the gap
+    start afresh; without ``tail`` the last seconds before the gap stay unscored."""
+    from dataclasses import replace
+
+    from geosentry.stream.detectors.base import owned_range
+
+    policy = BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0)
+    recs = _records("XX.A..HHZ", 90)
+    t0 = recs[0].start_ns
+    gap = [r for r in recs if r.end_ns < t0 + 37 * NS_PER_S or r.start_ns > t0 + 60 * NS_PER_S]
+    pre_end = max(r.end_ns for r in gap if r.start_ns < t0 + 37 * NS_PER_S) + 10_000_000
+    spec = WindowSpec("d", ("Z",), 10.0, 5.0, None, "skip", report_lag_s=2.5)
+    for tail in (False, True):
+        windows, events = _run(Windower([replace(spec, tail=tail)], policy), gap)
+        assert events.count(BufferEventKind.RESET_GAP) == 1
+        before = [w for w in windows if w.start_ns < pre_end and not (w.first and w.start_ns > t0)]
+        after = [w for w in windows if w not in before]
+        assert after[0].first and after[0].start_ns > pre_end - 10 * NS_PER_S
+        owned_end = max(w.time_of(owned_range(w, 5.0, 2.5)[1]) for w in before)
+        if tail:
+            assert before[-1].owned_from_samples is not None and owned_end == pre_end
+        else:
+            assert pre_end - owned_end > 2 * NS_PER_S
 
 
 def _drop_samples(rec: Record, k: int) -> Record:

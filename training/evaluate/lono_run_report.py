@@ -3,42 +3,22 @@ the pick alerts of ``geosentry run`` per record scored with the offline rules.""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from geosentry.stream.buffer.windows import grid_start
-from geosentry.stream.records import NS_PER_S
 from geosentry.training.evaluate.compare import bootstrap_f1, window_counts
 from geosentry.training.evaluate.picks import pick_scores
 from geosentry.training.evaluate.timing import breakdown, markdown_lines, matched
 
 SR = 100.0
-WINDOW, STRIDE = 3001, 1500  # the fold models' contract (the shipped picker's)
+WINDOW = 3001  # the fold models' window (the shipped picker's)
 FLOORS = {"P F1 ±0.5 s": 0.90, "S F1 ±0.5 s": 0.80, "P residual σ": 0.040}
 LABEL = {"cnn": "CNN, shipped recipe, fold model (never saw the network)",
          "phasenetlight": "SeisBench PhaseNetLight-ETHZ, its contract's defaults",
          "offline cnn": "offline windows (picker-lono): CNN, shipped recipe",
          "offline phasenetlight": "offline windows (picker-lono): PhaseNetLight-ETHZ, default "
                                   "thresholds"}
-
-
-def scored_end_samples(start_ns: int, n_samples: int) -> int:
-    """The first sample of a record that ``geosentry run`` does not score with the fold models'
-    default windowing (windows on the absolute stride grid; each owns its centred stride; the last
-    complete window's final ``(window - stride) / 2`` samples and what follows are not scored)."""
-    period = NS_PER_S / SR
-    stride_ns = round(STRIDE * period)
-    g = grid_start(start_ns, stride_ns, period)
-    end_ns = start_ns + round(n_samples * period)
-    last = None
-    while g + round(WINDOW * period) <= end_ns:
-        last, g = g, g + stride_ns
-    if last is None:
-        return 0
-    lag = math.ceil((WINDOW - STRIDE) / 2)
-    return round((last - start_ns) / period) + WINDOW - lag
 
 
 #: where a false pick (±0.5 s) lies in its record, first rule that applies (report order)
@@ -111,9 +91,6 @@ def score(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, A
         ph: [x for n in nets for x in by_net[n]["picks"][ph]] for ph in ("P", "S")})
         for name, by_net in picks.items()}
     out["bootstrap"] = bootstrap_f1(counts, event_of, n_boot, seed, pairs)
-    out["reference_picks_not_scored"] = {
-        ph: sum(r[ph] >= scored_end_samples(r["start_ns"], r["n_samples"]) for r in recs)
-        for ph in ("P", "S")}
     return out
 
 
@@ -203,9 +180,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "Runs: " + "; ".join(
         f"{k}: {v['pick_alerts']} pick alerts, {v['wall_s']} s, thresholds "
         f"{v.get('thresholds') or ''} ({v['thresholds_from']})" for k, v in r["runs"].items()) + ".",
-              f"Reference picks past the part of the record the service scores (CNN windowing): "
-              f"P {sc['reference_picks_not_scored']['P']}, S {sc['reference_picks_not_scored']['S']}"
-              f"; pick alerts in no record: {sc['picks_in_no_record']}."]
+              f"Pick alerts in no record: {sc['picks_in_no_record']}."]
     for k, why in r.get("skipped", {}).items():
         lines.append(f"\n{k} skipped: {why}")
     return "\n".join(lines) + "\n"
