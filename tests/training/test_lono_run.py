@@ -138,3 +138,29 @@ def test_threshold_sweep_reproduces_the_run_at_the_folds_thresholds(
         assert sw["fold_tuned"][ph]["scores"]["residual_std_s"] == real["residual_std_s"]
     # served at 0.1, the sweep saw at least the picks the real run made
     assert sw["fixed"]["P"]["0.10"]["0.5s"]["tp"] >= run["scores"]["pooled"]["cnn"]["P"]["0.5s"]["tp"]
+
+
+@pytest.mark.shared
+def test_through_run_on_short_cuts_scores_them_whole(tmp_path: Path,
+                                                     shared_data: Callable[[str], Path]) -> None:
+    """``--crop-s 30.01``: each record cut to one window's length with its P at random 1-29 s
+    into it; the service scores a stream that short only through its last window (before, a cut
+    that did not start on the stride grid was not scored at all)."""
+    import obspy
+
+    shared_data("phasenet")
+    out = tmp_path / "lono"
+    _fold(out, "PB", {"P": 0.3, "S": 0.35})
+    assert training_main(["evaluate", "picker-lono", "--through-run", "--crop-s", "30.01",
+                          "--networks", "PB", "--no-seisbench", "--bootstrap", "20",
+                          "--out", str(out)]) == 0
+    work = out / "through-run-crop-30.01"
+    st = obspy.read(str(work / "mseed" / "PB" / "*.mseed"))
+    assert all(tr.stats.npts == 3001 for tr in st)
+    r = json.loads((work / "picker_lono_run.json").read_text())
+    assert r["record_s"] == 30.01 and r["command"].endswith("--crop-s 30.01")
+    assert "offline" not in r  # the offline windows are other cuts
+    p = r["scores"]["pooled"]["cnn"]["P"]
+    assert p["n_true"] == 4 and p["0.5s"]["tp"] >= 3, p
+    assert training_main(["evaluate", "picker-lono", "--through-run", "--crop-s", "1",
+                          "--out", str(out)]) == 2

@@ -67,21 +67,34 @@ def record_start(name: str) -> Any:
                              int(t[12:14])) + cs / 100.0
 
 
-def write_records(events: list[Any], folder: Path) -> list[dict[str, Any]]:
-    """One miniSEED file per record in ``folder``; returns what scoring needs of each."""
+def crop_start(e: Any, crop: int, rng: np.random.Generator) -> int:
+    """First sample of a ``crop``-sample cut of record ``e`` with its P 1 s to ``crop`` - 1 s
+    from the cut's start (as the offline windows place it), within the record."""
+    lo = max(int(e.itp) - crop + int(SR), 0)
+    hi = min(int(e.itp) - int(SR), e.data.shape[1] - crop)
+    return int(rng.integers(lo, hi + 1)) if hi >= lo else max(0, min(int(e.itp), hi))
+
+
+def write_records(events: list[Any], folder: Path, crop: int | None = None,
+                  rng: np.random.Generator | None = None) -> list[dict[str, Any]]:
+    """One miniSEED file per record in ``folder`` (``crop``: a cut of that many samples, its P
+    placed at random by ``rng``); returns what scoring needs of each (a phase whose reference
+    pick is outside the cut: ``None``)."""
     import obspy
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, e in enumerate(events):
-        start = record_start(e.name)
+        a = 0 if crop is None else crop_start(e, crop, rng or np.random.default_rng(0))
+        n = e.data.shape[1] - a if crop is None else crop
+        start = record_start(e.name) + a / SR
         codes = [c for c in e.channels.split("_") if c] or ["HHZ", "HHN", "HHE"]
         st = obspy.Stream()
         for code in codes:
             row = "ZNE".index(code[-1]) if code[-1] in "ZNE" else None
             if row is None:
                 raise ValueError(f"{e.name}: channel {code} is not Z, N or E")
-            x = np.asarray(e.data[row], dtype=np.float64)
+            x = np.asarray(e.data[row, a:a + n], dtype=np.float64)
             whole = bool(np.all(x == np.round(x))) and float(np.abs(x).max(initial=0)) < 2**31
             data = x.astype(np.int32) if whole else x.astype(np.float32)
             st += obspy.Trace(data, header={"network": e.network, "station": e.station,
@@ -90,9 +103,11 @@ def write_records(events: list[Any], folder: Path) -> list[dict[str, Any]]:
         path = folder / f"{Path(e.name).stem}.mseed"
         enc = "STEIM2" if all(tr.data.dtype == np.int32 for tr in st) else "FLOAT32"
         st.write(str(path), format="MSEED", reclen=512, encoding=enc)
+        ref = {ph: int(t) - a if 0 <= int(t) - a < n else None
+               for ph, t in (("P", e.itp), ("S", e.its))}
         out.append({"event": f"{e.network}:{i}", "network": e.network, "station": e.station,
-                    "name": e.name, "start_ns": int(start.ns), "n_samples": int(e.data.shape[1]),
-                    "P": int(e.itp), "S": int(e.its), "components": len(codes)})
+                    "name": e.name, "start_ns": int(start.ns), "n_samples": n, **ref,
+                    "components": len(codes)})
     return out
 
 
@@ -250,6 +265,11 @@ def main(argv: list[str]) -> int:
                    help="serve the CNNs at stride_s 0.5, lookahead_s 1 (the early-warning "
                         "replay's settings; results go to OUT/through-run-early-warning; "
                         "PhaseNetLight left out: its contract stacks windows)")
+    p.add_argument("--crop-s", type=float,
+                   help="serve each record cut to this many seconds with its P at a random time "
+                        "1 s to CROP_S - 1 s from the cut's start (seeded: --seed), as the "
+                        "offline windows do: short records, arrivals anywhere (results go to "
+                        "OUT/through-run-crop-CROP_S)")
     p.add_argument("--no-refine", action="store_true",
                    help="fold models without the shipped picker's onset refinement (results go "
                         "to OUT/through-run-unrefined)")
@@ -269,15 +289,22 @@ def main(argv: list[str]) -> int:
     except NoFolds as exc:
         print(exc, file=sys.stderr)
         return 2
+    if a.crop_s is not None and not 2.0 < a.crop_s <= 90.0:
+        print(f"picker-lono --through-run: --crop-s {a.crop_s} is not in (2, 90] s",
+              file=sys.stderr)
+        return 2
+    crop = None if a.crop_s is None else round(a.crop_s * SR)
+    rng = np.random.default_rng(a.seed)
     work = a.out / ("through-run" + ("-unrefined" if a.no_refine else "")
-                    + ("-early-warning" if a.early_warning else ""))
+                    + ("-early-warning" if a.early_warning else "")
+                    + (f"-crop-{a.crop_s:g}" if crop else ""))
     settings = EARLY_WARNING if a.early_warning else ""
     t0 = time.monotonic()
     records: dict[str, list[dict[str, Any]]] = {}
     picks: dict[str, dict[str, Any]] = {"cnn": {}}
     runs: dict[str, Any] = {}
     for n in todo:
-        records[n] = write_records(nets[n], work / "mseed" / n)
+        records[n] = write_records(nets[n], work / "mseed" / n, crop, rng)
         if a.model is not None:
             pt, thr, origin = a.model, None, "the model's contract"
         else:
@@ -312,13 +339,15 @@ def main(argv: list[str]) -> int:
                    + (f" --model {a.model}" if a.model else "")
                    + (" --no-seisbench" if a.no_seisbench else "")
                    + (" --no-refine" if a.no_refine else "")
-                   + (" --early-warning" if a.early_warning else ""),
+                   + (" --early-warning" if a.early_warning else "")
+                   + (f" --crop-s {a.crop_s:g}" if crop else ""),
         "data_source": source, "networks": todo, "recipe": folds_recipe(folds),
         "network_events": {n: len(records[n]) for n in todo}, "runs": runs, "skipped": skipped,
+        "record_s": None if crop is None else crop / SR,
         "machine": f"{platform.machine()}, {platform.system()}", "fold_models": a.model is None,
         "wall_s": None, "bootstrap": a.bootstrap, "scores": score(records, picks, a.bootstrap, a.seed)}
     offline = a.out / "picker_lono.json"
-    if offline.exists() and a.model is None:  # the offline windows' figures, same networks
+    if offline.exists() and a.model is None and crop is None:  # the offline windows' figures
         off = json.loads(offline.read_text())
         if set(off.get("network_events", {})) == set(todo):
             report["offline"] = off["aggregate"]["pooled"]

@@ -42,17 +42,19 @@ def false_pick_places(records: list[dict[str, Any]], picks: dict[str, list[list[
     """
     tol, near, start, before, after = (round(x * SR) for x in (0.5, 2.0, 10.0, 2.0, 10.0))
     out = {ph: dict.fromkeys(FALSE_PICK_PLACES, 0) for ph in ("P", "S")}
+    far = 10**9  # a reference pick outside the record (a cut): nothing is near it
     for ph, other in (("P", "S"), ("S", "P")):
         for r, got in zip(records, picks[ph]):
-            ref = r[ph]
+            ref = far if r[ph] is None else r[ph]
             hit = min(got, key=lambda k: abs(k - ref), default=None)
+            p_s = (far if r["P"] is None else r["P"], far if r["S"] is None else r["S"])
             for k in got:
                 if k == hit and abs(k - ref) <= tol:
                     continue
                 place = ("near" if abs(k - ref) <= near else
-                         "other phase" if abs(k - r[other]) <= tol else
+                         "other phase" if r[other] is not None and abs(k - r[other]) <= tol else
                          "record start" if k < start else
-                         "event" if r["P"] - before <= k <= r["S"] + after else "away")
+                         "event" if p_s[0] - before <= k <= p_s[1] + after else "away")
                 out[ph][place] += 1
     return out
 
@@ -121,8 +123,11 @@ def markdown(r: dict[str, Any]) -> str:
         f"one model for every network ({r['runs'][next(iter(r['runs']))]['model']}): not LONO"
     lines = ["# Leave-one-network-out through `geosentry run`\n",
              f"`{r['command']}` ({r['wall_s']} s, {r['machine']}). Data: {r['data_source']}, "
-             f"{sc['records']} records of 90.01 s written as miniSEED, networks {ev}; picker: "
-             f"{who}. Each record scored whole (P at 30 s): per record and phase the nearest pick "
+             f"{sc['records']} records of " + (
+                 "90.01 s (P at 30 s)" if r.get("record_s") is None else
+                 f"{r['record_s']:g} s cut from them (P at random, 1 s from either end)")
+             + f" written as miniSEED, networks {ev}; picker: "
+             f"{who}. Each record scored whole: per record and phase the nearest pick "
              "within the tolerance is a hit, every other pick a false one. 95 % intervals: "
              f"bootstrap over events ({r['bootstrap']} resamples).\n",
              "| picker | P F1 ±0.1 s | P F1 ±0.5 s [95 % CI] | P residual mean / σ | "
