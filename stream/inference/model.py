@@ -127,8 +127,7 @@ class TorchScriptDetector:
                                 f"{stride_s} exceed the model's window of {c.window_s} s")
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
                                cfg.missing_components, report_lag_s=lookahead_s,
-                               tail=c.kind == "picker" and c.pick_rule == PickRule.PEAKS
-                               and c.stacking == Stacking.NONE)
+                               tail=c.kind == "picker")
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench

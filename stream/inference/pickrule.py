@@ -18,18 +18,19 @@ that owns the sample where it switches off, at the time of its maximum over ever
 crossed: the picks are those of SeisBench's rule on the stream of owned outputs, whatever the
 stride. No context beyond the owned samples is read, so a ``forward_range`` model decodes just
 those. The cost: a stretch that crosses into the next window's stretch is reported one stride
-later; one still open where a stream ends or resets (a gap) is not reported (its end, hence its
-peak, is unknown).
+later; one still open where a stream ends or resets (a gap) ends with the stream's last window
+(``Window.owned_from_samples``), as SeisBench ends one still on at a trace's end.
 
 Stacking (``stack``): with ``none`` (the default) each sample's outputs come from the one window
 that owns it. With ``avg`` (SeisBench's ``annotate`` default, written by ``geosentry models import
 seisbench``; ``max`` likewise) they are the mean (maximum) over every window covering the sample,
 as SeisBench stacks its overlapping windows: a window then owns its first stride (no later window covers it), adds its
 outputs to per-instrument running sums and scores the now complete means there. Needs the
-``seisbench`` pick rule (which reads owned samples only); costs ``window - stride`` of latency
-and the last ``window - stride`` of a stream. On a stream that starts on the window grid the
-service then cuts SeisBench's windows and stacks them as SeisBench does (apart from the window
-SeisBench adds at a trace's end, which a stream cannot know).
+``seisbench`` pick rule (which reads owned samples only); costs ``window - stride`` of latency.
+On a stream that starts on the window grid the service then cuts SeisBench's windows and stacks
+them as SeisBench does; where a stream ends, its last window (ending on its last sample, as
+SeisBench adds one at a trace's end) joins the sums from the samples it owns on (SeisBench also
+averages it into the samples before those, which a stream had scored before it knew its end).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def stack(w: Window, out: np.ndarray, stride: int, state: StackState,
     >>> stack(w, np.array([[3., 3., 3., 3.]]), 2, st).tolist()
     [[2.0, 2.0]]
     """
+    if w.owned_from_samples is not None:
+        return _stack_last(w, out, state, how)
     n = out.shape[-1]
     if (w.first or state.sums is None or state.counts is None
             or w.start_ns != state.start_ns):
@@ -104,6 +107,41 @@ def stack(w: Window, out: np.ndarray, stride: int, state: StackState,
     mean: np.ndarray = sums[:, :stride] if how == Stacking.MAX else sums[:, :stride] / counts[:stride]
     state.sums, state.counts, state.start_ns = sums[:, stride:], counts[stride:], w.time_of(stride)
     return mean
+
+
+def _stack_last(w: Window, out: np.ndarray, state: StackState, how: Stacking) -> np.ndarray:
+    """A stream's last window (``Window.owned_from_samples``: ending on the stream's last
+    sample, off the grid, as SeisBench's ``annotate`` adds one at a trace's end): its outputs
+    join the running sums from the first sample it owns to its end; the means there, in an array
+    of the window's width (zeros before). The stream ends: the sums are dropped.
+
+    >>> st = StackState()
+    >>> w = Window("XX", "A", "", ("HHZ",), 0, 100.0, np.zeros((1, 4)), 0, "d", first=True)
+    >>> stack(w, np.array([[1., 1., 1., 1.]]), 2, st).tolist()
+    [[1.0, 1.0]]
+    >>> w = Window("XX", "A", "", ("HHZ",), 10_000_000, 100.0, np.zeros((1, 4)), 0, "d",
+    ...            owned_from_samples=1)   # starts a sample before the sums: owns 3 samples
+    >>> stack(w, np.array([[3., 3., 3., 3.]]), 2, st).tolist()
+    [[0.0, 2.0, 2.0, 3.0]]
+    """
+    n = out.shape[-1]
+    d = 0 if w.first else min(w.owned_from_samples or 0, n)
+    sums = np.zeros((out.shape[0], n - d))
+    counts = np.zeros(n - d)
+    if (not w.first and state.sums is not None and state.counts is not None
+            and state.start_ns == w.time_of(d)):
+        k = min(n - d, state.sums.shape[1])
+        sums[:, :k], counts[:k] = state.sums[:, :k], state.counts[:k]
+    tail = out[:, d:]
+    if how == Stacking.MAX:
+        sums = np.where(counts > 0, np.maximum(sums, tail), tail)
+        means = sums
+    else:
+        means = (sums + tail) / (counts + 1)
+    state.sums, state.counts = None, None
+    full = np.zeros_like(out, dtype=float)
+    full[:, d:] = means
+    return full
 
 
 @dataclass(slots=True)
@@ -205,4 +243,10 @@ def score_stretches(w: Window, probs: np.ndarray, labels: tuple[str, ...],
                 peak, peak_ns = held.peak, held.peak_ns
             state.open[label] = OpenStretch(peak, peak_ns,
                                             step=not stretches and held is not None and held.step)
+    if w.owned_from_samples is not None:  # the stream ends here: so do stretches still on
+        for label, held in sorted(state.open.items()):
+            if not held.step:
+                alerts.append(_alert(w, "pick", held.peak_ns, held.peak, thresholds[label], model,
+                                     name, phase=label))
+        state.open.clear()
     return alerts

@@ -144,9 +144,10 @@ def test_phasenetlight_ethz_picks_equal_seisbench_classify(
     * the picks of the service's scoring with the rule the import puts in the contract
       (``pick_rule: seisbench``, ``stream/inference/pickrule.py``): >= 99 % (a stretch still on
       at a window's end differs: SeisBench ends it there, a stream cannot know it ended);
-    * the service's other rule (``peaks`` >= 0.5 s apart, ``stream/inference/scoring.py``):
-      measured 128 matched of 131 (0.977): the rules differ where two peaks are closer than
-      0.5 s or a stretch holds two peaks; asserted >= 0.95."""
+    * the service's other rule (``peaks`` >= 0.5 s apart, ``stream/inference/scoring.py``),
+      against SeisBench's picks away from flat stretches' ends (where ``peaks`` takes none: 4 of
+      131): the rules differ where two peaks are closer than 0.5 s or a stretch holds two
+      peaks; asserted >= 0.95."""
     _need_seisbench()
     from geosentry.stream.detectors.registry import ModelConfig
     from geosentry.stream.inference.model import TorchScriptDetector
@@ -175,7 +176,15 @@ def test_phasenetlight_ethz_picks_equal_seisbench_classify(
     assert (c.pick_rule.value, c.stacking.value) == ("seisbench", "avg")
     service = si.pick_agreement(si.service_picks_on_windows(pt, raw), theirs)
     assert service["agreement"] >= 0.99, service
-    peaks = si.pick_agreement(si.service_picks_on_windows(pt, raw, "peaks"), theirs)
+    # the peaks rule takes no pick where a flat stretch (zero padding) meets the data, which
+    # SeisBench's rule picks: 4 of its 131 picks here, left out of this comparison
+    from geosentry.stream.inference.scoring import flat_edges
+
+    away = [{ph: [t for t in ts if not any(a <= t < b for a, b in flat_edges(w, 100.0))]
+             for ph, ts in picks.items()} for w, picks in zip(raw, theirs)]
+    assert sum(map(len, (t for p in theirs for t in p.values()))) - sum(
+        map(len, (t for p in away for t in p.values()))) <= 6
+    peaks = si.pick_agreement(si.service_picks_on_windows(pt, raw, "peaks"), away)
     assert peaks["agreement"] >= 0.95, peaks
 
 
