@@ -12,14 +12,15 @@ seismic, geomagnetic), and a detector that cannot run at the instrument's rate
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from geosentry.stream.buffer.channel import BufferEvent, BufferEventKind, ChannelBuffer, Segment
 from geosentry.stream.buffer.clock import ClockPolicy
+from geosentry.stream.buffer.instrument import (COMPONENT_ALIASES, ChannelEvent, Cursor, Instrument,
+                                                component_of, grid_start)
 from geosentry.stream.buffer.rows import last_start_ns, row
 from geosentry.stream.buffer.spec import (MAX_UPSAMPLE, MAX_WINDOW_SAMPLES, WindowSpec, channel_kind,
                                          owned_samples)
@@ -29,88 +30,6 @@ from geosentry.stream.records import NS_PER_S, InstrumentId, Record, SourceRef, 
 __all__ = ["COMPONENT_ALIASES", "ChannelEvent", "Instrument", "MAX_UPSAMPLE", "MAX_WINDOW_SAMPLES",
            "WindowSpec", "Windower", "channel_kind", "component_of", "grid_start"]
 log = logging.getLogger(__name__)
-#: SEED orientation codes mapped onto the component letters detectors ask for.
-COMPONENT_ALIASES = {"1": "N", "2": "E"}
-
-
-def grid_start(t0_ns: int, stride_ns: int, period_ns: float) -> int:
-    """Where a stream whose first sample is at ``t0_ns`` starts its windows: the sample time
-    (on ``t0_ns``'s sample lattice) nearest at or after the last multiple of the stride since
-    1970 at or before ``t0_ns``. Windows then fall on the same absolute grid wherever a stream
-    (or a restarted worker's re-read) begins, so they, and the alerts cut from them, repeat
-    exactly; the first window is filled before ``t0_ns`` by ``rows.pad_front``.
-
-    >>> grid_start(12_345_000_000, 5_000_000_000, 10_000_000)  # 12.345 s, 5 s stride, 100 Hz
-    10005000000
-    >>> grid_start(10_000_000_000, 5_000_000_000, 10_000_000)
-    10000000000
-    """
-    grid_ns = t0_ns - t0_ns % stride_ns
-    back = math.floor((t0_ns - grid_ns) / period_ns) if period_ns > 0 else 0
-    return t0_ns - round(back * period_ns)
-
-
-def component_of(channel: str) -> str:
-    code = channel[-1:].upper()
-    return COMPONENT_ALIASES.get(code, code)
-
-
-@dataclass(slots=True)
-class _Cursor:
-    start_ns: int | None = None
-    epochs: tuple[int, ...] = ()
-    first: bool = True
-    window_ns: int = 0
-    components: tuple[str, ...] = ()  # the components present when ``epochs`` was taken
-    keep_ns: int = 0  # data kept before ``start_ns``: a stride for a spec with ``tail``
-
-    def waiting(self, buffers: dict[str, ChannelBuffer]) -> bool:
-        """True when nothing can be cut yet: the same buffers as at the last cut (no reset, no
-        new component) and one of them still ends before the next window does."""
-        if self.start_ns is None or not self.window_ns:
-            return False
-        due_ns = self.start_ns + self.window_ns
-        lagging = False
-        for comp, epoch in zip(self.components, self.epochs):
-            buf = buffers[comp]
-            if buf.epoch != epoch:
-                return False
-            lagging = lagging or buf.end_ns < due_ns
-        return lagging
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelEvent:
-    """A buffer policy event with the channel it happened on (``sid``: the text its ``health``
-    alert names) and the instrument of that channel."""
-
-    sid: str
-    event: BufferEvent
-    instrument: InstrumentId
-
-
-@dataclass
-class Instrument:
-    network: str
-    station: str
-    location: str
-    prefix: str
-    first_ns: int
-    buffers: dict[str, ChannelBuffer] = field(default_factory=dict)
-    channels: dict[str, str] = field(default_factory=dict)  # component -> channel code
-    cursors: dict[str, _Cursor] = field(default_factory=dict)
-    specs: list[WindowSpec] = field(default_factory=list)  # the detectors this instrument feeds
-    last_arrival_ns: int = 0  # arrival of its newest record the clock policy did not reject
-    last_end_ns: int = 0  # data time: end of its newest record the clock policy did not reject
-    #: windows starting before this were delivered before a restart (``Window.replay``)
-    replay_before_ns: int = 0
-    span_ns: int = 0  # time span of its newest record (slow channels send rarely)
-
-    @property
-    def id(self) -> InstrumentId:
-        return InstrumentId(self.network, self.station, self.location, self.prefix)
-
-
 class Windower:
     """Records in, windows (and policy events) out. Synchronous and cheap: runs on the loop."""
 
@@ -313,7 +232,7 @@ class Windower:
     @staticmethod
     def _waiting(inst: Instrument, spec: WindowSpec) -> bool:
         """True when ``spec`` cannot cut a window yet and nothing changed that would move its
-        cursor: same buffers and epochs (``_Cursor.waiting``), no new component."""
+        cursor: same buffers and epochs (``Cursor.waiting``), no new component."""
         cursor = inst.cursors.get(spec.detector)
         return (cursor is not None and cursor.waiting(inst.buffers)
                 and len(cursor.components) == sum(c in inst.buffers for c in spec.components))
@@ -352,7 +271,7 @@ class Windower:
                     detector=spec.detector), key[0]))
             if spec.missing == "skip":
                 return []
-        cursor = inst.cursors.setdefault(spec.detector, _Cursor())
+        cursor = inst.cursors.setdefault(spec.detector, Cursor())
         epochs = tuple(b.epoch for _, b in present)
         rate_hz = spec.rate_hz or present[0][1].rate_hz
         n_window, n_stride = spec.samples(rate_hz)
