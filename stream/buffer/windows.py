@@ -365,6 +365,8 @@ class Windower:
                 or (len(present) < len(spec.components) and spec.missing == "skip")
                 or self._refusal(inst, spec) is not None):
             return None
+        if max(b.start_ns for _, b in present) >= min(b.end_ns for _, b in present):
+            return None  # no stretch every component holds (one reset, the others not yet)
         rate_hz = spec.rate_hz or present[0][1].rate_hz
         n_window, _ = spec.samples(rate_hz)
         start_ns = last_start_ns([b for _, b in present], n_window, rate_hz)

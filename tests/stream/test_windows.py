@@ -126,6 +126,24 @@ def test_a_long_gap_ends_the_stream_before_it_with_a_last_window_too() -> None:
             assert pre_end - owned_end > 2 * NS_PER_S
 
 
+def test_no_last_window_mixes_a_reset_component_with_the_others_old_data() -> None:
+    """Z resets after a gap and the input ends before N's records after the gap arrive: the
+    stretch before the gap gets its last window (Z's retired data with N's); no window pairs Z's
+    new data with N's old."""
+    from dataclasses import replace
+
+    policy = BufferConfig(max_interpolate_gap_s=0.1, reorder_tolerance_s=0.0)
+    z, n = _records("XX.A..HHZ", 90, seed=1), _records("XX.A..HHN", 90, seed=2)
+    t0 = z[0].start_ns
+    pre = [r for pair in zip(z, n) for r in pair if r.end_ns < t0 + 37 * NS_PER_S]
+    post_z = [r for r in z if r.start_ns > t0 + 60 * NS_PER_S]
+    spec = WindowSpec("d", ("Z", "N"), 10.0, 5.0, None, "skip", report_lag_s=2.5, tail=True)
+    windows, _ = _run(Windower([replace(spec, tail=True)], policy), pre + post_z)
+    last = [w for w in windows if w.owned_from_samples is not None]
+    assert len(last) == 1 and not last[0].first  # the one before the gap, and no other
+    assert last[0].start_ns + 10 * NS_PER_S <= t0 + 37 * NS_PER_S
+
+
 def _drop_samples(rec: Record, k: int) -> Record:
     """Same record with its first ``k`` samples removed (a gap of k samples before it)."""
     return Record(rec.network, rec.station, rec.location, rec.channel,
