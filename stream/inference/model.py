@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from functools import partial
 from pathlib import Path
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -286,7 +287,8 @@ class TorchScriptDetector:
                                  w.sampling_rate_hz):
                     out, offset = self.infer_array(w.data[None])[0], 0  # exact: whole window
                 alerts = score_picker(w, out, c.labels, self.thresholds, lo, hi, state, self.model,
-                                      self.name, offset, flat_edges(w.data, w.sampling_rate_hz))
+                                      self.name, offset,
+                                      partial(flat_edges, w.data, w.sampling_rate_hz))
             elif c.kind == "detector":
                 alerts = score_detector(w, out[0], c.output_step_samples, self.thresholds,
                                         lo, hi, state, self.model, self.name)

@@ -5,10 +5,15 @@ so an event straddling two windows is reported once.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 from scipy.signal import find_peaks
 
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef, Window
+
+#: sample ranges of a window where no pick is taken, or a callable that computes them
+Excluded = Sequence[tuple[int, int]] | Callable[[], Sequence[tuple[int, int]]]
 
 MIN_PICK_SEPARATION_S = 0.5
 #: outputs read beyond a window's owned stretch on either side: peak finding compares a peak with
@@ -128,9 +133,10 @@ def _alert(w: Window, kind: str, t_ns: int, score: float, threshold: float, mode
 def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
                  thresholds: dict[str, float], lo: int, hi: int, state: dict[str, float],
                  model: ModelRef, name: str, start: int = 0,
-                 exclude: list[tuple[int, int]] | None = None) -> list[Alert]:
+                 exclude: Excluded | None = None) -> list[Alert]:
     """One ``pick`` per probability peak above the label's threshold inside ``[lo, hi)``, except
-    in the window's sample ranges ``exclude`` (:func:`flat_edges`).
+    in the window's sample ranges ``exclude`` (:func:`flat_edges`; a callable is asked only once
+    a peak reaches a threshold in ``[lo, hi)``, which most windows never do).
 
     ``probs[:, k]`` is the window's sample ``start + k`` (a decoded range, which must reach
     ``PEAK_CONTEXT_S`` beyond ``[lo, hi)`` where the window has samples there, and must not be
@@ -146,7 +152,11 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
             continue  # no peak this window owns can reach the threshold (most windows)
         peaks, props = find_peaks(probs[i], height=thr, distance=distance)
         for p, h in zip(peaks, props["peak_heights"]):
-            if not lo <= p < hi or any(a <= p + start < b for a, b in exclude or ()):
+            if not lo <= p < hi:
+                continue
+            if callable(exclude):
+                exclude = exclude()
+            if any(a <= p + start < b for a, b in exclude or ()):
                 continue
             t_ns = w.time_of(int(p) + start)
             last = state.get(label)
