@@ -295,6 +295,7 @@ class TorchScriptDetector:
             else:
                 alerts = score_anomaly(w, float(out), self.thresholds, state, self.model, self.name)
             if c.refine is not None and alerts:
-                refine_picks(w, alerts, c.refine, c.components.index(c.refine.component), state)
+                row = c.components.index(c.refine.component)
+                alerts = refine_picks(w, alerts, c.refine, row, state)
             results.append((w, alerts))
         return results

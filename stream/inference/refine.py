@@ -39,7 +39,8 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from geosentry.stream.errors import ContractError
-from geosentry.stream.records import Alert, AlertKind, Window
+from geosentry.stream.inference.scoring import MIN_PICK_SEPARATION_S
+from geosentry.stream.records import NS_PER_S, Alert, AlertKind, Window
 
 #: filter run-in on either side of the searched stretch (the zero-phase filter's transients)
 PAD_S = 1.0
@@ -49,8 +50,6 @@ MIN_SIDE_SAMPLES = 10
 FLAT_RUN_S = 0.1
 #: the band's upper edge at most this share of the sampling rate (below Nyquist)
 MAX_BAND_SHARE = 0.45
-#: an onset this close to an earlier pick's onset (same phase) is that pick's: not taken twice
-TAKEN_S = 0.05
 
 
 class RefineMethod(StrEnum):
@@ -147,31 +146,35 @@ def aic_onset(x: np.ndarray, rate_hz: float, index: int, r: PickRefinement) -> i
 
 
 def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int,
-                 state: dict[str, float]) -> None:
+                 state: dict[str, float]) -> list[Alert]:
     """Move each pick of ``r.phases`` among ``alerts`` (window ``w``'s) to its onset on
-    ``w.data[row]`` (the contract's ``r.component``), in place. A moved pick says so in its
-    details (``onset``: the method, ``moved_s``: onset minus the model's pick); one left where
-    the model put it (:func:`aic_onset` gave None, or the component is missing) has no such key.
+    ``w.data[row]`` (the contract's ``r.component``), in place; the alerts kept. A moved pick
+    says so in its details (``onset``: the method, ``moved_s``: onset minus the model's pick);
+    one left where the model put it (:func:`aic_onset` gave None, or the component is missing)
+    has no such key.
 
-    Two model picks may find the same onset (peaks 0.5-1 s apart around it): the later one then
-    keeps the model's time, so no two picks of an instrument share a time (nor an alert id).
-    ``state`` (per instrument, kept across its windows) remembers the last onset per phase.
+    Peak finding keeps a phase's picks ``MIN_PICK_SEPARATION_S`` apart; two model picks 0.5-1 s
+    apart around one onset may both move onto it (or near it). The later one is then the same
+    arrival as the pick already reported: dropped, so the phase's picks of an instrument stay
+    that far apart (no arrival reported twice, no two picks at one time nor one alert id).
+    ``state`` (per instrument, kept across its windows) remembers the last pick per phase.
     """
-    if not w.channels[row]:
-        return  # the component is missing: its row is zeros
     rate = w.sampling_rate_hz
+    kept: list[Alert] = []
     for a in alerts:
         if a.kind != AlertKind.PICK or a.phase not in r.phases:
+            kept.append(a)
             continue
         index = int(round((a.time_ns - w.start_ns) * rate / 1e9))
-        onset = aic_onset(w.data[row], rate, index, r)
-        if onset is None:
-            continue
-        t_ns = w.time_of(onset)
-        key = f"onset:{a.phase}"
-        if abs(t_ns - state.get(key, -1e30)) < TAKEN_S * 1e9:
-            continue  # an earlier pick of this phase took this onset
+        onset = aic_onset(w.data[row], rate, index, r) if w.channels[row] else None
+        t_ns = a.time_ns if onset is None else w.time_of(onset)
+        key = f"refined:{a.phase}"
+        if abs(t_ns - state.get(key, -1e30)) < MIN_PICK_SEPARATION_S * NS_PER_S:
+            continue  # the arrival of the phase's last pick, already reported
         state[key] = t_ns
-        a.time_ns = t_ns
-        a.details["onset"] = r.method.value
-        a.details["moved_s"] = round((onset - index) / rate, 4)
+        kept.append(a)
+        if onset is not None:
+            a.time_ns = t_ns
+            a.details["onset"] = r.method.value
+            a.details["moved_s"] = round((onset - index) / rate, 4)
+    return kept
