@@ -28,7 +28,8 @@ from geosentry.stream.inference.precision import PrecisionChoice, autocast, deci
 from geosentry.stream.inference.refine import refine_picks
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
-from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak, flat_edges,
+from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak,
+                                                drop_phase_conflicts, flat_edges,
                                                 score_anomaly, score_detector, score_picker)
 from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
 
@@ -261,6 +262,7 @@ class TorchScriptDetector:
         tail_s = self._tail_s
         results: list[tuple[Window, list[Alert]]] = []
         for w, out, start in zip(windows, outputs.values, outputs.starts):
+            peaks_rule = False
             state = self._state.setdefault(w.instrument, {})
             if w.first:
                 state.clear()
@@ -277,6 +279,7 @@ class TorchScriptDetector:
                                          self._stretches.setdefault(w.instrument, StretchState()),
                                          self.model, self.name, start)
             elif c.kind == "picker":
+                peaks_rule = True
                 if w.first and w.pad_samples:
                     # where a stream starts (after the padding before its first sample: once
                     # flat, whose step read as an onset; now mirrored) nothing is picked within
@@ -297,5 +300,7 @@ class TorchScriptDetector:
             if c.refine is not None and alerts:
                 row = c.components.index(c.refine.component)
                 alerts = refine_picks(w, alerts, c.refine, row, state)
+            if peaks_rule and alerts:
+                alerts = drop_phase_conflicts(alerts, state)
             results.append((w, alerts))
         return results

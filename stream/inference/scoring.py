@@ -21,6 +21,14 @@ MIN_PICK_SEPARATION_S = 0.5
 PEAK_CONTEXT_S = 2 * MIN_PICK_SEPARATION_S
 
 
+#: a P and an S pick of one instrument this close (as reported: after any onset refinement) are
+#: one arrival both labels read (an S that close after its P comes from within about 1.6 km of
+#: the sensor): it is the S where a P was picked ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S``
+#: before it (the S of that P's earthquake), else a P (an earthquake's first arrival)
+PHASE_CONFLICT_S = 0.2
+MAX_S_MINUS_P_S = 20.0
+
+
 #: this many seconds of identical consecutive samples are not ground motion: a zero-filled gap, a
 #: dead channel, an event cut padded with a constant. A picker reads the step where data meets
 #: such a stretch as an onset, so no pick is taken within ``PEAK_CONTEXT_S`` of its ends.
@@ -165,6 +173,50 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
             state[label] = t_ns
             alerts.append(_alert(w, "pick", t_ns, float(h), thr, model, name, phase=label))
     return alerts
+
+
+def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[Alert]:
+    """``alerts`` (one window's) without the P or S picks that are another pick's arrival read
+    with the other label: of a P and an S pick within ``PHASE_CONFLICT_S``, the P where a P
+    pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it (in ``alerts``, or the
+    instrument's last P reported before, ``state``), else the S. A pair split across two windows
+    is left as reported (the first is out already; rare with windows strides apart).
+
+    >>> def pick(t_s, phase):
+    ...     return Alert(kind=AlertKind.PICK, network="XX", station="A", location="",
+    ...                  channel="HHZ", time_ns=int(t_s * NS_PER_S), score=0.9, threshold=0.5,
+    ...                  model=ModelRef("m", "1", "0"), newest_arrival_ns=0, phase=phase)
+    >>> picks = [pick(1.0, "P"), pick(1.1, "S"), pick(9.0, "P"), pick(9.05, "S")]
+    >>> [(a.phase, a.time_ns / NS_PER_S) for a in drop_phase_conflicts(picks, {})]
+    [('P', 1.0), ('S', 9.05)]
+
+    (the pair at 1 s is a first arrival: its S goes; the one at 9 s comes 8 s after that P:
+    its P goes). With a P reported 5 s before, the first pair is an S too:
+
+    >>> state = {"reported:P": -4.0 * NS_PER_S}
+    >>> [(a.phase, a.time_ns / NS_PER_S) for a in drop_phase_conflicts(picks, state)]
+    [('S', 1.1), ('S', 9.05)]
+    >>> state["reported:P"] / NS_PER_S   # the last P reported (for the next window)
+    -4.0
+    """
+    near_ns, far_ns = PHASE_CONFLICT_S * NS_PER_S, MAX_S_MINUS_P_S * NS_PER_S
+    p_ns = sorted(a.time_ns for a in alerts if a.kind == AlertKind.PICK and a.phase == "P")
+    s_ns = [a.time_ns for a in alerts if a.kind == AlertKind.PICK and a.phase == "S"]
+    dropped: set[tuple[str, int]] = set()
+    if p_ns and s_ns:
+        kept_p = [float(state["reported:P"])] if "reported:P" in state else []
+        for t in p_ns:
+            close = [u for u in s_ns if abs(u - t) <= near_ns]
+            if close and any(near_ns < t - k <= far_ns for k in kept_p):
+                dropped.add(("P", t))  # the S of an earlier P's earthquake
+                continue
+            dropped |= {("S", u) for u in close}  # a first arrival
+            kept_p.append(t)
+    out = [a for a in alerts if (a.phase, a.time_ns) not in dropped]
+    last = [a.time_ns for a in out if a.kind == AlertKind.PICK and a.phase == "P"]
+    if last:
+        state["reported:P"] = max(last)
+    return out
 
 
 def score_detector(w: Window, prob: np.ndarray, step_samples: int, thresholds: dict[str, float],

@@ -288,3 +288,42 @@ def test_stacking_owns_each_windows_first_stride(tmp_path: Path) -> None:
                                            "lookahead_s": 2.0}]})
     with pytest.raises(ContractError, match=r"^detector p: lookahead_s does not apply"):
         build_detectors(cfg)
+
+
+def test_a_p_and_an_s_at_one_arrival_are_one_pick(tmp_path: Path) -> None:
+    """Both labels peaking within PHASE_CONFLICT_S of each other read one arrival: reported as
+    the P where no P came up to MAX_S_MINUS_P_S before (an earthquake's first arrival), as the
+    S where one did (also a P picked in an earlier window), through the detector's scoring."""
+    from geosentry.stream.inference.scoring import PHASE_CONFLICT_S
+
+    cfg = load_config_dict({"detectors": [{"name": "p", "type": "model",
+                                           "path": str(_contract(tmp_path)),
+                                           "thresholds": {"P": 0.5, "S": 0.5}}]})
+    det = build_detectors(cfg)[0]
+    assert isinstance(det, TorchScriptDetector) and det.contract.refine is None
+    n = det.contract.window_samples
+    rng = np.random.default_rng(0)
+
+    def picks(w: Window, at: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        out = np.zeros((3, n), np.float32)
+        for phase, k in at:
+            out["PS".index(phase), k - 3:k + 4] = [0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6]
+        [(_, alerts)] = det.score([w], ModelOutputs.whole(out[None]))
+        return [(a.phase or "", round((a.time_ns - w.start_ns) / 1e7)) for a in alerts]
+
+    w = Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0,
+               rng.normal(size=(3, n)).astype(np.float32), 0, "picker", first=True)
+    assert owned_range(w, det.stride_s, det._tail_s)[1] > 2100  # the first window owns these
+    gap = round(PHASE_CONFLICT_S * 100) - 5  # 0.15 s apart
+    # a first arrival read as both: the P; 5 s later an arrival read as both: that P's S
+    assert picks(w, [("P", 1000), ("S", 1000 + gap), ("P", 1500), ("S", 1500 - gap)]) == [
+        ("P", 1000), ("S", 1500 - gap)]
+    # farther apart than PHASE_CONFLICT_S: two picks, as the model put them
+    assert picks(w, [("P", 2000), ("S", 2030)]) == [("P", 2000), ("S", 2030)]
+    # the next window: a pair a few seconds after the P picked at sample 2000 is an S
+    stride = round(det.stride_s * 100)
+    w2 = Window("XX", "A", "", w.channels, w.time_of(stride), 100.0, w.data, 0, "picker")
+    lo, hi = owned_range(w2, det.stride_s, det._tail_s)
+    at = lo + 100
+    assert at + gap < hi and 1 < (stride + at - 2000) / 100 < 20
+    assert picks(w2, [("P", at), ("S", at + gap)]) == [("S", at + gap)]

@@ -7,8 +7,11 @@ records, the service's defaults), but at thresholds ``--floor`` (0.1), and every
 kept with its score. The run at threshold ``t`` is then the pick alerts scoring ``>= t``: the
 service's peak rule (``find_peaks(height=t, distance=MIN_PICK_SEPARATION_S)``) keeps the same
 peaks above ``t`` whatever lower peaks there are, except where a lower pick less than
-``MIN_PICK_SEPARATION_S`` earlier took its place; the report's check row (the folds' own tuned
-thresholds, filtered) is there to be compared with ``--through-run``'s real run at them.
+``MIN_PICK_SEPARATION_S`` earlier took its place, or a lower pick of the same arrival decided
+which pick stays (a refined onset within ``MIN_PICK_SEPARATION_S`` of the phase's last pick; a P
+and an S within ``PHASE_CONFLICT_S``, ``scoring.drop_phase_conflicts``); the report's check row
+(the folds' own tuned thresholds, filtered) is there to be compared with ``--through-run``'s real
+run at them.
 
 Every fold model is scored on its own network only (it never saw it). Pooled over the networks:
 
