@@ -178,44 +178,67 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
 def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[Alert]:
     """``alerts`` (one window's) without the P or S picks that are another pick's arrival read
     with the other label: of a P and an S pick within ``PHASE_CONFLICT_S``, the P where a P
-    pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it (in ``alerts``, or the
-    instrument's last P reported before, ``state``), else the S. A pair split across two windows
-    is left as reported (the first is out already; rare with windows strides apart).
+    pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it, else the S. The picks of
+    earlier windows count through ``state`` (the instrument's last two P picks and last S pick
+    reported): where one of a pair is out already, the other goes if the rule says so.
 
     >>> def pick(t_s, phase):
     ...     return Alert(kind=AlertKind.PICK, network="XX", station="A", location="",
     ...                  channel="HHZ", time_ns=int(t_s * NS_PER_S), score=0.9, threshold=0.5,
     ...                  model=ModelRef("m", "1", "0"), newest_arrival_ns=0, phase=phase)
+    >>> def kept(alerts, state):
+    ...     return [(a.phase, a.time_ns / NS_PER_S) for a in drop_phase_conflicts(alerts, state)]
     >>> picks = [pick(1.0, "P"), pick(1.1, "S"), pick(9.0, "P"), pick(9.05, "S")]
-    >>> [(a.phase, a.time_ns / NS_PER_S) for a in drop_phase_conflicts(picks, {})]
+    >>> kept(picks, {})
     [('P', 1.0), ('S', 9.05)]
 
     (the pair at 1 s is a first arrival: its S goes; the one at 9 s comes 8 s after that P:
     its P goes). With a P reported 5 s before, the first pair is an S too:
 
-    >>> state = {"reported:P": -4.0 * NS_PER_S}
-    >>> [(a.phase, a.time_ns / NS_PER_S) for a in drop_phase_conflicts(picks, state)]
+    >>> kept(picks, {"reported:P": -4.0 * NS_PER_S})
     [('S', 1.1), ('S', 9.05)]
-    >>> state["reported:P"] / NS_PER_S   # the last P reported (for the next window)
-    -4.0
+
+    A pair split across windows: the P at 1 s reported by one window, the S 0.1 s later comes
+    in the next; then an S at 9.05 s whose P at 9 s went out (the P of a first arrival? no: 8 s
+    after the one at 1 s, so the S stays):
+
+    >>> state = {}
+    >>> kept([pick(1.0, "P")], state), kept([pick(1.1, "S")], state)
+    ([('P', 1.0)], [])
+    >>> kept([pick(9.0, "P")], state), kept([pick(9.05, "S")], state)
+    ([('P', 9.0)], [('S', 9.05)])
     """
     near_ns, far_ns = PHASE_CONFLICT_S * NS_PER_S, MAX_S_MINUS_P_S * NS_PER_S
-    p_ns = sorted(a.time_ns for a in alerts if a.kind == AlertKind.PICK and a.phase == "P")
-    s_ns = [a.time_ns for a in alerts if a.kind == AlertKind.PICK and a.phase == "S"]
+
+    def times(phase: str) -> list[int]:
+        return sorted(a.time_ns for a in alerts if a.kind == AlertKind.PICK and a.phase == phase)
+
+    p_ns, s_ns = times("P"), times("S")
+    if not p_ns and not s_ns:
+        return alerts
+    before_p = [state[k] for k in ("reported:P:prev", "reported:P") if k in state]
+    last_s = state.get("reported:S")
     dropped: set[tuple[str, int]] = set()
-    if p_ns and s_ns:
-        kept_p = [float(state["reported:P"])] if "reported:P" in state else []
-        for t in p_ns:
-            close = [u for u in s_ns if abs(u - t) <= near_ns]
-            if close and any(near_ns < t - k <= far_ns for k in kept_p):
+    kept_p = list(before_p)
+    for t in p_ns:
+        close = [u for u in s_ns if abs(u - t) <= near_ns]
+        if close or (last_s is not None and abs(t - last_s) <= near_ns):
+            if any(near_ns < t - k <= far_ns for k in kept_p):
                 dropped.add(("P", t))  # the S of an earlier P's earthquake
                 continue
             dropped |= {("S", u) for u in close}  # a first arrival
-            kept_p.append(t)
+        kept_p.append(t)
+    if before_p and not any(near_ns < before_p[-1] - k <= far_ns for k in before_p[:-1]):
+        # a P reported before was a first arrival: an S on it now is that arrival too
+        dropped |= {("S", u) for u in s_ns if abs(u - before_p[-1]) <= near_ns}
     out = [a for a in alerts if (a.phase, a.time_ns) not in dropped]
-    last = [a.time_ns for a in out if a.kind == AlertKind.PICK and a.phase == "P"]
-    if last:
-        state["reported:P"] = max(last)
+    if len(kept_p) > len(before_p):
+        state["reported:P"] = kept_p[-1]
+        if len(kept_p) > 1:
+            state["reported:P:prev"] = kept_p[-2]
+    s_kept = [u for u in s_ns if ("S", u) not in dropped]
+    if s_kept:
+        state["reported:S"] = s_kept[-1]
     return out
 
 
