@@ -99,31 +99,43 @@ def test_through_run_early_warning_serves_the_latency_settings(
 
 
 def test_threshold_sweep_choices_are_nested() -> None:
-    """Each network's nested threshold is chosen on the other networks' records only, and
-    picks below a threshold are not counted at it."""
-    from geosentry.training.evaluate.lono_thresholds import nested_choice, scores_at, sweep
+    """Each network's nested threshold is chosen on the other networks' records only, and each
+    row scores the run served at its thresholds."""
+    from geosentry.training.evaluate.lono_thresholds import (GRID, grid_key, nested_choice,
+                                                             scores_at, sweep)
 
     rec = {"P": 3000, "S": 4000}
-    # A: the true P scores 0.5, a false one 0.3 -> best above 0.3; B: the true P scores 0.95,
-    # false ones 0.7 and 0.8 -> best above 0.8
+    # A: the true P is picked up to 0.5, a false one up to 0.3 -> best above 0.3; B: the true P
+    # up to 0.95, false ones up to 0.7 and 0.8 -> best above 0.8
     records = {"A": [dict(rec)], "B": [dict(rec)]}
-    picks = {"A": {"P": [[(3000, 0.5), (7000, 0.3)]], "S": [[]]},
-             "B": {"P": [[(3010, 0.95), (100, 0.7), (8000, 0.8)]], "S": [[]]}}
+
+    def runs(scored: list[tuple[int, float]]) -> dict[str, dict[str, list]]:
+        return {grid_key(t): {"P": [[(k, sc) for k, sc in scored if sc >= t]], "S": [[]]}
+                for t in GRID}
+
+    picks = {"A": runs([(3000, 0.5), (7000, 0.3)]),
+             "B": runs([(3010, 0.95), (100, 0.7), (8000, 0.8)])}
     chosen = nested_choice(records, picks, "P")
     assert 0.8 < chosen["A"] <= 0.95  # B's records chose A's threshold: A's true pick is lost
     assert 0.3 < chosen["B"] <= 0.5
-    s = scores_at(records, picks, "P", chosen.__getitem__)["0.5s"]
+    s = scores_at(records, picks, "P", lambda n: grid_key(chosen[n]))["0.5s"]
     assert (s["tp"], s["fp"], s["fn"]) == (1, 2, 1)
-    r = sweep(records, picks, {"A": {"P": 0.35, "S": 0.5}, "B": {"P": 0.85, "S": 0.5}})
+    for n in picks:
+        picks[n]["tuned"] = {"P": [[(3000, 0.9)]], "S": [[(4000, 0.9)]]}
+        picks[n]["nested"] = picks[n][grid_key(chosen[n])]
+    nested = {n: {"P": chosen[n], "S": 0.5} for n in picks}
+    r = sweep(records, picks, nested, {"A": {"P": 0.35, "S": 0.5}, "B": {"P": 0.85, "S": 0.5}})
     assert r["fold_tuned"]["P"]["scores"]["0.5s"]["f1"] == 1.0
     assert r["fixed"]["P"]["0.10"]["0.5s"]["fp"] == 3
+    assert r["nested"]["P"]["scores"]["0.5s"]["fp"] == 2 and r["nested"]["P"]["chosen"] == chosen
 
 
 @pytest.mark.shared
 def test_threshold_sweep_reproduces_the_run_at_the_folds_thresholds(
         tmp_path: Path, shared_data: Callable[[str], Path]) -> None:
-    """The sweep's picks at the folds' thresholds (pick alerts served at 0.1, filtered by score)
-    score exactly as ``--through-run``'s real run at those thresholds."""
+    """The sweep's row at the folds' thresholds (one detector of its multi-detector run) scores
+    exactly as ``--through-run``'s own run at those thresholds, and each grid row is a run at
+    its threshold (the lowest sees at least the picks of the tuned run)."""
     shared_data("phasenet")
     out = tmp_path / "lono"
     _fold(out, "PB", {"P": 0.6, "S": 0.7})
@@ -136,8 +148,9 @@ def test_threshold_sweep_reproduces_the_run_at_the_folds_thresholds(
         real = run["scores"]["pooled"]["cnn"][ph]
         assert sw["fold_tuned"][ph]["scores"]["0.5s"] == real["0.5s"]
         assert sw["fold_tuned"][ph]["scores"]["residual_std_s"] == real["residual_std_s"]
-    # served at 0.1, the sweep saw at least the picks the real run made
+    # at 0.1 the sweep's run found at least the picks the tuned run found
     assert sw["fixed"]["P"]["0.10"]["0.5s"]["tp"] >= run["scores"]["pooled"]["cnn"]["P"]["0.5s"]["tp"]
+    assert sw["nested"]["P"]["chosen"] == {"PB": sw["nested"]["P"]["chosen"]["PB"]}
 
 
 @pytest.mark.shared

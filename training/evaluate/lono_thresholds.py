@@ -3,15 +3,13 @@ and S thresholds the leave-one-network-out pickers need on whole records served 
 ``geosentry run`` (issue #19: the through-run F1 is lost to precision, not recall).
 
 Each held-out network's fold model is exported and served as ``--through-run`` does (the
-records, the service's defaults), but at thresholds ``--floor`` (0.1), and every pick alert is
-kept with its score. The run at threshold ``t`` is then the pick alerts scoring ``>= t``: the
-service's peak rule (``find_peaks(height=t, distance=MIN_PICK_SEPARATION_S)``) keeps the same
-peaks above ``t`` whatever lower peaks there are, except where a lower pick less than
-``MIN_PICK_SEPARATION_S`` earlier took its place, or a lower pick of the same arrival decided
-which pick stays (a refined onset within ``MIN_PICK_SEPARATION_S`` of the phase's last pick; a P
-and an S within ``PHASE_CONFLICT_S``, ``scoring.drop_phase_conflicts``); the report's check row
-(the folds' own tuned thresholds, filtered) is there to be compared with ``--through-run``'s real
-run at them.
+records, the service's defaults) in one ``geosentry run`` with one detector per threshold: the
+fold's tuned thresholds (the ``--through-run`` run itself) and every threshold ``t`` of the grid
+(``thresholds = {P = t, S = t}``); the nested choice (below) is then served in a second run. So
+each row is a real run at its thresholds: the service's rules that let one pick decide which of
+an arrival's picks stays (the first of two on one onset, P or S of a pair within
+``PHASE_CONFLICT_S``) act as they would at that threshold, which filtering one low-threshold
+run by score cannot reproduce.
 
 Every fold model is scored on its own network only (it never saw it). Pooled over the networks:
 
@@ -57,47 +55,71 @@ def scored_picks(records: list[dict[str, Any]], alerts: list[dict[str, Any]]) ->
     return out
 
 
-def scores_at(records: dict[str, list[dict[str, Any]]], picks: dict[str, Scored], phase: str,
-              threshold: Callable[[str], float], nets: list[str] | None = None) -> dict[str, Any]:
-    """``pick_scores`` of ``phase`` over ``nets``' records, each network's picks kept at
-    ``threshold(network)``."""
+def grid_key(t: float) -> str:
+    """The detector (and run) name of grid threshold ``t``."""
+    return f"t{t:.2f}"
+
+
+def by_detector(records: list[dict[str, Any]], alerts: list[dict[str, Any]]
+                ) -> dict[str, Scored]:
+    """One multi-detector run's pick alerts, scored per detector name."""
+    names: dict[str, list[dict[str, Any]]] = {}
+    for a in alerts:
+        names.setdefault(str(a.get("details", {}).get("detector", "")), []).append(a)
+    return {name: scored_picks(records, got) for name, got in names.items()}
+
+
+def scores_at(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, Scored]],
+              phase: str, run: Callable[[str], str], nets: list[str] | None = None
+              ) -> dict[str, Any]:
+    """``pick_scores`` of ``phase`` over ``nets``' records, each network's picks those of its run
+    ``run(network)`` (``picks[network][run]``; a run with no picks has none)."""
     truth, preds = [], []
     for n in nets if nets is not None else list(records):
-        t = threshold(n)
-        for rec, got in zip(records[n], picks[n][phase]):
+        got_n = picks[n].get(run(n), {ph: [[] for _ in records[n]] for ph in PHASES})
+        for rec, got in zip(records[n], got_n[phase]):
             truth.append(rec[phase])
-            preds.append(np.asarray([s for s, sc in got if sc >= t], np.int64))
+            preds.append(np.asarray([s for s, _ in got], np.int64))
     return pick_scores(truth, preds, SR, (0.1, 0.5))
 
 
-def nested_choice(records: dict[str, list[dict[str, Any]]], picks: dict[str, Scored],
+def nested_choice(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, Scored]],
                   phase: str) -> dict[str, float]:
     """Each network's threshold: the grid's best F1 ±0.5 s on the other networks' records (ties:
     nearest 0.5)."""
     out = {}
     for n in records:
         others = [m for m in records if m != n]
-        out[n] = max(GRID, key=lambda t: (
-            scores_at(records, picks, phase, lambda _: t, others)["0.5s"]["f1"], -abs(t - 0.5)))
+        out[n] = max(GRID, key=lambda t: (scores_at(records, picks, phase, _const(grid_key(t)),
+                                                    others)["0.5s"]["f1"], -abs(t - 0.5)))
     return out
 
 
-def _const(t: float) -> Callable[[str], float]:
-    return lambda _: t
+def _const(key: str) -> Callable[[str], str]:
+    return lambda _: key
 
 
-def sweep(records: dict[str, list[dict[str, Any]]], picks: dict[str, Scored],
-          fold_thresholds: dict[str, dict[str, float]]) -> dict[str, Any]:
+def sweep(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, Scored]],
+          nested: dict[str, dict[str, float]], fold_thresholds: dict[str, dict[str, float]]
+          ) -> dict[str, Any]:
+    """The report's rows from the runs ``picks[network]``: ``t0.10`` ... (the grid), ``tuned``
+    (the folds' thresholds ``fold_thresholds``), ``nested`` (served at ``nested``)."""
     out: dict[str, Any] = {"fixed": {}, "nested": {}, "fold_tuned": {}}
     for ph in PHASES:
-        out["fixed"][ph] = {f"{t:.2f}": scores_at(records, picks, ph, _const(t)) for t in GRID}
-        chosen = nested_choice(records, picks, ph)
-        out["nested"][ph] = {"chosen": chosen,
-                             "scores": scores_at(records, picks, ph, chosen.__getitem__)}
-        tuned = {n: fold_thresholds[n][ph] for n in records}
-        out["fold_tuned"][ph] = {"chosen": tuned,
-                                 "scores": scores_at(records, picks, ph, tuned.__getitem__)}
+        out["fixed"][ph] = {f"{t:.2f}": scores_at(records, picks, ph, _const(grid_key(t)))
+                            for t in GRID}
+        out["nested"][ph] = {"chosen": {n: nested[n][ph] for n in records},
+                             "scores": scores_at(records, picks, ph, _const("nested"))}
+        out["fold_tuned"][ph] = {"chosen": {n: fold_thresholds[n][ph] for n in records},
+                                 "scores": scores_at(records, picks, ph, _const("tuned"))}
     return out
+
+
+def detectors_toml(pt: Path, runs: dict[str, dict[str, float]]) -> str:
+    """``[[detectors]]`` tables serving ``pt`` once per run name at its thresholds."""
+    return "".join(f'[[detectors]]\nname = "{name}"\ntype = "model"\npath = "{pt.resolve()}"\n'
+                   f'missing_components = "zeros"\nthresholds = {{ P = {thr["P"]}, S = '
+                   f'{thr["S"]} }}\n\n' for name, thr in runs.items())
 
 
 def _cells(s: dict[str, Any]) -> str:
@@ -112,8 +134,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = ["# Thresholds of the leave-one-network-out pickers through `geosentry run`\n",
              f"`{r['command']}` ({r['wall_s']} s, {r['machine']}). {r['records']} records of "
              f"90.01 s, networks {r['network_events']}; picker: {r['picker']}; every fold model "
-             f"served at threshold {r['floor']} and scored on its own (held-out) network only; "
-             "the picks at threshold t are its pick alerts scoring >= t. ±0.5 s.\n",
+             "scored on its own (held-out) network only; each row a `geosentry run` of it at "
+             "the row's thresholds. ±0.5 s.\n",
              "| P/S threshold | P F1 | P precision | P recall | P σ | S F1 | S precision | "
              "S recall | S σ |", "|---|---|---|---|---|---|---|---|---|"]
     for t in sw["fixed"]["P"]:
@@ -134,8 +156,8 @@ def markdown(r: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     from geosentry.training.data.phasenet import load_events
-    from geosentry.training.evaluate.lono_run import (NoFolds, fold_dirs, fold_model,
-                                                      run_service, write_records)
+    from geosentry.training.evaluate.lono_run import NoFolds, fold_dirs, fold_model, write_records
+    from geosentry.training.evaluate.seisbench_run_parity import run_service as serve
 
     p = argparse.ArgumentParser(prog="python -m geosentry.training evaluate picker-lono "
                                 "--through-run --threshold-sweep", description=__doc__,
@@ -147,15 +169,10 @@ def main(argv: list[str]) -> int:
                         "results go to OUT/through-run/thresholds[-with-...].{json,md}")
     p.add_argument("--with", dest="also", type=Path, action="append", default=[],
                    help="another picker-lono folder: average each fold with its fold there")
-    p.add_argument("--floor", type=float, default=0.1, help="threshold served (default 0.1)")
     p.add_argument("--networks", help="comma-separated held-out networks (default: every one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout-s", type=float, default=1800.0, help="per geosentry run")
     a = p.parse_args(argv)
-    if not 0.0 < a.floor <= min(GRID):
-        print(f"picker-lono --threshold-sweep: --floor must be in (0, {min(GRID)}], got "
-              f"{a.floor}", file=sys.stderr)
-        return 2
     events, source = load_events(seed=a.seed)
     nets: dict[str, list[Any]] = {}
     for e in events:
@@ -174,31 +191,41 @@ def main(argv: list[str]) -> int:
     tag = "thresholds" + "".join(f"-with-{d.name}" for d in a.also)
     work = a.out / "through-run"
     t0 = time.monotonic()
-    records, picks, fold_thr = {}, {}, {}
-    for n in todo:
+    records: dict[str, list[dict[str, Any]]] = {}
+    picks: dict[str, dict[str, Scored]] = {}
+    fold_thr: dict[str, dict[str, float]] = {}
+    pts: dict[str, Path] = {}
+    grid = {grid_key(t): {"P": t, "S": t} for t in GRID}
+    for n in todo:  # the folds' tuned thresholds (the contract's) and the grid, one run
         records[n] = write_records(nets[n], work / "mseed" / n)
-        floor = {"P": a.floor, "S": a.floor}
-        pt, _, _ = fold_model(folds[n], work / "models" / tag, floor,
-                              tuple(o[n] for o in others))
-        alerts, _ = run_service(pt, work / "mseed" / n, work / "run" / f"{tag}-{n}", a.timeout_s)
-        picks[n] = scored_picks(records[n], alerts)
-        result = json.loads((folds[n] / "result.json").read_text())
-        fold_thr[n] = {ph: float(result.get("thresholds", {}).get("cnn", {}).get(ph, 0.5))
-                       for ph in PHASES}
+        pts[n], thr, _ = fold_model(folds[n], work / "models" / tag, None,
+                                    tuple(o[n] for o in others))
+        fold_thr[n] = {ph: float(thr[ph]) for ph in PHASES}
+        alerts, _ = serve(pts[n], work / "mseed" / n, work / "run" / f"{tag}-{n}", a.timeout_s,
+                          name="tuned", extra_config=detectors_toml(pts[n], grid))
+        picks[n] = by_detector(records[n], alerts)
+    chosen = {ph: nested_choice(records, picks, ph) for ph in PHASES}
+    nested = {n: {ph: chosen[ph][n] for ph in PHASES} for n in todo}
+    for n in todo:  # each network at the thresholds the others chose
+        alerts, _ = serve(pts[n], work / "mseed" / n, work / "run" / f"{tag}-{n}-nested",
+                          a.timeout_s, name="tuned",
+                          extra_config=detectors_toml(pts[n], {"nested": nested[n]}))
+        got = by_detector(records[n], alerts)
+        if "nested" in got:
+            picks[n]["nested"] = got["nested"]
     recipe = json.loads((folds[todo[0]] / "result.json").read_text()).get(
         "settings", {}).get("recipe", "shipped")
     report = {
         "command": "python -m geosentry.training evaluate picker-lono --through-run "
                    f"--threshold-sweep --out {a.out}" + "".join(f" --with {d}" for d in a.also)
-                   + (f" --networks {a.networks}" if a.networks else "")
-                   + (f" --floor {a.floor:g}" if a.floor != 0.1 else ""),
+                   + (f" --networks {a.networks}" if a.networks else ""),
         "data_source": source, "picker": f"recipe {recipe} fold models"
         + "".join(f" averaged with {d}'s" for d in a.also),
         "network_events": ", ".join(f"{n} ({len(records[n])})" for n in todo),
-        "records": sum(len(v) for v in records.values()), "floor": a.floor,
+        "records": sum(len(v) for v in records.values()),
         "ensemble": bool(a.also),
         "machine": f"{platform.machine()}, {platform.system()}",
-        "sweep": sweep(records, picks, fold_thr)}
+        "sweep": sweep(records, picks, nested, fold_thr)}
     report["wall_s"] = round(time.monotonic() - t0, 1)
     (work / f"{tag}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     md = markdown(report)
