@@ -29,7 +29,7 @@ from geosentry.stream.inference.refine import refine_picks
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
 from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak,
-                                                drop_phase_conflicts, flat_edges,
+                                                drop_phase_conflicts, flat_edges, phase_state_s,
                                                 score_anomaly, score_detector, score_picker)
 from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
 
@@ -127,9 +127,12 @@ class TorchScriptDetector:
         if lookahead_s + stride_s > c.window_s:
             raise ContractError(f"detector {cfg.name}: lookahead_s {lookahead_s} + stride_s "
                                 f"{stride_s} exceed the model's window of {c.window_s} s")
+        self._peaks_rule = (c.kind == "picker" and c.stacking == Stacking.NONE
+                            and c.pick_rule == PickRule.PEAKS)
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
                                cfg.missing_components, report_lag_s=lookahead_s,
-                               tail=c.kind == "picker")
+                               tail=c.kind == "picker",
+                               state_s=phase_state_s() if self._peaks_rule else 0.0)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench
@@ -262,7 +265,6 @@ class TorchScriptDetector:
         tail_s = self._tail_s
         results: list[tuple[Window, list[Alert]]] = []
         for w, out, start in zip(windows, outputs.values, outputs.starts):
-            peaks_rule = False
             state = self._state.setdefault(w.instrument, {})
             if w.first:
                 state.clear()
@@ -279,7 +281,6 @@ class TorchScriptDetector:
                                          self._stretches.setdefault(w.instrument, StretchState()),
                                          self.model, self.name, start)
             elif c.kind == "picker":
-                peaks_rule = True
                 if w.first and w.pad_samples:
                     # where a stream starts (after the padding before its first sample: once
                     # flat, whose step read as an onset; now mirrored) nothing is picked within
@@ -299,8 +300,8 @@ class TorchScriptDetector:
                 alerts = score_anomaly(w, float(out), self.thresholds, state, self.model, self.name)
             if c.refine is not None and alerts:
                 row = c.components.index(c.refine.component)
-                alerts = refine_picks(w, alerts, c.refine, row, state)
-            if peaks_rule and alerts:
+                alerts = refine_picks(w, alerts, c.refine, row, state, separate=self._peaks_rule)
+            if self._peaks_rule and alerts:
                 alerts = drop_phase_conflicts(alerts, state)
             results.append((w, alerts))
         return results

@@ -146,18 +146,21 @@ def aic_onset(x: np.ndarray, rate_hz: float, index: int, r: PickRefinement) -> i
 
 
 def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int,
-                 state: dict[str, float]) -> list[Alert]:
+                 state: dict[str, float], separate: bool = True) -> list[Alert]:
     """Move each pick of ``r.phases`` among ``alerts`` (window ``w``'s) to its onset on
     ``w.data[row]`` (the contract's ``r.component``), in place; the alerts kept. A moved pick
     says so in its details (``onset``: the method, ``moved_s``: onset minus the model's pick);
     one left where the model put it (:func:`aic_onset` gave None, or the component is missing)
     has no such key.
 
-    Peak finding keeps a phase's picks ``MIN_PICK_SEPARATION_S`` apart; two model picks 0.5-1 s
-    apart around one onset may both move onto it (or near it). The later one is then the same
-    arrival as the pick already reported: dropped, so the phase's picks of an instrument stay
-    that far apart (no arrival reported twice, no two picks at one time nor one alert id).
-    ``state`` (per instrument, kept across its windows) remembers the last pick per phase.
+    The ``peaks`` rule keeps a phase's picks ``MIN_PICK_SEPARATION_S`` apart; two model picks
+    0.5-1 s apart around one onset may both move onto it (or near it). With ``separate`` (that
+    rule) the later one is then the same arrival as the pick already reported: dropped, so the
+    phase's picks of an instrument stay that far apart from the last one (no arrival reported
+    twice, no two picks at one time nor one alert id; refined times can cross only by less than
+    twice ``half_window_s``, so with the default 0.5 s no two kept picks come closer). Without
+    it (other pick rules, whose picks may be closer by design) such a pick keeps the model's
+    time. ``state`` (per instrument, kept across its windows) remembers the last pick per phase.
     """
     rate = w.sampling_rate_hz
     kept: list[Alert] = []
@@ -170,7 +173,9 @@ def refine_picks(w: Window, alerts: list[Alert], r: PickRefinement, row: int,
         t_ns = a.time_ns if onset is None else w.time_of(onset)
         key = f"refined:{a.phase}"
         if abs(t_ns - state.get(key, -1e30)) < MIN_PICK_SEPARATION_S * NS_PER_S:
-            continue  # the arrival of the phase's last pick, already reported
+            if not separate:
+                kept.append(a)  # keeps the model's time
+            continue  # separate: the arrival of the phase's last pick, already reported
         state[key] = t_ns
         kept.append(a)
         if onset is not None:

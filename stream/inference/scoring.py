@@ -178,8 +178,10 @@ def score_picker(w: Window, probs: np.ndarray, labels: tuple[str, ...],
 def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[Alert]:
     """``alerts`` (one window's) without the P or S picks that are another pick's arrival read
     with the other label: of a P and an S pick within ``PHASE_CONFLICT_S``, the P where a P
-    pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it, else the S. The picks of
-    earlier windows count through ``state`` (the instrument's last two P picks and last S pick
+    pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it, else the S. Every P pick
+    counts as one that came before, kept or not, so a decision depends on the last
+    ``MAX_S_MINUS_P_S`` of picks only (``phase_state_s``: what a restart re-reads). Earlier
+    windows' picks count through ``state`` (the instrument's last two P picks and last S pick
     reported): where one of a pair is out already, the other goes if the rule says so.
 
     >>> def pick(t_s, phase):
@@ -193,14 +195,14 @@ def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[A
     [('P', 1.0), ('S', 9.05)]
 
     (the pair at 1 s is a first arrival: its S goes; the one at 9 s comes 8 s after that P:
-    its P goes). With a P reported 5 s before, the first pair is an S too:
+    its P goes). With a P picked 5 s before, the first pair is an S too:
 
-    >>> kept(picks, {"reported:P": -4.0 * NS_PER_S})
+    >>> kept(picks, {"seen:P": -4.0 * NS_PER_S})
     [('S', 1.1), ('S', 9.05)]
 
     A pair split across windows: the P at 1 s reported by one window, the S 0.1 s later comes
-    in the next; then an S at 9.05 s whose P at 9 s went out (the P of a first arrival? no: 8 s
-    after the one at 1 s, so the S stays):
+    in the next; then an S at 9.05 s whose P at 9 s went out (8 s after the one at 1 s: not a
+    first arrival, so the S stays):
 
     >>> state = {}
     >>> kept([pick(1.0, "P")], state), kept([pick(1.1, "S")], state)
@@ -216,30 +218,41 @@ def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[A
     p_ns, s_ns = times("P"), times("S")
     if not p_ns and not s_ns:
         return alerts
-    before_p = [state[k] for k in ("reported:P:prev", "reported:P") if k in state]
+    seen_p = [state[k] for k in ("seen:P:prev", "seen:P") if k in state]  # earlier windows'
+    every_p = seen_p + [float(t) for t in p_ns]
+
+    def after_a_p(t: float) -> bool:
+        """Whether a P pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before ``t``."""
+        return any(near_ns < t - k <= far_ns for k in every_p)
+
     last_s = state.get("reported:S")
     dropped: set[tuple[str, int]] = set()
-    kept_p = list(before_p)
     for t in p_ns:
         close = [u for u in s_ns if abs(u - t) <= near_ns]
         if close or (last_s is not None and abs(t - last_s) <= near_ns):
-            if any(near_ns < t - k <= far_ns for k in kept_p):
+            if after_a_p(t):
                 dropped.add(("P", t))  # the S of an earlier P's earthquake
-                continue
-            dropped |= {("S", u) for u in close}  # a first arrival
-        kept_p.append(t)
-    if before_p and not any(near_ns < before_p[-1] - k <= far_ns for k in before_p[:-1]):
-        # a P reported before was a first arrival: an S on it now is that arrival too
-        dropped |= {("S", u) for u in s_ns if abs(u - before_p[-1]) <= near_ns}
+            else:
+                dropped |= {("S", u) for u in close}  # a first arrival
+    if seen_p and not after_a_p(seen_p[-1]):
+        # a P picked by an earlier window was a first arrival: an S on it now is that arrival
+        dropped |= {("S", u) for u in s_ns if abs(u - seen_p[-1]) <= near_ns}
     out = [a for a in alerts if (a.phase, a.time_ns) not in dropped]
-    if len(kept_p) > len(before_p):
-        state["reported:P"] = kept_p[-1]
-        if len(kept_p) > 1:
-            state["reported:P:prev"] = kept_p[-2]
+    if p_ns:
+        state["seen:P"] = every_p[-1]
+        if len(every_p) > 1:
+            state["seen:P:prev"] = every_p[-2]
     s_kept = [u for u in s_ns if ("S", u) not in dropped]
     if s_kept:
         state["reported:S"] = s_kept[-1]
     return out
+
+
+def phase_state_s() -> float:
+    """How far back :func:`drop_phase_conflicts` looks (``WindowSpec.state_s`` of a picker with
+    the ``peaks`` rule): a restarted worker re-reads this much more, so its pairs are judged as
+    the first run judged them."""
+    return MAX_S_MINUS_P_S + PHASE_CONFLICT_S
 
 
 def score_detector(w: Window, prob: np.ndarray, step_samples: int, thresholds: dict[str, float],

@@ -68,6 +68,11 @@ def test_a_pick_off_the_onset_lands_on_it_and_bad_traces_keep_the_pick() -> None
     assert refine_picks(w, both, r, 0, {}) == both[:1]
     later = _pick(w, found + 130)  # 1.3 s on: another arrival's pick, kept
     assert refine_picks(w, [later], r, 0, state) == [later]
+    # other pick rules (seisbench: picks closer than 0.5 s by design) keep such a pick, at the
+    # model's time
+    both = [_pick(w, found - 30), _pick(w, found + 30)]
+    assert refine_picks(w, both, r, 0, {}, separate=False) == both
+    assert both[1].time_ns == w.time_of(found + 30) and "onset" not in both[1].details
     s = _pick(w, found + 30)
     s.phase = "S"  # S picks are not refined by the default
     refine_picks(w, [s], r, 0, {})

@@ -86,7 +86,9 @@ def scores_at(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[st
 def nested_choice(records: dict[str, list[dict[str, Any]]], picks: dict[str, dict[str, Scored]],
                   phase: str) -> dict[str, float]:
     """Each network's threshold: the grid's best F1 ±0.5 s on the other networks' records (ties:
-    nearest 0.5)."""
+    nearest 0.5). The grid's runs serve P and S at one threshold; the nested run then serves
+    each phase at its own choice (the P/S pair rule couples them a little, so that pair's
+    scores are its run's, not the grid's)."""
     out = {}
     for n in records:
         others = [m for m in records if m != n]
@@ -200,7 +202,7 @@ def main(argv: list[str]) -> int:
         records[n] = write_records(nets[n], work / "mseed" / n)
         pts[n], thr, _ = fold_model(folds[n], work / "models" / tag, None,
                                     tuple(o[n] for o in others))
-        fold_thr[n] = {ph: float(thr[ph]) for ph in PHASES}
+        fold_thr[n] = {ph: float(thr.get(ph, 0.5)) for ph in PHASES}
         alerts, _ = serve(pts[n], work / "mseed" / n, work / "run" / f"{tag}-{n}", a.timeout_s,
                           name="tuned", extra_config=detectors_toml(pts[n], grid))
         picks[n] = by_detector(records[n], alerts)
