@@ -7,12 +7,13 @@ with the contract's labels, window and output step.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from functools import partial
 from pathlib import Path
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -260,7 +261,23 @@ class TorchScriptDetector:
 
     def score(self, windows: list[Window],
               outputs: ModelOutputs) -> list[tuple[Window, list[Alert]]]:
-        """Alerts from model outputs; keeps per-station state, so batches go in stream order."""
+        """Alerts from model outputs; keeps per-station state, so batches go in stream order.
+        A batch that raises leaves the state as it found it: the runner then scores its windows
+        one by one (``runner._isolate``), and a window scored before the failing one must not
+        find its own picks already remembered (they would be skipped as seen)."""
+        ids = {w.instrument for w in windows}
+        saved = (_take(self._state, ids, copy.copy), _take(self._stretches, ids),
+                 _take(self._stacks, ids))
+        try:
+            return self._score(windows, outputs)
+        except Exception:
+            _put_back(self._state, saved[0])
+            _put_back(self._stretches, saved[1])
+            _put_back(self._stacks, saved[2])
+            raise
+
+    def _score(self, windows: list[Window],
+               outputs: ModelOutputs) -> list[tuple[Window, list[Alert]]]:
         c = self.contract
         tail_s = self._tail_s
         results: list[tuple[Window, list[Alert]]] = []
@@ -305,3 +322,21 @@ class TorchScriptDetector:
                 alerts = drop_phase_conflicts(alerts, state)
             results.append((w, alerts))
         return results
+
+
+_S = TypeVar("_S")
+
+
+def _take(store: dict[InstrumentId, _S], ids: set[InstrumentId],
+          copier: Callable[[_S], _S] = copy.deepcopy) -> dict[InstrumentId, _S | None]:
+    """Copies of ``store``'s entries for ``ids`` (None: no entry; ``copy.copy`` is enough for
+    the per-instrument dicts of floats)."""
+    return {i: copier(store[i]) if i in store else None for i in ids}
+
+
+def _put_back(store: dict[InstrumentId, _S], saved: dict[InstrumentId, _S | None]) -> None:
+    for i, value in saved.items():
+        if value is None:
+            store.pop(i, None)
+        else:
+            store[i] = value

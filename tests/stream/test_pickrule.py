@@ -334,3 +334,38 @@ def test_a_p_and_an_s_at_one_arrival_are_one_pick(tmp_path: Path) -> None:
     at = lo + 100
     assert at + gap < hi and 1 < (stride + at - 2000) / 100 < 20
     assert picks(w2, [("P", at), ("S", at + gap)]) == [("S", at + gap)]
+
+
+def test_a_batch_that_raises_leaves_the_picker_state_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner scores a failed batch's windows again one by one (``runner._isolate``): the
+    windows scored before the failing one must give their picks then, not find them already
+    remembered (and skip them as seen) because the failed batch advanced the state. The fault
+    (scoring station B raises) is injected."""
+    import geosentry.stream.inference.model as model_module
+
+    det = build_detectors(load_config_dict({"detectors": [
+        {"name": "p", "type": "model", "path": str(_contract(tmp_path)),
+         "thresholds": {"P": 0.5, "S": 0.5}}]}))[0]
+    assert isinstance(det, TorchScriptDetector)
+    n = det.contract.window_samples
+    data = np.random.default_rng(0).normal(size=(3, n)).astype(np.float32)
+    # not a stream's first window (that one clears the state anyway)
+    good = Window("XX", "A", "", ("HHZ", "HHN", "HHE"), 0, 100.0, data, 0, "picker")
+    bad = Window("XX", "B", "", good.channels, 0, 100.0, data, 0, "picker")
+    lo, hi = owned_range(good, det.stride_s, det._tail_s)
+    k = (lo + hi) // 2
+    out = np.zeros((3, n), np.float32)
+    out[0, k - 3:k + 4] = [0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6]
+    real = model_module.drop_phase_conflicts
+
+    def failing(alerts: list, state: dict) -> list:
+        if alerts and alerts[0].station == "B":
+            raise RuntimeError("injected")
+        return real(alerts, state)
+
+    monkeypatch.setattr(model_module, "drop_phase_conflicts", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        det.score([good, bad], ModelOutputs([out, out], (0, 0)))
+    [(_, alerts)] = det.score([good], ModelOutputs([out], (0,)))
+    assert [(a.phase, a.time_ns) for a in alerts] == [("P", good.time_of(k))]
