@@ -67,6 +67,7 @@ highpass_hz = 2.0     # as deploy/events/iceland.toml
 inventory = "{root}/stations.csv"
 velocity_model = "{root}/vmodel.txt"
 counts_per_m_s = 4.6e9  # as deploy/events/iceland.toml
+max_depth_km = 20.0     # as deploy/events/iceland.toml
 update_interval_s = {update_s}
 min_phases = {min_phases}
 """

@@ -87,12 +87,11 @@ def restage(work: Path, tick_s: float = TICK_S, update_s: float | None = None,
     from geosentry.stream.events.latency import read_run
     from geosentry.stream.events.settings import parse_stations
     from geosentry.stream.events.stage import EventStage
-    from geosentry.stream.events.velocity import TravelTimes
 
     alerts, offset_ns = read_run(work)
     raw = tomllib.loads((work / "latency.toml").read_text())
     cfg = parse_stations(raw["stations"])
-    tt = TravelTimes(cfg.model, max_distance_km=cfg.max_distance_km + 100.0, max_depth_km=60.0)
+    tt = cfg.travel_times()
     assoc = _Memo(cfg.stations, tt, cfg.associator_config(), cfg.ml_scale)
     stage = EventStage(assoc, cfg.horizon_s, update_s or cfg.update_interval_s, cfg.max_picks,
                        settle_margin_s=cfg.settle_margin_s, adaptive=False)

@@ -53,13 +53,11 @@ class EventService:
 
         from geosentry.stream.events.associate import Associator
         from geosentry.stream.events.stage import EventStage
-        from geosentry.stream.events.velocity import TravelTimes
         from geosentry.stream.events.waveforms import AmplitudeBins, GainLookup
 
         self.cfg = cfg
         self.tracker = tracker
-        self.tt = TravelTimes(cfg.model, max_distance_km=cfg.max_distance_km + 100.0,
-                              max_depth_km=60.0)
+        self.tt = cfg.travel_times()
         self.assoc = Associator(cfg.stations, self.tt, cfg.associator_config(), cfg.ml_scale)
         self.stage = EventStage(self.assoc, cfg.horizon_s, cfg.update_interval_s,
                                 cfg.max_picks, measure=self._magnitudes,

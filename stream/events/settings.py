@@ -11,6 +11,8 @@ min_phases = 5                  # P and S picks an event needs (with 4: a first 
 p_residual_s = 1.0
 s_residual_s = 1.5
 max_distance_km = 150.0
+max_depth_km = 60.0             # deepest source the locator considers (the region's seismogenic
+                                # depth: without S picks, depth trades off against origin time)
 horizon_s = 120.0               # picks are re-associated while within this of the newest
 update_interval_s = 1.0         # data time between association runs (longer while an
                                 # update takes longer than this in wall time)
@@ -38,7 +40,7 @@ from geosentry.stream.errors import ConfigError, GeosentryError
 from geosentry.stream.events.associate import AssociatorConfig
 from geosentry.stream.events.magnitude import MLScale
 from geosentry.stream.events.stations import Inventory
-from geosentry.stream.events.velocity import DEFAULT_MODEL, VelocityModel
+from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes, VelocityModel
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class StationsConfig:
     p_residual_s: float = 1.0
     s_residual_s: float = 1.5
     max_distance_km: float = 150.0
+    max_depth_km: float = 60.0
     horizon_s: float = 120.0
     update_interval_s: float = 1.0
     settle_margin_s: float = 10.0
@@ -62,6 +65,13 @@ class StationsConfig:
     #: StationXML responses by ``NET.STA.LOC.CHA`` (an ObsPy ``Inventory``), or None
     responses: Any = field(default=None, compare=False, repr=False)
 
+    def travel_times(self) -> TravelTimes:
+        """The P and S tables association and location use: the stage's reach plus 100 km (a
+        pick may come from an event outside it), down to ``max_depth_km`` (the locator keeps
+        its depths within the table)."""
+        return TravelTimes(self.model, max_distance_km=self.max_distance_km + 100.0,
+                           max_depth_km=self.max_depth_km)
+
     def associator_config(self) -> AssociatorConfig:
         return AssociatorConfig(min_stations=self.min_stations, min_phases=self.min_phases,
                                 p_residual_s=self.p_residual_s,
@@ -70,6 +80,8 @@ class StationsConfig:
 
 
 _FILE_KEYS = ("stations", "model", "ml_scale", "responses")
+#: the deepest earthquakes (about 700 km): a larger max_depth_km is a typo
+MAX_DEPTH_LIMIT_KM = 700.0
 
 
 def parse_stations(raw: dict[str, Any]) -> StationsConfig:
@@ -90,6 +102,9 @@ def parse_stations(raw: dict[str, Any]) -> StationsConfig:
                                                  f", got {v!r}")
         if v < 0 or (v == 0 and key not in ("counts_per_m_s", "settle_margin_s")):
             raise ConfigError(f"stations.{key}", f"must be > 0, got {v!r}")
+    if raw.get("max_depth_km", 60.0) > MAX_DEPTH_LIMIT_KM:
+        raise ConfigError("stations.max_depth_km",
+                          f"must be <= {MAX_DEPTH_LIMIT_KM:g}, got {raw['max_depth_km']!r}")
     if raw.get("min_stations", 4) < 3:
         raise ConfigError("stations.min_stations", f"must be >= 3, got {raw['min_stations']}")
     if not isinstance(raw.get("velocity_model", ""), str):

@@ -50,10 +50,15 @@ def test_stations_config_is_validated_with_one_line_errors(tmp_path: Path) -> No
     cfg = load_config_dict({"stations": {"inventory": str(inv), "min_stations": 5}})
     assert cfg.stations is not None and cfg.stations.min_stations == 5
     assert len(cfg.stations.stations) == 1 and cfg.stations.model == DEFAULT_MODEL
+    assert cfg.stations.travel_times().depth_km[-1] == 60.0  # the default depth bound
+    shallow = load_config_dict({"stations": {"inventory": str(inv), "max_depth_km": 20.0}})
+    assert shallow.stations is not None and shallow.stations.travel_times().depth_km[-1] == 20.0
     assert load_config_dict({}).stations is None
     bad = [({"inventory": str(inv), "min_stations": 2}, "stations.min_stations", ">= 3"),
            ({"inventory": str(inv), "horizon_s": 0}, "stations.horizon_s", "> 0"),
            ({"inventory": str(inv), "max_picks": 1.5}, "stations.max_picks", "integer"),
+           ({"inventory": str(inv), "max_depth_km": 0}, "stations.max_depth_km", "> 0"),
+           ({"inventory": str(inv), "max_depth_km": 7000}, "stations.max_depth_km", "<= 700"),
            ({"inventory": str(inv), "radius": 1}, "stations.radius", "unknown key"),
            ({}, "stations.inventory", "required"),
            ({"inventory": str(tmp_path / "none.xml")}, "stations.inventory", "No such file"),
@@ -124,7 +129,7 @@ def _iceland_config(root: Path, inventory: Path) -> dict[str, object]:
                            "missing_components": "zeros", "highpass_hz": 2.0}],
             "stations": {"inventory": str(inventory),
                          "velocity_model": str(root / "vmodel.txt"),
-                         "counts_per_m_s": 4.6e9}}
+                         "counts_per_m_s": 4.6e9, "max_depth_km": 20.0}}
 
 
 def _reference(root: Path) -> list[tuple[float, float, float, float]]:
@@ -195,6 +200,10 @@ def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Pa
     res = [min((t - rt for sta, t in ours if sta == s), key=abs, default=9.9) for s, rt in ref_p]
     res = [r for r in res if abs(r) <= 0.5]
     assert float(np.std(res)) <= 0.054, float(np.std(res))
+    # deploy/events/iceland.toml's depth bound: no event slides below it (one P-only event was
+    # located at 54 km under the default 60 km)
+    assert all(a.details["origin"]["depth_km"] <= 20.0 for a in events), [
+        a.details["origin"] for a in events]
     matched = _match(events, _reference(root))
     # measured 2026-12-06: 16 events, 8 of the 27 reference events matched (the shipped
     # picker's 205 picks: see README Events); floors well below, so a regression shows
