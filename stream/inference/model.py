@@ -30,7 +30,7 @@ from geosentry.stream.inference.refine import refine_picks
 from geosentry.stream.inference.rules import (RUNNABLE_KINDS, anomaly_scores, highpass,
                                                normalise, output_shape)
 from geosentry.stream.inference.scoring import (PEAK_CONTEXT_S, cut_near_peak,
-                                                drop_phase_conflicts, flat_edges, phase_state_s,
+                                                drop_phase_conflicts, flat_edges, PHASE_STATE_S,
                                                 score_anomaly, score_detector, score_picker)
 from geosentry.stream.records import Alert, InstrumentId, ModelRef, Window, seconds_to_samples
 
@@ -133,7 +133,7 @@ class TorchScriptDetector:
         self.spec = WindowSpec(cfg.name, comps, c.window_s, stride_s, c.sampling_rate_hz,
                                cfg.missing_components, report_lag_s=lookahead_s,
                                tail=c.kind == "picker",
-                               state_s=phase_state_s() if self._peaks_rule else 0.0)
+                               state_s=PHASE_STATE_S if self._peaks_rule else 0.0)
         self.model = ModelRef(c.name, c.version, c.sha256)
         self._state: dict[InstrumentId, dict[str, float]] = {}
         self._stretches: dict[InstrumentId, StretchState] = {}  # pick_rule seisbench

@@ -27,6 +27,10 @@ PEAK_CONTEXT_S = 2 * MIN_PICK_SEPARATION_S
 #: before it (the S of that P's earthquake), else a P (an earthquake's first arrival)
 PHASE_CONFLICT_S = 0.2
 MAX_S_MINUS_P_S = 20.0
+#: how far back :func:`drop_phase_conflicts` looks (``WindowSpec.state_s`` of a picker with the
+#: ``peaks`` rule): a restarted worker re-reads this much more, so its pairs are judged as the
+#: first run judged them
+PHASE_STATE_S = MAX_S_MINUS_P_S + PHASE_CONFLICT_S
 
 
 #: this many seconds of identical consecutive samples are not ground motion: a zero-filled gap, a
@@ -180,7 +184,7 @@ def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[A
     with the other label: of a P and an S pick within ``PHASE_CONFLICT_S``, the P where a P
     pick came ``PHASE_CONFLICT_S`` to ``MAX_S_MINUS_P_S`` before it, else the S. Every P pick
     counts as one that came before, kept or not, so a decision depends on the last
-    ``MAX_S_MINUS_P_S`` of picks only (``phase_state_s``: what a restart re-reads). Earlier
+    ``MAX_S_MINUS_P_S`` of picks only (``PHASE_STATE_S``: what a restart re-reads). Earlier
     windows' picks count through ``state`` (the instrument's last two P picks and last S pick
     reported): where one of a pair is out already, the other goes if the rule says so.
 
@@ -246,13 +250,6 @@ def drop_phase_conflicts(alerts: list[Alert], state: dict[str, float]) -> list[A
     if s_kept:
         state["reported:S"] = s_kept[-1]
     return out
-
-
-def phase_state_s() -> float:
-    """How far back :func:`drop_phase_conflicts` looks (``WindowSpec.state_s`` of a picker with
-    the ``peaks`` rule): a restarted worker re-reads this much more, so its pairs are judged as
-    the first run judged them."""
-    return MAX_S_MINUS_P_S + PHASE_CONFLICT_S
 
 
 def score_detector(w: Window, prob: np.ndarray, step_samples: int, thresholds: dict[str, float],

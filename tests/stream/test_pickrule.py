@@ -294,7 +294,7 @@ def test_a_p_and_an_s_at_one_arrival_are_one_pick(tmp_path: Path) -> None:
     """Both labels peaking within PHASE_CONFLICT_S of each other read one arrival: reported as
     the P where no P came up to MAX_S_MINUS_P_S before (an earthquake's first arrival), as the
     S where one did (also a P picked in an earlier window), through the detector's scoring."""
-    from geosentry.stream.inference.scoring import PHASE_CONFLICT_S, phase_state_s
+    from geosentry.stream.inference.scoring import PHASE_CONFLICT_S, PHASE_STATE_S
 
     cfg = load_config_dict({"detectors": [{"name": "p", "type": "model",
                                            "path": str(_contract(tmp_path)),
@@ -302,7 +302,7 @@ def test_a_p_and_an_s_at_one_arrival_are_one_pick(tmp_path: Path) -> None:
     det = build_detectors(cfg)[0]
     assert isinstance(det, TorchScriptDetector) and det.contract.refine is None
     # a restart re-reads the P picks a pair is judged by (geosentry.stream.resume)
-    assert det.spec.state_s == phase_state_s() and det.spec.resume_s > 20.0 + det.spec.window_s
+    assert det.spec.state_s == PHASE_STATE_S and det.spec.resume_s > 20.0 + det.spec.window_s
     sb = tmp_path / "sb"
     sb.mkdir()
     other = build_detectors(load_config_dict({"detectors": [
