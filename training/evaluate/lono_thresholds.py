@@ -209,12 +209,10 @@ def main(argv: list[str]) -> int:
     chosen = {ph: nested_choice(records, picks, ph) for ph in PHASES}
     nested = {n: {ph: chosen[ph][n] for ph in PHASES} for n in todo}
     for n in todo:  # each network at the thresholds the others chose
+        thr_line = f'thresholds = {{ P = {nested[n]["P"]}, S = {nested[n]["S"]} }}\n'
         alerts, _ = serve(pts[n], work / "mseed" / n, work / "run" / f"{tag}-{n}-nested",
-                          a.timeout_s, name="tuned",
-                          extra_config=detectors_toml(pts[n], {"nested": nested[n]}))
-        got = by_detector(records[n], alerts)
-        if "nested" in got:
-            picks[n]["nested"] = got["nested"]
+                          a.timeout_s, name="nested", extra_config=thr_line)  # its own table
+        picks[n].update(by_detector(records[n], alerts))
     recipe = json.loads((folds[todo[0]] / "result.json").read_text()).get(
         "settings", {}).get("recipe", "shipped")
     report = {
