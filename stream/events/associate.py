@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from geosentry.stream.events import acceptance, relabel
-from geosentry.stream.events.gridsearch import GridSearch
+from geosentry.stream.events.gridsearch import GridSearch, coarse_grid_depths, fine_grid_depths
 from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
                                             azimuthal_gap_deg, geiger)
 from geosentry.stream.events.magnitude import MLScale, event_ml
@@ -60,6 +60,8 @@ class Associator:
         self._neighbours = acceptance.Neighbours(inventory, tt, self.cfg)
         self._vmin = float(min(tt.model.vs_km_s))
         self._grid = GridSearch(tt)
+        self._coarse_depths = coarse_grid_depths(self.cfg.grid_depths_km,
+                                                 float(tt.depth_km[0]), tt.max_depth_km)
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -331,16 +333,14 @@ class Associator:
         top = self.tt.model.top_km  # a typical crustal P speed (at 5 km) for the grid's slack
         vp0 = float(self.tt.model.vp_km_s[max(0, int(np.searchsorted(top, 5.0, "right")) - 1)])
         step = 2 * cfg.grid_radius_km / (cfg.grid_nodes - 1)
-        depths = np.asarray(cfg.grid_depths_km, dtype=np.float64)
         count, bx, by, bz, _ = self._best_node(obs, seed_pos, sta_of, 0.0, 0.0,
-                                               cfg.grid_radius_km, cfg.grid_nodes, depths,
+                                               cfg.grid_radius_km, cfg.grid_nodes,
+                                               self._coarse_depths,
                                                cfg.tolerance_s + 1.5 * step / vp0)
         if count < cfg.min_stations:
             return None
-        fine_depths = np.unique(np.clip(np.arange(0.0, 45.0, 3.0), self.tt.depth_km[0],
-                                        self.tt.depth_km[-1]))
-        # depths within 10 km of the coarse node's (Geiger refines depth afterwards)
-        fine_depths = fine_depths[np.abs(fine_depths - bz) <= 10.0]
+        fine_depths = fine_grid_depths(bz, float(self.tt.depth_km[0]),
+                                       float(self.tt.depth_km[-1]))
         count, bx, by, bz, hit = self._best_node(obs, seed_pos, sta_of, bx, by, step, 11,
                                                  fine_depths, cfg.tolerance_s)
         if count < cfg.min_stations:
@@ -373,8 +373,11 @@ class Associator:
 
         cfg = self.cfg
         lo = bisect.bisect_left(times, hypo.t0_s - cfg.p_residual_s - 1.0)
-        hi = bisect.bisect_right(times, hypo.t0_s + cfg.max_distance_km / self._vmin
-                                 + cfg.s_residual_s + 2.0)
+        # the latest S: along the surface at the slowest speed, or (a deep source) the table's
+        last_s = max(cfg.max_distance_km / self._vmin,
+                     float(self.tt.time_at_depth("S", np.array([cfg.max_distance_km]),
+                                                 hypo.depth_km)[0]))
+        hi = bisect.bisect_right(times, hypo.t0_s + last_s + cfg.s_residual_s + 2.0)
         idx: np.ndarray = np.arange(lo, hi)
         idx = idx[~used[idx]]
         if len(idx) == 0:

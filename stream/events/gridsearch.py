@@ -22,6 +22,13 @@ import numpy as np
 from geosentry.stream.events.locate import Observations
 from geosentry.stream.events.velocity import F64, TravelTimes
 
+#: below the crust the coarse grid has a node every this many km, from ``DEEP_FROM_KM`` to the
+#: travel-time table's bottom (``[stations] max_depth_km``): intermediate and deep earthquakes
+#: are searched where the table reaches them; the crustal nodes stay the associator's
+#: ``grid_depths_km``, the fine grid's crustal depths every 3 km to ``CRUST_FINE_KM``
+DEEP_STEP_KM = 20.0
+DEEP_FROM_KM = 65.0
+CRUST_FINE_KM = 45.0
 MARGIN_S = 1e-6  # on the pruning bound (rounding of the interpolated times)
 
 
@@ -143,3 +150,40 @@ def _stations_hit(hit: np.ndarray, sta: np.ndarray) -> np.ndarray:
         bounds = np.r_[0, np.cumsum(sizes[more])[:-1]]
         count += np.logical_or.reduceat(hit[:, cols], bounds, axis=1).sum(axis=1)
     return count
+
+
+def coarse_grid_depths(crust_km: tuple[float, ...], top_km: float, bottom_km: float) -> F64:
+    """The coarse grid's depths within the table: the crustal ones
+    (``AssociatorConfig.grid_depths_km``) and, where the table reaches below ``DEEP_FROM_KM``,
+    one every ``DEEP_STEP_KM`` down to it.
+
+    >>> coarse_grid_depths((3.0, 10.0, 20.0, 35.0), 0.0, 60.0).tolist()   # the default table
+    [3.0, 10.0, 20.0, 35.0]
+    >>> coarse_grid_depths((3.0, 10.0, 20.0, 35.0), 0.0, 150.0).tolist()
+    [3.0, 10.0, 20.0, 35.0, 65.0, 85.0, 105.0, 125.0, 145.0]
+    >>> coarse_grid_depths((3.0, 10.0, 20.0, 35.0), -3.0, 20.0).tolist()  # a shallow table
+    [3.0, 10.0, 20.0]
+    """
+    deep = np.arange(DEEP_FROM_KM, bottom_km + 1e-9, DEEP_STEP_KM)
+    both = np.concatenate([np.asarray(crust_km, dtype=np.float64), deep])
+    out: F64 = np.unique(np.clip(both, top_km, bottom_km))
+    return out
+
+
+def fine_grid_depths(coarse_km: float, top_km: float, bottom_km: float) -> F64:
+    """The fine grid's depths about the coarse grid's best node ``coarse_km``, within the
+    table: the crust every 3 km within 10 km of a crustal node, else every 3 km within half a
+    deep step (Geiger's method refines depth afterwards).
+
+    >>> fine_grid_depths(20.0, 0.0, 60.0).tolist()
+    [12.0, 15.0, 18.0, 21.0, 24.0, 27.0, 30.0]
+    >>> fine_grid_depths(105.0, 0.0, 150.0).tolist()
+    [96.0, 99.0, 102.0, 105.0, 108.0, 111.0, 114.0]
+    """
+    if coarse_km < DEEP_FROM_KM:
+        grid = np.arange(0.0, CRUST_FINE_KM, 3.0)
+        near = grid[np.abs(grid - coarse_km) <= 10.0]
+    else:
+        near = coarse_km + np.arange(-9.0, 9.0 + 1e-9, 3.0)
+    out: F64 = np.unique(np.clip(near, top_km, bottom_km))
+    return out

@@ -5,47 +5,74 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from geosentry.stream.events.settings import StationsConfig
 
 log = logging.getLogger(__name__)
 
 
+#: the ``[stations]`` settings the command takes as options (validated as the service's are)
+SETTINGS = ("min_stations", "min_phases", "p_residual_s", "s_residual_s", "max_distance_km",
+            "max_depth_km")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    a = sub.add_parser("associate", help="associate, locate and ML offline: picks -> QuakeML")
+    from geosentry.stream.events.settings import StationsConfig
+
+    a = sub.add_parser("associate", help="associate, locate and ML offline: picks -> QuakeML",
+                       description="The events stage of `geosentry run` on a pick file: the "
+                       "same association, location and ML, with the same [stations] settings "
+                       "as options (defaults as the service's).")
     a.add_argument("--picks", required=True, help="QuakeML or CSV "
                    "(network,station,phase,time[,amplitude,period]; amplitude in nm WA)")
     a.add_argument("--inventory", required=True, help="StationXML, CSV or SEISAN STATION0.HYP")
     a.add_argument("--velocity-model", help="depth_km,vp,vs table or STATION0.HYP (default: "
                    "the inventory's STATION0.HYP model, else IASP91 crust)")
     a.add_argument("--out", required=True, help="QuakeML file to write")
-    a.add_argument("--min-stations", type=int, default=4)
-    a.add_argument("--max-distance-km", type=float, default=150.0)
+    defaults = StationsConfig(inventory="")
+    for key in SETTINGS:
+        kind = int if key in ("min_stations", "min_phases") else float
+        a.add_argument("--" + key.replace("_", "-"), type=kind, default=getattr(defaults, key),
+                       help=f"[stations] {key} (default %(default)s)")
+
+
+def stations_config(args: argparse.Namespace) -> StationsConfig:
+    """The options as a ``[stations]`` table, validated and loaded by ``parse_stations`` (a bad
+    value or file is a ``ConfigError`` naming the table key)."""
+    from geosentry.stream.errors import ConfigError, GeosentryError
+    from geosentry.stream.events.settings import parse_stations
+
+    raw: dict[str, Any] = {"inventory": args.inventory}
+    if args.velocity_model:
+        raw["velocity_model"] = args.velocity_model
+    raw.update({key: getattr(args, key) for key in SETTINGS})
+    try:
+        return parse_stations(raw)
+    except ConfigError as exc:  # named as the option the user gave
+        option = "--" + exc.key.removeprefix("stations.").replace("_", "-")
+        raise GeosentryError(f"option {option}: {exc.why}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
-    from geosentry.stream.events.associate import AssociatorConfig, Associator
-    from geosentry.stream.events.magnitude import MLScale
+    from geosentry.stream.events.associate import Associator
     from geosentry.stream.events.picks import read_picks
     from geosentry.stream.events.quakeml import write_quakeml
-    from geosentry.stream.events.stations import read_inventory
-    from geosentry.stream.events.velocity import (DEFAULT_MODEL, TravelTimes,
-                                                  read_velocity_model)
 
-    inventory = read_inventory(args.inventory)
-    model, ml = DEFAULT_MODEL, MLScale()
-    if args.inventory.lower().endswith(".hyp"):
-        from geosentry.stream.events.seisan import read_station0
-
-        s0 = read_station0(args.inventory)
-        model, ml = s0.model, s0.ml
-    if args.velocity_model:
-        model = read_velocity_model(args.velocity_model)
+    cfg = stations_config(args)
     picks, amps = read_picks(args.picks)
-    cfg = AssociatorConfig(min_stations=args.min_stations,
-                           max_distance_km=args.max_distance_km)
-    tt = TravelTimes(model, max_distance_km=args.max_distance_km + 50.0)
-    assoc = Associator(inventory, tt, cfg, ml)
+    tt = cfg.travel_times()
+    assoc = Associator(cfg.stations, tt, cfg.associator_config(), cfg.ml_scale)
     events, rest = assoc.associate(picks, amps)
     write_quakeml(events, args.out)
+    deep = [e for e in events if tt.at_bottom(e.depth_km)]
+    if deep:
+        print(f"{len(deep)} of {len(events)} events located at {tt.max_depth_km:g} km, the "
+              f"deepest source --max-depth-km allows: they may be deeper (origin time and "
+              f"depth not to be trusted; a larger --max-depth-km searches there): "
+              f"{', '.join(e.id for e in deep[:5])}{' ...' if len(deep) > 5 else ''}",
+              file=sys.stderr)
     unknown = sum(assoc.unknown_stations.values())
     print(f"{len(events)} events from {len(picks)} picks ({len(rest)} unassociated, {unknown} "
           f"of stations not in the inventory: {sorted(assoc.unknown_stations)[:10]}, "

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PD_WINDOW_S = 3.0
 PD_MIN_WINDOW_S = 1.0
+#: event ids remembered as already counted at the depth bound
+MAX_FLAGGED_EVENTS = 10_000
 Ends = list[tuple[InstrumentId, int]]
 
 
@@ -82,6 +84,11 @@ class EventService:
         self.slow_updates = Counter(
             "geosentry_event_slow_updates", "Association updates that took longer than "
             "update_interval_s, so the next one came that much data time later", registry=r)
+        self.depth_at_bottom = Counter(
+            "geosentry_event_depth_at_bound", "Events located on the deepest source the "
+            "travel-time table holds ([stations] max_depth_km): maybe deeper, origin time and "
+            "depth not to be trusted (counted once per event id)", registry=r)
+        self._at_bottom: dict[str, None] = {}  # event ids counted, oldest first (bounded)
         self.stage.on_update = self._observe_update
 
     @property
@@ -153,6 +160,25 @@ class EventService:
             action = ("deleted" if a.details.get("deleted") else
                       "new" if a.details.get("update") == 0 else "update")
             self.events_total.labels(action=action).inc()
+            if action != "deleted":
+                self._check_depth(a)
+
+    def _check_depth(self, a: Alert) -> None:
+        """Count and log once an event located on the table's bottom (its depth bounded by
+        ``max_depth_km``, not by its picks)."""
+        eid, depth = a.details.get("event_id"), a.details.get("origin", {}).get("depth_km")
+        if eid is None or depth is None or eid in self._at_bottom \
+                or not self.tt.at_bottom(float(depth)):
+            return
+        self._at_bottom[eid] = None
+        if len(self._at_bottom) > MAX_FLAGGED_EVENTS:
+            self._at_bottom.pop(next(iter(self._at_bottom)))
+        self.depth_at_bottom.inc()
+        log.warning("event %s located at %.1f km, the deepest source [stations] max_depth_km = "
+                    "%g allows: it may be deeper (origin time and depth not to be trusted; a "
+                    "deeper max_depth_km searches there; counted in "
+                    "geosentry_event_depth_at_bound_total)", eid, float(depth),
+                    self.cfg.max_depth_km)
 
     def _unknown_station(self, a: Alert) -> list[Alert]:
         self.picks_total.labels(outcome="unknown_station").inc()

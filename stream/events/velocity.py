@@ -209,6 +209,22 @@ class TravelTimes:
         self._top = top
         self._both: NDArray[np.float64] | None = None
 
+    @property
+    def max_depth_km(self) -> float:
+        """The table's deepest source: location keeps depths at or above it."""
+        return float(self.depth_km[-1])
+
+    def at_bottom(self, depth_km: float) -> bool:
+        """Whether a located depth sits on the table's bottom (within half a step): the
+        source may be deeper than the table reaches (``[stations] max_depth_km``), so its
+        origin time and depth are not to be trusted.
+
+        >>> tt = TravelTimes(max_distance_km=10.0, max_depth_km=60.0)
+        >>> tt.at_bottom(59.8), tt.at_bottom(55.0)
+        (True, False)
+        """
+        return depth_km >= self.max_depth_km - self.step_km / 2
+
     def vertical_s(self, phase: str, depth_km: F64) -> F64:
         """Vertical one-way time from the model top down to ``depth_km`` (negative above it)."""
         v = self.model.velocities(phase)
