@@ -45,6 +45,8 @@ from geosentry.stream.events.evaluate import (MATCH_KM, MATCH_S, _km, event_vers
 WARM_S = 30.0
 CLOCK = re.compile(r"paced replay at speed (\S+): data time (\S+) is wall time (\S+)")
 
+#: deploy/events/early-warning.toml with the run's paths and options (the defaults are that
+#: file's settings: ``tests/events/test_latency.py`` checks it)
 CONFIG = """# written by geosentry.stream.events.latency
 [coincidence]
 enabled = false
@@ -240,7 +242,7 @@ def summary(rows: list[dict[str, Any]], warm_s: float = 0.0) -> dict[str, Any]:
             "within_4_s_of_4th_p": sum(r["after_4th_p_s"] <= 4.0 for r in got)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m geosentry.stream.events.latency",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -252,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--picker", default="builtin:picker",
                     help="the picker model: builtin:NAME or PATH.pt (default builtin:picker)")
     ap.add_argument("--update-s", type=float, default=0.5, help="events stage update interval")
-    ap.add_argument("--min-phases", type=int, default=5,
-                    help="picks an event needs (default 5; 4: the 4th station's P alone)")
+    ap.add_argument("--min-phases", type=int, default=4,
+                    help="picks an event needs (default 4, as deploy/events/early-warning.toml: "
+                         "the 4th station's P alone; 5: the service's default)")
     ap.add_argument("--shared", help="shared data folder (default ../shared/data)")
     ap.add_argument("--keep", help="keep the records, config, alerts and log in this folder")
     ap.add_argument("--from-run", help="measure a run kept with --keep again, without running")
@@ -264,6 +267,18 @@ def main(argv: list[str] | None = None) -> int:
                          "(its onset refinement's details.moved_s undone), the same emission "
                          "times: what the refinement changes in the events stage")
     ap.add_argument("--markdown", action="store_true")
+    return ap
+
+
+def config_text(args: argparse.Namespace, root: Path) -> str:
+    """The run's ``latency.toml``: :data:`CONFIG` with ``args``' settings, the data in ``root``."""
+    return CONFIG.format(picker=args.picker, stride_s=args.stride_s,
+                         lookahead_s=args.lookahead_s, update_s=args.update_s,
+                         root=root.resolve(), min_phases=args.min_phases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
     if args.unrefine and not args.restage:
         ap.error("--unrefine needs --restage DIR")
@@ -291,10 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             n, segments = repack(root, names, folder, args.record_s)
             config = work / "latency.toml"
-            config.write_text(CONFIG.format(picker=args.picker, stride_s=args.stride_s,
-                                            lookahead_s=args.lookahead_s,
-                                            update_s=args.update_s, root=root.resolve(),
-                                            min_phases=args.min_phases))
+            config.write_text(config_text(args, root))
             span_s = (refs[-1].time_ns - refs[0].time_ns) / 1e9 + 120
             run(folder, config, work, timeout_s=span_s + 300)
             alerts, offset_ns = read_run(work)

@@ -3,11 +3,15 @@ an event's first, what it is measured from, and when its magnitude settled."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 from obspy import UTCDateTime
 
 from geosentry.stream.events.latency import CLOCK, Reference, measure, summary
 
 T0 = UTCDateTime("2014-08-24T00:02:33.4")
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "events" / "early-warning.toml"
 
 
 def _event(eid: str, update: int, emitted_s: float, ml: float | None, mpd: float,
@@ -65,3 +69,24 @@ def test_continuous_data_before_the_first_four_p() -> None:
     rows = [{"after_4th_p_s": 2.0, "data_before_s": 60.0},
             {"after_4th_p_s": 20.0, "data_before_s": 6.0}, {"event": "missed"}]
     assert summary(rows, 30.0)["measured"] == 1 and summary(rows)["measured"] == 2
+
+
+def test_the_replay_runs_the_shipped_early_warning_config(tmp_path: Path) -> None:
+    """``latency``'s defaults are ``deploy/events/early-warning.toml``'s settings: the two
+    configs load into the same detector, inference and events settings (only the data's paths
+    differ)."""
+    from geosentry.stream.config import load_config_dict
+    from geosentry.stream.events.latency import config_text, parser
+
+    (tmp_path / "stations.csv").write_text("network,station,lat,lon,elevation\n"
+                                          "Z7,A,64.8,-16.9,500\n")
+    (tmp_path / "vmodel.txt").write_text("depth_km,vp,vs\n0,5.8,3.4\n20,6.5,3.7\n")
+    shipped = tomllib.loads(DEPLOY.read_text())
+    shipped["stations"].update(inventory=str(tmp_path / "stations.csv"),
+                               velocity_model=str(tmp_path / "vmodel.txt"))
+    replay = tomllib.loads(config_text(parser().parse_args([]), tmp_path))
+    a, b = load_config_dict(shipped), load_config_dict(replay)
+    assert a.detectors == b.detectors and a.inference == b.inference
+    assert a.stations is not None and b.stations is not None
+    assert a.stations == b.stations and a.stations.min_phases == 4
+    assert a.coincidence == b.coincidence
