@@ -237,8 +237,8 @@ def evaluate(ds: Dataset, seed: int = 0, config: AssociatorConfig | None = None
         "missed": [f"{r.name} ({r.lat_deg:.3f}, {r.lon_deg:.3f}, {r.depth_km:.1f} km)"
                    for r in missed],
         "unmatched": [f"{e.summary()['origin']['time']} ({e.lat_deg:.3f}, {e.lon_deg:.3f}, "
-                      f"{e.depth_km:.1f} km, {e.n_stations} stations, rms {e.rms_s:.2f} s)"
-                      for e in extra],
+                      f"{e.depth_km:.1f} km{' = the depth bound' if tt.at_bottom(e.depth_km) else ''}"
+                      f", {e.n_stations} stations, rms {e.rms_s:.2f} s)" for e in extra],
     }
 
 
