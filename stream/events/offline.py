@@ -13,14 +13,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-#: the ``[stations]`` settings the command takes as options (validated as the service's are)
-SETTINGS = ("min_stations", "min_phases", "p_residual_s", "s_residual_s", "max_distance_km",
-            "max_depth_km")
+#: the ``[stations]`` settings the command takes as options (validated as the service's are),
+#: with their defaults for ``--help`` (``tests/events/test_depth_bound.py`` checks them against
+#: ``StationsConfig``'s, which an option left out gets)
+SETTINGS = {"min_stations": 4, "min_phases": 5, "p_residual_s": 1.0, "s_residual_s": 1.5,
+            "max_distance_km": 150.0, "max_depth_km": 60.0}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from geosentry.stream.events.settings import StationsConfig
-
     a = sub.add_parser("associate", help="associate, locate and ML offline: picks -> QuakeML",
                        description="The events stage of `geosentry run` on a pick file: the "
                        "same association, location and ML, with the same [stations] settings "
@@ -31,11 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     a.add_argument("--velocity-model", help="depth_km,vp,vs table or STATION0.HYP (default: "
                    "the inventory's STATION0.HYP model, else IASP91 crust)")
     a.add_argument("--out", required=True, help="QuakeML file to write")
-    defaults = StationsConfig(inventory="")
-    for key in SETTINGS:
+    for key, default in SETTINGS.items():  # defaults: parse_stations' (one place), shown here
         kind = int if key in ("min_stations", "min_phases") else float
-        a.add_argument("--" + key.replace("_", "-"), type=kind, default=getattr(defaults, key),
-                       help=f"[stations] {key} (default %(default)s)")
+        a.add_argument("--" + key.replace("_", "-"), type=kind,
+                       help=f"[stations] {key} (default {default:g})")
 
 
 def stations_config(args: argparse.Namespace) -> StationsConfig:
@@ -47,7 +46,7 @@ def stations_config(args: argparse.Namespace) -> StationsConfig:
     raw: dict[str, Any] = {"inventory": args.inventory}
     if args.velocity_model:
         raw["velocity_model"] = args.velocity_model
-    raw.update({key: getattr(args, key) for key in SETTINGS})
+    raw.update({key: getattr(args, key) for key in SETTINGS if getattr(args, key) is not None})
     try:
         return parse_stations(raw)
     except ConfigError as exc:  # named as the option the user gave

@@ -151,3 +151,13 @@ def test_the_offline_command_takes_the_depth_bound_and_says_when_an_event_sits_o
     lines = done.stdout.decode().strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "option --max-depth-km: must be <= 700" \
         in lines[0], lines
+
+
+def test_the_offline_options_show_the_services_defaults() -> None:
+    from dataclasses import fields
+
+    from geosentry.stream.events.offline import SETTINGS
+    from geosentry.stream.events.settings import StationsConfig
+
+    defaults = {f.name: f.default for f in fields(StationsConfig)}
+    assert SETTINGS == {key: defaults[key] for key in SETTINGS}
