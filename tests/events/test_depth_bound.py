@@ -72,6 +72,11 @@ def _inventory_csv(inv: Inventory, path: Path) -> Path:
     return path
 
 
+def _alert(p: Pick) -> Alert:
+    return Alert(AlertKind.PICK, p.network, p.station, "", "HHZ", p.time_ns, 0.9, 0.3, PICKER,
+                 p.time_ns + NS_PER_S, phase=p.phase.value, details={"detector": "picker"})
+
+
 def _take(svc: EventService, picks: list[Pick]) -> list[Alert]:
     results = []
     for key in sorted({p.key for p in picks}):
@@ -161,3 +166,42 @@ def test_the_offline_options_show_the_services_defaults() -> None:
 
     defaults = {f.name: f.default for f in fields(StationsConfig)}
     assert SETTINGS == {key: defaults[key] for key in SETTINGS}
+
+
+def test_a_deep_source_through_the_incremental_stage() -> None:
+    """A 600 km source: its S reach stations 60 s after its first P, later than a P seed's
+    search reaches and settles (``seed_reach_s`` + ``settle_margin_s``); fed second by second
+    with false picks, the stage still ends with one event holding every pick, at its depth."""
+    from geosentry.stream.events.stage import EventStage
+    from geosentry.stream.events.synthetic import false_picks
+
+    source = TravelTimes(DEFAULT_MODEL, max_distance_km=300.0, max_depth_km=700.0)
+    tt = TravelTimes(DEFAULT_MODEL, max_distance_km=250.0, max_depth_km=700.0)
+    inv = grid_network(100, 25.0, seed=3, jitter_km=5.0)
+    origin = Origin(T0 + 60 * NS_PER_S, 45.1, 10.0, 600.0)
+    picks = picks_for(origin, inv, source, noise_s=0.1, p_detect=0.8,
+                      rng=np.random.default_rng(1))
+    true_ids = {p.id for p in picks}
+    picks += false_picks(inv, T0, 400.0, 0.002, np.random.default_rng(2))
+    picks.sort(key=lambda p: p.time_ns)
+    stage = EventStage(Associator(inv, tt), horizon_s=120.0, update_interval_s=1.0)
+    late_s = (max(p.time_ns for p in picks if p.id in true_ids) - min(
+        p.time_ns for p in picks if p.id in true_ids)) / NS_PER_S
+    assert late_s > Associator(inv, tt).seed_reach_s + 10.0  # the case this test is about
+    out: list[Alert] = []
+    t, i = T0, 0
+    while i < len(picks):
+        batch = []
+        while i < len(picks) and picks[i].time_ns < t + NS_PER_S:
+            batch.append(_alert(picks[i]))
+            i += 1
+        out += (stage.add(batch) if batch else []) + stage.advance(t + NS_PER_S)
+        t += NS_PER_S
+    out += stage.flush()
+    last = {a.details["event_id"]: a for a in out}
+    finals = [a for a in last.values() if not a.details["deleted"]]
+    assert len(finals) == 1
+    (ev,) = finals
+    assert abs(ev.details["origin"]["depth_km"] - 600.0) < 3.0
+    assert abs(ev.time_ns - origin.time_ns) / NS_PER_S < 0.1
+    assert ev.details["phase_count"] >= 0.98 * len(true_ids)
