@@ -339,8 +339,7 @@ class Associator:
                                                cfg.tolerance_s + 1.5 * step / vp0)
         if count < cfg.min_stations:
             return None
-        fine_depths = fine_grid_depths(bz, float(self.tt.depth_km[0]),
-                                       float(self.tt.depth_km[-1]))
+        fine_depths = fine_grid_depths(bz, float(self.tt.depth_km[0]), self.tt.max_depth_km)
         count, bx, by, bz, hit = self._best_node(obs, seed_pos, sta_of, bx, by, step, 11,
                                                  fine_depths, cfg.tolerance_s)
         if count < cfg.min_stations:

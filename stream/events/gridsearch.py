@@ -172,8 +172,9 @@ def coarse_grid_depths(crust_km: tuple[float, ...], top_km: float, bottom_km: fl
 
 def fine_grid_depths(coarse_km: float, top_km: float, bottom_km: float) -> F64:
     """The fine grid's depths about the coarse grid's best node ``coarse_km``, within the
-    table: the crust every 3 km within 10 km of a crustal node, else every 3 km within half a
-    deep step (Geiger's method refines depth afterwards).
+    table: the crust every 3 km within 10 km of a crustal node, else every 3 km within 9 km of
+    the deep node (just under half of ``DEEP_STEP_KM``; Geiger's method refines depth
+    afterwards).
 
     >>> fine_grid_depths(20.0, 0.0, 60.0).tolist()
     [12.0, 15.0, 18.0, 21.0, 24.0, 27.0, 30.0]
