@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         from geosentry.training.train.finetune import main as finetune_main  # fine-tune a picker
 
         return finetune_main(argv[2:])
+    if argv[:2] == ["export", "picker-ensemble"]:  # several exported pickers as one
+        from geosentry.training.export.ensemble import main as ensemble_main
+
+        return ensemble_main(argv[2:])
     if argv[:2] == ["evaluate", "geomag"]:  # the service's geomagnetic detectors on real data
         from geosentry.training.evaluate.geomag import main as geomag_main
 

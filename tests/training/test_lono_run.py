@@ -14,7 +14,7 @@ import torch
 
 from geosentry.stream.inference.contract import ModelContract, contract_path_for
 from geosentry.training.cli import main as training_main
-from geosentry.training.export.reexport import picker_from_torchscript
+from geosentry.training.export.reexport import picker_members
 from geosentry.training.paths import MODELS_DIR
 
 
@@ -27,10 +27,10 @@ def test_without_fold_checkpoints_one_line_exit_2(tmp_path: Path,
 
 
 def _fold(out: Path, net: str, thresholds: dict[str, float]) -> None:
-    """A fold folder as ``evaluate picker-lono`` leaves it, holding the shipped picker's weights
-    (a model that finds these picks; training one here would take minutes)."""
+    """A fold folder as ``evaluate picker-lono`` leaves it, holding the shipped picker's first
+    member's weights (a model that finds these picks; training one here would take minutes)."""
     pt = MODELS_DIR / "picker.pt"
-    net_model = picker_from_torchscript(pt, ModelContract.load(contract_path_for(pt)))
+    net_model = picker_members(pt, ModelContract.load(contract_path_for(pt)))[0]
     d = out / f"fold-{net}"
     d.mkdir(parents=True)
     torch.save({"modules": {"model": net_model.state_dict()}}, d / "checkpoint.pt")

@@ -27,11 +27,19 @@ from geosentry.training.export.exporter import export_model, parity_check
 from geosentry.training.models.cnn import PhasePicker
 
 
-def picker_from_torchscript(pt_path: Path, contract: ModelContract) -> PhasePicker:
-    """The eager ``PhasePicker`` holding ``pt_path``'s weights (architecture from their shapes)."""
-    scripted = torch.jit.load(str(pt_path), map_location="cpu")
-    return picker_from_state(scripted.state_dict(), contract.components, contract.labels,
-                             contract.sampling_rate_hz, contract.window_samples)
+def picker_members(pt_path: Path, contract: ModelContract) -> list[PhasePicker]:
+    """The eager ``PhasePicker`` networks in ``pt_path``: one for a single picker, each member's
+    for an ensemble (:class:`~geosentry.training.models.ensemble.PickerEnsemble`, whose weights
+    are ``members.K.*``), in member order."""
+    state = torch.jit.load(str(pt_path), map_location="cpu").state_dict()
+    keys = sorted({int(k.split(".")[1]) for k in state if k.startswith("members.")})
+    if not keys:
+        return [picker_from_state(state, contract.components, contract.labels,
+                                  contract.sampling_rate_hz, contract.window_samples)]
+    return [picker_from_state({k[len(f"members.{i}."):]: v for k, v in state.items()
+                               if k.startswith(f"members.{i}.")}, contract.components,
+                              contract.labels, contract.sampling_rate_hz, contract.window_samples)
+            for i in keys]
 
 
 def picker_from_state(state: dict[str, torch.Tensor], components: tuple[str, ...],
@@ -61,7 +69,12 @@ def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> t
     if old.kind != "picker":
         raise SystemExit(f"{pt_path}: kind {old.kind!r}; only a picker can be re-exported")
     old_sha = old.sha256
-    net = picker_from_torchscript(pt_path, old)
+    nets = picker_members(pt_path, old)  # an ensemble's members, each rebuilt
+    net: torch.nn.Module = nets[0]
+    if len(nets) > 1:
+        from geosentry.training.models.ensemble import PickerEnsemble
+
+        net = PickerEnsemble(list(nets)).eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # exported and checked beside, moved into place only when it is right (out_dir may hold

@@ -106,13 +106,16 @@ class PickerTask:
         prob = torch.from_numpy(predict(self.model, x)).clamp_min(1e-7)
         return {"loss": float(-(torch.from_numpy(y) * prob.log()).sum(1).mean().item())}
 
-    def evaluate(self) -> dict[str, Any]:
-        """Thresholds + STA/LTA tuned on training-station windows, scored on held-out stations."""
+    def evaluate(self, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+        """Thresholds (unless given) + STA/LTA tuned on training-station windows, scored on
+        held-out stations."""
         tr_w, tr_raw, tr_x = self._windows(self.data.train, self.tune_per_event, seed=99)
         te_w, te_raw, te_x = self._val
-        tr_p, te_p = predict(self.model, tr_x), predict(self.model, te_x)
-        thresholds: dict[str, float] = {}
-        for k, phase in enumerate(("P", "S")):
+        te_p = predict(self.model, te_x)
+        tr_p = predict(self.model, tr_x) if thresholds is None else te_p
+        given = thresholds is not None
+        thresholds = dict(thresholds or {})
+        for k, phase in enumerate(("P", "S") if not given else ()):
             truth = [getattr(w, phase.lower()) for w in tr_w]
 
             def f1(thr: float, k: int = k, truth: list[Any] = truth) -> float:
@@ -121,6 +124,7 @@ class PickerTask:
 
             thresholds[phase] = round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
         res: dict[str, Any] = {"thresholds": thresholds, "test_windows": len(te_w),
+                               "thresholds_given": given,
                                "test_windows_per_event": self.eval_per_event}
         three = np.array([self.data.test[w.event].three_component for w in te_w])
         for k, phase in enumerate(("P", "S")):
