@@ -213,8 +213,8 @@ def test_iceland_swarm_through_the_whole_service(shared_data: Callable[[str], Pa
     for a, _, _ in matched:
         types = {m["type"]: m for m in a.details["magnitudes"]}
         assert "ML" in types and types["ML"]["station_count"] >= 3, a.details
-        # Mpd is measured after P picks: an event of S picks alone (the ensemble picker's
-        # 00:07:33, 10 S picks, measured 2026-12-07) has none
+        # Mpd is measured after P picks: an event of S picks alone has none (00:07:33 with
+        # the picker ensemble of README Models, 10 S picks, measured 2026-12-07)
         if any(phase[i] == "P" for i in a.details["pick_ids"]):
             assert types["Mpd"]["window_s"] == 3.0, a.details
         else:
