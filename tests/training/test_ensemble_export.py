@@ -37,8 +37,8 @@ def test_the_ensemble_is_its_members_mean_and_the_service_loads_it(tmp_path: Pat
     assert c.training["ensemble"]["thresholds_from"] == "a test"
     assert "the mean of 2 pickers" in c.provenance["trained_on"]
     x = torch.randn(3, 3, 400, generator=torch.Generator().manual_seed(5))
-    want = (torch.jit.load(str(a))(x) + torch.jit.load(str(b))(x)) / 2
     with torch.no_grad():
+        want = (torch.jit.load(str(a))(x) + torch.jit.load(str(b))(x)) / 2
         got = torch.jit.load(str(pt))(x)
     assert float((got - want).abs().max()) < 1e-5
     # the members come back out of the file (re-export, fold checkpoints)
