@@ -161,6 +161,58 @@ def geiger(tt: TravelTimes, obs: Observations, start: tuple[float, float, float]
                       rms, r, d, converged)
 
 
+def predict_rows(tt: TravelTimes, obs: Observations, x: F64, y: F64, z: F64
+                 ) -> tuple[F64, F64, F64, F64]:
+    """``predict`` at K trial hypocentres at once: ``(K, n)`` times and gradients."""
+    dx, dy = obs.x_km[None, :] - x[:, None], obs.y_km[None, :] - y[:, None]
+    d = np.hypot(dx, dy)
+    t, gx, gz = tt.time_and_gradient_rows(obs.is_s, d, z)
+    t = t - obs.corr_s[None, :]
+    safe = np.maximum(d, 1e-6)
+    return t, -gx * dx / safe, -gx * dy / safe, gz
+
+
+def geiger_rows(tt: TravelTimes, obs: Observations, keep: NDArray[np.bool_],
+                start: tuple[float, float, float], iterations: int = 12,
+                damping: float = 0.01) -> tuple[F64, F64, F64, F64]:
+    """``geiger`` (free depth) of K subsets of ``obs`` at once, subset k the picks where
+    ``keep[k]`` (``(K, n)``), each from ``start``: their (x, y, depth, origin time), the same
+    steps as ``geiger`` on ``obs.subset(keep[k])`` (a dropped pick weighs nothing; each subset
+    stops when its own step is below 0.01 km). Uncertainties are not computed."""
+    k_n = keep.shape[0]
+    x, y, z = (np.full(k_n, float(v)) for v in start)
+    zmin, zmax = float(tt.depth_km[0]), float(tt.depth_km[-1])
+    w = obs.weight[None, :] * keep
+    wsum = w.sum(axis=1)
+    pred = predict_rows(tt, obs, x, y, z)[0]
+    t0 = (w * (obs.t_s[None, :] - pred)).sum(axis=1) / wsum
+    sw = np.sqrt(w)
+    damp = damping * np.eye(4)
+    active = np.ones(k_n, dtype=bool)
+    for _ in range(iterations):
+        a = np.flatnonzero(active)
+        if len(a) == 0:
+            break
+        t, ax, ay, az = predict_rows(tt, obs, x[a], y[a], z[a])
+        r = obs.t_s[None, :] - (t0[a, None] + t)
+        jac = np.stack([np.ones_like(t), ax, ay, az], axis=2)
+        big_a, b = jac * sw[a, :, None], r * sw[a]
+        scale = np.maximum(np.linalg.norm(big_a, axis=1), 1e-12)
+        an = big_a / scale[:, None, :]
+        lhs = np.einsum("kni,knj->kij", an, an) + damp
+        step = np.linalg.solve(lhs, np.einsum("kni,kn->ki", an, b)[..., None])[..., 0] / scale
+        dx, dy = np.clip(step[:, 1], -20.0, 20.0), np.clip(step[:, 2], -20.0, 20.0)
+        dz = np.clip(step[:, 3], -10.0, 10.0)
+        t0[a] += step[:, 0]
+        x[a] += dx
+        y[a] += dy
+        z[a] = np.clip(z[a] + dz, zmin, zmax)
+        active[a[(np.hypot(dx, dy) < 0.01) & (np.abs(dz) < 0.01)]] = False
+    t = predict_rows(tt, obs, x, y, z)[0]
+    t0 = t0 + (w * (obs.t_s[None, :] - (t0[:, None] + t))).sum(axis=1) / wsum
+    return x, y, z, t0
+
+
 def azimuthal_gap_deg(x_km: F64, y_km: F64, ex: float, ey: float) -> float:
     """Largest gap in azimuth (degrees) between stations seen from the epicentre."""
     az = np.sort(np.degrees(np.arctan2(x_km - ex, y_km - ey)) % 360.0)

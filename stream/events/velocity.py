@@ -269,6 +269,25 @@ class TravelTimes:
         return _bilinear(both.take(at), both.take(at + 1), both.take(at + nd),
                          both.take(at + nd + 1), ax, az, self.step_km)
 
+    def time_and_gradient_rows(self, is_s: NDArray[np.bool_], dist_km: F64, depth_km: F64
+                               ) -> tuple[F64, F64, F64]:
+        """``time_and_gradient_mixed`` for many trial sources at once: ``dist_km`` ``(K, n)``
+        (source k to pick i), ``depth_km`` ``(K,)``; the same values row by row (the
+        leave-one-out locations of ``crossval`` in one pass)."""
+        both = self._both
+        if both is None:
+            both = self._both = np.stack([self.tables["P"], self.tables["S"]]).ravel()
+        nd, nz = len(self.dist_km), len(self.depth_km)
+        fx = np.asarray(dist_km, dtype=np.float64) / self.step_km
+        fz = (np.clip(np.asarray(depth_km, dtype=np.float64), float(self.depth_km[0]),
+                      float(self.depth_km[-1])) - self.top_km) / self.step_km
+        ix = np.minimum(np.maximum(np.floor(fx).astype(np.int64), 0), nd - 2)
+        iz = np.minimum(np.maximum(np.floor(fz).astype(np.int64), 0), nz - 2)
+        ax, az = fx - ix, (fz - iz)[:, None]
+        at = ix + np.where(is_s[None, :], nz * nd + iz[:, None] * nd, iz[:, None] * nd)
+        return _bilinear(both.take(at), both.take(at + 1), both.take(at + nd),
+                         both.take(at + nd + 1), ax, az, self.step_km)
+
     def time(self, phase: str, dist_km: F64, depth_km: F64) -> F64:
         return self.time_and_gradient(phase, dist_km, depth_km)[0]
 

@@ -80,3 +80,39 @@ def test_ml_uses_hypocentral_distance_and_median() -> None:
     assert s.station_ml(480.77, 100.0) == pytest.approx(3.0, abs=0.005)  # 1 mm WA at 100 km
     seisan = MLScale(1.0, 1.0, 0.0041, -1.0)
     assert seisan.station_ml(10.0, 10.0) == pytest.approx(1.041)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_leave_one_out_in_one_pass_equals_one_location_per_pick(tt: TravelTimes,
+                                                                 seed: int) -> None:
+    """``crossval.loo_residuals`` locates the n leave-one-out subsets in one pass
+    (``geiger_rows``): the same origins as ``geiger`` on each subset, and the same residuals,
+    for picks of both phases, noise, a wrong pick and a start off the truth."""
+    from geosentry.stream.events.crossval import loo_residuals
+    from geosentry.stream.events.locate import geiger_rows, predict
+
+    rng = np.random.default_rng(seed)
+    n = 9
+    xs, ys = rng.uniform(-40, 40, n), rng.uniform(-40, 40, n)
+    is_s = rng.random(n) < 0.4
+    d = np.hypot(xs - 3.0, ys + 2.0)
+    t = np.array([tt.time("S" if s else "P", np.array([di]), np.array([8.0]))[0]
+                  for s, di in zip(is_s, d)]) + rng.normal(0, 0.05, n)
+    t[4] += 1.5  # one wrong pick
+    obs = Observations(xs, ys, np.zeros(n), is_s, t, np.where(is_s, 0.5, 1.0))
+    start = (8.0, 5.0, 12.0)
+    keep = ~np.eye(n, dtype=bool)
+    x, y, z, t0 = geiger_rows(tt, obs, keep, start)
+    for k in range(n):
+        h = geiger(tt, obs.subset(keep[k]), start)
+        assert (x[k], y[k], z[k], t0[k]) == pytest.approx(
+            (h.x_km, h.y_km, h.depth_km, h.t0_s), abs=1e-9)
+    first = geiger(tt, obs, start)
+    got = loo_residuals(tt, obs, first)
+    again = [t[k] - g.t0_s - predict(tt, obs.subset(np.array([k])), g.x_km, g.y_km,
+                                      g.depth_km)[0][0]
+             for k in range(n)
+             for g in [geiger(tt, obs.subset(keep[k]),
+                              (first.x_km, first.y_km, first.depth_km))]]
+    assert got == pytest.approx(again, abs=1e-9)
+    assert np.argmax(np.abs(got)) == 4  # the wrong pick is the one the others do not predict
