@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import ModelContract, load_contract
-from geosentry.training.export.exporter import export_model
+from geosentry.training.export.exporter import export_model, move_into_place
 from geosentry.training.export.reexport import picker_members
 from geosentry.training.models.ensemble import PickerEnsemble
 
@@ -123,12 +122,7 @@ def export_ensemble(members: list[Path], out_dir: Path, thresholds: dict[str, fl
                                  f"{out_dir} left as it was")
         raw = json.loads(js.read_text())
         raw["training"]["ensemble"]["parity_vs_members_mean_max_abs_diff"] = diff
-        ModelContract.from_dict(raw)
-        js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
-        final_pt, final_js = out_dir / pt.name, out_dir / js.name
-        os.replace(pt, final_pt)
-        os.replace(js, final_js)
-    return final_pt, final_js
+        return move_into_place(pt, js, raw, out_dir)
 
 
 def _thresholds(text: str) -> dict[str, float]:

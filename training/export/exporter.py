@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,18 @@ def range_parity(scripted: torch.jit.ScriptModule, x: Tensor) -> float:
 
 #: what the service expects back from a model of a kind: the service's rule, not a copy
 expected_output_shape = output_shape
+
+
+def move_into_place(pt: Path, js: Path, raw: dict[str, Any], out_dir: Path
+                    ) -> tuple[Path, Path]:
+    """Validate the contract ``raw`` of an export checked beside ``out_dir`` (``pt``, ``js``),
+    write it to ``js`` and move both files into ``out_dir`` (each by one rename)."""
+    ModelContract.from_dict(raw)
+    js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    final_pt, final_js = out_dir / pt.name, out_dir / js.name
+    os.replace(pt, final_pt)
+    os.replace(js, final_js)
+    return final_pt, final_js
 
 
 def export_model(module: nn.Module, *, name: str, kind: str, sampling_rate_hz: float,

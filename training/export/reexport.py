@@ -14,7 +14,6 @@ must also give the old file's outputs; everything the old contract says about th
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 
 from geosentry.stream.errors import ContractError
 from geosentry.stream.inference.contract import ModelContract, load_contract
-from geosentry.training.export.exporter import export_model, parity_check
+from geosentry.training.export.exporter import export_model, move_into_place, parity_check
 from geosentry.training.models.cnn import PhasePicker
 
 
@@ -99,9 +98,4 @@ def reexport_picker(pt_path: str | Path, out_dir: str | Path, command: str) -> t
         raw = json.loads(new_js.read_text())
         raw["precisions"] = old.precisions  # validated for these weights, which did not change
         raw["training"]["reexported"]["parity_vs_old_max_abs_diff"] = diff
-        ModelContract.from_dict(raw)
-        new_js.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
-        final_pt, final_js = out_dir / new_pt.name, out_dir / new_js.name
-        os.replace(new_pt, final_pt)
-        os.replace(new_js, final_js)
-    return final_pt, final_js
+        return move_into_place(new_pt, new_js, raw, out_dir)
