@@ -70,6 +70,15 @@ def test_mismatched_members_one_line_exit_2(tmp_path: Path,
     rc = training_main(["export", "picker-ensemble", "--members", str(a), "--no-evaluate",
                         "--out", str(tmp_path / "ens")])
     assert rc == 2 and "at least two" in capsys.readouterr().err
+    # an ensemble as a member: refused (its members weigh half as much in the mean)
+    b = _members(tmp_path)[1]
+    assert training_main(["export", "picker-ensemble", "--members", str(a), str(b),
+                          "--no-evaluate", "--out", str(tmp_path / "ens")]) == 0
+    capsys.readouterr()
+    rc = training_main(["export", "picker-ensemble", "--members", str(tmp_path / "ens" /
+                        "picker.pt"), str(a), "--no-evaluate", "--out", str(tmp_path / "e2")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "is an ensemble of 2 already" in err
 
 
 def test_the_shipped_folder_needs_overwrite(tmp_path: Path,
@@ -80,3 +89,28 @@ def test_the_shipped_folder_needs_overwrite(tmp_path: Path,
                         "--no-evaluate", "--out", str(MODELS_DIR)])
     assert rc == 2 and "--overwrite" in capsys.readouterr().err
     assert (MODELS_DIR / "picker.pt").read_bytes() == before
+
+
+def test_a_member_of_another_layout_is_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torch import nn
+
+    from geosentry.training.export import export_model
+
+    class Pointwise(nn.Module):  # a picker, but not this project's U-Net
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.conv(x), dim=1)
+
+    odd, _ = export_model(Pointwise(), name="odd", kind="picker", sampling_rate_hz=100.0,
+                          components=("Z", "N", "E"), window_samples=400, stride_samples=200,
+                          labels=("P", "S", "N"), thresholds={"P": 0.5, "S": 0.5},
+                          out_dir=tmp_path / "odd")
+    a, _ = _members(tmp_path)
+    rc = training_main(["export", "picker-ensemble", "--members", str(a), str(odd),
+                        "--no-evaluate", "--out", str(tmp_path / "ens")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "not a picker of this project's layout" in err

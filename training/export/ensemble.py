@@ -91,7 +91,17 @@ def export_ensemble(members: list[Path], out_dir: Path, thresholds: dict[str, fl
     if set(thr) != set(first.thresholds):
         raise ValueError(f"--thresholds names {sorted(thr)}; the members' labels need "
                          f"{sorted(first.thresholds)}")
-    nets: list[torch.nn.Module] = [n for pt, c in zip(members, contracts) for n in picker_members(pt, c)]
+    nets: list[torch.nn.Module] = []
+    for pt, c in zip(members, contracts):
+        try:
+            got = picker_members(pt, c)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"{pt}: not a picker of this project's layout (an ensemble takes "
+                             f"geosentry pickers): {str(exc).splitlines()[0]}") from exc
+        if len(got) > 1:
+            raise ValueError(f"{pt} is an ensemble of {len(got)} already: give its members "
+                             "(the mean of means would weigh them unequally)")
+        nets += got
     ensemble = PickerEnsemble(nets).eval()
     metrics = held_out_metrics(ensemble, thr) if evaluate else {}
     record = [_member_record(pt, c) for pt, c in zip(members, contracts)]
