@@ -251,13 +251,17 @@ class TravelTimes:
         return _bilinear(tab[iz, ix], tab[iz, ix + 1], tab[iz + 1, ix], tab[iz + 1, ix + 1],
                          ax, az, self.step_km)
 
+    def _flat_tables(self) -> F64:
+        """The P and S tables, flat (built once): the mixed-phase lookups index both."""
+        if self._both is None:
+            self._both = np.stack([self.tables["P"], self.tables["S"]]).ravel()
+        return self._both
+
     def time_and_gradient_mixed(self, is_s: NDArray[np.bool_], dist_km: F64, depth_km: float
                                 ) -> tuple[F64, F64, F64]:
         """``time_and_gradient`` for picks of both phases (``is_s``) and one source depth, in
         one pass (the same values; location calls this a dozen times per event)."""
-        both = self._both  # P and S tables, flat
-        if both is None:
-            both = self._both = np.stack([self.tables["P"], self.tables["S"]]).ravel()
+        both = self._flat_tables()
         nd, nz = len(self.dist_km), len(self.depth_km)
         fx = np.asarray(dist_km, dtype=np.float64) / self.step_km
         fz = (min(max(depth_km, float(self.depth_km[0])), float(self.depth_km[-1]))
@@ -274,9 +278,7 @@ class TravelTimes:
         """``time_and_gradient_mixed`` for many trial sources at once: ``dist_km`` ``(K, n)``
         (source k to pick i), ``depth_km`` ``(K,)``; the same values row by row (the
         leave-one-out locations of ``crossval`` in one pass)."""
-        both = self._both
-        if both is None:
-            both = self._both = np.stack([self.tables["P"], self.tables["S"]]).ravel()
+        both = self._flat_tables()
         nd, nz = len(self.dist_km), len(self.depth_km)
         fx = np.asarray(dist_km, dtype=np.float64) / self.step_km
         fz = (np.clip(np.asarray(depth_km, dtype=np.float64), float(self.depth_km[0]),

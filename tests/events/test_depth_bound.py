@@ -24,6 +24,7 @@ from geosentry.stream.events.synthetic import Origin, grid_network, picks_for
 from geosentry.stream.events.velocity import DEFAULT_MODEL, TravelTimes
 from geosentry.stream.metrics import Metrics
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef, Window
+from tests.events.test_stage import as_alert
 
 T0 = 1_700_000_000 * NS_PER_S
 #: where the synthetic picks come from: sources to 300 km
@@ -70,11 +71,6 @@ def _inventory_csv(inv: Inventory, path: Path) -> Path:
         w.writerows((s.network, s.station, s.lat_deg, s.lon_deg, s.elevation_m)
                     for s in inv.stations.values())
     return path
-
-
-def _alert(p: Pick) -> Alert:
-    return Alert(AlertKind.PICK, p.network, p.station, "", "HHZ", p.time_ns, 0.9, 0.3, PICKER,
-                 p.time_ns + NS_PER_S, phase=p.phase.value, details={"detector": "picker"})
 
 
 def _take(svc: EventService, picks: list[Pick]) -> list[Alert]:
@@ -193,7 +189,7 @@ def test_a_deep_source_through_the_incremental_stage() -> None:
     while i < len(picks):
         batch = []
         while i < len(picks) and picks[i].time_ns < t + NS_PER_S:
-            batch.append(_alert(picks[i]))
+            batch.append(as_alert(picks[i]))
             i += 1
         out += (stage.add(batch) if batch else []) + stage.advance(t + NS_PER_S)
         t += NS_PER_S

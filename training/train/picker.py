@@ -112,17 +112,8 @@ class PickerTask:
         tr_w, tr_raw, tr_x = self._windows(self.data.train, self.tune_per_event, seed=99)
         te_w, te_raw, te_x = self._val
         te_p = predict(self.model, te_x)
-        tr_p = predict(self.model, tr_x) if thresholds is None else te_p
         given = thresholds is not None
-        thresholds = dict(thresholds or {})
-        for k, phase in enumerate(("P", "S") if not given else ()):
-            truth = [getattr(w, phase.lower()) for w in tr_w]
-
-            def f1(thr: float, k: int = k, truth: list[Any] = truth) -> float:
-                preds = [extract_picks(p[k], thr) for p in tr_p]
-                return pick_scores(truth, preds, SR, (0.5,))["0.5s"]["f1"]
-
-            thresholds[phase] = round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
+        thresholds = dict(thresholds) if thresholds is not None else self._tune(tr_w, tr_x)
         res: dict[str, Any] = {"thresholds": thresholds, "test_windows": len(te_w),
                                "thresholds_given": given,
                                "test_windows_per_event": self.eval_per_event}
@@ -145,6 +136,20 @@ class PickerTask:
         res["beats_stalta"] = bool(res["P_f1_minus_stalta_0.5s"] > 0)
         res["beats_stalta_rule"] = "P F1 at 0.5 s > tuned STA/LTA P F1 on the same held-out windows"
         return res
+
+    def _tune(self, wins: list[Any], x: np.ndarray) -> dict[str, float]:
+        """Each phase's threshold: the best F1 ±0.5 s on these (training-station) windows."""
+        prob = predict(self.model, x)
+        out: dict[str, float] = {}
+        for k, phase in enumerate(("P", "S")):
+            truth = [getattr(w, phase.lower()) for w in wins]
+
+            def f1(thr: float, k: int = k, truth: list[Any] = truth) -> float:
+                preds = [extract_picks(p[k], thr) for p in prob]
+                return pick_scores(truth, preds, SR, (0.5,))["0.5s"]["f1"]
+
+            out[phase] = round(best_threshold(f1, np.arange(0.1, 0.91, 0.05))[0], 2)
+        return out
 
     def figures(self, out_dir: str | Path) -> list[Path]:
         """After :meth:`evaluate`: ``picker_residuals.png`` (held-out residual histograms, CNN P,
