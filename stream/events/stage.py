@@ -69,6 +69,10 @@ class EventStage:
         self._arrival: dict[str, int] = {}
         self._amps: dict[str, Amplitude] = {}
         self._open: dict[str, Event] = {}
+        #: ids of deleted events -> (data time of the deletion, the event's earliest pick): a
+        #: later event is never given one (the same earliest pick re-forming an event would
+        #: repeat its alert ids: consumers that drop repeated ids would lose it)
+        self._retired: dict[str, tuple[int, str]] = {}
         self._newest_ns: int | None = None
         self._last_run_ns: int | None = None
         self.late_picks = 0
@@ -184,7 +188,7 @@ class EventStage:
                 ev = replace(ev, update=old.update + 1)
             else:  # a new event: its id must not be one in use (its first pick left another)
                 eid = ev.id
-                while eid in nxt or eid in prev:
+                while eid in nxt or eid in prev or eid in self._retired:
                     eid = hashlib.sha256(f"{eid}|next".encode()).hexdigest()[:32]
                 ev = replace(ev, id=eid)
             nxt[ev.id] = ev
@@ -192,8 +196,15 @@ class EventStage:
         for eid, old in prev.items():
             if eid not in nxt:
                 out.append(self._alert(replace(old, update=old.update + 1), deleted=True))
+                first = min((a.pick for a in old.arrivals),
+                            key=lambda p: (p.time_ns, p.key, p.phase, p.id)).id
+                self._retired[eid] = (self._newest_ns or 0, first)
         self._open = nxt
         horizon = (self._newest_ns or 0) - self.horizon_ns
+        # kept while the id's earliest pick can still be in the pool (it is, or it could come
+        # again within the horizon)
+        self._retired = {k: (t, p) for k, (t, p) in self._retired.items()
+                         if p in self._picks or t >= horizon}
         for eid, ev in list(self._open.items()):
             if final or max(a.pick.time_ns for a in ev.arrivals) < horizon:
                 for pid in ev.pick_ids:

@@ -112,5 +112,16 @@ def test_dropped_event_gets_a_deletion_message_and_late_picks_are_counted(
     assert [a.details["deleted"] for a in second] == [True]
     assert second[0].details["event_id"] == first[0].details["event_id"]
     assert second[0].details["update"] == 1
+    # the nearest stations' S then come in: the event forms again from the same earliest pick.
+    # It gets a new id: the old one's update 0 alert id again would be dropped as a repeat
+    # by consumers that drop repeated ids (found in the Iceland restage: 81a405, update 0 twice)
+    s_near = [p for p in picks if p.key in near[:6] and p.phase.value == "S"
+              and p.time_ns > min(q.time_ns for q in four)]
+    third = stage.add([as_alert(p) for p in s_near])
+    third += stage.advance((stage._newest_ns or 0) + 2 * NS_PER_S)
+    assert [a.details["deleted"] for a in third] == [False]
+    assert len(third[0].details["pick_ids"]) > len(first[0].details["pick_ids"])
+    assert third[0].details["event_id"] != first[0].details["event_id"]
+    assert len({a.id for a in first + second + third}) == 3
     stage.add([as_alert(Pick("y", "SY", "S0000", four[0].phase, T0 + 400 * NS_PER_S))])
     assert stage.add([as_alert(four[0])]) == [] and stage.late_picks == 1
