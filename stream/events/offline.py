@@ -64,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
     tt = cfg.travel_times()
     assoc = Associator(cfg.stations, tt, cfg.associator_config(), cfg.ml_scale)
     events, rest = assoc.associate(picks, amps)
+    unknown = sum(assoc.unknown_stations.values())
+    if unknown == len(picks):
+        from geosentry.stream.errors import GeosentryError
+
+        raise GeosentryError(
+            f"none of the {len(picks)} picks' stations is in the inventory {args.inventory} "
+            f"(e.g. {', '.join(sorted(assoc.unknown_stations)[:5])}; a pick finds its station "
+            f"by NET.STA, else by its code where that is unique in the inventory)")
     write_quakeml(events, args.out)
     deep = [e for e in events if tt.at_bottom(e.depth_km)]
     if deep:
@@ -72,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
               f"depth not to be trusted; a larger --max-depth-km searches there): "
               f"{', '.join(e.id for e in deep[:5])}{' ...' if len(deep) > 5 else ''}",
               file=sys.stderr)
-    unknown = sum(assoc.unknown_stations.values())
     print(f"{len(events)} events from {len(picks)} picks ({len(rest)} unassociated, {unknown} "
           f"of stations not in the inventory: {sorted(assoc.unknown_stations)[:10]}, "
           f"{assoc.duplicates} duplicates) written to {args.out}", file=sys.stderr)

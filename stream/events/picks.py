@@ -15,7 +15,6 @@ skipped, counted in one log line per file.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from decimal import Decimal, InvalidOperation
@@ -24,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from geosentry.stream.errors import GeosentryError
+from geosentry.stream.events import csvfile
 from geosentry.stream.records import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -145,13 +145,18 @@ def read_picks(path: str | Path) -> tuple[list[Pick], list[Amplitude]]:
 
 
 def _read_csv(p: Path) -> tuple[list[Pick], list[Amplitude]]:
-    with p.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        table = csvfile.rows(p)
+    except csvfile.CsvTextError as exc:
+        raise PickFileError(f"picks {exc}") from exc
+    header = table[0] if table else []
     picks: list[Pick] = []
     amps: list[Amplitude] = []
     skipped: dict[str, int] = {}
-    for n, row in enumerate(rows, start=2):
-        r = _columns(row)
+    for n, cells in enumerate(table[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        r = _columns(dict(zip(header, cells)))
         try:
             net, sta, t = r.get("network", ""), r["station"], _ns(r["time"])
             hint = r.get("phase", "")
@@ -174,7 +179,7 @@ def _read_csv(p: Path) -> tuple[list[Pick], list[Amplitude]]:
     return picks, amps
 
 
-def _columns(row: dict[str | None, str | None]) -> dict[str, str]:
+def _columns(row: dict[str, str]) -> dict[str, str]:
     """A CSV row by the canonical column names (aliases mapped, ``station_id`` split)."""
     r: dict[str, str] = {}
     for k, v in row.items():

@@ -13,11 +13,11 @@ semicolon separated).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from geosentry.stream.errors import GeosentryError
+from geosentry.stream.events import csvfile
 
 
 class InventoryError(GeosentryError):
@@ -102,11 +102,10 @@ _ALIASES = {"network": ("network", "net"), "station": ("station", "sta", "name",
 
 
 def _csv(p: Path) -> Inventory:
-    with p.open(newline="") as f:
-        first = f.readline()
-        f.seek(0)
-        delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-        rows = list(csv.reader(f, delimiter=delimiter))
+    try:
+        rows = csvfile.rows(p)
+    except csvfile.CsvTextError as exc:
+        raise InventoryError(f"inventory {exc}") from exc
     if not rows:
         raise InventoryError(f"inventory {p}: empty")
     header = [h.strip().lower() for h in rows[0]]

@@ -108,3 +108,37 @@ def test_quakeflow_station_file_reads_as_stationxml(tmp_path: Path) -> None:
             a, b = want.lookup(net.code, sta.code), got.lookup(net.code, sta.code)
             assert a is not None and b is not None
             assert (b.lat_deg, b.lon_deg, b.elevation_m) == (a.lat_deg, a.lon_deg, a.elevation_m)
+
+
+def test_spreadsheet_csv_reads_as_the_plain_csv(tmp_path: Path) -> None:
+    """A spreadsheet's export: a UTF-8 byte-order mark, semicolons, CRLF line ends and blank
+    lines give the same picks and stations as the plain file (the mark used to end up in the
+    first column's name: every pick without its network)."""
+    from geosentry.stream.events.stations import read_inventory
+
+    cat = _select_out()
+    ref = [p for ev in cat for p in ev.picks if p.phase_hint in ("P", "S")]
+    rows = [("NZ", p.waveform_id.station_code, p.phase_hint, str(p.time)) for p in ref]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("network,station,phase,time\n" + "".join(",".join(r) + "\n" for r in rows))
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(b"\xef\xbb\xbf" + ("network;station;phase;time\r\n\r\n" + "".join(
+        ";".join(r) + "\r\n" for r in rows)).encode())
+    want, got = read_picks(plain)[0], read_picks(sheet)[0]
+    assert _plain(got) == _plain(want) and {p.network for p in got} == {"NZ"}
+    inv = tmp_path / "inv.csv"
+    inv.write_bytes(b"\xef\xbb\xbfnetwork;station;lat;lon;elevation\r\nNZ;WHYM;-43.4;170.3;9\r\n")
+    st = read_inventory(inv).lookup("NZ", "WHYM")
+    assert st is not None and (st.lat_deg, st.elevation_m) == (-43.4, 9.0)
+
+
+def test_text_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    from geosentry.stream.events.stations import InventoryError, read_inventory
+
+    f = tmp_path / "latin1.csv"
+    f.write_bytes("network,station,phase,time\nNZ,WHYM,P,2013-01-01T00:00:00 # Müller\n"
+                  .encode("latin-1"))
+    with pytest.raises(PickFileError, match=r"latin1.csv: not UTF-8 text \(byte \d+"):
+        read_picks(f)
+    with pytest.raises(InventoryError, match="latin1.csv: not UTF-8 text"):
+        read_inventory(f)

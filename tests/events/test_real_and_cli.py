@@ -108,6 +108,22 @@ def test_bad_pick_file_is_one_line_exit_2(tmp_path: Path) -> None:
     assert b"picks.csv row 2" in done.stdout and b"Traceback" not in done.stdout
 
 
+def test_picks_of_no_inventory_station_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Before, a pick file whose stations the inventory does not hold (another network code,
+    another file) wrote an empty catalogue with exit status 0."""
+    (tmp_path / "picks.csv").write_text("network,station,phase,time\n"
+                                        "XX,ABC,P,2013-01-01T00:00:00\n"
+                                        "XX,ABD,S,2013-01-01T00:00:03\n")
+    (tmp_path / "inv.csv").write_text("network,station,lat,lon,elevation\n"
+                                      "NZ,WHYM,-43.4,170.3,9\n")
+    done = _cli("associate", "--picks", str(tmp_path / "picks.csv"), "--inventory",
+                str(tmp_path / "inv.csv"), "--out", str(tmp_path / "o.xml"), tmp=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert b"none of the 2 picks' stations is in the inventory" in done.stdout
+    assert b"XX.ABC" in done.stdout and b"Traceback" not in done.stdout
+    assert not (tmp_path / "o.xml").exists()
+
+
 @pytest.mark.shared
 def test_a_runs_event_alerts_scored_against_the_reference(
         shared_data: Callable[[str], Path], tmp_path: Path) -> None:
