@@ -249,8 +249,10 @@ class Alert:
             basis += f"|{self.details.get('detector', '')}"
         if self.kind is AlertKind.HEALTH:  # several health events can share a time: tell them apart
             basis += f"|{self.channel}|{self.details.get('event', '')}|{self.details.get('detail', '')}"
-        if self.kind is AlertKind.EVENT:  # one id per event and update (its origin time moves)
-            basis = f"event|{self.details.get('event_id', '')}|{self.details.get('update', 0)}"
+        if self.kind is AlertKind.EVENT:  # one id per event version: its id, update, content
+            content = json.dumps(self.details, sort_keys=True, default=str)
+            basis = (f"event|{self.details.get('event_id', '')}|{self.details.get('update', 0)}"
+                     f"|{hashlib.sha256(content.encode()).hexdigest()}")
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class EventService:
         self.events_total = Counter("geosentry_event_alerts", "Event alerts sent, by action "
                                     "(new, update, deleted)", ["action"], registry=r)
         self._late = 0
+        self._sent = dict(self.stage.sent)  # the stage's counts already in events_total
         from prometheus_client import Histogram
 
         self.update_seconds = Histogram(
@@ -156,11 +157,12 @@ class EventService:
         return [self._holds.pop(pid) for pid in gone]
 
     def _count(self, alerts: list[Alert]) -> None:
+        for action, n in self.stage.sent.items():
+            if n > self._sent[action]:
+                self.events_total.labels(action=action).inc(n - self._sent[action])
+                self._sent[action] = n
         for a in alerts:
-            action = ("deleted" if a.details.get("deleted") else
-                      "new" if a.details.get("update") == 0 else "update")
-            self.events_total.labels(action=action).inc()
-            if action != "deleted":
+            if not a.details.get("deleted"):
                 self._check_depth(a)
 
     def _check_depth(self, a: Alert) -> None:

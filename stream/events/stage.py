@@ -5,9 +5,10 @@ Pick alerts (``kind: "pick"``, phase P or S) are kept while their data time is w
 associated afresh (``Associator``: the result depends on the pick set only, so late and
 out-of-order picks change nothing once they are in). Each event found is matched to the open
 event it shares most picks with and keeps that event's id (the first event's id is derived from
-its earliest pick's id); an event whose origin or picks changed is emitted again with its
-``update`` number raised; an open event no longer found is emitted once with
-``details.deleted = true``. An event whose newest pick is more than ``horizon_s`` behind the
+its earliest pick's id); an event whose origin or picks changed is emitted again with a
+higher ``update`` (its data time in ms after the event's first pick: ``_version``); an open
+event no longer found is emitted once with ``details.deleted = true`` and its id is not used
+again while its earliest pick can be. An event whose newest pick is more than ``horizon_s`` behind the
 newest pick is final: its picks leave the pool. Picks older than the horizon when they arrive
 are counted (``late_picks``) and logged once; the pool is bounded (``max_picks``).
 
@@ -73,6 +74,9 @@ class EventStage:
         #: later event is never given one (the same earliest pick re-forming an event would
         #: repeat its alert ids: consumers that drop repeated ids would lose it)
         self._retired: dict[str, tuple[int, str]] = {}
+        #: open event id -> the data time its ``update`` numbers count from (its first
+        #: version's earliest pick: the pick its id derives from)
+        self._ref: dict[str, int] = {}
         self._newest_ns: int | None = None
         self._last_run_ns: int | None = None
         self.late_picks = 0
@@ -80,6 +84,8 @@ class EventStage:
         self.updates = 0
         self.final_events = 0
         self.slow_updates = 0
+        #: event alerts sent, by action: a new event, an update, a deletion
+        self.sent: dict[str, int] = {"new": 0, "update": 0, "deleted": 0}
 
     def add(self, alerts: list[Alert]) -> list[Alert]:
         """Take the pick alerts of a batch; event alerts when an update is due."""
@@ -185,17 +191,23 @@ class EventStage:
                 if self._same(old, ev):
                     nxt[ev.id] = old
                     continue
-                ev = replace(ev, update=old.update + 1)
+                ev = replace(ev, update=self._version(old.id, old.update))
+                self.sent["update"] += 1
             else:  # a new event: its id must not be one in use (its first pick left another)
                 eid = ev.id
                 while eid in nxt or eid in prev or eid in self._retired:
                     eid = hashlib.sha256(f"{eid}|next".encode()).hexdigest()[:32]
-                ev = replace(ev, id=eid)
+                self._ref[eid] = ev.first_pick_ns
+                ev = replace(ev, id=eid, update=self._version(eid, -1))
+                self.sent["new"] += 1
             nxt[ev.id] = ev
             out.append(self._alert(ev))
         for eid, old in prev.items():
             if eid not in nxt:
-                out.append(self._alert(replace(old, update=old.update + 1), deleted=True))
+                out.append(self._alert(replace(old, update=self._version(eid, old.update)),
+                                       deleted=True))
+                self.sent["deleted"] += 1
+                self._ref.pop(eid, None)
                 first = min((a.pick for a in old.arrivals),
                             key=lambda p: (p.time_ns, p.key, p.phase, p.id)).id
                 self._retired[eid] = (self._newest_ns or 0, first)
@@ -210,6 +222,7 @@ class EventStage:
                 for pid in ev.pick_ids:
                     self._forget(pid)
                 del self._open[eid]
+                self._ref.pop(eid, None)
                 self.final_events += 1
         held = {pid for ev in self._open.values() for pid in ev.pick_ids}  # open events' picks
         for pid in [p for p, pk in self._picks.items()
@@ -233,6 +246,15 @@ class EventStage:
         self.dropped_picks += excess
         log.warning("event stage: %d picks pending (max_picks %d): the %d oldest dropped",
                     len(self._picks) + excess, self.max_picks, excess)
+
+    def _version(self, eid: str, prev: int) -> int:
+        """An event's next ``update`` number: the data time of this association in ms after
+        its first pick, and above ``prev``. Counted in data time, not in updates sent, so a
+        restarted worker's versions of the data it had covered (re-read from its last commit,
+        associated in other batches) come out below the ones it sent before, and its versions
+        of new data above them: the highest update of an event id is its newest state."""
+        ms = ((self._newest_ns or 0) - self._ref.get(eid, 0)) // 1_000_000
+        return max(prev + 1, int(ms))
 
     @staticmethod
     def _same(a: Event, b: Event) -> bool:
