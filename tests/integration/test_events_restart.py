@@ -1,0 +1,141 @@
+"""Event alerts across a worker's crash, on the real broker: ``geosentry run`` with the events
+stage (``deploy/events/iceland.toml``: picker -> association -> location -> ML) reads the
+Iceland 2014 swarm from Kafka, is SIGKILLed mid-stream and restarted in the same consumer group.
+
+The restarted worker re-reads from its last commit, which the events stage keeps at its oldest
+pick (``stream/events/service.py``), and associates those picks again in other batches. Held
+against the no-fault run of the same input:
+
+* no alert id comes twice with different content (consumers that drop repeated ids lose
+  nothing): event alert ids derive from event id, update and content;
+* no pick alert is lost;
+* each earthquake's newest state (the highest ``update`` of its event id, ``stream/events/stage.py``)
+  is the no-fault run's: the same final pick sets, and no event id left standing that the
+  no-fault run does not end with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geosentry.stream.testing import publish
+from tests.integration.test_worker_restart import (_committed, _free_port, _records_read,
+                                                   _start, _strip, _term, _until_read,
+                                                   _until_stable)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.shared]
+SWARM = "events/iceland-2014-dike"
+
+
+def _records(root: Path) -> list[tuple[bytes, bytes]]:
+    """The swarm's cuts merged per channel, as 512-byte miniSEED records keyed ``NET.STA``, in
+    the order of their last samples (as a live feed interleaves them)."""
+    from obspy import Stream, read
+
+    from geosentry.stream.decode.mseed import decode_payload, encode_traces
+
+    st = Stream()
+    for f in sorted((root / "events").glob("*.m")):
+        st += read(str(f))
+    st.merge(method=1)  # the cuts overlap with identical samples
+    out = []
+    for tr in st.split():
+        tr.data = tr.data.astype("int32")
+        key = f"{tr.stats.network}.{tr.stats.station}".encode()
+        out += [(decode_payload(p, 0)[0].end_ns, key, p) for p in encode_traces(tr)]
+    return [(key, p) for _, key, p in sorted(out, key=lambda t: (t[0], t[1]))]
+
+
+def _config(root: Path, path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "deploy" / "events" / "iceland.toml").read_text()
+    text = text.replace('"../shared/data/events/iceland-2014-dike', f'"{root}')
+    path.write_text("shutdown_timeout_s = 30.0\n" + text)
+
+
+def _newest(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each event id's newest state: its alert with the highest update."""
+    out: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        if a["kind"] != "event":
+            continue
+        eid = a["details"]["event_id"]
+        if eid not in out or a["details"]["update"] > out[eid]["details"]["update"]:
+            out[eid] = a
+    return out
+
+
+def _standing(alerts: list[dict[str, Any]]) -> set[tuple[str, ...]]:
+    return {tuple(a["details"]["pick_ids"]) for a in _newest(alerts).values()
+            if not a["details"]["deleted"]}
+
+
+def test_sigkill_and_restart_keeps_every_event_alert(kafka_bootstrap: str, topic_name: str,
+                                                     tmp_path: Path,
+                                                     shared_data: Callable[[str], Path]) -> None:
+    root = shared_data(SWARM)
+    cfg = tmp_path / "events.toml"
+    _config(root, cfg)
+    waves = f"{topic_name}-waves"
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
+        records = _records(root)
+        total = len(records)
+        await publish(kafka_bootstrap, waves, records)
+        port = _free_port()
+        proc, log = _start(kafka_bootstrap, waves, f"{topic_name}-base", "base", cfg, 0, port)
+        try:
+            await _until_read(port, total, proc, log)
+            want = await _until_stable(kafka_bootstrap, f"{topic_name}-base")
+        finally:
+            _term(proc, log)
+        out = f"{topic_name}-fault"
+        port = _free_port()
+        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, 1, port)
+        logs = [log]
+        deadline = time.monotonic() + 180
+        try:  # killed after reading half the input and a commit: events are open then
+            while _records_read(port) < total / 2 or \
+                    await _committed(kafka_bootstrap, waves, "fault") <= 0:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no progress before the kill"
+                await asyncio.sleep(0.02)
+        finally:
+            proc.kill()  # SIGKILL: no drain, no final commit
+            proc.wait()
+        while (before := await _committed(kafka_bootstrap, waves, "fault")) < 0:
+            await asyncio.sleep(0.5)
+        port = _free_port()
+        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, 2, port)
+        logs.append(log)
+        try:
+            await _until_read(port, total - before, proc, log)
+            got = await _until_stable(kafka_bootstrap, out)
+        finally:
+            _term(proc, log)
+        return want, got, logs
+
+    want, got, logs = asyncio.run(run())
+    events_want = [a for a in want if a["kind"] == "event"]
+    assert len(_standing(want)) >= 10, f"the no-fault run found too few events: {len(events_want)}"
+    sent: dict[str, str] = {}
+    for a in got:
+        assert sent.setdefault(a["id"], _strip(a)) == _strip(a), \
+            f"alert id {a['id']} sent twice with different content ({a['kind']})"
+    picks_want = {a["id"] for a in want if a["kind"] == "pick"}
+    lost = picks_want - {a["id"] for a in got if a["kind"] == "pick"}
+    assert not lost, f"{len(lost)} of {len(picks_want)} pick alerts lost"
+    assert "resumes at offset" in logs[1].read_text(), "the restart found no resume mark"
+    # the same earthquakes stand at the end, each as the no-fault run's last version
+    assert _standing(got) == _standing(want), (
+        f"standing after the restart: {len(_standing(got))}, no-fault: {len(_standing(want))}; "
+        f"only after the restart: {len(_standing(got) - _standing(want))}, only without it: "
+        f"{len(_standing(want) - _standing(got))}")
+    repeats = len(got) - len({a["id"] for a in got})
+    print(f"{len(events_want)} event alerts without the fault, {len(_standing(want))} events; "
+          f"{sum(a['kind'] == 'event' for a in got)} with it; {repeats} exact repeats")
