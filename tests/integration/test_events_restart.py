@@ -21,7 +21,6 @@ standing beside it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,7 @@ from typing import Any
 import pytest
 
 from geosentry.stream.testing import publish
-from tests.integration.test_worker_restart import (_committed, _free_port, _records_read,
-                                                   _start, _strip, _term, _until_read,
-                                                   _until_stable)
+from tests.integration.test_worker_restart import _killed_and_restarted, _no_fault, _strip
 
 pytestmark = [pytest.mark.kafka, pytest.mark.shared]
 SWARM = "events/iceland-2014-dike"
@@ -91,37 +88,10 @@ def test_sigkill_and_restart_keeps_every_event_alert(kafka_bootstrap: str, topic
         records = _records(root)
         total = len(records)
         await publish(kafka_bootstrap, waves, records)
-        port = _free_port()
-        proc, log = _start(kafka_bootstrap, waves, f"{topic_name}-base", "base", cfg, 0, port)
-        try:
-            await _until_read(port, total, proc, log)
-            want = await _until_stable(kafka_bootstrap, f"{topic_name}-base")
-        finally:
-            _term(proc, log)
-        out = f"{topic_name}-fault"
-        port = _free_port()
-        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, 1, port)
-        logs = [log]
-        deadline = time.monotonic() + 180
-        try:  # killed after reading half the input and a commit: events are open then
-            while _records_read(port) < total / 2 or \
-                    await _committed(kafka_bootstrap, waves, "fault") <= 0:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "no progress before the kill"
-                await asyncio.sleep(0.02)
-        finally:
-            proc.kill()  # SIGKILL: no drain, no final commit
-            proc.wait()
-        while (before := await _committed(kafka_bootstrap, waves, "fault")) < 0:
-            await asyncio.sleep(0.5)
-        port = _free_port()
-        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, 2, port)
-        logs.append(log)
-        try:
-            await _until_read(port, total - before, proc, log)
-            got = await _until_stable(kafka_bootstrap, out)
-        finally:
-            _term(proc, log)
+        want = await _no_fault(kafka_bootstrap, waves, f"{topic_name}-base", cfg, total)
+        # killed after reading half the input and a commit: events are open then
+        got, logs = await _killed_and_restarted(kafka_bootstrap, waves, f"{topic_name}-fault",
+                                                cfg, total, (0.5,))
         return want, got, logs
 
     want, got, logs = asyncio.run(run())

@@ -130,6 +130,56 @@ def _term(proc: subprocess.Popen[str], log: Path) -> None:
     assert rc == 0 and took_s < 30, f"exit {rc} after {took_s:.1f} s:\n{log.read_text()[-3000:]}"
 
 
+async def _no_fault(bootstrap: str, waves: str, out: str, cfg: Path, total: int
+                    ) -> list[dict[str, Any]]:
+    """The alerts of one worker (group ``base``) reading all ``total`` records of ``waves``
+    into ``out``, then stopped with SIGTERM."""
+    port = _free_port()
+    proc, log = _start(bootstrap, waves, out, "base", cfg, 0, port)
+    try:
+        await _until_read(port, total, proc, log)
+        return await _until_stable(bootstrap, out)
+    finally:
+        _term(proc, log)
+
+
+async def _killed_and_restarted(bootstrap: str, waves: str, out: str, cfg: Path, total: int,
+                                kill_at: tuple[float, ...]
+                                ) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Workers of group ``fault`` reading ``waves`` into ``out``, each SIGKILLed once it has
+    read ``kill_at[n]`` of the input (from its restart point) and committed; then one that
+    reads to the end and is stopped with SIGTERM: ``out``'s alerts and the workers' logs."""
+    logs = []
+    for n, fraction in enumerate(kill_at):
+        port = _free_port()
+        while (before := await _committed(bootstrap, waves, "fault")) < 0:
+            await asyncio.sleep(0.5)
+        proc, log = _start(bootstrap, waves, out, "fault", cfg, n, port)
+        logs.append(log)
+        deadline = time.monotonic() + 180
+        try:
+            while (read := _records_read(port)) < fraction * total or \
+                    await _committed(bootstrap, waves, "fault") <= before:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no progress before the kill"
+                await asyncio.sleep(0.02)
+            print(f"run {n}: killed after reading {read:.0f} records")
+        finally:
+            proc.kill()  # SIGKILL: no drain, no final commit
+            proc.wait()
+    port = _free_port()
+    before = await _committed(bootstrap, waves, "fault")
+    proc, log = _start(bootstrap, waves, out, "fault", cfg, len(kill_at), port)
+    logs.append(log)
+    try:
+        # all of the input read before waiting for quiet: re-reading the warm-up sends
+        # nothing for a while, which a loaded machine once stretched past the quiet time
+        await _until_read(port, total - before, proc, log)
+        return await _until_stable(bootstrap, out), logs
+    finally:
+        _term(proc, log)
+
+
 def _strip(alert: dict[str, Any]) -> str:
     """An alert without what differs between deliveries (when it was emitted, its latency)."""
     return json.dumps({k: v for k, v in alert.items() if k not in ("emitted_at", "latency_s")},
@@ -146,43 +196,9 @@ def test_sigkill_and_restart_repeats_the_same_alerts(kafka_bootstrap: str, topic
         records = long_network(STATIONS, REPEATS)
         total = len(records)
         await publish(kafka_bootstrap, waves, records)
-        port = _free_port()
-        proc, log = _start(kafka_bootstrap, waves, f"{topic_name}-base", "base", cfg, 0, port)
-        try:
-            await _until_read(port, total, proc, log)
-            want = await _until_stable(kafka_bootstrap, f"{topic_name}-base")
-        finally:
-            _term(proc, log)
-        out = f"{topic_name}-fault"
-        logs = []
-        for n, fraction in enumerate(KILL_AT):
-            port = _free_port()
-            while (before := await _committed(kafka_bootstrap, waves, "fault")) < 0:
-                await asyncio.sleep(0.5)
-            proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, n, port)
-            logs.append(log)
-            deadline = time.monotonic() + 180
-            try:
-                while (read := _records_read(port)) < fraction * total or \
-                        await _committed(kafka_bootstrap, waves, "fault") <= before:
-                    assert proc.poll() is None, log.read_text()[-3000:]
-                    assert time.monotonic() < deadline, "no progress before the kill"
-                    await asyncio.sleep(0.02)
-                print(f"run {n}: killed after reading {read:.0f} records")
-            finally:
-                proc.kill()  # SIGKILL: no drain, no final commit
-                proc.wait()
-        port = _free_port()
-        before = await _committed(kafka_bootstrap, waves, "fault")
-        proc, log = _start(kafka_bootstrap, waves, out, "fault", cfg, len(KILL_AT), port)
-        logs.append(log)
-        try:
-            # all of the input read before waiting for quiet: re-reading the warm-up sends
-            # nothing for a while, which a loaded machine once stretched past the quiet time
-            await _until_read(port, total - before, proc, log)
-            got = await _until_stable(kafka_bootstrap, out)
-        finally:
-            _term(proc, log)
+        want = await _no_fault(kafka_bootstrap, waves, f"{topic_name}-base", cfg, total)
+        got, logs = await _killed_and_restarted(kafka_bootstrap, waves, f"{topic_name}-fault",
+                                                cfg, total, KILL_AT)
         return want, got, logs
 
     want, got, logs = asyncio.run(run())
