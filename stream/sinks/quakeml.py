@@ -3,9 +3,12 @@
 Each event alert (``geosentry.stream.events``) rewrites its event's file with the new version:
 origin with uncertainties and quality, picks and arrivals, Wood-Anderson amplitudes, station
 magnitudes, ML and Mpd (``quakeml.event_from_details``). A deletion message removes the file.
-Other alert kinds are not written. Files are replaced atomically (written beside, fsync'ed,
-renamed), so a reader never sees half a file, and the rename is durable before ``send``
-returns (the pipeline then commits the input). A folder that does not exist is a configuration
+Other alert kinds are not written. A file holds its event's newest state: a version whose
+``update`` is below the one in the file is not written (after a restart a worker re-sends
+versions of the events it had open, with lower ``update`` numbers than the last ones it sent:
+``stream/events/stage.py``), nor is a deletion older than the file. Files are replaced
+atomically (written beside, fsync'ed, renamed), so a reader never sees half a file, and the
+rename is durable before ``send`` returns (the pipeline then commits the input). A folder that does not exist is a configuration
 error at start-up; a write that fails later (disk full) is a retriable ``SinkError``.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 from geosentry.stream.errors import NotStartedError, SinkError
@@ -24,6 +28,9 @@ class QuakeMLSink:
         self.folder = Path(folder)
         self.name = "quakeml"
         self._started = False
+        #: event id -> the update of the version in its file (or of its deletion) this process
+        #: knows of; files written before it started are read when their event comes again
+        self._updates: dict[str, int] = {}
 
     async def start(self) -> None:
         if not self.folder.is_dir():
@@ -40,14 +47,23 @@ class QuakeMLSink:
         last: dict[str, Alert] = {}
         for a in alerts:
             a.emitted_ns = a.emitted_ns or stamp
-            if a.kind is AlertKind.EVENT:
-                last[str(a.details["event_id"])] = a  # only an event's newest version matters
+            if a.kind is AlertKind.EVENT:  # only an event's newest version matters
+                eid = str(a.details["event_id"])
+                if eid not in last or _update(a) >= _update(last[eid]):
+                    last[eid] = a
         if last:
             await asyncio.to_thread(self._write_all, list(last.values()))
 
     def _write_all(self, alerts: list[Alert]) -> None:
         for a in alerts:
-            path = self.folder / f"{a.details['event_id']}.xml"
+            eid = str(a.details["event_id"])
+            path = self.folder / f"{eid}.xml"
+            held = self._updates.get(eid)
+            if held is None:
+                held = self._updates[eid] = _update_in(path, eid)
+            if _update(a) < held:
+                continue  # a version older than the one kept (re-sent after a restart)
+            self._updates[eid] = _update(a)
             try:
                 if a.details.get("deleted"):
                     path.unlink(missing_ok=True)
@@ -77,3 +93,18 @@ class QuakeMLSink:
 
     async def stop(self) -> None:
         self._started = False
+
+
+def _update(a: Alert) -> int:
+    return int(a.details.get("update", 0))
+
+
+def _update_in(path: Path, eid: str) -> int:
+    """The update of the version in an event's file (its origin's id ends ``<eid>/<update>``),
+    -1 where there is no file or none can be read from it."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return -1
+    found = re.findall(rf"{re.escape(eid)}/(\d+)", text)
+    return max((int(u) for u in found), default=-1)

@@ -94,6 +94,40 @@ def test_one_file_per_event_rewritten_on_update_removed_on_deletion(tmp_path: Pa
     assert os.listdir(tmp_path) == []
 
 
+def test_an_older_version_does_not_replace_the_newest(tmp_path: Path) -> None:
+    """After a restart a worker re-sends versions of the events it had open, with lower
+    ``update`` numbers than the last ones it sent (``EventStage._version``): the file keeps
+    the newest state, also for a sink started anew (it reads the update from the file), and
+    within one batch the highest update wins whatever the order."""
+    alerts = [a for a in _event_alerts() if not a.details["deleted"]]
+    assert len(alerts) >= 3
+    newest, older = alerts[-1], alerts[:-1]
+    assert all(a.details["update"] < newest.details["update"] for a in older)
+    path = tmp_path / f"{newest.details['event_id']}.xml"
+
+    def update_in_file() -> str:
+        return str(obspy.read_events(str(path))[0].preferred_origin().resource_id).rsplit("/", 1)[1]
+
+    async def go() -> None:
+        sink = open_sink(f"quakeml:{tmp_path}")
+        await sink.start()
+        await sink.send([newest, older[0]])  # one batch, the newest first
+        assert update_in_file() == str(newest.details["update"])
+        await sink.send([older[1]])
+        await sink.stop()
+        restarted = open_sink(f"quakeml:{tmp_path}")  # knows nothing but the file
+        await restarted.start()
+        await restarted.send(older)
+        assert update_in_file() == str(newest.details["update"])
+        stale = Alert(AlertKind.EVENT, "XX", "*", "", "", newest.time_ns, 4.0, 4.0, PICKER, 0,
+                      details={**older[0].details, "deleted": True})
+        await restarted.send([stale])  # a deletion older than the file's version
+        assert path.exists()
+        await restarted.stop()
+
+    asyncio.run(go())
+
+
 def test_start_up_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="not a folder"):
         asyncio.run(open_sink(f"quakeml:{tmp_path / 'missing'}").start())
