@@ -260,12 +260,19 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def event_versions(alerts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """A run's event alerts (JSON objects) by event id, in the order they were sent."""
+    """A run's event alerts (JSON objects) by event id, in ``update`` order (the newest state
+    last; the order sent where equal): a file appended to by a restarted worker holds
+    re-sent versions with lower updates after the newer ones (``EventStage._version``).
+
+    >>> v = lambda u: {"kind": "event", "details": {"event_id": "e", "update": u}}
+    >>> [a["details"]["update"] for a in event_versions([v(900), v(4000), v(2500)])["e"]]
+    [900, 2500, 4000]
+    """
     out: dict[str, list[dict[str, Any]]] = {}
     for a in alerts:
         if a["kind"] == "event":
             out.setdefault(a["details"]["event_id"], []).append(a)
-    return out
+    return {k: sorted(vs, key=lambda a: int(a["details"]["update"])) for k, vs in out.items()}
 
 
 def score_alerts(ds: Dataset, path: Path) -> str:
