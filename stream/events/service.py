@@ -71,7 +71,7 @@ class EventService:
         self._updates_seen = 0
         r = metrics.registry
         self.picks_total = Counter("geosentry_event_picks", "Pick alerts offered to the events "
-                                   "stage, by outcome (taken, unknown_station, late, duplicate)",
+                                   "stage, by outcome (taken, unknown_station, late, future, duplicate)",
                                    ["outcome"], registry=r)
         self.events_total = Counter("geosentry_event_alerts", "Event alerts sent, by action "
                                     "(new, update, deleted)", ["action"], registry=r)
@@ -103,10 +103,9 @@ class EventService:
         delivered."""
         out = list(alerts)
         picks: list[Alert] = []
-        now_ns = 0
         for w, batch in results:
             self.bins.add(w)
-            now_ns = max(now_ns, w.end_ns)
+            self.stage.data_clock.station(w.instrument.station_key, w.end_ns)
             replay = getattr(w, "replay", False)  # delivered before a restart: state only
             for a in batch:
                 if a.kind is not AlertKind.PICK or a.phase not in ("P", "S") or a.station == "*":
@@ -118,13 +117,16 @@ class EventService:
                     self._holds[a.id] = (w.instrument, self.tracker.begin(w.instrument,
                                                                           w.start_ns))
                 picks.append(a)
-        late = self.stage.late_picks
+        late, future = self.stage.late_picks, self.stage.future_picks
         new = self.stage.add(picks) if picks else []
-        if self.stage.late_picks > late:
-            self.picks_total.labels(outcome="late").inc(self.stage.late_picks - late)
-        self.picks_total.labels(outcome="taken").inc(len(picks) - (self.stage.late_picks - late))
-        if now_ns:
-            new += self.stage.advance(now_ns)
+        late, future = self.stage.late_picks - late, self.stage.future_picks - future
+        if late:
+            self.picks_total.labels(outcome="late").inc(late)
+        if future:
+            self.picks_total.labels(outcome="future").inc(future)
+        self.picks_total.labels(outcome="taken").inc(len(picks) - late - future)
+        if results:
+            new += self.stage.advance()
         self._count(new)
         return out + new, self._released()
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, KeysView
 from dataclasses import replace
 
 from geosentry.stream.events.associate import Associator
+from geosentry.stream.events.clock import DataClock
 from geosentry.stream.events.picks import Amplitude, Phase, Pick
 from geosentry.stream.events.types import Event
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
@@ -80,6 +81,11 @@ class EventStage:
         self._newest_ns: int | None = None
         self._last_run_ns: int | None = None
         self.late_picks = 0
+        #: picks dated past data time by more than the horizon, and their stations (logged)
+        self.future_picks = 0
+        self._future_logged: set[str] = set()
+        #: data time: the stations' progress, robust to one whose clock is wrong
+        self.data_clock = DataClock(self.horizon_ns, associator.cfg.min_stations - 1)
         self.dropped_picks = 0
         self.updates = 0
         self.final_events = 0
@@ -92,6 +98,9 @@ class EventStage:
         changed = False
         for a in alerts:
             if a.kind is not AlertKind.PICK or a.phase not in ("P", "S") or a.station == "*":
+                continue
+            if self.data_clock.ahead(a.time_ns):
+                self._future(a)
                 continue
             if self._newest_ns is not None and a.time_ns < self._newest_ns - self.horizon_ns:
                 if self.late_picks == 0:
@@ -111,23 +120,44 @@ class EventStage:
             if isinstance(amp, (int, float)) and amp > 0:
                 self._amps[pid] = Amplitude(pid + "-amp", a.network, a.station, float(amp),
                                             None, a.time_ns)
-            self._newest_ns = max(self._newest_ns or a.time_ns, a.time_ns)
+            self.data_clock.saw(a.time_ns)
             changed = True
+        self._tick()
         if not changed or self._newest_ns is None:
             return []
         if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self._gap_ns:
             return []
         return self._update(final=False)
 
-    def advance(self, now_ns: int) -> list[Alert]:
-        """Data time moved to ``now_ns`` (windows went on without picks): an update when one is
-        due, so events refine their magnitudes and become final on a quiet stream."""
-        if not self._picks and not self._open:
+    def advance(self, now_ns: int | None = None) -> list[Alert]:
+        """Data time moved on (windows went on without picks: their ends given to
+        ``data_clock`` per station, or ``now_ns`` where there are no stations): an update when
+        one is due, so events refine their magnitudes and become final on a quiet stream."""
+        if now_ns is not None:
+            self.data_clock.saw(now_ns)
+        self._tick()
+        if (not self._picks and not self._open) or self._newest_ns is None:
             return []
-        self._newest_ns = max(self._newest_ns or now_ns, now_ns)
         if self._last_run_ns is not None and self._newest_ns - self._last_run_ns < self._gap_ns:
             return []
         return self._update(final=False)
+
+    def _tick(self) -> None:
+        now = self.data_clock.now()
+        if now is not None:
+            self._newest_ns = max(self._newest_ns or now, now)
+
+    def _future(self, a: Alert) -> None:
+        """A pick dated more than ``horizon_s`` past data time: counted, logged once per
+        station, kept out (its station's clock is ahead; ``data_clock``)."""
+        self.future_picks += 1
+        key = f"{a.network}.{a.station}"
+        if key not in self._future_logged:
+            self._future_logged.add(key)
+            log.warning("pick %s %s dated %.1f s past the stations' data time (horizon %.0f "
+                        "s): its clock is ahead? not associated (counted as future_picks)",
+                        key, a.phase, (a.time_ns - (self.data_clock.now() or 0)) / NS_PER_S,
+                        self.horizon_ns / NS_PER_S)
 
     @property
     def pick_ids(self) -> KeysView[str]:

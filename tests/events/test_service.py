@@ -113,7 +113,8 @@ def test_picks_hold_their_input_until_the_final_event_is_delivered(tmp_path: Pat
         tracker.end(w.instrument, t)
     assert tracker.committable(lambda i: None) == {}, "committed before the event was final"
     # data time moves on past the horizon: the event is final, its picks leave the stage
-    later = [(_window(*stations[0].split("."), T0 + 200 * NS_PER_S), [])]
+    # (data time is what min_stations - 1 stations have reached: events/clock.py)
+    later = [(_window(*key.split("."), T0 + 200 * NS_PER_S), []) for key in stations[:3]]
     out, ends = svc.take(later, [])
     assert len(ends) == len(picks) and svc.held == 0
     assert tracker.committable(lambda i: None) == {}, "ends run only once delivered"
@@ -263,6 +264,41 @@ def test_station_without_metadata_one_health_alert_picks_kept_out(
         == len(flur)
     events = _finals(run.sink.alerts)
     assert events and not any(flur & set(e.details["pick_ids"]) for e in events)
+
+
+@pytest.mark.shared
+def test_a_station_whose_clock_is_an_hour_ahead_stops_nothing(
+        shared_data: Callable[[str], Path], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The swarm with DYSA's recordings dated an hour late (a digitiser that lost its GPS
+    time), replayed from files: DYSA's picks are counted as ``future`` with one line naming
+    the station, and kept out of events. (A file replay reads records in time order, so here
+    DYSA's come last: before ``events/clock.py`` this lost 1 of 10 matches and 17 picks were
+    late; in a live feed it stopped the stage, ``tests/integration/test_events_clock.py``.)"""
+    import logging
+
+    root = shared_data(ICELAND)
+    waves = tmp_path / "waves"
+    waves.mkdir()
+    for f in sorted((root / "events").glob("*.m")):
+        st = obspy.read(str(f))
+        for tr in st.select(station="DYSA"):
+            tr.stats.starttime += 3600.0
+        st.write(str(waves / f.name), format="MSEED")
+    cfg = load_config_dict(_iceland_config(root, root / "stations.csv"))
+    with caplog.at_level(logging.WARNING, logger="geosentry.stream.events.stage"):
+        run = asyncio.run(run_pipeline([open_source(str(waves), 0.0)], cfg, timeout_s=120.0))
+    assert run.summary.exit_code == 0
+    dysa = {a.id for a in run.sink.alerts if a.kind is AlertKind.PICK and a.station == "DYSA"}
+    assert dysa, "DYSA has picks in these cuts"
+    assert run.metrics.value("geosentry_event_picks_total", outcome="future") == len(dysa)
+    assert run.metrics.value("geosentry_event_picks_total", outcome="late") == 0
+    lines = [r.getMessage() for r in caplog.records if "future_picks" in r.getMessage()]
+    assert len(lines) == 1 and "Z7.DYSA" in lines[0], lines
+    events = _finals(run.sink.alerts)
+    assert not any(dysa & set(e.details["pick_ids"]) for e in events)
+    matched = _match(events, _reference(root))
+    assert len(matched) >= 5, [a.details["origin"] for a in events]  # as the swarm's own test
 
 
 def test_gain_from_stationxml_responses_else_configured(tmp_path: Path) -> None:

@@ -34,9 +34,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.shared]
 SWARM = "events/iceland-2014-dike"
 
 
-def _records(root: Path) -> list[tuple[bytes, bytes]]:
+def _records(root: Path, late_s: dict[str, float] | None = None) -> list[tuple[bytes, bytes]]:
     """The swarm's cuts merged per channel, as 512-byte miniSEED records keyed ``NET.STA``, in
-    the order of their last samples (as a live feed interleaves them)."""
+    the order of their last samples (as a live feed interleaves them); ``late_s``: stations
+    whose records are dated that much late (a clock ahead), in the same place of the feed."""
     from obspy import Stream, read
 
     from geosentry.stream.decode.mseed import decode_payload, encode_traces
@@ -49,7 +50,10 @@ def _records(root: Path) -> list[tuple[bytes, bytes]]:
     for tr in st.split():
         tr.data = tr.data.astype("int32")
         key = f"{tr.stats.network}.{tr.stats.station}".encode()
-        out += [(decode_payload(p, 0)[0].end_ns, key, p) for p in encode_traces(tr)]
+        shift_s = (late_s or {}).get(tr.stats.station, 0.0)
+        tr.stats.starttime += shift_s
+        out += [(decode_payload(p, 0)[0].end_ns - int(shift_s * 1e9), key, p)
+                for p in encode_traces(tr)]
     return [(key, p) for _, key, p in sorted(out, key=lambda t: (t[0], t[1]))]
 
 
