@@ -27,8 +27,7 @@ def test_one_station_an_hour_ahead_stops_no_event(kafka_bootstrap: str, topic_na
                                                    tmp_path: Path,
                                                    shared_data: Callable[[str], Path]) -> None:
     root = shared_data(SWARM)
-    cfg = tmp_path / "events.toml"
-    _config(root, cfg)
+    cfg = _config(root, tmp_path)
 
     async def run(name: str, late_s: dict[str, float]) -> list[dict[str, Any]]:
         records = _records(root, late_s)

@@ -57,10 +57,13 @@ def _records(root: Path, late_s: dict[str, float] | None = None) -> list[tuple[b
     return [(key, p) for _, key, p in sorted(out, key=lambda t: (t[0], t[1]))]
 
 
-def _config(root: Path, path: Path) -> None:
+def _config(root: Path, folder: Path) -> Path:
+    """``deploy/events/iceland.toml`` with the swarm at ``root``, written in ``folder``."""
     text = (Path(__file__).resolve().parents[2] / "deploy" / "events" / "iceland.toml").read_text()
     text = text.replace('"../shared/data/events/iceland-2014-dike', f'"{root}')
+    path = folder / "events.toml"
     path.write_text("shutdown_timeout_s = 30.0\n" + text)
+    return path
 
 
 def _newest(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -84,9 +87,7 @@ def test_sigkill_and_restart_keeps_every_event_alert(kafka_bootstrap: str, topic
                                                      tmp_path: Path,
                                                      shared_data: Callable[[str], Path]) -> None:
     root = shared_data(SWARM)
-    cfg = tmp_path / "events.toml"
-    _config(root, cfg)
-    waves = f"{topic_name}-waves"
+    cfg, waves = _config(root, tmp_path), f"{topic_name}-waves"
 
     async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
         records = _records(root)
