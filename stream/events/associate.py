@@ -33,7 +33,7 @@ from geosentry.stream.events.gridsearch import GridSearch, coarse_grid_depths, f
 from geosentry.stream.events.locate import (Hypocentre, Observations, Projection,
                                             azimuthal_gap_deg, geiger)
 from geosentry.stream.events.magnitude import MLScale, event_ml
-from geosentry.stream.events.picks import Amplitude, Phase, Pick
+from geosentry.stream.events.picks import Amplitude, Phase, Pick, earliest
 from geosentry.stream.events.pool import AssociatorConfig, Pool
 from geosentry.stream.events.stations import Inventory, Station
 from geosentry.stream.events.types import Arrival, Event, StationMagnitude
@@ -425,7 +425,7 @@ class Associator:
                                  round(float(a), 1))
                          for i, r, d, a in zip(idx.tolist(), hypo.residuals_s,
                                                hypo.distances_km, az))
-        first = min((a.pick for a in arrivals), key=lambda p: (p.time_ns, p.key, p.phase, p.id))
+        first = earliest(a.pick for a in arrivals)
         eid = hashlib.sha256(f"event|{first.id}".encode()).hexdigest()[:32]
         gap = azimuthal_gap_deg(*self._unique_xy(obs), hypo.x_km, hypo.y_km)
         return Event(eid, pool.ref_ns + int(round(hypo.t0_s * NS_PER_S)), lat, lon,

@@ -26,6 +26,8 @@ True
 
 from __future__ import annotations
 
+import heapq
+
 
 class DataClock:
     def __init__(self, horizon_ns: int, quorum: int) -> None:
@@ -42,18 +44,17 @@ class DataClock:
             self._now = None
 
     def saw(self, t_ns: int) -> None:
-        """A pick at ``t_ns``, or data time ``t_ns`` reported without a station."""
+        """A pick at ``t_ns``, or data time ``t_ns`` reported without a station (where there
+        are stations, their progress alone is data time: nothing to recompute)."""
         if self._newest is None or t_ns > self._newest:
             self._newest = t_ns
-            self._now = None
 
     def now(self) -> int | None:
         """Data time (see the module doc); None before anything was seen."""
         if self._now is None:
             if not self._stations:
                 return self._newest
-            v = sorted(self._stations.values(), reverse=True)
-            self._now = v[min(self.quorum, len(v)) - 1]
+            self._now = heapq.nlargest(self.quorum, self._stations.values())[-1]
         return self._now
 
     def ahead(self, t_ns: int) -> bool:

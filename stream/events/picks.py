@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 from enum import StrEnum
@@ -71,6 +72,12 @@ class Amplitude:
     @property
     def key(self) -> str:
         return f"{self.network}.{self.station}"
+
+
+def earliest(picks: Iterable[Pick]) -> Pick:
+    """The first of ``picks`` by (time, station, phase, id): the pick an event's id derives
+    from (``Associator``), and what ``EventStage`` keeps of a deleted event."""
+    return min(picks, key=lambda p: (p.time_ns, p.key, p.phase, p.id))
 
 
 def pick_id(network: str, station: str, phase: str, time_ns: int) -> str:

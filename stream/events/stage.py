@@ -35,7 +35,7 @@ from dataclasses import replace
 
 from geosentry.stream.events.associate import Associator
 from geosentry.stream.events.clock import DataClock
-from geosentry.stream.events.picks import Amplitude, Phase, Pick
+from geosentry.stream.events.picks import Amplitude, Phase, Pick, earliest
 from geosentry.stream.events.types import Event
 from geosentry.stream.records import NS_PER_S, Alert, AlertKind, ModelRef
 
@@ -238,8 +238,7 @@ class EventStage:
                                        deleted=True))
                 self.sent["deleted"] += 1
                 self._ref.pop(eid, None)
-                first = min((a.pick for a in old.arrivals),
-                            key=lambda p: (p.time_ns, p.key, p.phase, p.id)).id
+                first = earliest(a.pick for a in old.arrivals).id
                 self._retired[eid] = (self._newest_ns or 0, first)
         self._open = nxt
         horizon = (self._newest_ns or 0) - self.horizon_ns

@@ -17,10 +17,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 from geosentry.stream.errors import NotStartedError, SinkError
 from geosentry.stream.records import Alert, AlertKind, now_ns
+
+
+#: event ids whose file's update the sink remembers (a restart re-sends only events of the last
+#: ``horizon_s``; the others are read from their files)
+KNOWN = 10_000
 
 
 class QuakeMLSink:
@@ -28,9 +34,10 @@ class QuakeMLSink:
         self.folder = Path(folder)
         self.name = "quakeml"
         self._started = False
-        #: event id -> the update of the version in its file (or of its deletion) this process
-        #: knows of; files written before it started are read when their event comes again
-        self._updates: dict[str, int] = {}
+        #: event id -> the update of the version in its file (or of its deletion), the
+        #: ``KNOWN`` most recent; files written before (or forgotten) are read when their event
+        #: comes again
+        self._updates: OrderedDict[str, int] = OrderedDict()
 
     async def start(self) -> None:
         if not self.folder.is_dir():
@@ -64,6 +71,9 @@ class QuakeMLSink:
             if _update(a) < held:
                 continue  # a version older than the one kept (re-sent after a restart)
             self._updates[eid] = _update(a)
+            self._updates.move_to_end(eid)
+            if len(self._updates) > KNOWN:  # bounded over months of events
+                self._updates.popitem(last=False)
             try:
                 if a.details.get("deleted"):
                     path.unlink(missing_ok=True)
